@@ -1,0 +1,309 @@
+//! CPU kernels: strided GEMM (matrixmultiply), convolution as im2col + GEMM,
+//! pooling, and the fused softmax / softmax-cross-entropy.
+//!
+//! Conventions: images are NCHW and contiguous (`as_standard_layout` first);
+//! matrices may have any strides, so transposes cost nothing.
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
+
+/// `c = a @ b + beta * c` for 2-d views with arbitrary strides.
+pub fn gemm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert_eq!(k, k2, "gemm: inner dimensions differ ({m}x{k} @ {k2}x{n})");
+    assert_eq!(c.dim(), (m, n), "gemm: output has the wrong shape");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.mapv_inplace(|v| v * beta);
+        return;
+    }
+    let (rsa, csa) = (a.strides()[0], a.strides()[1]);
+    let (rsb, csb) = (b.strides()[0], b.strides()[1]);
+    let (rsc, csc) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: the views guarantee that every (row, col) within their dims, at
+    // their strides, is in bounds; the shapes were checked above and `c` is a
+    // unique mutable view, so it aliases neither input.
+    unsafe {
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
+    }
+}
+
+pub fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let mut c = Array2::zeros((a.nrows(), b.ncols()));
+    gemm_into(a, b, 0.0, &mut c.view_mut());
+    c
+}
+
+/// Batched `a[i] @ b[i]` over the leading axis.
+pub fn batched_gemm(a: ArrayView3<f32>, b: ArrayView3<f32>) -> Array3<f32> {
+    let batch = a.len_of(Axis(0));
+    assert_eq!(batch, b.len_of(Axis(0)), "batched matmul: batch sizes differ");
+    let mut c = Array3::zeros((batch, a.len_of(Axis(1)), b.len_of(Axis(2))));
+    for i in 0..batch {
+        gemm_into(a.index_axis(Axis(0), i), b.index_axis(Axis(0), i), 0.0, &mut c.index_axis_mut(Axis(0), i));
+    }
+    c
+}
+
+/// The geometry of a 2-d convolution or pooling window over NCHW input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    /// Padding: top, bottom, left, right (TF "same" padding may be asymmetric).
+    pub pad: [usize; 4],
+}
+
+impl Window {
+    pub fn out_h(&self) -> usize {
+        (self.h + self.pad[0] + self.pad[1] - self.kh) / self.sh + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + self.pad[2] + self.pad[3] - self.kw) / self.sw + 1
+    }
+}
+
+/// Unfolds image patches: `x` [N,C,H,W] -> cols [C*KH*KW, N*OH*OW], where row
+/// `(c*KH + i)*KW + j` holds input pixel `(i, j)` of each window.
+pub fn im2col(x: &[f32], g: &Window) -> Array2<f32> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let cols_per_image = oh * ow;
+    let ncols = g.n * cols_per_image;
+    let mut cols = Array2::<f32>::zeros((g.c * g.kh * g.kw, ncols));
+    let out = cols.as_slice_mut().unwrap();
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = (c * g.kh + i) * g.kw + j;
+                let dst_row = &mut out[row * ncols..(row + 1) * ncols];
+                for n in 0..g.n {
+                    let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+                    let dst = &mut dst_row[n * cols_per_image..][..cols_per_image];
+                    window_rows(g, i, j, ow, |oy, iy, ox_range, ix0| {
+                        let src = &plane[iy * g.w..][..g.w];
+                        let d = &mut dst[oy * ow..][..ow];
+                        if g.sw == 1 {
+                            d[ox_range.clone()].copy_from_slice(&src[ix0..ix0 + ox_range.len()]);
+                        } else {
+                            for (k, ox) in ox_range.enumerate() {
+                                d[ox] = src[ix0 + k * g.sw];
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+    cols
+}
+
+/// The adjoint of `im2col`: adds each column entry back onto the pixel it came from.
+pub fn col2im(cols: &[f32], g: &Window) -> Vec<f32> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let cols_per_image = oh * ow;
+    let ncols = g.n * cols_per_image;
+    let mut x = vec![0.0f32; g.n * g.c * g.h * g.w];
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = (c * g.kh + i) * g.kw + j;
+                let src_row = &cols[row * ncols..(row + 1) * ncols];
+                for n in 0..g.n {
+                    let plane = &mut x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+                    let src = &src_row[n * cols_per_image..][..cols_per_image];
+                    window_rows(g, i, j, ow, |oy, iy, ox_range, ix0| {
+                        let dst = &mut plane[iy * g.w..][..g.w];
+                        let s = &src[oy * ow..][..ow];
+                        for (k, ox) in ox_range.enumerate() {
+                            dst[ix0 + k * g.sw] += s[ox];
+                        }
+                    });
+                }
+            }
+        }
+    }
+    x
+}
+
+/// For kernel tap (i, j), calls `f(oy, iy, ox_range, ix0)` for every output row
+/// whose tap lands inside the image: outputs `ox_range` read input row `iy` from
+/// column `ix0` on, every `sw` columns. Padding is what is skipped.
+#[inline]
+fn window_rows(g: &Window, i: usize, j: usize, ow: usize, mut f: impl FnMut(usize, usize, std::ops::Range<usize>, usize)) {
+    let oh = g.out_h();
+    // ox is valid when 0 <= ox*sw + j - pl < w.
+    let ox_start = g.pad[2].saturating_sub(j).div_ceil(g.sw);
+    let ox_end = if g.w + g.pad[2] > j { ((g.w + g.pad[2] - j - 1) / g.sw + 1).min(ow) } else { 0 };
+    if ox_start >= ox_end {
+        return;
+    }
+    let ix0 = ox_start * g.sw + j - g.pad[2];
+    for oy in 0..oh {
+        let iy = (oy * g.sh + i) as isize - g.pad[0] as isize;
+        if iy < 0 || iy as usize >= g.h {
+            continue;
+        }
+        f(oy, iy as usize, ox_start..ox_end, ix0);
+    }
+}
+
+/// Convolution forward: `x` [N,C,H,W], `weight` [F, C*KH*KW] -> ([N,F,OH,OW] data, cols).
+pub fn conv2d_forward(x: &[f32], weight: ArrayView2<f32>, bias: Option<&[f32]>, g: &Window) -> (Vec<f32>, Array2<f32>) {
+    let cols = im2col(x, g);
+    let f = weight.nrows();
+    let out_mat = gemm(weight, cols.view()); // [F, N*OH*OW]
+    let hw = g.out_h() * g.out_w();
+    let mut out = vec![0.0f32; g.n * f * hw];
+    let src = out_mat.as_slice().unwrap();
+    for n in 0..g.n {
+        for fi in 0..f {
+            let b = bias.map_or(0.0, |b| b[fi]);
+            let s = &src[fi * g.n * hw + n * hw..][..hw];
+            let d = &mut out[(n * f + fi) * hw..][..hw];
+            for (d, s) in d.iter_mut().zip(s) {
+                *d = s + b;
+            }
+        }
+    }
+    (out, cols)
+}
+
+/// `dy` [N,F,OH*OW] -> [F, N*OH*OW], the layout the weight-gradient GEMM wants.
+pub fn nchw_to_channel_major(dy: &[f32], n: usize, f: usize, hw: usize) -> Array2<f32> {
+    let mut m = Array2::<f32>::zeros((f, n * hw));
+    let dst = m.as_slice_mut().unwrap();
+    for ni in 0..n {
+        for fi in 0..f {
+            dst[fi * n * hw + ni * hw..][..hw].copy_from_slice(&dy[(ni * f + fi) * hw..][..hw]);
+        }
+    }
+    m
+}
+
+/// Max pooling forward: returns the output and, per output, the flat index of the
+/// winning input within its (n, c) plane.
+pub fn max_pool_forward(x: &[f32], g: &Window) -> (Vec<f32>, Vec<u32>) {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let planes = g.n * g.c;
+    let mut out = vec![0.0f32; planes * oh * ow];
+    let mut arg = vec![0u32; planes * oh * ow];
+    for p in 0..planes {
+        let plane = &x[p * g.h * g.w..][..g.h * g.w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut best, mut best_idx) = (f32::NEG_INFINITY, 0usize);
+                for i in 0..g.kh {
+                    let iy = oy * g.sh + i;
+                    for j in 0..g.kw {
+                        let idx = iy * g.w + ox * g.sw + j;
+                        let v = plane[idx];
+                        // `!(v <= best)` also lets a NaN win, so it propagates.
+                        if !(v <= best) {
+                            best = v;
+                            best_idx = idx;
+                        }
+                    }
+                }
+                let o = p * oh * ow + oy * ow + ox;
+                out[o] = best;
+                arg[o] = best_idx as u32;
+            }
+        }
+    }
+    (out, arg)
+}
+
+pub fn max_pool_backward(dy: &[f32], arg: &[u32], g: &Window) -> Vec<f32> {
+    let per_plane_out = g.out_h() * g.out_w();
+    let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
+    for (p, (dys, args)) in dy.chunks(per_plane_out).zip(arg.chunks(per_plane_out)).enumerate() {
+        let plane = &mut dx[p * g.h * g.w..][..g.h * g.w];
+        for (d, &a) in dys.iter().zip(args) {
+            plane[a as usize] += d;
+        }
+    }
+    dx
+}
+
+pub fn avg_pool_forward(x: &[f32], g: &Window) -> Vec<f32> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let scale = 1.0 / (g.kh * g.kw) as f32;
+    let mut out = vec![0.0f32; g.n * g.c * oh * ow];
+    for (p, o) in out.chunks_mut(oh * ow).enumerate() {
+        let plane = &x[p * g.h * g.w..][..g.h * g.w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut s = 0.0;
+                for i in 0..g.kh {
+                    let row = &plane[(oy * g.sh + i) * g.w + ox * g.sw..][..g.kw];
+                    s += row.iter().sum::<f32>();
+                }
+                o[oy * ow + ox] = s * scale;
+            }
+        }
+    }
+    out
+}
+
+pub fn avg_pool_backward(dy: &[f32], g: &Window) -> Vec<f32> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let scale = 1.0 / (g.kh * g.kw) as f32;
+    let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
+    for (p, d) in dy.chunks(oh * ow).enumerate() {
+        let plane = &mut dx[p * g.h * g.w..][..g.h * g.w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let v = d[oy * ow + ox] * scale;
+                for i in 0..g.kh {
+                    for x in &mut plane[(oy * g.sh + i) * g.w + ox * g.sw..][..g.kw] {
+                        *x += v;
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// Row-wise softmax over contiguous rows of length `classes`, in place.
+pub fn softmax_rows(x: &mut [f32], classes: usize) {
+    for row in x.chunks_mut(classes) {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0;
+        for v in row.iter_mut() {
+            *v = (*v - m).exp();
+            s += *v;
+        }
+        let inv = 1.0 / s;
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+
+/// Mean softmax cross-entropy over rows of `logits` (log-sum-exp form, stable for
+/// any logits). Returns the loss and the softmax probabilities for the backward pass.
+pub fn softmax_cross_entropy(logits: &[f32], classes: usize, labels: &[usize]) -> (f32, Vec<f32>) {
+    let mut probs = logits.to_vec();
+    let mut total = 0.0f64;
+    for ((row, probs_row), &y) in logits.chunks(classes).zip(probs.chunks_mut(classes)).zip(labels) {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = row.iter().map(|v| (v - m).exp()).sum();
+        let log_sum_exp = m + sum.ln();
+        total += (log_sum_exp - row[y]) as f64;
+        let inv = 1.0 / sum;
+        for (p, v) in probs_row.iter_mut().zip(row) {
+            *p = (v - m).exp() * inv;
+        }
+    }
+    let rows = labels.len().max(1);
+    ((total / rows as f64) as f32, probs)
+}

@@ -1,0 +1,317 @@
+//! The native command line: `train`, `bench`, `step` and `info` over a model spec.
+//! Progress goes to stderr; the result is one JSON line on stdout.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    std::process::exit(cli::run());
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    use clap::{Parser, Subcommand};
+    use indicatif::{ProgressBar, ProgressStyle};
+    use layerlab::autograd::no_grad;
+    use layerlab::data::{mnist, Mnist};
+    use layerlab::io::weights;
+    use layerlab::nn::{Mode, Model};
+    use layerlab::train::{argmax, Trainer};
+    use layerlab::{Error, ModelSpec, Result, Tensor};
+    use serde_json::json;
+
+    #[derive(Parser)]
+    #[command(name = "layerlab", version, about = "Train, benchmark and inspect layerlab models natively.")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(clap::Args)]
+    struct ModelArgs {
+        /// A model spec (JSON file), or the name of a preset such as `seed-cnn` or `mlp`.
+        #[arg(long)]
+        model: String,
+        /// Folder with the four MNIST IDX .gz files (default: assets/mnist).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Train a model on its data set and report test accuracy.
+        Train {
+            #[command(flatten)]
+            model: ModelArgs,
+            /// Number of epochs (default: the spec's).
+            #[arg(long)]
+            epochs: Option<usize>,
+            /// Seed for initialisation, data order and dropout (default: the spec's).
+            #[arg(long)]
+            seed: Option<u64>,
+            /// Train on the first N training examples only.
+            #[arg(long)]
+            limit_train: Option<usize>,
+            /// Evaluate on the first N test examples only.
+            #[arg(long)]
+            limit_test: Option<usize>,
+            /// Write the trained weights here (safetensors, PyTorch state-dict names).
+            #[arg(long)]
+            save: Option<PathBuf>,
+        },
+        /// Measure training and inference throughput (method of BENCHMARKS.md).
+        Bench {
+            #[command(flatten)]
+            model: ModelArgs,
+            /// Steps per timed window.
+            #[arg(long, default_value_t = 300)]
+            steps: usize,
+            /// Warm-up steps before the first window.
+            #[arg(long, default_value_t = 20)]
+            warmup: usize,
+            /// Timed windows; the median is reported.
+            #[arg(long, default_value_t = 3)]
+            runs: usize,
+        },
+        /// One forward and backward pass on a given batch; writes every gradient.
+        Step {
+            #[command(flatten)]
+            model: ModelArgs,
+            /// Weights to start from (safetensors).
+            #[arg(long)]
+            weights: PathBuf,
+            /// The batch: `x` (f32, [batch, ..input shape]) and `y` (i64 labels, [batch]).
+            #[arg(long)]
+            batch: PathBuf,
+            /// Where to write the gradients, under the parameters' names.
+            #[arg(long)]
+            grads: PathBuf,
+        },
+        /// Print the inferred shapes and parameter counts, or the error.
+        Info {
+            #[command(flatten)]
+            model: ModelArgs,
+        },
+    }
+
+    pub fn run() -> i32 {
+        let cli = Cli::parse();
+        let result = match cli.command {
+            Command::Train { model, epochs, seed, limit_train, limit_test, save } => train(&model, epochs, seed, limit_train, limit_test, save.as_deref()),
+            Command::Bench { model, steps, warmup, runs } => bench(&model, steps, warmup, runs),
+            Command::Step { model, weights, batch, grads } => step(&model, &weights, &batch, &grads),
+            Command::Info { model } => info(&model),
+        };
+        match result {
+            Ok(line) => {
+                println!("{line}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        }
+    }
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))
+    }
+
+    fn load_spec(args: &ModelArgs) -> Result<ModelSpec> {
+        let path = Path::new(&args.model);
+        if !path.exists() {
+            if let Some(spec) = layerlab::preset(&args.model) {
+                return Ok(spec);
+            }
+        }
+        let text = String::from_utf8(read(path)?).map_err(|_| Error::Input(format!("{}: the model file is not UTF-8 text", path.display())))?;
+        ModelSpec::from_json(&text)
+    }
+
+    fn data_dir(args: &ModelArgs) -> PathBuf {
+        if let Some(d) = &args.data {
+            return d.clone();
+        }
+        let local = PathBuf::from("assets/mnist");
+        if local.join(mnist::TRAIN_IMAGES).exists() {
+            return local;
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")
+    }
+
+    fn load_data(args: &ModelArgs) -> Result<(Mnist, Mnist)> {
+        let dir = data_dir(args);
+        Ok((Mnist::load_dir(&dir, true)?, Mnist::load_dir(&dir, false)?))
+    }
+
+    fn progress(len: u64) -> ProgressBar {
+        let bar = ProgressBar::new(len);
+        bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}").unwrap().progress_chars("=> "));
+        bar
+    }
+
+    fn train(args: &ModelArgs, epochs: Option<usize>, seed: Option<u64>, limit_train: Option<usize>, limit_test: Option<usize>, save: Option<&Path>) -> Result<String> {
+        let mut spec = load_spec(args)?;
+        if let Some(e) = epochs {
+            spec.training.epochs = e;
+        }
+        if let Some(s) = seed {
+            spec.training.seed = s;
+        }
+        let (mut train_set, test_set) = load_data(args)?;
+        if let Some(n) = limit_train {
+            train_set.truncate(n);
+        }
+        let mut trainer = Trainer::new(&spec, train_set, test_set)?;
+        let total_steps = trainer.steps_per_epoch() * spec.training.epochs;
+        let bar = progress(total_steps as u64);
+        let started = Instant::now();
+        let mut recent = Vec::new();
+        for _ in 0..total_steps {
+            let m = trainer.step()?;
+            recent.push(m.loss);
+            if recent.len() > 100 {
+                recent.remove(0);
+            }
+            bar.inc(1);
+            if m.step % 20 == 0 {
+                bar.set_message(format!("epoch {} loss {:.4} acc {:.3}", m.epoch + 1, m.loss, m.accuracy));
+            }
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let eval = trainer.evaluate(limit_test);
+        if let Some(path) = save {
+            let bytes = weights::save_parameters(trainer.parameters())?;
+            std::fs::write(path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
+        }
+        let final_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
+        Ok(json!({
+            "model": spec.name,
+            "test_accuracy": eval.accuracy,
+            "test_loss": eval.loss,
+            "final_loss": final_loss,
+            "train_samples_per_s": trainer.samples_seen() as f64 / train_seconds,
+            "seconds": started.elapsed().as_secs_f64(),
+            "steps": trainer.steps_done(),
+            "epochs": spec.training.epochs,
+        })
+        .to_string())
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    }
+
+    fn bench(args: &ModelArgs, steps: usize, warmup: usize, runs: usize) -> Result<String> {
+        let spec = load_spec(args)?;
+        let (train_set, test_set) = load_data(args)?;
+        let batch_size = spec.training.batch_size;
+        let mut trainer = Trainer::new(&spec, train_set, test_set.clone())?;
+        let bar = progress((warmup + steps * runs.max(1)) as u64);
+        for _ in 0..warmup {
+            trainer.step()?;
+            bar.inc(1);
+        }
+        let mut windows = Vec::new();
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let mut samples = 0usize;
+            for _ in 0..steps {
+                let before = trainer.steps_done();
+                trainer.step()?;
+                debug_assert_eq!(trainer.steps_done(), before + 1);
+                samples += batch_size;
+                bar.inc(1);
+            }
+            windows.push(samples as f64 / t.elapsed().as_secs_f64());
+        }
+        bar.finish_and_clear();
+        let infer = |bs: usize| -> Vec<f64> {
+            (0..4)
+                .map(|_| {
+                    let t = Instant::now();
+                    infer_pass(&trainer.model, &test_set, bs);
+                    test_set.len() as f64 / t.elapsed().as_secs_f64()
+                })
+                .skip(1)
+                .collect()
+        };
+        let infer_1000 = infer(1000);
+        let infer_64 = infer(64);
+        Ok(json!({
+            "model": spec.name,
+            "train_samples_per_s": median(windows.clone()),
+            "train_windows": windows,
+            "infer_samples_per_s": median(infer_1000),
+            "infer_bs64_samples_per_s": median(infer_64),
+            "steps_per_window": steps,
+            "warmup_steps": warmup,
+            "batch_size": batch_size,
+            "threads": 1,
+        })
+        .to_string())
+    }
+
+    /// Forward + argmax over a whole split, as the inference benchmark measures it.
+    fn infer_pass(model: &Model, data: &Mnist, batch: usize) -> usize {
+        let classes = model.info.output_shape[0];
+        let mut correct = 0;
+        no_grad(|| {
+            for start in (0..data.len()).step_by(batch) {
+                let idx: Vec<u32> = (start as u32..(start + batch).min(data.len()) as u32).collect();
+                let b = data.batch(&idx, &model.info.input_shape);
+                let logits = model.forward_logits(&Tensor::from_vec(&b.shape, b.x), Mode::Eval);
+                let lv = logits.value();
+                correct += lv.as_slice().unwrap().chunks(classes).zip(&b.labels).filter(|(r, &y)| argmax(r) == y).count();
+            }
+        });
+        correct
+    }
+
+    fn step(args: &ModelArgs, weights_path: &Path, batch_path: &Path, grads_path: &Path) -> Result<String> {
+        let spec = load_spec(args)?;
+        let model = Model::new(&spec)?;
+        let params = model.parameters();
+        weights::load_parameters(&params, &read(weights_path)?).map_err(|e| Error::Weights(format!("{}: {e}", weights_path.display())))?;
+        let batch_bytes = read(batch_path)?;
+        let tensors = weights::read_all(&batch_bytes).map_err(|e| Error::Input(format!("{}: {e}", batch_path.display())))?;
+        let x = tensors.get("x").ok_or_else(|| Error::Input(format!("{}: the batch has no tensor \"x\"", batch_path.display())))?;
+        let (y_shape, y) = weights::read_i64(&batch_bytes, "y").map_err(|e| Error::Input(format!("{}: {e}", batch_path.display())))?;
+        let input = &model.info.input_shape;
+        if x.ndim() != input.len() + 1 || &x.shape()[1..] != input.as_slice() {
+            return Err(Error::Input(format!("{}: \"x\" has shape {:?} but the model takes [batch, {}]", batch_path.display(), x.shape(), input.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))));
+        }
+        let classes = spec.input.classes() as i64;
+        if y_shape != [x.shape()[0]] {
+            return Err(Error::Input(format!("{}: \"y\" has shape {y_shape:?} but must be [{}], one label per example", batch_path.display(), x.shape()[0])));
+        }
+        if let Some(bad) = y.iter().find(|&&l| l < 0 || l >= classes) {
+            return Err(Error::Input(format!("{}: label {bad} in \"y\" is outside 0..{}", batch_path.display(), classes - 1)));
+        }
+        let labels: Vec<usize> = y.iter().map(|&l| l as usize).collect();
+        // Dropout off (as PyTorch's model.eval()) so the pass is deterministic.
+        let logits = model.forward_logits(&Tensor::new(x.clone()), Mode::Eval);
+        let loss = logits.softmax_cross_entropy(&labels);
+        loss.backward();
+        let grads: Vec<(String, layerlab::tensor::Array)> = params.iter().map(|(n, p)| (n.clone(), p.grad().map(|g| g.as_standard_layout().into_owned()).unwrap_or_else(|| ndarray::ArrayD::zeros(p.shape())))).collect();
+        std::fs::write(grads_path, weights::to_bytes(&grads)?).map_err(|e| Error::io(grads_path.display().to_string(), e))?;
+        Ok(json!({"loss": loss.item()}).to_string())
+    }
+
+    fn info(args: &ModelArgs) -> Result<String> {
+        let spec = load_spec(args)?;
+        let info = spec.infer()?;
+        for l in &info.layers {
+            eprintln!("{:>3} {:<14} {:>16} -> {:<16} {:>9} params", l.index, l.layer_type, format!("{:?}", l.input_shape), format!("{:?}", l.output_shape), l.param_count);
+        }
+        eprintln!("total: {} parameters", info.total_params);
+        Ok(serde_json::to_string(&info).unwrap())
+    }
+}

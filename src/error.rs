@@ -1,0 +1,57 @@
+//! One typed error for everything a user can get wrong, with messages that say how to fix it.
+
+use crate::nn::spec::Fix;
+
+/// A mistake in a model spec, pinned to the layer that causes it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{message}", location(*.layer, .layer_type))]
+pub struct SpecError {
+    /// 0-based index into `layers`, or `None` for the input or training sections.
+    pub layer: Option<usize>,
+    /// The layer's type name as written in the spec (`"Dense"`), empty when unknown.
+    pub layer_type: String,
+    /// What is wrong, with the shapes involved and how to fix it.
+    pub message: String,
+    /// A mechanical fix the UI can offer as a button, when there is one.
+    pub fix: Option<Fix>,
+}
+
+fn location(layer: Option<usize>, layer_type: &str) -> String {
+    match (layer, layer_type.is_empty()) {
+        (Some(i), false) => format!("layer {i} {layer_type}: "),
+        (Some(i), true) => format!("layer {i}: "),
+        (None, _) => String::new(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid model: {0}")]
+    Spec(#[from] SpecError),
+    #[error("model file is not valid JSON: {0}")]
+    Json(String),
+    #[error("{file}: {message}")]
+    Data { file: String, message: String },
+    #[error("weights: {0}")]
+    Weights(String),
+    #[error("{0}")]
+    Input(String),
+    #[error(
+        "the loss became {value} at step {step}: training diverged. The weights of the last good \
+         step are kept; try a smaller learning rate (e.g. {suggested_lr})"
+    )]
+    NonFiniteLoss { step: usize, value: f32, suggested_lr: f32 },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn data(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Data { file: file.into(), message: message.into() }
+    }
+    pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

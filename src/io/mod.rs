@@ -1,0 +1,3 @@
+//! Files in and out: weights (and batches, gradients) as safetensors.
+
+pub mod weights;

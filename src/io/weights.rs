@@ -1,0 +1,78 @@
+//! safetensors files with PyTorch state-dict names (`"0.weight"`, `"6.bias"`), so
+//! `torch.nn.Sequential.load_state_dict(safetensors.torch.load_file(..))` takes them.
+
+use std::collections::HashMap;
+
+use ndarray::{ArrayD, IxDyn};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::tensor::{Array, Tensor};
+
+/// Serializes named f32 arrays to safetensors bytes.
+pub fn to_bytes(tensors: &[(String, Array)]) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, a)| (name.clone(), a.as_standard_layout().iter().flat_map(|v| v.to_le_bytes()).collect(), a.shape().to_vec()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, shape)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| Error::Weights(e.to_string()))?)))
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::tensor::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))
+}
+
+/// The parameters' current values as safetensors bytes.
+pub fn save_parameters(params: &[(String, Tensor)]) -> Result<Vec<u8>> {
+    let arrays: Vec<(String, Array)> = params.iter().map(|(n, t)| (n.clone(), t.value().clone())).collect();
+    to_bytes(&arrays)
+}
+
+/// Reads every tensor of a safetensors file as f32 (F32, or I64 widened, for labels).
+pub fn read_all(bytes: &[u8]) -> Result<HashMap<String, ArrayD<f32>>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            Dtype::I64 => view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            other => return Err(Error::Weights(format!("tensor \"{name}\" has dtype {other:?}; only F32 (and I64 for labels) are supported"))),
+        };
+        out.insert(name.clone(), ArrayD::from_shape_vec(IxDyn(view.shape()), data).unwrap());
+    }
+    Ok(out)
+}
+
+/// Reads one I64 tensor exactly (labels, token ids).
+pub fn read_i64(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
+    let view = st.tensor(name).map_err(|_| Error::Weights(format!("the file has no tensor \"{name}\"")))?;
+    if view.dtype() != Dtype::I64 {
+        return Err(Error::Weights(format!("tensor \"{name}\" must be I64, found {:?}", view.dtype())));
+    }
+    Ok((view.shape().to_vec(), view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()))
+}
+
+/// Loads weights into `params`, checking that names and shapes match exactly
+/// before changing anything, so a bad file leaves the model as it was.
+pub fn load_parameters(params: &[(String, Tensor)], bytes: &[u8]) -> Result<()> {
+    let mut loaded = read_all(bytes)?;
+    for (name, p) in params {
+        let Some(a) = loaded.get(name) else {
+            return Err(Error::Weights(format!("the file has no tensor \"{name}\" (shape {:?}); it was saved from a different model", p.shape())));
+        };
+        if a.shape() != p.shape().as_slice() {
+            return Err(Error::Weights(format!("tensor \"{name}\" has shape {:?} but the model needs {:?}", a.shape(), p.shape())));
+        }
+    }
+    let expected: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+    let mut extra: Vec<&String> = loaded.keys().filter(|k| !expected.contains(&k.as_str())).collect();
+    extra.sort();
+    if let Some(name) = extra.first() {
+        return Err(Error::Weights(format!("the file has a tensor \"{name}\" that this model does not have; it was saved from a different model")));
+    }
+    for (name, p) in params {
+        p.value_mut().assign(&loaded.remove(name).unwrap());
+    }
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! `ModelSpec`: the one description of a model (JSON, serde) that the CLI, the page,
+//! export and tests share, and shape inference over it, which turns every invalid
+//! stack into a `SpecError` that names the layer, the shapes and the fix.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::data::DatasetSpec;
+use crate::error::{Error, SpecError};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    #[serde(default)]
+    pub name: String,
+    pub input: DatasetSpec,
+    pub layers: Vec<LayerSpec>,
+    #[serde(default)]
+    pub training: TrainingSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_batch_size() -> usize {
+    64
+}
+fn default_epochs() -> usize {
+    1
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        TrainingSpec { optimizer: OptimizerSpec::default(), batch_size: 64, epochs: 1, seed: 0 }
+    }
+}
+
+/// Optimizers and their hyper-parameters, with Keras's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum OptimizerSpec {
+    SGD {
+        lr: f32,
+        #[serde(default)]
+        momentum: f32,
+    },
+    Adam {
+        #[serde(default = "default_adam_lr")]
+        lr: f32,
+        #[serde(default = "default_beta_1")]
+        beta_1: f32,
+        #[serde(default = "default_beta_2")]
+        beta_2: f32,
+        #[serde(default = "default_epsilon")]
+        epsilon: f32,
+    },
+}
+
+fn default_adam_lr() -> f32 {
+    1e-3
+}
+fn default_beta_1() -> f32 {
+    0.9
+}
+fn default_beta_2() -> f32 {
+    0.999
+}
+fn default_epsilon() -> f32 {
+    1e-7
+}
+
+impl Default for OptimizerSpec {
+    fn default() -> Self {
+        OptimizerSpec::Adam { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
+    }
+}
+
+impl OptimizerSpec {
+    pub fn lr(&self) -> f32 {
+        match self {
+            OptimizerSpec::SGD { lr, .. } | OptimizerSpec::Adam { lr, .. } => *lr,
+        }
+    }
+    pub fn set_lr(&mut self, new: f32) {
+        match self {
+            OptimizerSpec::SGD { lr, .. } | OptimizerSpec::Adam { lr, .. } => *lr = new,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Linear,
+    Relu,
+    Tanh,
+    Sigmoid,
+    Gelu,
+    Softmax,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    #[default]
+    Valid,
+    Same,
+}
+
+/// A size given as one number (square) or as `[height, width]`, as Keras allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size2 {
+    Square(usize),
+    Rect([usize; 2]),
+}
+
+impl Size2 {
+    pub fn hw(self) -> [usize; 2] {
+        match self {
+            Size2::Square(s) => [s, s],
+            Size2::Rect(r) => r,
+        }
+    }
+}
+
+/// One layer, with Keras's names and parameters. Parameter layouts are PyTorch's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum LayerSpec {
+    Dense {
+        units: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        use_bias: Option<bool>,
+    },
+    Conv2D {
+        filters: usize,
+        kernel_size: Size2,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strides: Option<Size2>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        padding: Option<Padding>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        use_bias: Option<bool>,
+    },
+    MaxPool2D {
+        pool_size: Size2,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strides: Option<Size2>,
+    },
+    AveragePool2D {
+        pool_size: Size2,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strides: Option<Size2>,
+    },
+    Flatten,
+    Dropout {
+        rate: f32,
+    },
+    Reshape {
+        target_shape: Vec<i64>,
+    },
+    ReLU,
+    Tanh,
+    Sigmoid,
+    GELU,
+    Softmax,
+}
+
+/// Every layer type the spec accepts, in palette order.
+pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"];
+
+impl LayerSpec {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LayerSpec::Dense { .. } => "Dense",
+            LayerSpec::Conv2D { .. } => "Conv2D",
+            LayerSpec::MaxPool2D { .. } => "MaxPool2D",
+            LayerSpec::AveragePool2D { .. } => "AveragePool2D",
+            LayerSpec::Flatten => "Flatten",
+            LayerSpec::Dropout { .. } => "Dropout",
+            LayerSpec::Reshape { .. } => "Reshape",
+            LayerSpec::ReLU => "ReLU",
+            LayerSpec::Tanh => "Tanh",
+            LayerSpec::Sigmoid => "Sigmoid",
+            LayerSpec::GELU => "GELU",
+            LayerSpec::Softmax => "Softmax",
+        }
+    }
+
+    /// The activation this layer applies at its end, if it is one or has one.
+    pub fn activation(&self) -> Option<Activation> {
+        match self {
+            LayerSpec::Dense { activation, .. } | LayerSpec::Conv2D { activation, .. } => *activation,
+            LayerSpec::ReLU => Some(Activation::Relu),
+            LayerSpec::Tanh => Some(Activation::Tanh),
+            LayerSpec::Sigmoid => Some(Activation::Sigmoid),
+            LayerSpec::GELU => Some(Activation::Gelu),
+            LayerSpec::Softmax => Some(Activation::Softmax),
+            _ => None,
+        }
+    }
+}
+
+/// A mechanical fix for a `SpecError`, which the page can offer as a button.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Fix {
+    /// Insert `layer` at `index` (before the offending layer).
+    Insert { index: usize, layer: LayerSpec },
+    /// Remove the layer at `index`.
+    Remove { index: usize },
+}
+
+impl Fix {
+    /// Applies the fix to a layer list.
+    pub fn apply(&self, layers: &mut Vec<LayerSpec>) {
+        match self {
+            Fix::Insert { index, layer } => layers.insert((*index).min(layers.len()), layer.clone()),
+            Fix::Remove { index } => {
+                if *index < layers.len() {
+                    layers.remove(*index);
+                }
+            }
+        }
+    }
+}
+
+/// The result of shape inference for one layer. Shapes exclude the batch axis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    pub index: usize,
+    pub layer_type: String,
+    pub input_shape: Vec<usize>,
+    pub output_shape: Vec<usize>,
+    /// Parameter names (PyTorch's) and shapes, in state-dict order.
+    pub params: Vec<(String, Vec<usize>)>,
+    pub param_count: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub input_shape: Vec<usize>,
+    pub output_shape: Vec<usize>,
+    pub layers: Vec<LayerInfo>,
+    pub total_params: usize,
+}
+
+impl ModelSpec {
+    /// Parses a spec, turning serde's errors into messages that name the layer.
+    pub fn from_json(text: &str) -> Result<ModelSpec, Error> {
+        let root: Value = serde_json::from_str(text).map_err(|e| Error::Json(e.to_string()))?;
+        let Value::Object(obj) = &root else {
+            return Err(top_error("a model spec must be a JSON object with \"input\" and \"layers\"").into());
+        };
+        for key in obj.keys() {
+            if !["name", "input", "layers", "training"].contains(&key.as_str()) {
+                return Err(top_error(format!("unknown key \"{key}\" in the model spec; expected name, input, layers, training")).into());
+            }
+        }
+        let name = match obj.get("name") {
+            None => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(top_error("\"name\" must be a string").into()),
+        };
+        let input = obj.get("input").ok_or_else(|| top_error("the spec has no \"input\" (e.g. {\"dataset\": \"mnist\", \"shape\": [1, 28, 28]})"))?;
+        let input: DatasetSpec = serde_json::from_value(input.clone()).map_err(|e| top_error(format!("input: {e}")))?;
+        let layers_value = obj.get("layers").ok_or_else(|| top_error("the spec has no \"layers\" list"))?;
+        let Value::Array(items) = layers_value else {
+            return Err(top_error("\"layers\" must be a list of layers").into());
+        };
+        let layers = items.iter().enumerate().map(|(i, v)| parse_layer(i, v)).collect::<Result<Vec<_>, _>>()?;
+        let training = match obj.get("training") {
+            None => TrainingSpec::default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| top_error(format!("training: {e}")))?,
+        };
+        Ok(ModelSpec { name, input, layers, training })
+    }
+
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a spec always serializes")
+    }
+
+    /// Every layer's output shape and parameters, from the input shape alone, or the
+    /// first mistake. Cheap enough to run on every keystroke.
+    pub fn infer(&self) -> Result<ModelInfo, SpecError> {
+        let input_shape = self.input.validate()?;
+        validate_training(&self.training)?;
+        let mut shape = input_shape.clone();
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (index, layer) in self.layers.iter().enumerate() {
+            let (output_shape, params) = infer_layer(index, layer, &shape)?;
+            let param_count = params.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+            layers.push(LayerInfo { index, layer_type: layer.type_name().to_string(), input_shape: shape.clone(), output_shape: output_shape.clone(), params, param_count });
+            shape = output_shape;
+        }
+        self.input.check_output(&shape, self.layers.len())?;
+        let total_params = layers.iter().map(|l| l.param_count).sum();
+        Ok(ModelInfo { input_shape, output_shape: shape, layers, total_params })
+    }
+}
+
+fn top_error(message: impl Into<String>) -> SpecError {
+    SpecError { layer: None, layer_type: String::new(), message: message.into(), fix: None }
+}
+
+fn layer_error(index: usize, layer: &str, message: impl Into<String>, fix: Option<Fix>) -> SpecError {
+    SpecError { layer: Some(index), layer_type: layer.to_string(), message: message.into(), fix }
+}
+
+fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
+    let ty = match value.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(_) => return Err(layer_error(index, "", "\"type\" must be a string such as \"Dense\"", None)),
+        None => return Err(layer_error(index, "", format!("has no \"type\"; use one of {}", LAYER_TYPES.join(", ")), None)),
+    };
+    if !LAYER_TYPES.contains(&ty.as_str()) {
+        let hint = LAYER_TYPES.iter().find(|k| k.eq_ignore_ascii_case(&ty)).map(|k| format!("did you mean {k}? ")).unwrap_or_default();
+        return Err(layer_error(index, &ty, format!("unknown layer type \"{ty}\"; {hint}known types: {}", LAYER_TYPES.join(", ")), None));
+    }
+    serde_json::from_value(value.clone()).map_err(|e| layer_error(index, &ty, format!("{e}"), None))
+}
+
+fn validate_training(t: &TrainingSpec) -> Result<(), SpecError> {
+    let bad = |m: String| Err(top_error(format!("training: {m}")));
+    if t.batch_size == 0 {
+        return bad("batch_size must be at least 1".into());
+    }
+    if t.epochs == 0 {
+        return bad("epochs must be at least 1".into());
+    }
+    let lr = t.optimizer.lr();
+    if !(lr.is_finite() && lr > 0.0) {
+        return bad(format!("the learning rate must be a positive number, got {lr}; 0.001 is a good start for Adam"));
+    }
+    match t.optimizer {
+        OptimizerSpec::SGD { momentum, .. } if !(0.0..1.0).contains(&momentum) => bad(format!("SGD momentum must be in [0, 1), got {momentum}")),
+        OptimizerSpec::Adam { beta_1, beta_2, epsilon, .. } if !((0.0..1.0).contains(&beta_1) && (0.0..1.0).contains(&beta_2) && epsilon > 0.0) => {
+            bad(format!("Adam needs 0 <= beta_1, beta_2 < 1 and epsilon > 0, got beta_1 {beta_1}, beta_2 {beta_2}, epsilon {epsilon}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Output shape and named parameter shapes of one layer, given its input shape.
+fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize]) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
+    let ty = layer.type_name();
+    let err = |m: String, fix: Option<Fix>| Err(layer_error(index, ty, m, fix));
+    match layer {
+        LayerSpec::Dense { units, use_bias, .. } => {
+            if *units == 0 {
+                return err("units must be at least 1".into(), None);
+            }
+            if input.len() > 2 {
+                return err(
+                    format!("expects a flat input but gets {input:?}; insert Flatten before it"),
+                    Some(Fix::Insert { index, layer: LayerSpec::Flatten }),
+                );
+            }
+            let features = *input.last().unwrap();
+            let mut out = input.to_vec();
+            *out.last_mut().unwrap() = *units;
+            let mut params = vec![("weight".to_string(), vec![*units, features])];
+            if use_bias.unwrap_or(true) {
+                params.push(("bias".into(), vec![*units]));
+            }
+            Ok((out, params))
+        }
+        LayerSpec::Conv2D { filters, kernel_size, strides, padding, use_bias, .. } => {
+            let [c, h, w] = image_input(index, ty, input)?;
+            let [kh, kw] = kernel_size.hw();
+            let [sh, sw] = strides.map_or([1, 1], Size2::hw);
+            if *filters == 0 {
+                return err("filters must be at least 1".into(), None);
+            }
+            if kh == 0 || kw == 0 {
+                return err(format!("kernel_size must be at least 1, got {kh}x{kw}"), None);
+            }
+            if sh == 0 || sw == 0 {
+                return err(format!("strides must be at least 1, got {sh}x{sw}"), None);
+            }
+            let (oh, ow) = match padding.unwrap_or_default() {
+                Padding::Same => (h.div_ceil(sh), w.div_ceil(sw)),
+                Padding::Valid => {
+                    if kh > h || kw > w {
+                        return err(
+                            format!("kernel {kh}x{kw} is larger than its input {h}x{w} (input shape {input:?}); use a smaller kernel_size or padding \"same\""),
+                            None,
+                        );
+                    }
+                    ((h - kh) / sh + 1, (w - kw) / sw + 1)
+                }
+            };
+            let mut params = vec![("weight".to_string(), vec![*filters, c, kh, kw])];
+            if use_bias.unwrap_or(true) {
+                params.push(("bias".into(), vec![*filters]));
+            }
+            Ok((vec![*filters, oh, ow], params))
+        }
+        LayerSpec::MaxPool2D { pool_size, strides } | LayerSpec::AveragePool2D { pool_size, strides } => {
+            let [c, h, w] = image_input(index, ty, input)?;
+            let [ph, pw] = pool_size.hw();
+            let [sh, sw] = strides.map_or([ph, pw], Size2::hw);
+            if ph == 0 || pw == 0 || sh == 0 || sw == 0 {
+                return err(format!("pool_size and strides must be at least 1, got pool {ph}x{pw}, strides {sh}x{sw}"), None);
+            }
+            if ph > h || pw > w {
+                return err(
+                    format!("pool {ph}x{pw} is larger than its input {h}x{w} (input shape {input:?}); use a smaller pool_size or remove this layer"),
+                    Some(Fix::Remove { index }),
+                );
+            }
+            Ok((vec![c, (h - ph) / sh + 1, (w - pw) / sw + 1], vec![]))
+        }
+        LayerSpec::Flatten => Ok((vec![input.iter().product()], vec![])),
+        LayerSpec::Dropout { rate } => {
+            if !(0.0..1.0).contains(rate) {
+                return err(format!("rate must be in [0, 1), got {rate}; 0.2 to 0.5 is usual"), None);
+            }
+            Ok((input.to_vec(), vec![]))
+        }
+        LayerSpec::Reshape { target_shape } => {
+            let total: usize = input.iter().product();
+            let out = resolve_reshape(target_shape, total).map_err(|m| layer_error(index, ty, format!("cannot reshape {input:?} ({total} values) to {target_shape:?}: {m}"), None))?;
+            Ok((out, vec![]))
+        }
+        LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => Ok((input.to_vec(), vec![])),
+    }
+}
+
+/// The input of an image layer must be [channels, height, width].
+fn image_input(index: usize, ty: &str, input: &[usize]) -> Result<[usize; 3], SpecError> {
+    if let [c, h, w] = *input {
+        return Ok([c, h, w]);
+    }
+    let total: usize = input.iter().product();
+    let side = (total as f64).sqrt().round() as usize;
+    let suggestion = match input {
+        [h, w] => Some(vec![1, *h as i64, *w as i64]),
+        [_] if side * side == total => Some(vec![1, side as i64, side as i64]),
+        _ => None,
+    };
+    let message = match &suggestion {
+        Some(s) => format!("expects an image [channels, height, width] but gets {input:?}; insert Reshape {s:?} before it"),
+        None => format!("expects an image [channels, height, width] but gets {input:?}; reshape its input to 3 axes first"),
+    };
+    Err(layer_error(index, ty, message, suggestion.map(|target_shape| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape } })))
+}
+
+fn resolve_reshape(target: &[i64], total: usize) -> Result<Vec<usize>, String> {
+    if target.is_empty() {
+        return Err("target_shape is empty".into());
+    }
+    let unknown = target.iter().filter(|&&d| d == -1).count();
+    if unknown > 1 || target.iter().any(|&d| d == 0 || d < -1) {
+        return Err("every size must be positive, with at most one -1 for \"the rest\"".into());
+    }
+    let known: usize = target.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
+    let mut out: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
+    if unknown == 1 {
+        if total % known != 0 {
+            return Err(format!("{total} is not divisible by {known}"));
+        }
+        *out.iter_mut().find(|d| **d == 0).unwrap() = total / known;
+    } else if known != total {
+        return Err(format!("the target holds {known} values"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,209 @@
+//! `Trainer`: training as a state machine. `step()` trains on one batch and
+//! returns metrics; the CLI loops over it, the page's worker interleaves it with
+//! messages, tests call it a fixed number of times.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::autograd::no_grad;
+use crate::data::{epoch_shuffle_seed, lcg_permutation, Mnist};
+use crate::error::{Error, Result};
+use crate::nn::{Mode, Model, ModelSpec};
+use crate::optim::Optimizer;
+use crate::tensor::{Array, Tensor};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// Optimizer steps done so far (this one included).
+    pub step: usize,
+    pub epoch: usize,
+    /// Fraction of the current epoch done, in [0, 1].
+    pub epoch_progress: f32,
+    pub loss: f32,
+    /// Accuracy on this batch.
+    pub accuracy: f32,
+    pub samples_per_s: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    pub loss: f32,
+    pub accuracy: f32,
+    pub samples: usize,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u32>>,
+}
+
+/// Copies of everything a step changes, taken before it, so a diverging step can
+/// be undone.
+struct Snapshot {
+    weights: Vec<Array>,
+    optimizer: Optimizer,
+}
+
+pub struct Trainer {
+    pub model: Model,
+    pub optimizer: Optimizer,
+    params: Vec<(String, Tensor)>,
+    train: Mnist,
+    test: Mnist,
+    example_shape: Vec<usize>,
+    batch_size: usize,
+    order: Vec<u32>,
+    cursor: usize,
+    epoch: usize,
+    step: usize,
+    samples_seen: usize,
+    dropout_rng: ChaCha8Rng,
+    last_good: Option<Snapshot>,
+}
+
+impl Trainer {
+    pub fn new(spec: &ModelSpec, train: Mnist, test: Mnist) -> Result<Trainer> {
+        let model = Model::new(spec)?;
+        if train.is_empty() {
+            return Err(Error::Input("the training set is empty".into()));
+        }
+        let params = model.parameters();
+        let optimizer = Optimizer::new(&spec.training.optimizer, &params);
+        let seed = spec.training.seed;
+        let order = lcg_permutation(train.len(), epoch_shuffle_seed(seed, 0));
+        let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed);
+        dropout_rng.set_stream(u64::MAX);
+        Ok(Trainer {
+            example_shape: model.info.input_shape.clone(),
+            batch_size: spec.training.batch_size,
+            model,
+            optimizer,
+            params,
+            train,
+            test,
+            order,
+            cursor: 0,
+            epoch: 0,
+            step: 0,
+            samples_seen: 0,
+            dropout_rng,
+            last_good: None,
+        })
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+    /// Training examples stepped over so far.
+    pub fn samples_seen(&self) -> usize {
+        self.samples_seen
+    }
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+    /// Optimizer steps in one epoch (the last batch may be smaller).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train.len().div_ceil(self.batch_size)
+    }
+    pub fn set_lr(&mut self, lr: f32) {
+        self.optimizer.set_lr(lr);
+    }
+    pub fn parameters(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    /// Trains on the next batch. On a non-finite loss or gradient, restores the
+    /// weights of the last good step and returns `Error::NonFiniteLoss`; training
+    /// can go on after the learning rate is lowered.
+    pub fn step(&mut self) -> Result<StepMetrics> {
+        let started = Instant::now();
+        let end = (self.cursor + self.batch_size).min(self.order.len());
+        let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
+        let x = Tensor::from_vec(&batch.shape, batch.x);
+        let logits = self.model.forward_logits(&x, Mode::Train(&mut self.dropout_rng));
+        let loss = logits.softmax_cross_entropy(&batch.labels);
+        let loss_value = loss.item();
+        if !loss_value.is_finite() {
+            return Err(self.diverged(loss_value));
+        }
+        for (_, p) in &self.params {
+            p.zero_grad();
+        }
+        loss.backward();
+        if !self.params.iter().all(|(_, p)| p.grad().is_none_or(|g| g.iter().all(|v| v.is_finite()))) {
+            return Err(self.diverged(f32::NAN));
+        }
+        // These weights gave a finite loss: they are the last good ones.
+        self.last_good = Some(Snapshot { weights: self.params.iter().map(|(_, p)| p.value().clone()).collect(), optimizer: self.optimizer.clone() });
+        self.optimizer.step(&self.params);
+
+        let accuracy = batch_accuracy(&logits.value(), &batch.labels);
+        let n = batch.labels.len();
+        self.step += 1;
+        self.samples_seen += n;
+        self.cursor = end;
+        let epoch_progress = self.cursor as f32 / self.order.len() as f32;
+        let epoch = self.epoch;
+        if self.cursor >= self.order.len() {
+            self.epoch += 1;
+            self.cursor = 0;
+            self.order = lcg_permutation(self.train.len(), epoch_shuffle_seed(self.model.spec.training.seed, self.epoch));
+        }
+        let secs = started.elapsed().as_secs_f32().max(1e-9);
+        Ok(StepMetrics { step: self.step, epoch, epoch_progress, loss: loss_value, accuracy, samples_per_s: n as f32 / secs })
+    }
+
+    fn diverged(&mut self, value: f32) -> Error {
+        if let Some(snap) = &self.last_good {
+            for ((_, p), w) in self.params.iter().zip(&snap.weights) {
+                p.value_mut().assign(w);
+            }
+            self.optimizer = snap.optimizer.clone();
+        }
+        for (_, p) in &self.params {
+            p.zero_grad();
+        }
+        let lr = self.optimizer.lr();
+        Error::NonFiniteLoss { step: self.step + 1, value, suggested_lr: lr / 10.0 }
+    }
+
+    /// Loss, accuracy and confusion matrix over the first `limit` test examples
+    /// (all of them if `None`).
+    pub fn evaluate(&self, limit: Option<usize>) -> EvalMetrics {
+        evaluate(&self.model, &self.test, limit)
+    }
+}
+
+/// Evaluates `model` on `data` in batches of 1000, without recording a graph.
+pub fn evaluate(model: &Model, data: &Mnist, limit: Option<usize>) -> EvalMetrics {
+    let n = limit.map_or(data.len(), |l| l.min(data.len()));
+    let classes = model.info.output_shape.iter().product::<usize>().max(1);
+    let mut confusion = vec![vec![0u32; classes]; classes];
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    no_grad(|| {
+        for start in (0..n).step_by(1000) {
+            let idx: Vec<u32> = (start as u32..(start + 1000).min(n) as u32).collect();
+            let batch = data.batch(&idx, &model.info.input_shape);
+            let logits = model.forward_logits(&Tensor::from_vec(&batch.shape, batch.x), Mode::Eval);
+            loss_sum += logits.softmax_cross_entropy(&batch.labels).item() as f64 * idx.len() as f64;
+            let lv = logits.value();
+            for (row, &y) in lv.as_slice().unwrap().chunks(classes).zip(&batch.labels) {
+                let p = argmax(row);
+                confusion[y][p] += 1;
+                correct += (p == y) as usize;
+            }
+        }
+    });
+    let denom = n.max(1) as f32;
+    EvalMetrics { loss: (loss_sum / denom as f64) as f32, accuracy: correct as f32 / denom, samples: n, confusion }
+}
+
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+}
+
+fn batch_accuracy(logits: &Array, labels: &[usize]) -> f32 {
+    let classes = logits.shape()[logits.ndim() - 1];
+    let logits = logits.as_standard_layout();
+    let correct = logits.as_slice().unwrap().chunks(classes).zip(labels).filter(|(row, &y)| argmax(row) == y).count();
+    correct as f32 / labels.len().max(1) as f32
+}

@@ -1,0 +1,107 @@
+//! The native CLI end to end: info, train, step (gradients for another framework
+//! to compare with), and its error messages.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use layerlab::io::weights;
+use layerlab::nn::{Mode, Model};
+use layerlab::Tensor;
+use safetensors::tensor::{Dtype, TensorView};
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_layerlab")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("layerlab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn info_prints_shapes_and_counts() {
+    let (code, out, err) = cli(&["info", "--model", "assets/presets/seed-cnn.json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["total_params"], 93_322);
+    assert!(err.contains("[64, 3, 3] -> [576]"), "{err}");
+}
+
+#[test]
+fn info_reports_an_invalid_model() {
+    let path = tmp("bad.json");
+    std::fs::write(&path, r#"{"input": {"dataset": "mnist"}, "layers": [{"type": "Conv2D", "filters": 8, "kernel_size": 3}, {"type": "Dense", "units": 10}]}"#).unwrap();
+    let (code, out, err) = cli(&["info", "--model", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(err.trim(), "error: invalid model: layer 1 Dense: expects a flat input but gets [8, 26, 26]; insert Flatten before it");
+    let (code, _, err) = cli(&["info", "--model", "no-such-model.json"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no-such-model.json: No such file"), "{err}");
+}
+
+#[test]
+fn train_reports_json_and_saves_weights() {
+    let save = tmp("mlp.safetensors");
+    let (code, out, err) = cli(&["train", "--model", "mlp", "--limit-train", "3000", "--limit-test", "500", "--seed", "2", "--save", save.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in ["test_accuracy", "final_loss", "train_samples_per_s", "seconds"] {
+        assert!(v[key].is_number(), "{key} in {out}");
+    }
+    assert!(v["test_accuracy"].as_f64().unwrap() > 0.75, "{out}");
+    assert_eq!(v["steps"], 47);
+    let model = Model::new(&layerlab::preset("mlp").unwrap()).unwrap();
+    weights::load_parameters(&model.parameters(), &std::fs::read(&save).unwrap()).unwrap();
+}
+
+fn write_batch(path: &PathBuf, x: &[f32], x_shape: &[usize], y: &[i64]) {
+    let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let yb: Vec<u8> = y.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let views = vec![("x", TensorView::new(Dtype::F32, x_shape.to_vec(), &xb).unwrap()), ("y", TensorView::new(Dtype::I64, vec![y.len()], &yb).unwrap())];
+    std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn step_writes_the_gradients_of_one_batch() {
+    let spec = layerlab::preset("seed-cnn").unwrap();
+    let model = Model::new(&spec).unwrap();
+    let (w, b, g) = (tmp("w.safetensors"), tmp("b.safetensors"), tmp("g.safetensors"));
+    std::fs::write(&w, weights::save_parameters(&model.parameters()).unwrap()).unwrap();
+    let x: Vec<f32> = (0..3 * 784).map(|i| ((i * 37) % 255) as f32 / 255.0).collect();
+    let y = [3i64, 1, 4];
+    write_batch(&b, &x, &[3, 1, 28, 28], &y);
+    let (code, out, err) = cli(&["step", "--model", "seed-cnn", "--weights", w.to_str().unwrap(), "--batch", b.to_str().unwrap(), "--grads", g.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+
+    // The same pass in-process gives the same loss and gradients.
+    let loss = model.forward_logits(&Tensor::from_vec(&[3, 1, 28, 28], x), Mode::Eval).softmax_cross_entropy(&[3, 1, 4]);
+    loss.backward();
+    assert!((v["loss"].as_f64().unwrap() as f32 - loss.item()).abs() < 1e-6);
+    let grads = weights::read_all(&std::fs::read(&g).unwrap()).unwrap();
+    assert_eq!(grads.len(), 10);
+    for (name, p) in model.parameters() {
+        let expected = p.grad().unwrap().to_owned();
+        assert_eq!(grads[&name].shape(), expected.shape(), "{name}");
+        assert!(grads[&name].iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs())), "{name}");
+    }
+}
+
+#[test]
+fn step_rejects_a_batch_of_the_wrong_shape() {
+    let model = Model::new(&layerlab::preset("mlp").unwrap()).unwrap();
+    let (w, b, g) = (tmp("w2.safetensors"), tmp("b2.safetensors"), tmp("g2.safetensors"));
+    std::fs::write(&w, weights::save_parameters(&model.parameters()).unwrap()).unwrap();
+    write_batch(&b, &[0.0; 2 * 784], &[2, 784], &[1, 2]);
+    let args = ["step", "--model", "mlp", "--weights", w.to_str().unwrap(), "--batch", b.to_str().unwrap(), "--grads", g.to_str().unwrap()];
+    let (code, _, err) = cli(&args);
+    assert_eq!(code, 1);
+    assert!(err.contains("\"x\" has shape [2, 784] but the model takes [batch, 1, 28, 28]"), "{err}");
+    write_batch(&b, &[0.0; 2 * 784], &[2, 1, 28, 28], &[1, 10]);
+    let (code, _, err) = cli(&args);
+    assert_eq!(code, 1);
+    assert!(err.contains("label 10 in \"y\" is outside 0..9"), "{err}");
+}

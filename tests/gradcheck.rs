@@ -1,0 +1,209 @@
+//! Finite-difference gradient checks for every primitive, over several shapes.
+
+mod common;
+
+use common::{gradcheck, gradcheck_with, positive, randn, spaced};
+use layerlab::Tensor;
+
+#[test]
+fn add_sub_mul_div_with_broadcasting() {
+    let shapes: [(&[usize], &[usize]); 4] = [(&[3, 4], &[3, 4]), (&[2, 3, 4], &[4]), (&[2, 1, 4], &[3, 1]), (&[5], &[1])];
+    for (i, (sa, sb)) in shapes.iter().enumerate() {
+        let (a, b) = (randn(sa, i as u64), randn(sb, 100 + i as u64));
+        gradcheck("add", &[a.clone(), b.clone()], |t| t[0].add(&t[1]));
+        gradcheck("sub", &[a.clone(), b.clone()], |t| t[0].sub(&t[1]));
+        gradcheck("mul", &[a.clone(), b.clone()], |t| t[0].mul(&t[1]));
+        gradcheck("div", &[a.clone(), positive(sb, 7)], |t| t[0].div(&t[1]));
+    }
+}
+
+#[test]
+fn scalar_ops() {
+    let a = randn(&[3, 5], 1);
+    gradcheck("mul_scalar", &[a.clone()], |t| t[0].mul_scalar(-2.5));
+    gradcheck("add_scalar", &[a.clone()], |t| t[0].add_scalar(3.0).mul(&t[0]));
+    gradcheck("neg", &[a], |t| t[0].neg());
+}
+
+#[test]
+fn unary_ops() {
+    for (i, shape) in [vec![7], vec![3, 4], vec![2, 3, 5]].iter().enumerate() {
+        let x = randn(shape, 10 + i as u64);
+        gradcheck("exp", &[x.clone()], |t| t[0].exp());
+        gradcheck("log", &[positive(shape, 3)], |t| t[0].log());
+        gradcheck("sqrt", &[positive(shape, 4)], |t| t[0].sqrt());
+        gradcheck("relu", &[spaced(shape, 5)], |t| t[0].relu());
+        gradcheck("tanh", &[x.clone()], |t| t[0].tanh());
+        gradcheck("sigmoid", &[x.clone()], |t| t[0].sigmoid());
+        gradcheck("gelu", &[x.clone()], |t| t[0].gelu());
+    }
+}
+
+#[test]
+fn gelu_is_the_tanh_form() {
+    let y = Tensor::from_vec(&[3], vec![-1.0, 0.5, 2.0]).gelu().to_vec();
+    let expected = [-1.0f32, 0.5, 2.0].map(|x: f32| 0.5 * x * (1.0 + ((2.0 / std::f32::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh()));
+    for (a, b) in y.iter().zip(expected) {
+        assert!((a - b).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn reductions() {
+    let x = randn(&[2, 3, 4], 20);
+    gradcheck("sum all", &[x.clone()], |t| t[0].sum(&[], false));
+    gradcheck("sum axis 1", &[x.clone()], |t| t[0].sum(&[1], false));
+    gradcheck("sum axes 0,2 keepdim", &[x.clone()], |t| t[0].sum(&[0, 2], true));
+    gradcheck("mean axis 2", &[x.clone()], |t| t[0].mean(&[2], false));
+    gradcheck("mean all keepdim", &[x], |t| t[0].mean(&[], true));
+    let s = spaced(&[2, 3, 4], 21);
+    for axis in 0..3 {
+        gradcheck("max", &[s.clone()], |t| t[0].max(axis, false));
+        gradcheck("max keepdim", &[s.clone()], |t| t[0].max(axis, true));
+    }
+}
+
+#[test]
+fn shape_ops() {
+    let x = randn(&[2, 3, 4], 30);
+    gradcheck("reshape", &[x.clone()], |t| t[0].reshape(&[6, 4]));
+    gradcheck("transpose", &[x.clone()], |t| t[0].transpose(0, 2));
+    gradcheck("permute", &[x.clone()], |t| t[0].permute(&[1, 2, 0]));
+    gradcheck("permute then reshape", &[x.clone()], |t| t[0].permute(&[2, 0, 1]).reshape(&[4, 6]));
+    gradcheck("slice", &[x.clone()], |t| t[0].slice(2, 1, 3));
+    let y = randn(&[2, 5, 4], 31);
+    gradcheck("concat", &[x.clone(), y], |t| Tensor::concat(&[t[0].clone(), t[1].clone()], 1));
+    gradcheck("concat self", &[x], |t| Tensor::concat(&[t[0].clone(), t[0].clone()], 0));
+}
+
+#[test]
+fn matmul_plain_batched_and_transposed() {
+    gradcheck("matmul 2d", &[randn(&[3, 4], 40), randn(&[4, 5], 41)], |t| t[0].matmul(&t[1]));
+    gradcheck("matmul nd @ 2d", &[randn(&[2, 3, 4], 42), randn(&[4, 2], 43)], |t| t[0].matmul(&t[1]));
+    gradcheck("matmul batched", &[randn(&[2, 3, 4], 44), randn(&[2, 4, 5], 45)], |t| t[0].matmul(&t[1]));
+    gradcheck("matmul batched 4d", &[randn(&[2, 2, 3, 4], 46), randn(&[2, 2, 4, 3], 47)], |t| t[0].matmul(&t[1]));
+    gradcheck("matmul with transposed weight", &[randn(&[3, 4], 48), randn(&[5, 4], 49)], |t| t[0].matmul(&t[1].transpose(0, 1)));
+    gradcheck("batched matmul with transposed operand", &[randn(&[2, 3, 4], 50), randn(&[2, 5, 4], 51)], |t| t[0].matmul(&t[1].transpose(1, 2)));
+}
+
+#[test]
+fn matmul_matches_naive_product() {
+    let (a, b) = (randn(&[3, 4], 1), randn(&[4, 2], 2));
+    let c = Tensor::new(a.clone()).matmul(&Tensor::new(b.clone())).to_vec();
+    for i in 0..3 {
+        for j in 0..2 {
+            let expected: f32 = (0..4).map(|k| a[[i, k]] * b[[k, j]]).sum();
+            assert!((c[i * 2 + j] - expected).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn conv2d_valid_same_strided() {
+    // (input shape, weight shape, stride, padding top/bottom/left/right)
+    let cases: [(&[usize], &[usize], [usize; 2], [usize; 4]); 5] = [
+        (&[2, 1, 5, 5], &[3, 1, 3, 3], [1, 1], [0; 4]),
+        (&[1, 2, 6, 5], &[2, 2, 3, 2], [2, 1], [0; 4]),
+        (&[2, 2, 4, 4], &[3, 2, 3, 3], [1, 1], [1, 1, 1, 1]),
+        (&[1, 1, 5, 6], &[2, 1, 2, 3], [2, 2], [0, 1, 1, 1]),
+        (&[1, 3, 3, 3], &[2, 3, 3, 3], [1, 1], [0; 4]),
+    ];
+    for (i, (xs, ws, stride, pad)) in cases.iter().enumerate() {
+        let (x, w, b) = (randn(xs, 60 + i as u64), randn(ws, 70 + i as u64), randn(&[ws[0]], 80 + i as u64));
+        gradcheck("conv2d", &[x.clone(), w.clone(), b], |t| t[0].conv2d(&t[1], Some(&t[2]), *stride, *pad));
+        gradcheck("conv2d no bias", &[x, w], |t| t[0].conv2d(&t[1], None, *stride, *pad));
+    }
+}
+
+#[test]
+fn conv2d_matches_direct_convolution() {
+    let (x, w) = (randn(&[2, 2, 5, 4], 90), randn(&[3, 2, 3, 2], 91));
+    let pad = [1usize, 0, 0, 1];
+    let y = Tensor::new(x.clone()).conv2d(&Tensor::new(w.clone()), None, [2, 1], pad);
+    let ys = y.shape();
+    assert_eq!(ys, vec![2, 3, 2, 4]);
+    let yv = y.value();
+    for n in 0..2 {
+        for f in 0..3 {
+            for oy in 0..ys[2] {
+                for ox in 0..ys[3] {
+                    let mut s = 0.0;
+                    for c in 0..2 {
+                        for i in 0..3 {
+                            for j in 0..2 {
+                                let iy = (oy * 2 + i) as isize - pad[0] as isize;
+                                let ix = (ox + j) as isize - pad[2] as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < 5 && (ix as usize) < 4 {
+                                    s += x[[n, c, iy as usize, ix as usize]] * w[[f, c, i, j]];
+                                }
+                            }
+                        }
+                    }
+                    assert!((yv[[n, f, oy, ox]] - s).abs() < 1e-4, "conv output ({n},{f},{oy},{ox})");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pooling() {
+    for (i, (shape, size, stride)) in [(vec![2, 2, 4, 4], [2, 2], [2, 2]), (vec![1, 3, 5, 5], [2, 2], [2, 2]), (vec![1, 1, 5, 6], [3, 2], [1, 2])].into_iter().enumerate() {
+        gradcheck("max_pool2d", &[spaced(&shape, 100 + i as u64)], |t| t[0].max_pool2d(size, stride));
+        gradcheck("avg_pool2d", &[randn(&shape, 110 + i as u64)], |t| t[0].avg_pool2d(size, stride));
+    }
+}
+
+#[test]
+fn dropout_with_a_fixed_mask() {
+    let x = randn(&[4, 6], 120);
+    // The same seed gives the same mask on every evaluation.
+    gradcheck("dropout", &[x.clone()], |t| t[0].dropout(0.4, &mut common::rng(7)));
+    let y = Tensor::new(x.clone()).dropout(0.5, &mut common::rng(8)).to_vec();
+    let kept = y.iter().zip(x.iter()).filter(|(a, b)| (**a - **b * 2.0).abs() < 1e-6 && **a != 0.0).count();
+    let dropped = y.iter().filter(|a| **a == 0.0).count();
+    assert_eq!(kept + dropped, 24, "every element is either dropped or scaled by 1/(1-rate)");
+    assert!(dropped > 0 && kept > 0);
+}
+
+#[test]
+fn softmax_and_cross_entropy() {
+    for (i, shape) in [vec![3, 5], vec![2, 3, 4]].iter().enumerate() {
+        gradcheck("softmax", &[randn(shape, 130 + i as u64)], |t| t[0].softmax());
+    }
+    let labels = [1usize, 0, 4];
+    gradcheck("softmax_cross_entropy", &[randn(&[3, 5], 140)], |t| t[0].softmax_cross_entropy(&labels));
+    let seq_labels = [0usize, 3, 2, 1, 1, 0];
+    gradcheck("softmax_cross_entropy per position", &[randn(&[2, 3, 4], 141)], |t| t[0].softmax_cross_entropy(&seq_labels));
+}
+
+#[test]
+fn cross_entropy_is_stable_for_huge_logits() {
+    let logits = Tensor::parameter(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1000.0, 0.0, -1000.0, -5e4, 5e4, 0.0]).unwrap());
+    let loss = logits.softmax_cross_entropy(&[0, 1]);
+    assert!(loss.item().is_finite() && loss.item().abs() < 1e-6, "loss {}", loss.item());
+    loss.backward();
+    assert!(logits.grad().unwrap().iter().all(|g| g.is_finite()));
+    // Uniform logits give ln(classes).
+    let l = Tensor::from_vec(&[1, 4], vec![3.0; 4]).softmax_cross_entropy(&[2]).item();
+    assert!((l - 4f32.ln()).abs() < 1e-6);
+}
+
+#[test]
+fn composite_of_primitives_gets_the_sum_of_paths() {
+    // y = x * x + exp(x): gradient 2x + exp(x), reached through two paths.
+    gradcheck_with("composite", &[randn(&[5], 150)], 1e-2, 2e-2, |t| t[0].mul(&t[0]).add(&t[0].exp()));
+    let x = Tensor::parameter(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[1]), 1.5));
+    x.mul(&x).add(&x.exp()).sum(&[], false).backward();
+    let g = x.grad().unwrap()[[0]];
+    assert!((g - (3.0 + 1.5f32.exp())).abs() < 1e-4);
+}
+
+#[test]
+fn no_grad_records_nothing() {
+    let w = Tensor::parameter(randn(&[3], 1));
+    let y = layerlab::autograd::no_grad(|| w.mul_scalar(2.0));
+    assert!(!y.requires_grad());
+    y.sum(&[], false).backward();
+    assert!(w.grad().is_none());
+}

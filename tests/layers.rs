@@ -1,0 +1,118 @@
+//! Layers inside models: gradient checks of the loss with respect to every
+//! parameter, Keras initialisation, PyTorch names and layouts, flatten order.
+
+mod common;
+
+use layerlab::nn::{Mode, Model, ModelSpec};
+use layerlab::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn spec(layers: &str) -> ModelSpec {
+    ModelSpec::from_json(&format!(r#"{{"input": {{"dataset": "mnist", "shape": [1, 28, 28]}}, "layers": {layers}, "training": {{"seed": 3}}}}"#)).unwrap()
+}
+
+fn loss(model: &Model, x: &Tensor, labels: &[usize]) -> f32 {
+    // Dropout draws from a generator re-seeded on every pass, so the mask is fixed.
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    model.forward_logits(x, Mode::Train(&mut rng)).softmax_cross_entropy(labels).item()
+}
+
+/// Finite differences of the loss against autograd for sampled entries of every parameter.
+fn check_model(layers: &str) {
+    let model = Model::new(&spec(layers)).unwrap();
+    let x = Tensor::new(common::randn(&[3, 1, 28, 28], 1).mapv(|v| v.abs() * 0.5));
+    let labels = [3usize, 7, 1];
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    model.forward_logits(&x, Mode::Train(&mut rng)).softmax_cross_entropy(&labels).backward();
+    let eps = 1e-2f32;
+    for (name, p) in model.parameters() {
+        let g = p.grad().expect("every parameter gets a gradient").as_standard_layout().into_owned();
+        let n = p.len();
+        for idx in (0..n).step_by((n / 12).max(1)) {
+            let orig = p.value().as_slice().unwrap()[idx];
+            p.value_mut().as_slice_mut().unwrap()[idx] = orig + eps;
+            let up = loss(&model, &x, &labels) as f64;
+            p.value_mut().as_slice_mut().unwrap()[idx] = orig - eps;
+            let down = loss(&model, &x, &labels) as f64;
+            p.value_mut().as_slice_mut().unwrap()[idx] = orig;
+            let numeric = ((up - down) / (2.0 * eps as f64)) as f32;
+            let a = g.as_slice().unwrap()[idx];
+            assert!((a - numeric).abs() <= 3e-2 * 1f32.max(a.abs()).max(numeric.abs()) + 2e-3, "{layers}\n{name}[{idx}]: autograd {a} vs finite difference {numeric}");
+        }
+    }
+}
+
+#[test]
+fn dense_layers() {
+    check_model(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 8, "activation": "tanh"}, {"type": "Dense", "units": 10}]"#);
+    check_model(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 6, "activation": "sigmoid", "use_bias": false}, {"type": "Dense", "units": 10, "activation": "softmax"}]"#);
+    check_model(r#"[{"type": "Reshape", "target_shape": [784]}, {"type": "Dense", "units": 6, "activation": "gelu"}, {"type": "Dense", "units": 10}]"#);
+}
+
+#[test]
+fn conv_and_pool_layers() {
+    check_model(r#"[{"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": 2, "activation": "tanh"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);
+    check_model(r#"[{"type": "Conv2D", "filters": 2, "kernel_size": [3, 5], "padding": "same", "strides": [3, 2], "use_bias": false}, {"type": "AveragePool2D", "pool_size": 3, "strides": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);
+}
+
+#[test]
+fn activation_and_dropout_layers() {
+    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "Dense", "units": 4}, {"type": "GELU"}, {"type": "Flatten"}, {"type": "Dropout", "rate": 0.3}, {"type": "Dense", "units": 12}, {"type": "Sigmoid"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}]"#);
+    check_model(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}, {"type": "Dense", "units": 10}, {"type": "Tanh"}]"#);
+}
+
+#[test]
+fn seed_cnn_parameters_have_pytorch_names_and_layouts() {
+    let model = Model::new(&layerlab::preset("seed-cnn").unwrap()).unwrap();
+    let names: Vec<(String, Vec<usize>)> = model.parameters().iter().map(|(n, t)| (n.clone(), t.shape())).collect();
+    let expected = [
+        ("0.weight", vec![32, 1, 3, 3]),
+        ("0.bias", vec![32]),
+        ("2.weight", vec![64, 32, 3, 3]),
+        ("2.bias", vec![64]),
+        ("4.weight", vec![64, 64, 3, 3]),
+        ("4.bias", vec![64]),
+        ("6.weight", vec![64, 576]),
+        ("6.bias", vec![64]),
+        ("7.weight", vec![10, 64]),
+        ("7.bias", vec![10]),
+    ];
+    assert_eq!(names, expected.iter().map(|(n, s)| (n.to_string(), s.clone())).collect::<Vec<_>>());
+    assert_eq!(model.info.total_params, 93_322);
+}
+
+#[test]
+fn keras_initialisation_is_glorot_uniform_with_zero_biases_and_seeded() {
+    let spec = layerlab::preset("seed-cnn").unwrap();
+    let (a, b) = (Model::new(&spec).unwrap(), Model::new(&spec).unwrap());
+    for ((name, pa), (_, pb)) in a.parameters().iter().zip(b.parameters()) {
+        assert_eq!(pa.to_vec(), pb.to_vec(), "{name} is reproducible from the seed");
+    }
+    let params = a.parameters();
+    // Dense 576 -> 64: limit sqrt(6 / 640); conv 32 -> 64 with 3x3: sqrt(6 / (288 + 576)).
+    for (name, limit) in [("6.weight", (6.0f32 / 640.0).sqrt()), ("2.weight", (6.0f32 / 864.0).sqrt())] {
+        let w = params.iter().find(|(n, _)| n == name).unwrap().1.to_vec();
+        let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(max <= limit && max > 0.9 * limit, "{name}: max |w| {max} vs limit {limit}");
+        let mean = w.iter().sum::<f32>() / w.len() as f32;
+        assert!(mean.abs() < 0.05 * limit);
+    }
+    assert!(params.iter().filter(|(n, _)| n.ends_with("bias")).all(|(_, b)| b.to_vec().iter().all(|v| *v == 0.0)));
+    let mut other = spec.clone();
+    other.training.seed = 1;
+    assert_ne!(Model::new(&other).unwrap().parameters()[0].1.to_vec(), params[0].1.to_vec());
+}
+
+#[test]
+fn flatten_is_channel_height_width_order() {
+    let model = Model::new(&spec(r#"[{"type": "Reshape", "target_shape": [4, 14, 14]}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#)).unwrap();
+    // With the first Dense weight set to pick out element k, the logit equals the
+    // k-th element in C,H,W order of the reshaped input.
+    let x: Vec<f32> = (0..784).map(|i| i as f32).collect();
+    let w = &model.parameters()[0].1;
+    w.value_mut().fill(0.0);
+    w.value_mut()[[0, 200]] = 1.0;
+    let y = model.forward_logits(&Tensor::from_vec(&[1, 1, 28, 28], x), Mode::Eval).to_vec();
+    assert_eq!(y[0], 200.0);
+}

@@ -1,0 +1,174 @@
+//! One test per user-facing spec error: each names the layer and the shapes and says how to fix it.
+
+use layerlab::nn::spec::{Fix, LayerSpec};
+use layerlab::{Error, ModelSpec, SpecError};
+
+fn spec_with(layers: &str) -> String {
+    format!(r#"{{"input": {{"dataset": "mnist", "shape": [1, 28, 28]}}, "layers": {layers}}}"#)
+}
+
+fn infer_err(layers: &str) -> SpecError {
+    ModelSpec::from_json(&spec_with(layers)).expect("parses").infer().expect_err("must be rejected")
+}
+
+fn parse_err(text: &str) -> String {
+    match ModelSpec::from_json(text) {
+        Err(e) => e.to_string(),
+        Ok(s) => panic!("parsed: {s:?}"),
+    }
+}
+
+#[test]
+fn dense_on_an_image_asks_for_flatten() {
+    let e = infer_err(r#"[{"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "ReLU"}, {"type": "Dense", "units": 64}]"#);
+    assert_eq!(e.to_string(), "layer 6 Dense: expects a flat input but gets [64, 3, 3]; insert Flatten before it");
+    assert_eq!(e.layer, Some(6));
+    assert_eq!(e.fix, Some(Fix::Insert { index: 6, layer: LayerSpec::Flatten }));
+}
+
+#[test]
+fn the_fix_makes_the_stack_valid() {
+    let text = spec_with(r#"[{"type": "Dense", "units": 10}]"#);
+    let mut spec = ModelSpec::from_json(&text).unwrap();
+    let mut guard = 0;
+    while let Err(e) = spec.infer() {
+        e.fix.expect("offers a fix").apply(&mut spec.layers);
+        guard += 1;
+        assert!(guard < 5);
+    }
+    assert_eq!(spec.layers[0], LayerSpec::Flatten);
+}
+
+#[test]
+fn conv_on_a_flat_input_asks_for_reshape() {
+    let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Conv2D", "filters": 8, "kernel_size": 3}]"#);
+    assert_eq!(e.to_string(), "layer 1 Conv2D: expects an image [channels, height, width] but gets [784]; insert Reshape [1, 28, 28] before it");
+    assert_eq!(e.fix, Some(Fix::Insert { index: 1, layer: LayerSpec::Reshape { target_shape: vec![1, 28, 28] } }));
+}
+
+#[test]
+fn kernel_larger_than_input() {
+    let e = infer_err(r#"[{"type": "Conv2D", "filters": 8, "kernel_size": 30}]"#);
+    assert_eq!(e.layer, Some(0));
+    assert!(e.to_string().contains("kernel 30x30 is larger than its input 28x28"), "{e}");
+    assert!(e.to_string().contains("padding \"same\""), "{e}");
+}
+
+#[test]
+fn pool_larger_than_input() {
+    let e = infer_err(r#"[{"type": "MaxPool2D", "pool_size": 8}, {"type": "MaxPool2D", "pool_size": 4}]"#);
+    assert_eq!(e.to_string(), "layer 1 MaxPool2D: pool 4x4 is larger than its input 3x3 (input shape [1, 3, 3]); use a smaller pool_size or remove this layer");
+}
+
+#[test]
+fn zero_and_out_of_range_parameters() {
+    assert_eq!(infer_err(r#"[{"type": "Conv2D", "filters": 0, "kernel_size": 3}]"#).to_string(), "layer 0 Conv2D: filters must be at least 1");
+    assert_eq!(infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 0}]"#).to_string(), "layer 0 Conv2D: kernel_size must be at least 1, got 0x0");
+    assert_eq!(infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": 0}]"#).to_string(), "layer 0 Conv2D: strides must be at least 1, got 0x0");
+    assert_eq!(infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 0}]"#).to_string(), "layer 1 Dense: units must be at least 1");
+    let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dropout", "rate": -0.1}, {"type": "Dense", "units": 10}]"#);
+    assert_eq!(e.to_string(), "layer 1 Dropout: rate must be in [0, 1), got -0.1; 0.2 to 0.5 is usual");
+    assert!(infer_err(r#"[{"type": "Dropout", "rate": 1.0}]"#).to_string().contains("rate must be in [0, 1)"));
+}
+
+#[test]
+fn negative_counts_are_type_errors_naming_the_layer() {
+    let e = parse_err(&spec_with(r#"[{"type": "Flatten"}, {"type": "Dense", "units": -3}]"#));
+    assert!(e.starts_with("invalid model: layer 1 Dense: invalid value: integer `-3`"), "{e}");
+}
+
+#[test]
+fn missing_parameter() {
+    let e = parse_err(&spec_with(r#"[{"type": "Conv2D", "kernel_size": 3}]"#));
+    assert_eq!(e, "invalid model: layer 0 Conv2D: missing field `filters`");
+}
+
+#[test]
+fn misspelled_parameter() {
+    let e = parse_err(&spec_with(r#"[{"type": "Conv2D", "filters": 3, "kernel": 3}]"#));
+    assert!(e.starts_with("invalid model: layer 0 Conv2D: unknown field `kernel`, expected one of"), "{e}");
+}
+
+#[test]
+fn unknown_layer_type_lists_known_ones_and_suggests() {
+    let e = parse_err(&spec_with(r#"[{"type": "Conv3D", "filters": 3}]"#));
+    assert!(e.starts_with("invalid model: layer 0 Conv3D: unknown layer type \"Conv3D\"; known types: Dense, Conv2D,"), "{e}");
+    let e = parse_err(&spec_with(r#"[{"type": "Flatten"}, {"type": "dense", "units": 3}]"#));
+    assert!(e.contains("layer 1 dense: unknown layer type \"dense\"; did you mean Dense?"), "{e}");
+    let e = parse_err(&spec_with(r#"[{"units": 3}]"#));
+    assert!(e.contains("layer 0: has no \"type\""), "{e}");
+}
+
+#[test]
+fn bad_reshape() {
+    let e = infer_err(r#"[{"type": "Reshape", "target_shape": [27, 28]}]"#);
+    assert_eq!(e.to_string(), "layer 0 Reshape: cannot reshape [1, 28, 28] (784 values) to [27, 28]: the target holds 756 values");
+    let e = infer_err(r#"[{"type": "Reshape", "target_shape": [-1, 5]}]"#);
+    assert!(e.to_string().contains("784 is not divisible by 5"), "{e}");
+}
+
+#[test]
+fn wrong_output_size_asks_for_the_classifier() {
+    let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 64}]"#);
+    assert_eq!(e.to_string(), "layer 1: the model ends with shape [64] but mnist has 10 classes; end with Dense 10");
+    assert_eq!(e.fix, Some(Fix::Insert { index: 2, layer: LayerSpec::Dense { units: 10, activation: None, use_bias: None } }));
+    let e = infer_err("[]");
+    assert!(e.to_string().contains("ends with shape [1, 28, 28] but mnist has 10 classes; end with Flatten and Dense 10"), "{e}");
+}
+
+#[test]
+fn input_errors() {
+    let spec = ModelSpec::from_json(r#"{"input": {"dataset": "mnist", "shape": [1, 28, 27]}, "layers": []}"#);
+    let e = spec.unwrap().infer().unwrap_err();
+    assert_eq!(e.to_string(), "input: shape [1, 28, 27] holds 756 values but an MNIST image has 784 (28x28); use [1, 28, 28]");
+    let e = parse_err(r#"{"input": {"dataset": "cifar"}, "layers": []}"#);
+    assert!(e.contains("input: unknown variant `cifar`, expected `mnist`"), "{e}");
+    let e = parse_err(r#"{"layers": []}"#);
+    assert!(e.contains("the spec has no \"input\""), "{e}");
+    let e = parse_err(r#"{"input": {"dataset": "mnist"}, "layers": {}}"#);
+    assert!(e.contains("\"layers\" must be a list"), "{e}");
+}
+
+#[test]
+fn training_errors() {
+    let bad = |training: &str| {
+        let text = format!(r#"{{"input": {{"dataset": "mnist"}}, "layers": [{{"type": "Flatten"}}, {{"type": "Dense", "units": 10}}], "training": {training}}}"#);
+        match ModelSpec::from_json(&text) {
+            Ok(s) => s.infer().unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(bad(r#"{"batch_size": 0}"#), "training: batch_size must be at least 1");
+    assert_eq!(bad(r#"{"epochs": 0}"#), "training: epochs must be at least 1");
+    assert!(bad(r#"{"optimizer": {"type": "Adam", "lr": -1}}"#).contains("the learning rate must be a positive number, got -1"));
+    assert!(bad(r#"{"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 1.5}}"#).contains("SGD momentum must be in [0, 1), got 1.5"));
+    assert!(bad(r#"{"optimizer": {"type": "RMSprop", "lr": 0.1}}"#).contains("unknown variant `RMSprop`"));
+}
+
+#[test]
+fn malformed_json_is_an_error_not_a_panic() {
+    assert!(matches!(ModelSpec::from_json("{\"input\": "), Err(Error::Json(_))));
+    assert!(ModelSpec::from_json("[1, 2]").unwrap_err().to_string().contains("must be a JSON object"));
+    assert!(ModelSpec::from_json(r#"{"input": {"dataset": "mnist"}, "layers": [], "extra": 1}"#).unwrap_err().to_string().contains("unknown key \"extra\""));
+}
+
+#[test]
+fn presets_are_valid_and_round_trip() {
+    for (name, text) in layerlab::PRESETS {
+        let spec = ModelSpec::from_json(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        spec.infer().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ModelSpec::from_json(&spec.to_json_pretty()).unwrap(), spec, "{name}");
+    }
+}
+
+#[test]
+fn shape_inference_of_the_seed_cnn() {
+    let info = layerlab::preset("seed-cnn").unwrap().infer().unwrap();
+    let shapes: Vec<Vec<usize>> = info.layers.iter().map(|l| l.output_shape.clone()).collect();
+    assert_eq!(shapes, vec![vec![32, 26, 26], vec![32, 13, 13], vec![64, 11, 11], vec![64, 5, 5], vec![64, 3, 3], vec![576], vec![64], vec![10]]);
+    let counts: Vec<usize> = info.layers.iter().map(|l| l.param_count).collect();
+    assert_eq!(counts, vec![320, 0, 18_496, 0, 36_928, 0, 36_928, 650]);
+    // "same" padding keeps the size (ceil(in / stride)).
+    let spec = ModelSpec::from_json(&spec_with(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 5, "padding": "same", "strides": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#)).unwrap();
+    assert_eq!(spec.infer().unwrap().layers[0].output_shape, vec![4, 14, 14]);
+}

@@ -1,0 +1,101 @@
+//! The trainer as a state machine: learning, reproducibility, the benchmarks'
+//! data order, and recovery from a diverging learning rate.
+
+use layerlab::data::{epoch_shuffle_seed, lcg_permutation, Mnist};
+use layerlab::nn::spec::OptimizerSpec;
+use layerlab::{Error, ModelSpec, Trainer};
+
+fn data(train: usize, test: usize) -> (Mnist, Mnist) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
+    a.truncate(train);
+    b.truncate(test);
+    (a, b)
+}
+
+fn mean(v: &[f32]) -> f32 {
+    v.iter().sum::<f32>() / v.len() as f32
+}
+
+#[test]
+fn the_data_order_is_the_benchmarks_order() {
+    // The first and last entries of the permutation of bench/mnist_idx.py (seed 1).
+    let p = lcg_permutation(60_000, epoch_shuffle_seed(0, 0));
+    assert_eq!(&p[..8], &[1193, 5010, 17447, 4809, 17523, 18264, 17049, 14249]);
+    assert_eq!(&p[59_997..], &[15230, 51900, 8748]);
+    assert_ne!(epoch_shuffle_seed(0, 1), epoch_shuffle_seed(0, 0));
+}
+
+#[test]
+fn mlp_learns_mnist() {
+    let (train, test) = data(4000, 1000);
+    let mut trainer = Trainer::new(&layerlab::preset("mlp").unwrap(), train, test).unwrap();
+    let before = trainer.evaluate(None);
+    let losses: Vec<f32> = (0..120).map(|_| trainer.step().unwrap().loss).collect();
+    assert!(mean(&losses[110..]) < 0.6 * mean(&losses[..10]), "loss {:?} -> {:?}", &losses[..10], &losses[110..]);
+    let after = trainer.evaluate(None);
+    assert!(after.accuracy > 0.8 && after.accuracy > before.accuracy + 0.5, "accuracy {} -> {}", before.accuracy, after.accuracy);
+    assert_eq!(after.confusion.iter().flatten().sum::<u32>(), 1000);
+    assert_eq!(trainer.steps_done(), 120);
+    assert_eq!(trainer.epoch(), 1, "4000 examples at batch 64 is 63 steps an epoch");
+}
+
+#[test]
+fn seed_cnn_loss_falls() {
+    let (train, test) = data(640, 100);
+    let mut trainer = Trainer::new(&layerlab::preset("seed-cnn").unwrap(), train, test).unwrap();
+    let losses: Vec<f32> = (0..25).map(|_| trainer.step().unwrap().loss).collect();
+    assert!(mean(&losses[20..]) < 0.8 * mean(&losses[..5]), "{losses:?}");
+}
+
+#[test]
+fn same_seed_same_run_other_seed_other_run() {
+    let run = |seed: u64| {
+        let mut spec = layerlab::preset("mlp").unwrap();
+        spec.training.seed = seed;
+        let (train, test) = data(1000, 10);
+        let mut t = Trainer::new(&spec, train, test).unwrap();
+        (0..8).map(|_| t.step().unwrap().loss).collect::<Vec<_>>()
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+}
+
+#[test]
+fn sgd_with_momentum_learns() {
+    let mut spec = layerlab::preset("mlp").unwrap();
+    spec.training.optimizer = OptimizerSpec::SGD { lr: 0.05, momentum: 0.9 };
+    let (train, test) = data(2000, 10);
+    let mut trainer = Trainer::new(&spec, train, test).unwrap();
+    let losses: Vec<f32> = (0..60).map(|_| trainer.step().unwrap().loss).collect();
+    assert!(mean(&losses[50..]) < 0.6 * mean(&losses[..10]), "{losses:?}");
+}
+
+#[test]
+fn a_diverging_learning_rate_stops_with_a_message_and_keeps_the_last_good_weights() {
+    let mut spec: ModelSpec = layerlab::preset("mlp").unwrap();
+    spec.training.optimizer = OptimizerSpec::SGD { lr: 1e12, momentum: 0.0 };
+    let (train, test) = data(2000, 10);
+    let mut trainer = Trainer::new(&spec, train, test).unwrap();
+    let mut error = None;
+    for _ in 0..20 {
+        match trainer.step() {
+            Ok(_) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let error = error.expect("a learning rate of 1e12 diverges");
+    assert!(matches!(error, Error::NonFiniteLoss { .. }));
+    let msg = error.to_string();
+    assert!(msg.contains("training diverged") && msg.contains("try a smaller learning rate (e.g. 100000000000)"), "{msg}");
+    let steps = trainer.steps_done();
+    // The kept weights are finite and give a finite loss again.
+    assert!(trainer.parameters().iter().all(|(_, p)| p.to_vec().iter().all(|v| v.is_finite())));
+    trainer.set_lr(0.01);
+    let m = trainer.step().expect("training goes on after lowering the learning rate");
+    assert!(m.loss.is_finite());
+    assert_eq!(m.step, steps + 1);
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, skipping whatever is already there.
+# Sourced by serve.sh and test.sh; each `ensure_*` is idempotent.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m[layerlab]\033[0m %s\n' "$*" >&2; }
+
+# The wasm-bindgen version pinned in Cargo.lock (the CLI must match it exactly).
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_wasm_target() {
+  rustup target list --installed | grep -qx wasm32-unknown-unknown || { log "adding the wasm32 target"; rustup target add wasm32-unknown-unknown; }
+}
+
+ensure_wasm_bindgen() {
+  local want; want="$(wasm_bindgen_version)"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (about 3 minutes)"
+    # Not --locked: the CLI's lock file pins a crate the registry no longer has.
+    cargo install -q wasm-bindgen-cli --version "$want"
+  fi
+}
+
+ensure_trunk() {
+  if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "0.21.14" ]; then
+    log "installing trunk 0.21.14 (about 12 minutes on 2 cores)"
+    # 0.22 needs a newer rustc than this toolchain.
+    cargo install -q --locked trunk --version 0.21.14
+  fi
+}
+
+ensure_browser() {
+  apt_install chromium chromium-driver
+  export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+}

@@ -55,6 +55,15 @@ fn train_reports_json_and_saves_weights() {
     assert_eq!(v["steps"], 47);
     let model = Model::new(&layerlab::preset("mlp").unwrap()).unwrap();
     weights::load_parameters(&model.parameters(), &std::fs::read(&save).unwrap()).unwrap();
+
+    // Training can start from saved weights, and refuses those of another model.
+    let (code, out, err) = cli(&["train", "--model", "mlp", "--limit-train", "640", "--limit-test", "500", "--weights", save.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["test_accuracy"].as_f64().unwrap() > 0.75, "continues from the trained weights: {out}");
+    let (code, _, err) = cli(&["train", "--model", "seed-cnn", "--limit-train", "64", "--weights", save.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("mlp.safetensors: weights: the file has no tensor \"0.weight\""), "{err}");
 }
 
 fn write_batch(path: &PathBuf, x: &[f32], x_shape: &[usize], y: &[i64]) {

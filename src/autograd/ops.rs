@@ -108,16 +108,8 @@ impl Tensor {
 
     pub fn relu(&self) -> Tensor {
         let value = self.value().mapv(|v| v.max(0.0));
-        let out = value.clone();
-        Tensor::from_op(value, &[self], move |g, _| {
-            let mut d = g.clone();
-            ndarray::Zip::from(&mut d).and(&out).for_each(|d, &y| {
-                if y <= 0.0 {
-                    *d = 0.0
-                }
-            });
-            vec![Some(d)]
-        })
+        let x = self.clone();
+        Tensor::from_op(value, &[self], move |g, _| vec![Some(ndarray::Zip::from(g).and(&*x.value()).map_collect(|&g, &x| if x > 0.0 { g } else { 0.0 }))])
     }
 
     pub fn tanh(&self) -> Tensor {
@@ -322,34 +314,30 @@ impl Tensor {
         assert!(xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1], "conv2d: input {xs:?} and weight {ws:?} do not fit");
         let g = Window { n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: ws[2], kw: ws[3], sh: stride[0], sw: stride[1], pad };
         let (f, ckk) = (ws[0], ws[1] * ws[2] * ws[3]);
-        let (oh, ow) = (g.out_h(), g.out_w());
-        let (out, cols) = {
+        let out = {
             let x = self.value();
             let x = x.as_standard_layout();
             let w = weight.value();
-            let w2 = as_matrix(&w, f, ckk);
             let b = bias.map(|b| b.value().iter().copied().collect::<Vec<f32>>());
-            cpu::conv2d_forward(x.as_slice().unwrap(), w2.view(), b.as_deref(), &g)
+            cpu::conv2d_forward(x.as_slice().unwrap(), as_matrix(&w, f, ckk).view(), b.as_deref(), &g)
         };
-        let value = ArrayD::from_shape_vec(IxDyn(&[g.n, f, oh, ow]), out).unwrap();
-        let w = weight.clone();
+        let value = ArrayD::from_shape_vec(IxDyn(&[g.n, f, g.out_h(), g.out_w()]), out).unwrap();
+        let (x, w) = (self.clone(), weight.clone());
         let mut inputs = vec![self, weight];
         if let Some(b) = bias {
             inputs.push(b);
         }
         Tensor::from_op(value, &inputs, move |dy, need| {
             let dy = dy.as_standard_layout();
-            let dy_mat = cpu::nchw_to_channel_major(dy.as_slice().unwrap(), g.n, f, oh * ow); // [F, N*OH*OW]
-            let dx = need[0].then(|| {
-                let wv = w.value();
-                let w2 = as_matrix(&wv, f, ckk);
-                let dcols = cpu::gemm(w2.t(), dy_mat.view()); // [CKK, N*OH*OW]
-                ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), cpu::col2im(dcols.as_slice().unwrap(), &g)).unwrap()
-            });
-            let dw = need[1].then(|| cpu::gemm(dy_mat.view(), cols.t()).into_shape_with_order(IxDyn(&[f, g.c, g.kh, g.kw])).unwrap());
-            let mut grads = vec![dx, dw];
+            let (xv, wv) = (x.value(), w.value());
+            let xv = xv.as_standard_layout();
+            let (dx, dw, db) = cpu::conv2d_backward(xv.as_slice().unwrap(), as_matrix(&wv, f, ckk).view(), dy.as_slice().unwrap(), &g, need[0]);
+            let mut grads = vec![
+                dx.map(|dx| ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap()),
+                need[1].then(|| dw.into_shape_with_order(IxDyn(&[f, g.c, g.kh, g.kw])).unwrap()),
+            ];
             if need.len() > 2 {
-                grads.push(need[2].then(|| dy_mat.sum_axis(Axis(1)).into_dyn()));
+                grads.push(need[2].then(|| ArrayD::from_shape_vec(IxDyn(&[f]), db).unwrap()));
             }
             grads
         })

@@ -71,22 +71,27 @@ impl Window {
     }
 }
 
-/// Unfolds image patches: `x` [N,C,H,W] -> cols [C*KH*KW, N*OH*OW], where row
-/// `(c*KH + i)*KW + j` holds input pixel `(i, j)` of each window.
-pub fn im2col(x: &[f32], g: &Window) -> Array2<f32> {
+/// Unfolds the patches of images `images` of `x` [N,C,H,W] into `cols`
+/// [C*KH*KW, len(images)*OH*OW]: row `(c*KH + i)*KW + j` holds input pixel
+/// `(i, j)` of each window, columns run over images, then output rows and columns.
+/// Every entry is written (padding as zeros), so `cols` may hold stale data.
+pub fn im2col(x: &[f32], g: &Window, images: std::ops::Range<usize>, cols: &mut [f32]) {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let cols_per_image = oh * ow;
-    let ncols = g.n * cols_per_image;
-    let mut cols = Array2::<f32>::zeros((g.c * g.kh * g.kw, ncols));
-    let out = cols.as_slice_mut().unwrap();
+    let per_image = oh * ow;
+    let ncols = images.len() * per_image;
+    debug_assert_eq!(cols.len(), g.c * g.kh * g.kw * ncols);
+    let padded = g.pad.iter().any(|&p| p > 0);
     for c in 0..g.c {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = (c * g.kh + i) * g.kw + j;
-                let dst_row = &mut out[row * ncols..(row + 1) * ncols];
-                for n in 0..g.n {
+                let dst_row = &mut cols[row * ncols..(row + 1) * ncols];
+                if padded {
+                    dst_row.fill(0.0);
+                }
+                for (k, n) in images.clone().enumerate() {
                     let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-                    let dst = &mut dst_row[n * cols_per_image..][..cols_per_image];
+                    let dst = &mut dst_row[k * per_image..][..per_image];
                     window_rows(g, i, j, ow, |oy, iy, ox_range, ix0| {
                         let src = &plane[iy * g.w..][..g.w];
                         let d = &mut dst[oy * ow..][..ow];
@@ -102,35 +107,39 @@ pub fn im2col(x: &[f32], g: &Window) -> Array2<f32> {
             }
         }
     }
-    cols
 }
 
-/// The adjoint of `im2col`: adds each column entry back onto the pixel it came from.
-pub fn col2im(cols: &[f32], g: &Window) -> Vec<f32> {
+/// The adjoint of `im2col`: adds each column entry back onto the pixel of `dx`
+/// [N,C,H,W] it came from.
+pub fn col2im(cols: &[f32], g: &Window, images: std::ops::Range<usize>, dx: &mut [f32]) {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let cols_per_image = oh * ow;
-    let ncols = g.n * cols_per_image;
-    let mut x = vec![0.0f32; g.n * g.c * g.h * g.w];
+    let per_image = oh * ow;
+    let ncols = images.len() * per_image;
     for c in 0..g.c {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = (c * g.kh + i) * g.kw + j;
                 let src_row = &cols[row * ncols..(row + 1) * ncols];
-                for n in 0..g.n {
-                    let plane = &mut x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-                    let src = &src_row[n * cols_per_image..][..cols_per_image];
+                for (k, n) in images.clone().enumerate() {
+                    let plane = &mut dx[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+                    let src = &src_row[k * per_image..][..per_image];
                     window_rows(g, i, j, ow, |oy, iy, ox_range, ix0| {
                         let dst = &mut plane[iy * g.w..][..g.w];
                         let s = &src[oy * ow..][..ow];
-                        for (k, ox) in ox_range.enumerate() {
-                            dst[ix0 + k * g.sw] += s[ox];
+                        if g.sw == 1 {
+                            for (d, s) in dst[ix0..ix0 + ox_range.len()].iter_mut().zip(&s[ox_range]) {
+                                *d += s;
+                            }
+                        } else {
+                            for (k, ox) in ox_range.enumerate() {
+                                dst[ix0 + k * g.sw] += s[ox];
+                            }
                         }
                     });
                 }
             }
         }
     }
-    x
 }
 
 /// For kernel tap (i, j), calls `f(oy, iy, ox_range, ix0)` for every output row
@@ -155,67 +164,116 @@ fn window_rows(g: &Window, i: usize, j: usize, ow: usize, mut f: impl FnMut(usiz
     }
 }
 
-/// Convolution forward: `x` [N,C,H,W], `weight` [F, C*KH*KW] -> ([N,F,OH,OW] data, cols).
-pub fn conv2d_forward(x: &[f32], weight: ArrayView2<f32>, bias: Option<&[f32]>, g: &Window) -> (Vec<f32>, Array2<f32>) {
-    let cols = im2col(x, g);
+/// Images per im2col chunk: enough columns for an efficient GEMM, few enough
+/// that the unfolded patches stay in cache.
+fn conv_chunk(g: &Window) -> usize {
+    let per_image = g.out_h() * g.out_w();
+    (4096 / per_image.max(1)).clamp(1, g.n.max(1))
+}
+
+/// Convolution forward: `x` [N,C,H,W], `weight` [F, C*KH*KW] -> [N,F,OH,OW].
+/// im2col + GEMM, a chunk of images at a time.
+pub fn conv2d_forward(x: &[f32], weight: ArrayView2<f32>, bias: Option<&[f32]>, g: &Window) -> Vec<f32> {
     let f = weight.nrows();
-    let out_mat = gemm(weight, cols.view()); // [F, N*OH*OW]
+    let ckk = weight.ncols();
     let hw = g.out_h() * g.out_w();
-    let mut out = vec![0.0f32; g.n * f * hw];
-    let src = out_mat.as_slice().unwrap();
-    for n in 0..g.n {
-        for fi in 0..f {
-            let b = bias.map_or(0.0, |b| b[fi]);
-            let s = &src[fi * g.n * hw + n * hw..][..hw];
-            let d = &mut out[(n * f + fi) * hw..][..hw];
-            for (d, s) in d.iter_mut().zip(s) {
-                *d = s + b;
+    let chunk = conv_chunk(g);
+    let mut out = Vec::with_capacity(g.n * f * hw);
+    let mut cols = vec![0.0f32; ckk * chunk * hw];
+    let mut tmp = vec![0.0f32; f * chunk * hw];
+    for n0 in (0..g.n).step_by(chunk) {
+        let n1 = (n0 + chunk).min(g.n);
+        let ncols = (n1 - n0) * hw;
+        let cols = &mut cols[..ckk * ncols];
+        im2col(x, g, n0..n1, cols);
+        let cols_view = ArrayView2::from_shape((ckk, ncols), &*cols).unwrap();
+        let t = &mut tmp[..f * ncols];
+        gemm_into(weight, cols_view, 0.0, &mut ArrayViewMut2::from_shape((f, ncols), &mut *t).unwrap());
+        // [F, images*HW] -> [images, F, HW] (appended in order), adding the bias.
+        for k in 0..n1 - n0 {
+            for fi in 0..f {
+                let b = bias.map_or(0.0, |b| b[fi]);
+                out.extend(t[fi * ncols + k * hw..][..hw].iter().map(|s| s + b));
             }
         }
     }
-    (out, cols)
+    out
 }
 
-/// `dy` [N,F,OH*OW] -> [F, N*OH*OW], the layout the weight-gradient GEMM wants.
-pub fn nchw_to_channel_major(dy: &[f32], n: usize, f: usize, hw: usize) -> Array2<f32> {
-    let mut m = Array2::<f32>::zeros((f, n * hw));
-    let dst = m.as_slice_mut().unwrap();
-    for ni in 0..n {
-        for fi in 0..f {
-            dst[fi * n * hw + ni * hw..][..hw].copy_from_slice(&dy[(ni * f + fi) * hw..][..hw]);
+/// Convolution backward: from `dy` [N,F,OH,OW], the gradients of the input (if
+/// `want_dx`), the weight [F, C*KH*KW] and the bias [F]. Patches are unfolded
+/// again rather than kept from the forward pass: cheaper than the memory.
+pub fn conv2d_backward(x: &[f32], weight: ArrayView2<f32>, dy: &[f32], g: &Window, want_dx: bool) -> (Option<Vec<f32>>, Array2<f32>, Vec<f32>) {
+    let f = weight.nrows();
+    let ckk = weight.ncols();
+    let hw = g.out_h() * g.out_w();
+    let chunk = conv_chunk(g);
+    let mut dx = want_dx.then(|| vec![0.0f32; g.n * g.c * g.h * g.w]);
+    let mut dw = Array2::<f32>::zeros((f, ckk));
+    let mut db = vec![0.0f32; f];
+    let mut cols = vec![0.0f32; ckk * chunk * hw];
+    let mut dcols = if want_dx { vec![0.0f32; ckk * chunk * hw] } else { Vec::new() };
+    let mut dy_mat = vec![0.0f32; f * chunk * hw];
+    for n0 in (0..g.n).step_by(chunk) {
+        let n1 = (n0 + chunk).min(g.n);
+        let ncols = (n1 - n0) * hw;
+        // [images, F, HW] -> [F, images*HW], the layout the GEMMs want.
+        let dm = &mut dy_mat[..f * ncols];
+        for k in 0..n1 - n0 {
+            for fi in 0..f {
+                let src = &dy[((n0 + k) * f + fi) * hw..][..hw];
+                dm[fi * ncols + k * hw..][..hw].copy_from_slice(src);
+                db[fi] += src.iter().sum::<f32>();
+            }
+        }
+        let dm = ArrayView2::from_shape((f, ncols), &*dm).unwrap();
+        let cols = &mut cols[..ckk * ncols];
+        im2col(x, g, n0..n1, cols);
+        let cols_view = ArrayView2::from_shape((ckk, ncols), &*cols).unwrap();
+        gemm_into(dm, cols_view.t(), 1.0, &mut dw.view_mut());
+        if let Some(dx) = dx.as_mut() {
+            let dc = &mut dcols[..ckk * ncols];
+            gemm_into(weight.t(), dm, 0.0, &mut ArrayViewMut2::from_shape((ckk, ncols), &mut *dc).unwrap());
+            col2im(dc, g, n0..n1, dx);
         }
     }
-    m
+    (dx, dw, db)
 }
 
 /// Max pooling forward: returns the output and, per output, the flat index of the
-/// winning input within its (n, c) plane.
+/// winning input within its (n, c) plane (the first maximum on ties).
 pub fn max_pool_forward(x: &[f32], g: &Window) -> (Vec<f32>, Vec<u32>) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let planes = g.n * g.c;
-    let mut out = vec![0.0f32; planes * oh * ow];
-    let mut arg = vec![0u32; planes * oh * ow];
+    let mut out = Vec::with_capacity(planes * oh * ow);
+    let mut arg = Vec::with_capacity(planes * oh * ow);
+    let (mut best, mut best_idx) = (vec![0.0f32; ow], vec![0u32; ow]);
     for p in 0..planes {
         let plane = &x[p * g.h * g.w..][..g.h * g.w];
         for oy in 0..oh {
+            let base = oy * g.sh * g.w;
             for ox in 0..ow {
-                let (mut best, mut best_idx) = (f32::NEG_INFINITY, 0usize);
-                for i in 0..g.kh {
-                    let iy = oy * g.sh + i;
-                    for j in 0..g.kw {
-                        let idx = iy * g.w + ox * g.sw + j;
+                best[ox] = plane[base + ox * g.sw];
+                best_idx[ox] = (base + ox * g.sw) as u32;
+            }
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    if i == 0 && j == 0 {
+                        continue;
+                    }
+                    let row = base + i * g.w + j;
+                    // Selects instead of branches: which tap wins is data-dependent.
+                    for ox in 0..ow {
+                        let idx = row + ox * g.sw;
                         let v = plane[idx];
-                        // `!(v <= best)` also lets a NaN win, so it propagates.
-                        if !(v <= best) {
-                            best = v;
-                            best_idx = idx;
-                        }
+                        let larger = v > best[ox];
+                        best[ox] = if larger { v } else { best[ox] };
+                        best_idx[ox] = if larger { idx as u32 } else { best_idx[ox] };
                     }
                 }
-                let o = p * oh * ow + oy * ow + ox;
-                out[o] = best;
-                arg[o] = best_idx as u32;
             }
+            out.extend_from_slice(&best);
+            arg.extend_from_slice(&best_idx);
         }
     }
     (out, arg)

@@ -59,6 +59,9 @@ mod cli {
             /// Evaluate on the first N test examples only.
             #[arg(long)]
             limit_test: Option<usize>,
+            /// Start from these weights (safetensors) instead of a fresh initialisation.
+            #[arg(long)]
+            weights: Option<PathBuf>,
             /// Write the trained weights here (safetensors, PyTorch state-dict names).
             #[arg(long)]
             save: Option<PathBuf>,
@@ -101,7 +104,7 @@ mod cli {
     pub fn run() -> i32 {
         let cli = Cli::parse();
         let result = match cli.command {
-            Command::Train { model, epochs, seed, limit_train, limit_test, save } => train(&model, epochs, seed, limit_train, limit_test, save.as_deref()),
+            Command::Train { model, epochs, seed, limit_train, limit_test, weights, save } => train(&model, TrainOptions { epochs, seed, limit_train, limit_test, weights, save }),
             Command::Bench { model, steps, warmup, runs } => bench(&model, steps, warmup, runs),
             Command::Step { model, weights, batch, grads } => step(&model, &weights, &batch, &grads),
             Command::Info { model } => info(&model),
@@ -155,19 +158,31 @@ mod cli {
         bar
     }
 
-    fn train(args: &ModelArgs, epochs: Option<usize>, seed: Option<u64>, limit_train: Option<usize>, limit_test: Option<usize>, save: Option<&Path>) -> Result<String> {
+    struct TrainOptions {
+        epochs: Option<usize>,
+        seed: Option<u64>,
+        limit_train: Option<usize>,
+        limit_test: Option<usize>,
+        weights: Option<PathBuf>,
+        save: Option<PathBuf>,
+    }
+
+    fn train(args: &ModelArgs, opts: TrainOptions) -> Result<String> {
         let mut spec = load_spec(args)?;
-        if let Some(e) = epochs {
+        if let Some(e) = opts.epochs {
             spec.training.epochs = e;
         }
-        if let Some(s) = seed {
+        if let Some(s) = opts.seed {
             spec.training.seed = s;
         }
         let (mut train_set, test_set) = load_data(args)?;
-        if let Some(n) = limit_train {
+        if let Some(n) = opts.limit_train {
             train_set.truncate(n);
         }
         let mut trainer = Trainer::new(&spec, train_set, test_set)?;
+        if let Some(path) = &opts.weights {
+            weights::load_parameters(trainer.parameters(), &read(path)?).map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+        }
         let total_steps = trainer.steps_per_epoch() * spec.training.epochs;
         let bar = progress(total_steps as u64);
         let started = Instant::now();
@@ -185,8 +200,8 @@ mod cli {
         }
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let eval = trainer.evaluate(limit_test);
-        if let Some(path) = save {
+        let eval = trainer.evaluate(opts.limit_test);
+        if let Some(path) = &opts.save {
             let bytes = weights::save_parameters(trainer.parameters())?;
             std::fs::write(path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
         }

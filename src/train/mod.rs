@@ -129,7 +129,8 @@ impl Trainer {
             p.zero_grad();
         }
         loss.backward();
-        if !self.params.iter().all(|(_, p)| p.grad().is_none_or(|g| g.iter().all(|v| v.is_finite()))) {
+        // A sum is finite only if every term is (or it overflowed, which is divergence too).
+        if !self.params.iter().all(|(_, p)| p.grad().is_none_or(|g| g.sum().is_finite())) {
             return Err(self.diverged(f32::NAN));
         }
         // These weights gave a finite loss: they are the last good ones.

@@ -79,6 +79,7 @@ fn mismatched_and_mislabelled_files() {
     assert_eq!(err(&images(3), &labels(&[1, 2])), "labels.gz: 2 labels for 3 images in images.gz; the two files do not belong together");
     assert_eq!(err(&images(2), &labels(&[1, 12])), "labels.gz: label 12 at position 1 is not a digit 0-9; the file is damaged or mislabelled");
     assert!(err(&idx(0x803, &[1, 28, 27], &[0; 756]), &labels(&[1])).contains("expected images of 28x28 pixels"));
+    assert!(err(&idx(0x803, &[u32::MAX, u32::MAX, 28], &[0; 10]), &labels(&[1])).contains("the file is truncated: the header promises"));
     let mut extra = images(1);
     extra.push(0);
     assert!(err(&extra, &labels(&[1])).contains("1 bytes of data after"));

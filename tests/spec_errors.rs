@@ -172,3 +172,15 @@ fn shape_inference_of_the_seed_cnn() {
     let spec = ModelSpec::from_json(&spec_with(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 5, "padding": "same", "strides": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#)).unwrap();
     assert_eq!(spec.infer().unwrap().layers[0].output_shape, vec![4, 14, 14]);
 }
+
+#[test]
+fn models_too_large_for_a_browser_are_refused_not_crashed() {
+    let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 100000000}, {"type": "Dense", "units": 10}]"#);
+    assert!(e.to_string().starts_with("layer 1 Dense: would have 78500000000 parameters, more than the 50000000 a layer may have here"), "{e}");
+    let e = infer_err(r#"[{"type": "Conv2D", "filters": 40000, "kernel_size": 3, "padding": "same"}]"#);
+    assert!(e.to_string().starts_with("layer 0 Conv2D: outputs [40000, 28, 28] = 31360000 values per example"), "{e}");
+    let e = infer_err(r#"[{"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "Conv2D", "filters": 1, "kernel_size": 20, "padding": "same"}]"#);
+    assert!(e.to_string().contains("layer 1 Conv2D: unfolds"), "{e}");
+    let e = infer_err(r#"[{"type": "Reshape", "target_shape": [9223372036854775807, 9223372036854775807]}]"#);
+    assert!(e.to_string().contains("cannot reshape"), "{e}");
+}

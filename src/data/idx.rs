@@ -51,7 +51,7 @@ pub fn parse(name: &str, bytes: &[u8], expected: u32) -> Result<IdxArray> {
         return Err(Error::data(name, format!("the file is truncated inside its header ({} of {header} bytes)", bytes.len())));
     }
     let dims: Vec<usize> = (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
-    let expected_len: usize = dims.iter().product();
+    let expected_len = dims.iter().fold(1usize, |a, &d| a.saturating_mul(d));
     let data = &bytes[header..];
     if data.len() < expected_len {
         return Err(Error::data(name, format!("the file is truncated: the header promises {dims:?} = {expected_len} bytes of data but only {} are there", data.len())));

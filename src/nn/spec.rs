@@ -303,6 +303,7 @@ impl ModelSpec {
         let mut layers = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
             let (output_shape, params) = infer_layer(index, layer, &shape)?;
+            check_size(index, layer, &shape, &output_shape, &params)?;
             let param_count = params.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
             layers.push(LayerInfo { index, layer_type: layer.type_name().to_string(), input_shape: shape.clone(), output_shape: output_shape.clone(), params, param_count });
             shape = output_shape;
@@ -425,7 +426,7 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize]) -> Result<(Vec<
             }
             Ok((vec![c, (h - ph) / sh + 1, (w - pw) / sw + 1], vec![]))
         }
-        LayerSpec::Flatten => Ok((vec![input.iter().product()], vec![])),
+        LayerSpec::Flatten => Ok((vec![volume(input)], vec![])),
         LayerSpec::Dropout { rate } => {
             if !(0.0..1.0).contains(rate) {
                 return err(format!("rate must be in [0, 1), got {rate}; 0.2 to 0.5 is usual"), None);
@@ -439,6 +440,37 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize]) -> Result<(Vec<
         }
         LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => Ok((input.to_vec(), vec![])),
     }
+}
+
+/// The most parameters one layer may have, and the most values one example may
+/// occupy in a layer's output or unfolded patches: beyond these a model would not
+/// fit in a browser tab (wasm32 has 4 GiB in all).
+pub const MAX_LAYER_PARAMS: usize = 50_000_000;
+pub const MAX_VALUES_PER_EXAMPLE: usize = 16_000_000;
+
+fn volume(shape: &[usize]) -> usize {
+    shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
+}
+
+/// Keeps models within what a browser can hold, with a message instead of an
+/// out-of-memory crash.
+fn check_size(index: usize, layer: &LayerSpec, input: &[usize], output: &[usize], params: &[(String, Vec<usize>)]) -> Result<(), SpecError> {
+    let ty = layer.type_name();
+    let count = params.iter().fold(0usize, |a, (_, s)| a.saturating_add(volume(s)));
+    if count > MAX_LAYER_PARAMS {
+        return Err(layer_error(index, ty, format!("would have {count} parameters, more than the {MAX_LAYER_PARAMS} a layer may have here; use fewer units or filters, or pool before it"), None));
+    }
+    if volume(output) > MAX_VALUES_PER_EXAMPLE {
+        return Err(layer_error(index, ty, format!("outputs {output:?} = {} values per example, more than the {MAX_VALUES_PER_EXAMPLE} allowed; use fewer units or filters, or larger strides", volume(output)), None));
+    }
+    if let LayerSpec::Conv2D { kernel_size, .. } = layer {
+        let [kh, kw] = kernel_size.hw();
+        let patches = volume(&[input[0], kh, kw, output[1], output[2]]);
+        if patches > MAX_VALUES_PER_EXAMPLE {
+            return Err(layer_error(index, ty, format!("unfolds {patches} values per example (channels x kernel x output size), more than the {MAX_VALUES_PER_EXAMPLE} allowed; use a smaller kernel_size or larger strides"), None));
+        }
+    }
+    Ok(())
 }
 
 /// The input of an image layer must be [channels, height, width].
@@ -468,8 +500,8 @@ fn resolve_reshape(target: &[i64], total: usize) -> Result<Vec<usize>, String> {
     if unknown > 1 || target.iter().any(|&d| d == 0 || d < -1) {
         return Err("every size must be positive, with at most one -1 for \"the rest\"".into());
     }
-    let known: usize = target.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
-    let mut out: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
+    let known = target.iter().filter(|&&d| d > 0).fold(1usize, |a, &d| a.saturating_mul(usize::try_from(d).unwrap_or(usize::MAX)));
+    let mut out: Vec<usize> = target.iter().map(|&d| usize::try_from(d.max(0)).unwrap_or(usize::MAX)).collect();
     if unknown == 1 {
         if total % known != 0 {
             return Err(format!("{total} is not divisible by {known}"));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: the engine natively, the wasm32 build, and the browser tests
-# in headless Chromium (installs what is missing).
+# Runs every test: the engine natively, the wasm32 build, the browser tests in
+# headless Chromium and the page's end-to-end test (installs what is missing).
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 cd "$ROOT"
 ensure_wasm_target
@@ -15,5 +15,11 @@ cargo build --lib --target wasm32-unknown-unknown
 
 log "browser tests (wasm-bindgen-test in headless Chromium)"
 cargo test --target wasm32-unknown-unknown --test web
+
+log "page end-to-end test (Trunk build, chromedriver)"
+ensure_trunk
+command -v python3 >/dev/null || apt_install python3
+TRUNK_SKIP_VERSION_CHECK=true trunk build --release
+python3 tests/e2e/e2e.py dist target/e2e
 
 log "all tests passed"

@@ -184,3 +184,27 @@ fn models_too_large_for_a_browser_are_refused_not_crashed() {
     let e = infer_err(r#"[{"type": "Reshape", "target_shape": [9223372036854775807, 9223372036854775807]}]"#);
     assert!(e.to_string().contains("cannot reshape"), "{e}");
 }
+
+#[test]
+fn parameters_edited_as_text() {
+    let conv = LayerSpec::default_for("Conv2D").unwrap();
+    assert_eq!(conv.param_text("filters"), "32");
+    assert_eq!(conv.param_text("activation"), "relu");
+    assert_eq!(conv.param_text("strides"), "");
+    let c = conv.with_param("kernel_size", "[3,5]").unwrap();
+    assert_eq!(c.param_text("kernel_size"), "[3, 5]");
+    let c = c.with_param("activation", "").unwrap();
+    assert_eq!(c.activation(), None);
+    assert_eq!(conv.with_param("filters", "many").unwrap_err(), "filters: invalid type: string \"many\", expected usize");
+    assert!(conv.with_param("padding", "middle").unwrap_err().starts_with("padding: unknown variant `middle`"));
+    for (_, types) in layerlab::nn::spec::LAYER_GROUPS {
+        for ty in *types {
+            let l = LayerSpec::default_for(ty).unwrap();
+            assert_eq!(l.type_name(), *ty);
+            for p in LayerSpec::param_names(ty) {
+                let text = l.param_text(p);
+                assert_eq!(l.with_param(p, &text).unwrap(), l, "{ty}.{p}");
+            }
+        }
+    }
+}

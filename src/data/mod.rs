@@ -34,6 +34,13 @@ impl DatasetSpec {
         }
     }
 
+    /// The shape one example is given in (without the batch axis).
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            DatasetSpec::Mnist { shape } => shape,
+        }
+    }
+
     pub fn classes(&self) -> usize {
         match self {
             DatasetSpec::Mnist { .. } => 10,

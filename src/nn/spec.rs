@@ -183,7 +183,71 @@ pub enum LayerSpec {
 /// Every layer type the spec accepts, in palette order.
 pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"];
 
+/// The palette: layer families and their types.
+pub const LAYER_GROUPS: &[(&str, &[&str])] = &[
+    ("Core", &["Dense", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"]),
+    ("Convolution", &["Conv2D", "MaxPool2D", "AveragePool2D"]),
+];
+
 impl LayerSpec {
+    /// A layer of type `ty` with sensible starting parameters, for the palette.
+    pub fn default_for(ty: &str) -> Option<LayerSpec> {
+        Some(match ty {
+            "Dense" => LayerSpec::Dense { units: 64, activation: Some(Activation::Relu), use_bias: None },
+            "Conv2D" => LayerSpec::Conv2D { filters: 32, kernel_size: Size2::Square(3), strides: None, padding: None, activation: Some(Activation::Relu), use_bias: None },
+            "MaxPool2D" => LayerSpec::MaxPool2D { pool_size: Size2::Square(2), strides: None },
+            "AveragePool2D" => LayerSpec::AveragePool2D { pool_size: Size2::Square(2), strides: None },
+            "Flatten" => LayerSpec::Flatten,
+            "Dropout" => LayerSpec::Dropout { rate: 0.2 },
+            "Reshape" => LayerSpec::Reshape { target_shape: vec![28, 28] },
+            "ReLU" => LayerSpec::ReLU,
+            "Tanh" => LayerSpec::Tanh,
+            "Sigmoid" => LayerSpec::Sigmoid,
+            "GELU" => LayerSpec::GELU,
+            "Softmax" => LayerSpec::Softmax,
+            _ => return None,
+        })
+    }
+
+    /// The parameters a layer type takes, in display order (optional ones included).
+    pub fn param_names(ty: &str) -> &'static [&'static str] {
+        match ty {
+            "Dense" => &["units", "activation", "use_bias"],
+            "Conv2D" => &["filters", "kernel_size", "strides", "padding", "activation", "use_bias"],
+            "MaxPool2D" | "AveragePool2D" => &["pool_size", "strides"],
+            "Dropout" => &["rate"],
+            "Reshape" => &["target_shape"],
+            _ => &[],
+        }
+    }
+
+    /// The layer with parameter `name` set from text as a user types it: JSON
+    /// (`64`, `[3, 5]`, `true`) or a bare word (`relu`); empty text removes an
+    /// optional parameter. The error names the parameter.
+    pub fn with_param(&self, name: &str, text: &str) -> Result<LayerSpec, String> {
+        let mut obj = match serde_json::to_value(self) {
+            Ok(Value::Object(o)) => o,
+            _ => return Err("this layer has no parameters".into()),
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            obj.remove(name);
+        } else {
+            let value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
+            obj.insert(name.to_string(), value);
+        }
+        serde_json::from_value(Value::Object(obj)).map_err(|e| format!("{name}: {e}"))
+    }
+
+    /// The text a parameter shows in an editor (empty when unset).
+    pub fn param_text(&self, name: &str) -> String {
+        match serde_json::to_value(self).ok().and_then(|v| v.get(name).cloned()) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(v) => v.to_string().replace(',', ", "),
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             LayerSpec::Dense { .. } => "Dense",
@@ -299,18 +363,36 @@ impl ModelSpec {
     pub fn infer(&self) -> Result<ModelInfo, SpecError> {
         let input_shape = self.input.validate()?;
         validate_training(&self.training)?;
-        let mut shape = input_shape.clone();
+        let (layers, error) = self.infer_layers(&input_shape);
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let output_shape = layers.last().map_or(input_shape.clone(), |l| l.output_shape.clone());
+        self.input.check_output(&output_shape, self.layers.len())?;
+        let total_params = layers.iter().map(|l| l.param_count).sum();
+        Ok(ModelInfo { input_shape, output_shape, layers, total_params })
+    }
+
+    /// The layers that infer cleanly, up to the first invalid one, so an editor can
+    /// show shapes above a mistake.
+    pub fn partial_infos(&self) -> Vec<LayerInfo> {
+        self.input.validate().map(|shape| self.infer_layers(&shape).0).unwrap_or_default()
+    }
+
+    fn infer_layers(&self, input_shape: &[usize]) -> (Vec<LayerInfo>, Option<SpecError>) {
+        let mut shape = input_shape.to_vec();
         let mut layers = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
-            let (output_shape, params) = infer_layer(index, layer, &shape)?;
-            check_size(index, layer, &shape, &output_shape, &params)?;
+            let inferred = infer_layer(index, layer, &shape).and_then(|(out, params)| check_size(index, layer, &shape, &out, &params).map(|_| (out, params)));
+            let (output_shape, params) = match inferred {
+                Ok(x) => x,
+                Err(e) => return (layers, Some(e)),
+            };
             let param_count = params.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
             layers.push(LayerInfo { index, layer_type: layer.type_name().to_string(), input_shape: shape.clone(), output_shape: output_shape.clone(), params, param_count });
             shape = output_shape;
         }
-        self.input.check_output(&shape, self.layers.len())?;
-        let total_params = layers.iter().map(|l| l.param_count).sum();
-        Ok(ModelInfo { input_shape, output_shape: shape, layers, total_params })
+        (layers, None)
     }
 }
 

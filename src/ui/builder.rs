@@ -1,0 +1,209 @@
+//! The model builder: the layer palette, the stack of layer cards with their
+//! shapes and parameters, and the errors with their fix buttons.
+
+use leptos::prelude::*;
+use web_sys::DragEvent;
+
+use super::Editor;
+use crate::nn::spec::{LayerSpec, LAYER_GROUPS};
+
+const NEW_PREFIX: &str = "new:";
+const MOVE_PREFIX: &str = "move:";
+
+fn drag_payload(ev: &DragEvent) -> Option<String> {
+    ev.data_transfer().and_then(|dt| dt.get_data("text/plain").ok())
+}
+
+fn set_drag_payload(ev: &DragEvent, text: &str) {
+    if let Some(dt) = ev.data_transfer() {
+        let _ = dt.set_data("text/plain", text);
+    }
+}
+
+/// Inserts a dropped palette item, or moves a dragged card, to `index`.
+fn drop_at(editor: Editor, index: usize, payload: &str) {
+    if let Some(ty) = payload.strip_prefix(NEW_PREFIX) {
+        if let Some(layer) = LayerSpec::default_for(ty) {
+            editor.edit(|s| s.layers.insert(index.min(s.layers.len()), layer));
+        }
+    } else if let Some(from) = payload.strip_prefix(MOVE_PREFIX).and_then(|f| f.parse::<usize>().ok()) {
+        editor.edit(|s| {
+            if from < s.layers.len() {
+                let layer = s.layers.remove(from);
+                let to = if index > from { index - 1 } else { index };
+                s.layers.insert(to.min(s.layers.len()), layer);
+            }
+        });
+    }
+}
+
+#[component]
+pub fn Palette() -> impl IntoView {
+    let editor = expect_context::<Editor>();
+    let presets = crate::PRESETS.iter().map(|(name, _)| view! { <option value=*name>{*name}</option> }).collect_view();
+    view! {
+        <aside class="palette panel">
+            <h2>"Model"</h2>
+            <label class="field">
+                "Preset"
+                <select data-testid="preset-select" on:change=move |ev| {
+                    let name = event_target_value(&ev);
+                    if let Some(p) = crate::preset(&name) {
+                        editor.edit(|s| *s = p);
+                    }
+                }>
+                    <option value="" selected>"Choose a preset…"</option>
+                    {presets}
+                </select>
+            </label>
+            <div class="undo-row">
+                <button data-testid="undo-button" title="Undo (Ctrl+Z)" disabled=move || !editor.can_undo() on:click=move |_| editor.undo()>"Undo"</button>
+                <button data-testid="redo-button" title="Redo (Ctrl+Shift+Z)" disabled=move || !editor.can_redo() on:click=move |_| editor.redo()>"Redo"</button>
+            </div>
+            <h2>"Layers"</h2>
+            <p class="hint">"Drag a layer into the stack, or click to add it at the end."</p>
+            {LAYER_GROUPS.iter().map(|(group, types)| view! {
+                <h3>{*group}</h3>
+                <div class="palette-group">
+                    {types.iter().map(|ty| {
+                        let ty: &'static str = ty;
+                        view! {
+                            <button class="palette-item" draggable="true" data-testid=format!("palette-item-{ty}")
+                                on:dragstart=move |ev: DragEvent| set_drag_payload(&ev, &format!("{NEW_PREFIX}{ty}"))
+                                on:click=move |_| {
+                                    if let Some(layer) = LayerSpec::default_for(ty) {
+                                        editor.edit(|s| s.layers.push(layer));
+                                    }
+                                }>{ty}</button>
+                        }
+                    }).collect_view()}
+                </div>
+            }).collect_view()}
+        </aside>
+    }
+}
+
+fn fmt_count(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[component]
+pub fn Stack() -> impl IntoView {
+    let editor = expect_context::<Editor>();
+    let info = Memo::new(move |_| editor.spec.with(|s| s.infer()));
+    let shapes = Memo::new(move |_| editor.spec.with(|s| s.partial_infos().into_iter().map(|l| (l.output_shape, l.param_count)).collect::<Vec<_>>()));
+    let totals = move || match info.get() {
+        Ok(i) => {
+            let bytes = i.total_params * 4 * 4; // weights, gradients, two Adam moments
+            format!("{} parameters · about {:.1} MB to train", fmt_count(i.total_params), bytes as f64 / 1e6)
+        }
+        Err(_) => "the model has an error".to_string(),
+    };
+    let drop_end = move |ev: DragEvent| {
+        ev.prevent_default();
+        if let Some(p) = drag_payload(&ev) {
+            let n = editor.spec.with_untracked(|s| s.layers.len());
+            drop_at(editor, n, &p);
+        }
+    };
+    view! {
+        <section class="stack panel">
+            <h2>"Network"</h2>
+            <div class="totals" data-testid="model-totals">{totals}</div>
+            <div class="card input-card">"Input: MNIST digit " {move || format!("{:?}", editor.spec.with(|s| s.input.shape().to_vec()))}</div>
+            <For each=move || editor.spec.with(|s| s.layers.iter().cloned().enumerate().collect::<Vec<_>>())
+                key=|(i, l)| format!("{i}:{}", serde_json::to_string(l).unwrap_or_default())
+                children=move |(index, layer)| view! { <LayerCard index layer info shapes/> }/>
+            <div class="drop-end" on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=drop_end>
+                "Drop a layer here"
+            </div>
+            {move || match info.get() {
+                Err(e) if e.layer.is_none() => {
+                    let fix = e.fix.clone();
+                    view! {
+                        <div class="error" data-testid="layer-error">{e.to_string()}
+                            {fix.map(|f| view! { <button data-testid="fix-button" on:click=move |_| editor.edit(|s| f.apply(&mut s.layers))>"Fix it"</button> })}
+                        </div>
+                    }.into_any()
+                }
+                _ => ().into_any(),
+            }}
+        </section>
+    }
+}
+
+type InferResult = Result<crate::nn::ModelInfo, crate::SpecError>;
+
+#[component]
+fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Memo<Vec<(Vec<usize>, usize)>>) -> impl IntoView {
+    let editor = expect_context::<Editor>();
+    let ty = layer.type_name();
+    let card_error = RwSignal::new(None::<String>);
+    let error = move || match info.get() {
+        Err(e) if e.layer == Some(index) => Some(e),
+        _ => None,
+    };
+    let params = LayerSpec::param_names(ty).iter().map(|name| {
+        let name: &'static str = name;
+        let text = layer.param_text(name);
+        let l = layer.clone();
+        view! {
+            <label class="param">
+                <span>{name}</span>
+                <input type="text" data-testid=format!("param-{name}") value=text placeholder="default"
+                    on:change=move |ev| match l.with_param(name, &event_target_value(&ev)) {
+                        Ok(new) => {
+                            card_error.set(None);
+                            editor.edit(|s| if index < s.layers.len() { s.layers[index] = new });
+                        }
+                        Err(msg) => card_error.set(Some(msg)),
+                    }/>
+            </label>
+        }
+    }).collect_view();
+    let shape_text = move || match shapes.get().get(index).cloned() {
+        Some((shape, count)) => format!("→ {shape:?} · {} params", fmt_count(count)),
+        None => "→ ?".to_string(),
+    };
+    view! {
+        <div class="card layer-card" class:has-error=move || error().is_some() data-testid="layer-card" data-layer-type=ty draggable="true"
+            on:dragstart=move |ev: DragEvent| set_drag_payload(&ev, &format!("{MOVE_PREFIX}{index}"))
+            on:dragover=|ev: DragEvent| ev.prevent_default()
+            on:drop=move |ev: DragEvent| {
+                ev.prevent_default();
+                ev.stop_propagation();
+                if let Some(p) = drag_payload(&ev) {
+                    drop_at(editor, index, &p);
+                }
+            }>
+            <div class="card-head">
+                <span class="index">{index}</span>
+                <strong>{ty}</strong>
+                <span class="shape" data-testid="layer-shape">{shape_text}</span>
+                <span class="card-actions">
+                    <button title="Move up" aria-label="Move up" disabled=index == 0 on:click=move |_| editor.edit(|s| if index > 0 && index < s.layers.len() { s.layers.swap(index - 1, index) })>"↑"</button>
+                    <button title="Move down" aria-label="Move down" on:click=move |_| editor.edit(|s| if index + 1 < s.layers.len() { s.layers.swap(index, index + 1) })>"↓"</button>
+                    <button title="Remove" aria-label="Remove" data-testid="remove-layer" on:click=move |_| editor.edit(|s| if index < s.layers.len() { s.layers.remove(index); })>"✕"</button>
+                </span>
+            </div>
+            <div class="params">{params}</div>
+            {move || card_error.get().map(|m| view! { <div class="error" data-testid="param-error">{m}</div> })}
+            {move || error().map(|e| {
+                let fix = e.fix.clone();
+                view! {
+                    <div class="error" data-testid="layer-error">{e.to_string()}
+                        {fix.map(|f| view! { <button data-testid="fix-button" on:click=move |_| editor.edit(|s| f.apply(&mut s.layers))>"Fix it"</button> })}
+                    </div>
+                }
+            })}
+        </div>
+    }
+}

@@ -1,0 +1,177 @@
+//! The training panel: settings, the Train / Pause / Step / Reset controls, the
+//! status line, and the live loss chart (SVG).
+
+use leptos::prelude::*;
+
+use super::{client, DataState, Editor, TrainView};
+use crate::nn::spec::OptimizerSpec;
+use crate::worker::Command;
+
+const CHART_W: f32 = 560.0;
+const CHART_H: f32 = 240.0;
+/// At most this many points are drawn; longer runs are averaged into buckets.
+const MAX_POINTS: usize = 600;
+
+/// The loss series reduced to at most `MAX_POINTS` (step, loss) pairs.
+fn bucketed(losses: &[f32]) -> Vec<(f32, f32)> {
+    let per = losses.len().div_ceil(MAX_POINTS).max(1);
+    losses.chunks(per).enumerate().map(|(i, c)| (((i * per) + c.len()) as f32, c.iter().sum::<f32>() / c.len() as f32)).collect()
+}
+
+/// Exponential moving average, as TensorBoard's smoothing.
+fn smoothed(points: &[(f32, f32)], weight: f32) -> Vec<(f32, f32)> {
+    let mut last = None;
+    points
+        .iter()
+        .map(|&(x, y)| {
+            let v = match last {
+                None => y,
+                Some(l) => weight * l + (1.0 - weight) * y,
+            };
+            last = Some(v);
+            (x, v)
+        })
+        .collect()
+}
+
+/// The mean as text, for tests that read the chart ("" when empty).
+fn mean_of(v: &[f32]) -> String {
+    if v.is_empty() {
+        String::new()
+    } else {
+        (v.iter().sum::<f32>() / v.len() as f32).to_string()
+    }
+}
+
+fn polyline(points: &[(f32, f32)], max_x: f32, (lo, hi): (f32, f32), log: bool) -> String {
+    let tf = |v: f32| if log { v.max(1e-6).log10() } else { v };
+    let (lo, hi) = (tf(lo), tf(hi));
+    let span = (hi - lo).max(1e-6);
+    points
+        .iter()
+        .map(|&(x, y)| format!("{:.1},{:.1}", x / max_x.max(1.0) * CHART_W, CHART_H - (tf(y) - lo) / span * CHART_H))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[component]
+pub fn LossChart() -> impl IntoView {
+    let view_state = expect_context::<TrainView>();
+    let log_scale = RwSignal::new(false);
+    let series = Memo::new(move |_| view_state.losses.with(|l| bucketed(l)));
+    let lines = move || {
+        let raw = series.get();
+        let n = view_state.losses.with(|l| l.len()) as f32;
+        let finite: Vec<f32> = raw.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
+        let lo = finite.iter().copied().fold(f32::INFINITY, f32::min).min(if log_scale.get() { f32::INFINITY } else { 0.0 });
+        let hi = finite.iter().copied().fold(0.0f32, f32::max);
+        let range = if finite.is_empty() { (0.0, 1.0) } else { (lo, hi) };
+        (polyline(&raw, n, range, log_scale.get()), polyline(&smoothed(&raw, 0.9), n, range, log_scale.get()), raw.len(), range)
+    };
+    view! {
+        <div class="chart">
+            <div class="chart-head">
+                <h3>"Loss"</h3>
+                <label class="toggle"><input type="checkbox" data-testid="log-scale" on:change=move |ev| log_scale.set(event_target_checked(&ev))/>" log scale"</label>
+            </div>
+            <svg data-testid="loss-chart" data-points=move || lines().2.to_string()
+                data-first-loss=move || view_state.losses.with(|l| mean_of(&l[..l.len().min(10)]))
+                data-last-loss=move || view_state.losses.with(|l| mean_of(&l[l.len().saturating_sub(10)..])) viewBox=format!("0 0 {CHART_W} {CHART_H}") preserveAspectRatio="none" role="img" aria-label="training loss per step">
+                <polyline class="raw" points=move || lines().0 />
+                <polyline class="smooth" points=move || lines().1 />
+            </svg>
+            <div class="axis">{move || { let (_, _, n, (lo, hi)) = lines(); if n == 0 { "no steps yet".to_string() } else { format!("steps 0–{} · loss {:.3}–{:.3}", view_state.losses.with(|l| l.len()), lo, hi) } }}</div>
+        </div>
+    }
+}
+
+#[component]
+pub fn TrainingPanel() -> impl IntoView {
+    let editor = expect_context::<Editor>();
+    let view_state = expect_context::<TrainView>();
+    let invalid = Memo::new(move |_| editor.spec.with(|s| s.infer().err().map(|e| e.to_string())));
+    let data_ready = move || matches!(view_state.data.get(), DataState::Ready { .. });
+    let cannot_train = move || invalid.get().is_some() || !data_ready();
+    let status = move || {
+        if let Some(e) = invalid.get() {
+            return format!("Fix the model to train: {e}");
+        }
+        match view_state.data.get() {
+            DataState::Loading { loaded, total } => return format!("Loading MNIST… ({loaded}/{total} files)"),
+            DataState::Failed(e) => return format!("The MNIST files could not be loaded: {e}"),
+            DataState::Ready { .. } => {}
+        }
+        if let Some(m) = view_state.message.get() {
+            return m;
+        }
+        let steps = view_state.losses.with(|l| l.len());
+        if view_state.running.get() {
+            format!("Training · epoch {} · {:.0} %", view_state.epoch.get() + 1, view_state.epoch_progress.get() * 100.0)
+        } else if steps > 0 {
+            format!("Paused after {steps} steps")
+        } else {
+            "Ready to train".to_string()
+        }
+    };
+    let training = move || editor.spec.with(|s| s.training.clone());
+    let number_field = move |label: &'static str, testid: &'static str, get: fn(&crate::nn::spec::TrainingSpec) -> String, set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> bool| {
+        let error = RwSignal::new(false);
+        view! {
+            <label class="field" class:invalid=move || error.get()>
+                {label}
+                <input type="text" inputmode="decimal" data-testid=testid prop:value=move || get(&training())
+                    on:change=move |ev| {
+                        let text = event_target_value(&ev);
+                        let mut t = training();
+                        let ok = set(&mut t, &text);
+                        error.set(!ok);
+                        if ok {
+                            editor.edit(|s| s.training = t);
+                        }
+                    }/>
+            </label>
+        }
+    };
+    view! {
+        <aside class="train panel">
+            <h2>"Training"</h2>
+            <div class="settings">
+                <label class="field">"Dataset" <select disabled><option>"MNIST (60,000 digits)"</option></select></label>
+                <label class="field">
+                    "Optimizer"
+                    <select data-testid="optimizer-select" on:change=move |ev| {
+                        let lr = editor.spec.with_untracked(|s| s.training.optimizer.lr());
+                        let opt = if event_target_value(&ev) == "SGD" { OptimizerSpec::SGD { lr, momentum: 0.9 } } else { OptimizerSpec::Adam { lr, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 } };
+                        editor.edit(|s| s.training.optimizer = opt);
+                    }>
+                        <option value="Adam" selected=move || matches!(training().optimizer, OptimizerSpec::Adam { .. })>"Adam"</option>
+                        <option value="SGD" selected=move || matches!(training().optimizer, OptimizerSpec::SGD { .. })>"SGD (momentum 0.9)"</option>
+                    </select>
+                </label>
+                {number_field("Learning rate", "lr-input", |t| t.optimizer.lr().to_string(), |t, v| v.trim().parse::<f32>().ok().filter(|x| x.is_finite() && *x > 0.0).map(|x| t.optimizer.set_lr(x)).is_some())}
+                {number_field("Batch size", "batch-input", |t| t.batch_size.to_string(), |t, v| v.trim().parse::<usize>().ok().filter(|x| (1..=4096).contains(x)).map(|x| t.batch_size = x).is_some())}
+                {number_field("Epochs", "epochs-input", |t| t.epochs.to_string(), |t, v| v.trim().parse::<usize>().ok().filter(|x| (1..=100).contains(x)).map(|x| t.epochs = x).is_some())}
+                {number_field("Seed", "seed-input", |t| t.seed.to_string(), |t, v| v.trim().parse::<u64>().ok().map(|x| t.seed = x).is_some())}
+            </div>
+            <div class="controls">
+                <button class="primary" data-testid="train-button" disabled=move || cannot_train() || view_state.running.get()
+                    title=move || invalid.get().unwrap_or_default()
+                    on:click=move |_| { view_state.message.set(None); client::send(&Command::Train) }>"Train"</button>
+                <button data-testid="pause-button" disabled=move || !view_state.running.get() on:click=move |_| client::send(&Command::Pause)>"Pause"</button>
+                <button data-testid="step-button" disabled=move || cannot_train() || view_state.running.get() on:click=move |_| { view_state.message.set(None); client::send(&Command::Step) }>"Step"</button>
+                <button data-testid="reset-button" disabled=move || invalid.get().is_some() on:click=move |_| {
+                    view_state.clear();
+                    client::send(&Command::SetSpec { spec: editor.spec.get_untracked() });
+                }>"Reset"</button>
+            </div>
+            <p class="status" data-testid="status" role="status">{status}</p>
+            <div class="metrics">
+                <div><span class="label">"Test accuracy"</span><span class="value" data-testid="accuracy-value">{move || view_state.evals.with(|e| e.last().map(|(_, a)| format!("{:.2} %", a * 100.0)).unwrap_or_else(|| "–".into()))}</span></div>
+                <div><span class="label">"Last loss"</span><span class="value" data-testid="loss-value">{move || view_state.losses.with(|l| l.last().map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into()))}</span></div>
+                <div><span class="label">"Speed"</span><span class="value" data-testid="speed-value">{move || format!("{:.0} samples/s", view_state.samples_per_s.get())}</span></div>
+                <div><span class="label">"Time"</span><span class="value">{move || format!("{:.1} s", view_state.elapsed_s.get())}</span></div>
+            </div>
+            <LossChart/>
+        </aside>
+    }
+}

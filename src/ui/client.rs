@@ -1,0 +1,105 @@
+//! The page's side of the worker: starts it, queues commands until it is ready,
+//! and feeds its events into the `TrainView` signals.
+
+use std::cell::RefCell;
+
+use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker};
+
+use super::{DataState, TrainView};
+use crate::worker::{Command, Event};
+
+struct Client {
+    worker: Option<Worker>,
+    ready: bool,
+    pending: Vec<String>,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Client> = const { RefCell::new(Client { worker: None, ready: false, pending: Vec::new() }) };
+}
+
+/// The folder the page was served from, e.g. `http://127.0.0.1:8080/`.
+fn base_url() -> String {
+    let href = web_sys::window().and_then(|w| w.location().href().ok()).unwrap_or_default();
+    let href = href.split(['#', '?']).next().unwrap_or_default().to_string();
+    match href.rfind('/') {
+        Some(i) => href[..=i].to_string(),
+        None => href,
+    }
+}
+
+fn spawn_worker(base: &str) -> Result<Worker, JsValue> {
+    // A classic worker from a blob, loading the no-modules build Trunk makes.
+    let script = js_sys::Array::new();
+    script.push(&JsValue::from_str(&format!("importScripts('{base}layerlab-worker.js'); wasm_bindgen('{base}layerlab-worker_bg.wasm');")));
+    let options = BlobPropertyBag::new();
+    options.set_type("text/javascript");
+    let blob = Blob::new_with_str_sequence_and_options(&script, &options)?;
+    let url = Url::create_object_url_with_blob(&blob)?;
+    Worker::new(&url)
+}
+
+/// Starts the worker and routes its events to `view`.
+pub fn start(view: TrainView) {
+    let base = base_url();
+    let worker = match spawn_worker(&base) {
+        Ok(w) => w,
+        Err(e) => {
+            view.data.set(DataState::Failed(format!("the training worker could not start: {e:?}")));
+            return;
+        }
+    };
+    let onmessage = Closure::<dyn Fn(MessageEvent)>::new(move |msg: MessageEvent| {
+        let Some(text) = msg.data().as_string() else { return };
+        let Ok(event) = serde_json::from_str::<Event>(&text) else { return };
+        if event == Event::Ready {
+            let pending = CLIENT.with(|c| {
+                let mut c = c.borrow_mut();
+                c.ready = true;
+                std::mem::take(&mut c.pending)
+            });
+            post_raw(&serde_json::to_string(&Command::LoadData { base_url: base.clone() }).unwrap());
+            for p in pending {
+                post_raw(&p);
+            }
+        }
+        view.apply(event);
+    });
+    worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    onmessage.forget();
+    let onerror = Closure::<dyn Fn(JsValue)>::new(move |_| {
+        view.message.set(Some("The training worker stopped with an error; reload the page to restart it (your model is kept).".into()));
+        view.running.set(false);
+    });
+    worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+    onerror.forget();
+    CLIENT.with(|c| c.borrow_mut().worker = Some(worker));
+}
+
+fn post_raw(text: &str) {
+    CLIENT.with(|c| {
+        if let Some(w) = &c.borrow().worker {
+            let _ = w.post_message(&JsValue::from_str(text));
+        }
+    });
+}
+
+/// Sends a command now, or as soon as the worker is ready.
+pub fn send(cmd: &Command) {
+    let text = serde_json::to_string(cmd).expect("commands serialize");
+    let queued = CLIENT.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.ready {
+            false
+        } else {
+            c.pending.push(text.clone());
+            true
+        }
+    });
+    if !queued {
+        post_raw(&text);
+    }
+}

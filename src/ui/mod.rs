@@ -1,0 +1,224 @@
+//! The page (Leptos, client-side): the model builder, the training panel and the
+//! live views. A thin layer: it edits a `ModelSpec` and talks to the training
+//! worker in `worker` messages; the engine does everything else.
+
+mod builder;
+mod chart;
+mod client;
+
+use leptos::prelude::*;
+
+use crate::nn::ModelSpec;
+use crate::worker::Event;
+
+const STORAGE_KEY: &str = "layerlab.spec.v1";
+
+/// The model being edited, with undo and redo stacks of whole specs.
+#[derive(Clone, Copy)]
+pub struct Editor {
+    pub spec: RwSignal<ModelSpec>,
+    undo: RwSignal<Vec<ModelSpec>>,
+    redo: RwSignal<Vec<ModelSpec>>,
+}
+
+impl Editor {
+    fn new(spec: ModelSpec) -> Self {
+        Editor { spec: RwSignal::new(spec), undo: RwSignal::new(vec![]), redo: RwSignal::new(vec![]) }
+    }
+
+    /// Applies an edit as one undoable step (no step if nothing changed).
+    pub fn edit(&self, f: impl FnOnce(&mut ModelSpec)) {
+        let old = self.spec.get_untracked();
+        let mut new = old.clone();
+        f(&mut new);
+        if new != old {
+            self.undo.update(|u| u.push(old));
+            self.redo.set(vec![]);
+            self.spec.set(new);
+        }
+    }
+
+    pub fn undo(&self) {
+        if let Some(prev) = self.undo.try_update(|u| u.pop()).flatten() {
+            let cur = self.spec.get_untracked();
+            self.redo.update(|r| r.push(cur));
+            self.spec.set(prev);
+        }
+    }
+
+    pub fn redo(&self) {
+        if let Some(next) = self.redo.try_update(|r| r.pop()).flatten() {
+            let cur = self.spec.get_untracked();
+            self.undo.update(|u| u.push(cur));
+            self.spec.set(next);
+        }
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.with(|u| u.is_empty())
+    }
+    pub fn can_redo(&self) -> bool {
+        !self.redo.with(|r| r.is_empty())
+    }
+}
+
+/// What the worker has reported, for the training panel and the charts.
+#[derive(Clone, Copy)]
+pub struct TrainView {
+    pub losses: RwSignal<Vec<f32>>,
+    pub evals: RwSignal<Vec<(usize, f32)>>,
+    pub samples_per_s: RwSignal<f32>,
+    pub elapsed_s: RwSignal<f32>,
+    pub epoch: RwSignal<usize>,
+    pub epoch_progress: RwSignal<f32>,
+    pub running: RwSignal<bool>,
+    pub data: RwSignal<DataState>,
+    pub message: RwSignal<Option<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataState {
+    Loading { loaded: usize, total: usize },
+    Ready { train: usize, test: usize },
+    Failed(String),
+}
+
+impl TrainView {
+    fn new() -> Self {
+        TrainView {
+            losses: RwSignal::new(vec![]),
+            evals: RwSignal::new(vec![]),
+            samples_per_s: RwSignal::new(0.0),
+            elapsed_s: RwSignal::new(0.0),
+            epoch: RwSignal::new(0),
+            epoch_progress: RwSignal::new(0.0),
+            running: RwSignal::new(false),
+            data: RwSignal::new(DataState::Loading { loaded: 0, total: 4 }),
+            message: RwSignal::new(None),
+        }
+    }
+
+    fn clear(&self) {
+        self.losses.set(vec![]);
+        self.evals.set(vec![]);
+        self.samples_per_s.set(0.0);
+        self.elapsed_s.set(0.0);
+        self.epoch.set(0);
+        self.epoch_progress.set(0.0);
+        self.message.set(None);
+    }
+
+    fn apply(&self, event: Event) {
+        match event {
+            Event::Ready => {}
+            Event::DataProgress { loaded, total } => self.data.set(DataState::Loading { loaded, total }),
+            Event::DataLoaded { train, test } => self.data.set(DataState::Ready { train, test }),
+            Event::Metrics { losses, samples_per_s, epoch, epoch_progress, elapsed_s, .. } => {
+                self.losses.update(|l| l.extend(losses));
+                self.samples_per_s.set(samples_per_s);
+                self.elapsed_s.set(elapsed_s);
+                self.epoch.set(epoch);
+                self.epoch_progress.set(epoch_progress);
+            }
+            Event::Evaluation { step, accuracy, .. } => self.evals.update(|e| e.push((step, accuracy))),
+            Event::Running { running } => self.running.set(running),
+            Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
+            Event::Diverged { message } => self.message.set(Some(message)),
+            Event::Error { message } => {
+                if matches!(self.data.get_untracked(), DataState::Loading { .. }) && message.contains("could not load") {
+                    self.data.set(DataState::Failed(message.clone()));
+                }
+                self.message.set(Some(message));
+            }
+        }
+    }
+}
+
+/// The spec stored by an earlier visit, or the Seed CNN; a stored spec that cannot
+/// be read is reported, not fatal.
+fn initial_spec() -> (ModelSpec, Option<String>) {
+    let default = crate::preset("seed-cnn").expect("preset");
+    let stored = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
+    match stored {
+        None => (default, None),
+        Some(text) => match ModelSpec::from_json(&text) {
+            Ok(spec) => (spec, None),
+            Err(e) => (default, Some(format!("The model saved in this browser could not be read ({e}); starting from the Seed CNN."))),
+        },
+    }
+}
+
+fn store_spec(spec: &ModelSpec) {
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.set_item(STORAGE_KEY, &spec.to_json_pretty());
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let (spec, restore_error) = initial_spec();
+    let editor = Editor::new(spec);
+    let view_state = TrainView::new();
+    view_state.message.set(restore_error);
+    provide_context(editor);
+    provide_context(view_state);
+    client::start(view_state);
+
+    // Keep the work, and keep the worker's model in step with the editor.
+    let last_sent = StoredValue::new(None::<ModelSpec>);
+    Effect::new(move |_| {
+        let spec = editor.spec.get();
+        store_spec(&spec);
+        if spec.infer().is_err() {
+            return;
+        }
+        let prev = last_sent.get_value();
+        let only_lr_changed = prev.as_ref().is_some_and(|p| {
+            let mut q = p.clone();
+            q.training.optimizer.set_lr(spec.training.optimizer.lr());
+            q == spec
+        });
+        if only_lr_changed {
+            client::send(&crate::worker::Command::SetLr { lr: spec.training.optimizer.lr() });
+        } else {
+            view_state.clear();
+            client::send(&crate::worker::Command::SetSpec { spec: spec.clone() });
+        }
+        last_sent.set_value(Some(spec));
+    });
+
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        let target_is_input = ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlInputElement>(t).ok()).is_some();
+        if (ev.ctrl_key() || ev.meta_key()) && ev.key().eq_ignore_ascii_case("z") && !target_is_input {
+            ev.prevent_default();
+            if ev.shift_key() {
+                editor.redo();
+            } else {
+                editor.undo();
+            }
+        }
+    };
+    let dark = RwSignal::new(false);
+
+    view! {
+        <div class="app" class:dark=move || dark.get() tabindex="0" on:keydown=on_key>
+            <header class="topbar">
+                <h1>"layerlab"</h1>
+                <span class="tagline">"Build a network. Train it. Watch it learn."</span>
+                <button class="theme" data-testid="theme-toggle" on:click=move |_| dark.update(|d| *d = !*d)>
+                    {move || if dark.get() { "Light theme" } else { "Dark theme" }}
+                </button>
+            </header>
+            <main class="columns">
+                <builder::Palette/>
+                <builder::Stack/>
+                <chart::TrainingPanel/>
+            </main>
+        </div>
+    }
+}
+
+/// Mounts the app on the page's body.
+pub fn mount() {
+    leptos::mount::mount_to_body(App);
+}

@@ -1,0 +1,217 @@
+//! The training worker: the message protocol between the page and the worker, and
+//! `Session`, the worker's state machine (model, data, running or paused). Session
+//! is plain Rust and tested natively; `web` wires it to a Web Worker.
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::data::Mnist;
+use crate::error::Error;
+use crate::nn::ModelSpec;
+use crate::train::Trainer;
+
+/// Page -> worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd")]
+pub enum Command {
+    /// Fetch the data set files from `base_url` (the page's own address).
+    LoadData { base_url: String },
+    /// Build a fresh model from `spec` (replaces any running training).
+    SetSpec { spec: ModelSpec },
+    Train,
+    Pause,
+    Step,
+    Reset,
+    SetLr { lr: f32 },
+}
+
+/// Worker -> page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum Event {
+    /// The worker has started and listens.
+    Ready,
+    DataProgress { loaded: usize, total: usize },
+    DataLoaded { train: usize, test: usize },
+    /// Losses of the steps since the last report, with the newest metrics.
+    Metrics { first_step: usize, losses: Vec<f32>, accuracy: f32, samples_per_s: f32, epoch: usize, epoch_progress: f32, elapsed_s: f32 },
+    /// Test-set evaluation (on `samples` test examples).
+    Evaluation { step: usize, accuracy: f32, loss: f32, samples: usize },
+    Running { running: bool },
+    /// Training stopped on its own: all epochs are done.
+    Finished { steps: usize },
+    /// Training paused because the loss diverged; the last good weights are kept.
+    Diverged { message: String },
+    Error { message: String },
+}
+
+/// Test examples evaluated during training (all 10,000 at the end).
+pub const QUICK_EVAL_SAMPLES: usize = 1000;
+/// Steps between quick evaluations.
+pub const EVAL_EVERY: usize = 100;
+
+/// The worker's state: what it holds and whether it is training.
+pub struct Session {
+    spec: Option<ModelSpec>,
+    data: Option<(Mnist, Mnist)>,
+    trainer: Option<Trainer>,
+    running: bool,
+    /// Seconds spent in training steps since the last reset.
+    elapsed_s: f64,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0 }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    pub fn has_data(&self) -> bool {
+        self.data.is_some()
+    }
+
+    pub fn set_data(&mut self, train: Mnist, test: Mnist) -> Vec<Event> {
+        let ev = Event::DataLoaded { train: train.len(), test: test.len() };
+        self.data = Some((train, test));
+        self.trainer = None;
+        vec![ev]
+    }
+
+    /// Handles a command that needs no I/O (`LoadData` is the web layer's).
+    pub fn handle(&mut self, cmd: Command) -> Vec<Event> {
+        match cmd {
+            Command::LoadData { .. } => vec![],
+            Command::SetSpec { spec } => {
+                self.spec = Some(spec);
+                self.reset()
+            }
+            Command::Reset => self.reset(),
+            Command::Train => match self.ensure_trainer() {
+                Ok(()) => {
+                    self.running = true;
+                    vec![Event::Running { running: true }]
+                }
+                Err(e) => vec![Event::Error { message: e }],
+            },
+            Command::Pause => {
+                self.running = false;
+                let mut events = vec![Event::Running { running: false }];
+                // A quick look at the test set, so a paused run shows its accuracy.
+                if let Some(t) = self.trainer.as_ref().filter(|t| t.steps_done() > 0) {
+                    let e = t.evaluate(Some(QUICK_EVAL_SAMPLES));
+                    events.push(Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples });
+                }
+                events
+            }
+            Command::Step => match self.ensure_trainer() {
+                Ok(()) => {
+                    self.running = false;
+                    let mut events = vec![Event::Running { running: false }];
+                    events.extend(self.run_steps(1, f64::INFINITY));
+                    events
+                }
+                Err(e) => vec![Event::Error { message: e }],
+            },
+            Command::SetLr { lr } => {
+                if !(lr.is_finite() && lr > 0.0) {
+                    return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
+                }
+                if let Some(spec) = self.spec.as_mut() {
+                    spec.training.optimizer.set_lr(lr);
+                }
+                if let Some(t) = self.trainer.as_mut() {
+                    t.set_lr(lr);
+                }
+                vec![]
+            }
+        }
+    }
+
+    fn reset(&mut self) -> Vec<Event> {
+        self.trainer = None;
+        self.running = false;
+        self.elapsed_s = 0.0;
+        vec![Event::Running { running: false }]
+    }
+
+    fn ensure_trainer(&mut self) -> Result<(), String> {
+        if self.trainer.is_some() {
+            return Ok(());
+        }
+        let spec = self.spec.as_ref().ok_or("no model yet")?;
+        let (train, test) = self.data.as_ref().ok_or("the MNIST data is still loading")?;
+        let trainer = Trainer::new(spec, train.clone(), test.clone()).map_err(|e| e.to_string())?;
+        self.trainer = Some(trainer);
+        Ok(())
+    }
+
+    /// Trains for about `budget_s` seconds while running; returns what to report.
+    pub fn tick(&mut self, budget_s: f64) -> Vec<Event> {
+        if !self.running {
+            return vec![];
+        }
+        self.run_steps(usize::MAX, budget_s)
+    }
+
+    fn run_steps(&mut self, max_steps: usize, budget_s: f64) -> Vec<Event> {
+        let Some(trainer) = self.trainer.as_mut() else { return vec![] };
+        let spec_epochs = trainer.model.spec.training.epochs;
+        let total_steps = trainer.steps_per_epoch() * spec_epochs;
+        let started = Instant::now();
+        let first_step = trainer.steps_done() + 1;
+        let samples_before = trainer.samples_seen();
+        let (mut losses, mut last) = (Vec::new(), None);
+        let mut events = Vec::new();
+        while losses.len() < max_steps && trainer.steps_done() < total_steps && (losses.is_empty() || started.elapsed().as_secs_f64() < budget_s) {
+            match trainer.step() {
+                Ok(m) => {
+                    losses.push(m.loss);
+                    let step = m.step;
+                    last = Some(m);
+                    if step % EVAL_EVERY == 0 {
+                        let e = trainer.evaluate(Some(QUICK_EVAL_SAMPLES));
+                        events.push(Event::Evaluation { step, accuracy: e.accuracy, loss: e.loss, samples: e.samples });
+                    }
+                }
+                Err(e @ Error::NonFiniteLoss { .. }) => {
+                    self.running = false;
+                    events.push(Event::Diverged { message: e.to_string() });
+                    events.push(Event::Running { running: false });
+                    break;
+                }
+                Err(e) => {
+                    self.running = false;
+                    events.push(Event::Error { message: e.to_string() });
+                    events.push(Event::Running { running: false });
+                    break;
+                }
+            }
+        }
+        let spent = started.elapsed().as_secs_f64();
+        self.elapsed_s += spent;
+        if let Some(m) = last {
+            let samples_per_s = ((trainer.samples_seen() - samples_before) as f64 / spent.max(1e-9)) as f32;
+            events.insert(0, Event::Metrics { first_step, losses, accuracy: m.accuracy, samples_per_s, epoch: m.epoch, epoch_progress: m.epoch_progress, elapsed_s: self.elapsed_s as f32 });
+        }
+        if trainer.steps_done() >= total_steps && self.running {
+            self.running = false;
+            let e = trainer.evaluate(None);
+            events.push(Event::Evaluation { step: trainer.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples });
+            events.push(Event::Finished { steps: trainer.steps_done() });
+            events.push(Event::Running { running: false });
+        }
+        events
+    }
+}

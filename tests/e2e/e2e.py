@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""End-to-end test of the page in headless Chromium, driven through chromedriver
+(W3C WebDriver, Python standard library only).
+
+Serves a Trunk build (`dist/`) on 127.0.0.1, loads the Seed CNN preset, trains for
+a fixed number of steps, and checks that the loss chart has points, that the loss
+fell, and that a main-thread probe saw no task longer than 200 ms while training.
+Saves screenshots (light and dark) in the output folder.
+
+usage: e2e.py DIST_DIR OUT_DIR
+"""
+import base64, functools, http.server, json, os, socket, subprocess, sys, tempfile, threading, time, urllib.request
+
+STEPS = int(os.environ.get("E2E_STEPS", "60"))
+MAX_TASK_MS = 200.0
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def req(method, url, body=None, timeout=120):
+    data = json.dumps(body).encode() if body is not None else None
+    r = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(r, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class Page:
+    def __init__(self, session):
+        self.s = session
+
+    def js(self, script, *args):
+        return req("POST", self.s + "/execute/sync", {"script": script, "args": list(args)})["value"]
+
+    def by_testid(self, testid, attr=None):
+        expr = f"document.querySelector('[data-testid=\"{testid}\"]')"
+        if attr:
+            return self.js(f"var e={expr}; return e ? e.getAttribute('{attr}') : null;")
+        return self.js(f"var e={expr}; return e ? e.textContent : null;")
+
+    def click(self, testid):
+        ok = self.js(f"var e=document.querySelector('[data-testid=\"{testid}\"]'); if(!e||e.disabled) return false; e.click(); return true;")
+        assert ok, f"cannot click {testid}: missing or disabled (status: {self.by_testid('status')})"
+
+    def wait(self, what, predicate, timeout):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = predicate()
+            if v:
+                return v
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; status: {self.by_testid('status')}")
+
+    def screenshot(self, path):
+        png = req("GET", self.s + "/screenshot")["value"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(png))
+
+
+def main():
+    dist, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=dist)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    port = free_port()
+    driver = subprocess.Popen([os.environ.get("CHROMEDRIVER", "chromedriver"), f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    passed, failed = 0, 0
+    try:
+        for _ in range(100):
+            try:
+                req("GET", base + "/status")
+                break
+            except Exception:
+                time.sleep(0.1)
+        args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1600,1000", f"--user-data-dir={tempfile.mkdtemp()}"]
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}}
+        sid = req("POST", base + "/session", caps)["value"]["sessionId"]
+        page = Page(f"{base}/session/{sid}")
+        req("POST", page.s + "/url", {"url": url})
+
+        def check(name, fn):
+            nonlocal passed, failed
+            try:
+                fn()
+                passed += 1
+                print(f"e2e {name} ... ok", flush=True)
+            except Exception as e:
+                failed += 1
+                print(f"e2e {name} ... FAILED: {e}", flush=True)
+                page.screenshot(os.path.join(out, f"failed-{name}.png"))
+                raise
+
+        def loads():
+            page.wait("the page to mount", lambda: page.by_testid("status"), 30)
+            page.wait("MNIST to load", lambda: "Ready to train" in (page.by_testid("status") or ""), 90)
+
+        def preset():
+            page.js("var s=document.querySelector('[data-testid=\"preset-select\"]'); s.value='seed-cnn'; s.dispatchEvent(new Event('change', {bubbles: true}));")
+            types = page.js("return Array.from(document.querySelectorAll('[data-testid=\"layer-card\"]')).map(e => e.getAttribute('data-layer-type'));")
+            assert types == ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dense", "Dense"], types
+            assert "93,322 parameters" in page.by_testid("model-totals"), page.by_testid("model-totals")
+
+        def trains():
+            # A main-thread probe: every long task (> 50 ms) the browser reports.
+            page.js("window.__tasks = []; new PerformanceObserver(l => l.getEntries().forEach(e => window.__tasks.push(e.duration))).observe({type: 'longtask'});"
+                    "window.__frames = 0; (function f(){ window.__frames++; requestAnimationFrame(f); })();")
+            page.click("train-button")
+            page.wait(f"{STEPS} training steps", lambda: int(page.by_testid("loss-chart", "data-points") or 0) >= STEPS, 600)
+            page.js("window.scrollBy(0, 200);")
+            page.click("pause-button")
+            page.wait("training to pause", lambda: "Paused" in (page.by_testid("status") or ""), 30)
+            first, last = float(page.by_testid("loss-chart", "data-first-loss")), float(page.by_testid("loss-chart", "data-last-loss"))
+            tasks = page.js("return window.__tasks;")
+            frames = page.js("return window.__frames;")
+            speed = page.by_testid("speed-value")
+            print(f"e2e: loss {first:.3f} -> {last:.3f}; longest main-thread task {max(tasks or [0]):.0f} ms ({len(tasks)} over 50 ms); {frames} frames; {speed}", flush=True)
+            assert last < 0.7 * first, f"the loss did not fall: {first} -> {last}"
+            acc = page.wait("the accuracy after pausing", lambda: "%" in (page.by_testid("accuracy-value") or "") and page.by_testid("accuracy-value"), 30)
+            print(f"e2e: test accuracy after {STEPS}+ steps: {acc}", flush=True)
+            assert max(tasks or [0]) <= MAX_TASK_MS, f"a main-thread task took {max(tasks)} ms"
+
+        def screenshots():
+            page.js("window.scrollTo(0, 0);")
+            page.screenshot(os.path.join(out, "layerlab-light.png"))
+            page.click("theme-toggle")
+            page.screenshot(os.path.join(out, "layerlab-dark.png"))
+
+        def invalid_stack():
+            page.click("reset-button")
+            page.click("palette-item-Conv2D")  # a Conv2D after Dense(10): needs an image
+            err = page.wait("the layer error", lambda: page.by_testid("layer-error"), 10)
+            assert "layer 8 Conv2D: expects an image" in err, err
+            assert page.js("return document.querySelector('[data-testid=\"train-button\"]').disabled;"), "Train must be disabled"
+            page.click("undo-button")
+            page.wait("the error to go", lambda: page.by_testid("layer-error") is None, 10)
+
+        for name, fn in [("loads", loads), ("preset", preset), ("trains", trains), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]:
+            check(name, fn)
+        req("DELETE", page.s)
+    except Exception:
+        pass
+    finally:
+        os.killpg(driver.pid, 9)
+        server.shutdown()
+    print(f"e2e: {passed} passed, {failed} failed")
+    sys.exit(1 if failed or passed == 0 else 0)
+
+
+if __name__ == "__main__":
+    main()

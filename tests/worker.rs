@@ -1,0 +1,101 @@
+//! The worker's state machine, natively: commands in, events out.
+
+use layerlab::data::Mnist;
+use layerlab::nn::spec::OptimizerSpec;
+use layerlab::worker::{Command, Event, Session};
+
+fn session(train: usize) -> Session {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
+    a.truncate(train);
+    b.truncate(500);
+    let mut s = Session::new();
+    assert_eq!(s.set_data(a, b), vec![Event::DataLoaded { train, test: 500 }]);
+    s
+}
+
+fn losses(events: &[Event]) -> Vec<f32> {
+    events.iter().flat_map(|e| if let Event::Metrics { losses, .. } = e { losses.clone() } else { vec![] }).collect()
+}
+
+#[test]
+fn train_pause_step_and_finish() {
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
+    assert_eq!(s.tick(1.0), vec![], "nothing runs before Train");
+    assert_eq!(s.handle(Command::Train), vec![Event::Running { running: true }]);
+    let first = s.tick(0.01);
+    assert!(!losses(&first).is_empty());
+    let paused = s.handle(Command::Pause);
+    assert_eq!(paused[0], Event::Running { running: false });
+    assert!(matches!(paused[1], Event::Evaluation { samples: 500, .. }), "{paused:?}");
+    assert_eq!(s.tick(1.0), vec![]);
+    let step = s.handle(Command::Step);
+    assert_eq!(losses(&step).len(), 1);
+    // The rest of the epoch (10 steps at 640 examples), then it stops with a full evaluation.
+    s.handle(Command::Train);
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events.extend(s.tick(1.0));
+        if !s.is_running() {
+            break;
+        }
+    }
+    assert!(events.iter().any(|e| matches!(e, Event::Finished { steps: 10 })), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::Evaluation { samples: 500, .. })));
+    assert!(!s.is_running());
+}
+
+#[test]
+fn reset_starts_over_with_the_same_seed() {
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
+    let a = losses(&s.handle(Command::Step));
+    s.handle(Command::Reset);
+    let b = losses(&s.handle(Command::Step));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn divergence_pauses_with_a_message() {
+    let mut s = session(2000);
+    let mut spec = layerlab::preset("mlp").unwrap();
+    spec.training.optimizer = OptimizerSpec::SGD { lr: 1e12, momentum: 0.0 };
+    s.handle(Command::SetSpec { spec });
+    s.handle(Command::Train);
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events.extend(s.tick(0.05));
+        if !s.is_running() {
+            break;
+        }
+    }
+    assert!(events.iter().any(|e| matches!(e, Event::Diverged { message } if message.contains("try a smaller learning rate"))), "{events:?}");
+    assert!(!s.is_running());
+    assert!(s.handle(Command::SetLr { lr: -1.0 })[0] == Event::Error { message: "the learning rate must be a positive number, got -1".into() });
+    s.handle(Command::SetLr { lr: 0.001 });
+    assert!(losses(&s.handle(Command::Step)).iter().all(|l| l.is_finite()));
+}
+
+#[test]
+fn errors_instead_of_panics() {
+    let mut s = Session::new();
+    assert_eq!(s.handle(Command::Train), vec![Event::Error { message: "no model yet".into() }]);
+    s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
+    assert_eq!(s.handle(Command::Step), vec![Event::Error { message: "the MNIST data is still loading".into() }]);
+    let mut s = session(64);
+    let mut bad = layerlab::preset("mlp").unwrap();
+    bad.layers.remove(0);
+    s.handle(Command::SetSpec { spec: bad });
+    match &s.handle(Command::Train)[0] {
+        Event::Error { message } => assert!(message.contains("layer 0 Dense: expects a flat input"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn messages_are_json() {
+    let cmd: Command = serde_json::from_str(r#"{"cmd": "SetLr", "lr": 0.01}"#).unwrap();
+    assert_eq!(cmd, Command::SetLr { lr: 0.01 });
+    assert_eq!(serde_json::to_string(&Event::Running { running: true }).unwrap(), r#"{"event":"Running","running":true}"#);
+}

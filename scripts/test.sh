@@ -14,7 +14,7 @@ log "the engine builds for wasm32"
 cargo build --lib --target wasm32-unknown-unknown
 
 log "browser tests (wasm-bindgen-test in headless Chromium)"
-cargo test --target wasm32-unknown-unknown --test web
+cargo test --target wasm32-unknown-unknown --test web --test web_ui
 
 log "page end-to-end test (Trunk build, chromedriver)"
 ensure_trunk

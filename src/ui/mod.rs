@@ -159,7 +159,7 @@ pub fn App() -> impl IntoView {
     let (spec, restore_error) = initial_spec();
     let editor = Editor::new(spec);
     let view_state = TrainView::new();
-    view_state.message.set(restore_error);
+    let notice = RwSignal::new(restore_error);
     provide_context(editor);
     provide_context(view_state);
     client::start(view_state);
@@ -209,6 +209,11 @@ pub fn App() -> impl IntoView {
                     {move || if dark.get() { "Light theme" } else { "Dark theme" }}
                 </button>
             </header>
+            {move || notice.get().map(|n| view! {
+                <div class="notice" data-testid="notice" role="alert">{n}
+                    <button on:click=move |_| notice.set(None)>"Dismiss"</button>
+                </div>
+            })}
             <main class="columns">
                 <builder::Palette/>
                 <builder::Stack/>

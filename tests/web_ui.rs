@@ -1,0 +1,148 @@
+//! The page's components in headless Chromium (wasm-bindgen-test): mount the app,
+//! click, type, and check the DOM through `data-testid`s.
+#![cfg(target_arch = "wasm32")]
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Lets Leptos flush its effects and DOM updates.
+async fn settle() {
+    for _ in 0..3 {
+        let p = js_sys::Promise::new(&mut |resolve, _| {
+            web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0).unwrap();
+        });
+        wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
+    }
+}
+
+fn document() -> web_sys::Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+/// Mounts a fresh app (with nothing stored from an earlier test) in its own element.
+fn mount() -> (HtmlElement, impl Drop) {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    storage.clear().unwrap();
+    let root: HtmlElement = document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&root).unwrap();
+    let handle = leptos::mount::mount_to(root.clone(), layerlab::ui::App);
+    (root, handle)
+}
+
+fn all(root: &HtmlElement, testid: &str) -> Vec<HtmlElement> {
+    let list = root.query_selector_all(&format!("[data-testid=\"{testid}\"]")).unwrap();
+    (0..list.length()).map(|i| list.item(i).unwrap().unchecked_into()).collect()
+}
+
+fn one(root: &HtmlElement, testid: &str) -> HtmlElement {
+    all(root, testid).into_iter().next().unwrap_or_else(|| panic!("no element with data-testid {testid}"))
+}
+
+fn card_types(root: &HtmlElement) -> Vec<String> {
+    all(root, "layer-card").iter().map(|c| c.get_attribute("data-layer-type").unwrap()).collect()
+}
+
+fn change(input: &HtmlElement, value: &str) {
+    if let Some(i) = input.dyn_ref::<HtmlInputElement>() {
+        i.set_value(value);
+    } else if let Some(s) = input.dyn_ref::<HtmlSelectElement>() {
+        s.set_value(value);
+    }
+    input.dispatch_event(&web_sys::Event::new("change").unwrap()).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn starts_with_the_seed_cnn_and_its_shapes() {
+    let (root, _h) = mount();
+    settle().await;
+    assert_eq!(card_types(&root), ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dense", "Dense"]);
+    let shapes: Vec<String> = all(&root, "layer-shape").iter().map(|e| e.text_content().unwrap()).collect();
+    assert_eq!(shapes[0], "→ [32, 26, 26] · 320 params");
+    assert_eq!(shapes[5], "→ [576] · 0 params");
+    assert!(one(&root, "model-totals").text_content().unwrap().starts_with("93,322 parameters"));
+    assert!(all(&root, "layer-error").is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn palette_click_adds_a_layer_and_undo_redo_work() {
+    let (root, _h) = mount();
+    settle().await;
+    one(&root, "palette-item-Dropout").click();
+    settle().await;
+    assert_eq!(card_types(&root).last().unwrap(), "Dropout");
+    assert_eq!(card_types(&root).len(), 9);
+    one(&root, "undo-button").click();
+    settle().await;
+    assert_eq!(card_types(&root).len(), 8);
+    one(&root, "redo-button").click();
+    settle().await;
+    assert_eq!(card_types(&root).len(), 9);
+}
+
+#[wasm_bindgen_test]
+async fn an_invalid_stack_shows_the_error_disables_train_and_offers_the_fix() {
+    let (root, _h) = mount();
+    settle().await;
+    // Remove the Flatten: Dense now gets [64, 3, 3].
+    all(&root, "remove-layer")[5].click();
+    settle().await;
+    let errors = all(&root, "layer-error");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].text_content().unwrap().contains("layer 5 Dense: expects a flat input but gets [64, 3, 3]; insert Flatten before it"));
+    assert!(one(&root, "train-button").unchecked_into::<web_sys::HtmlButtonElement>().disabled());
+    assert!(one(&root, "status").text_content().unwrap().starts_with("Fix the model to train"));
+    one(&root, "fix-button").click();
+    settle().await;
+    assert!(all(&root, "layer-error").is_empty());
+    assert_eq!(card_types(&root)[5], "Flatten");
+}
+
+#[wasm_bindgen_test]
+async fn editing_a_parameter_updates_shapes_and_bad_text_is_reported() {
+    let (root, _h) = mount();
+    settle().await;
+    let filters = all(&root, "param-filters")[0].clone();
+    change(&filters, "8");
+    settle().await;
+    assert_eq!(all(&root, "layer-shape")[0].text_content().unwrap(), "→ [8, 26, 26] · 80 params");
+    let kernel = all(&root, "param-kernel_size")[0].clone();
+    change(&kernel, "big");
+    settle().await;
+    assert!(one(&root, "param-error").text_content().unwrap().starts_with("kernel_size:"));
+    assert_eq!(all(&root, "layer-shape")[0].text_content().unwrap(), "→ [8, 26, 26] · 80 params", "a bad value changes nothing");
+}
+
+#[wasm_bindgen_test]
+async fn presets_replace_the_stack_undoably_and_the_stack_persists() {
+    let (root, h) = mount();
+    settle().await;
+    change(&one(&root, "preset-select"), "mlp");
+    settle().await;
+    assert_eq!(card_types(&root), ["Flatten", "Dense", "Dropout", "Dense"]);
+    drop(h);
+    // A reload (a fresh mount without clearing storage) brings the stack back.
+    let root2: HtmlElement = document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&root2).unwrap();
+    let _h2 = leptos::mount::mount_to(root2.clone(), layerlab::ui::App);
+    settle().await;
+    assert_eq!(card_types(&root2), ["Flatten", "Dense", "Dropout", "Dense"]);
+    one(&root2, "undo-button").click();
+    settle().await;
+    let _ = root;
+}
+
+#[wasm_bindgen_test]
+async fn unreadable_stored_state_is_reported_not_fatal() {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    storage.set_item("layerlab.spec.v1", "{not json").unwrap();
+    let root: HtmlElement = document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&root).unwrap();
+    let _h = leptos::mount::mount_to(root.clone(), layerlab::ui::App);
+    settle().await;
+    assert_eq!(card_types(&root).len(), 8, "falls back to the Seed CNN");
+    assert!(one(&root, "notice").text_content().unwrap().contains("The model saved in this browser could not be read"));
+}

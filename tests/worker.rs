@@ -99,3 +99,17 @@ fn messages_are_json() {
     assert_eq!(cmd, Command::SetLr { lr: 0.01 });
     assert_eq!(serde_json::to_string(&Event::Running { running: true }).unwrap(), r#"{"event":"Running","running":true}"#);
 }
+
+#[test]
+fn predicts_a_drawing_with_the_current_weights() {
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
+    match &s.handle(Command::Predict { pixels: vec![0.5; 784] })[0] {
+        Event::Prediction { probs } => {
+            assert_eq!(probs.len(), 10);
+            assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&s.handle(Command::Predict { pixels: vec![0.0; 5] })[0], Event::Error { message } if message.contains("784 pixels")));
+}

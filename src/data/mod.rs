@@ -1,6 +1,7 @@
 //! Data sets: what a spec's `input` names, the MNIST IDX reader, batching and
 //! the seeded data order.
 
+pub mod drawing;
 pub mod idx;
 pub mod mnist;
 

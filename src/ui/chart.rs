@@ -172,6 +172,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 <div><span class="label">"Time"</span><span class="value">{move || format!("{:.1} s", view_state.elapsed_s.get())}</span></div>
             </div>
             <LossChart/>
+            <super::draw::DrawPanel/>
         </aside>
     }
 }

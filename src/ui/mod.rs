@@ -5,6 +5,7 @@
 mod builder;
 mod chart;
 mod client;
+mod draw;
 
 use leptos::prelude::*;
 
@@ -74,6 +75,7 @@ pub struct TrainView {
     pub running: RwSignal<bool>,
     pub data: RwSignal<DataState>,
     pub message: RwSignal<Option<String>>,
+    pub prediction: RwSignal<Option<Vec<f32>>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +97,7 @@ impl TrainView {
             running: RwSignal::new(false),
             data: RwSignal::new(DataState::Loading { loaded: 0, total: 4 }),
             message: RwSignal::new(None),
+            prediction: RwSignal::new(None),
         }
     }
 
@@ -124,6 +127,7 @@ impl TrainView {
             Event::Running { running } => self.running.set(running),
             Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
             Event::Diverged { message } => self.message.set(Some(message)),
+            Event::Prediction { probs } => self.prediction.set(Some(probs)),
             Event::Error { message } => {
                 if matches!(self.data.get_untracked(), DataState::Loading { .. }) && message.contains("could not load") {
                     self.data.set(DataState::Failed(message.clone()));

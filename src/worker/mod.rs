@@ -26,6 +26,8 @@ pub enum Command {
     Step,
     Reset,
     SetLr { lr: f32 },
+    /// Classify one 28x28 image (values in [0, 1]) with the current weights.
+    Predict { pixels: Vec<f32> },
 }
 
 /// Worker -> page.
@@ -45,6 +47,8 @@ pub enum Event {
     Finished { steps: usize },
     /// Training paused because the loss diverged; the last good weights are kept.
     Diverged { message: String },
+    /// Class probabilities for a `Predict`.
+    Prediction { probs: Vec<f32> },
     Error { message: String },
 }
 
@@ -124,6 +128,19 @@ impl Session {
                 }
                 Err(e) => vec![Event::Error { message: e }],
             },
+            Command::Predict { pixels } => {
+                if let Err(e) = self.ensure_model() {
+                    return vec![Event::Error { message: e }];
+                }
+                let model = &self.trainer.as_ref().expect("ensured").model;
+                if pixels.len() != crate::data::mnist::PIXELS {
+                    return vec![Event::Error { message: format!("a drawing must have 784 pixels, got {}", pixels.len()) }];
+                }
+                let mut shape = vec![1];
+                shape.extend_from_slice(&model.info.input_shape);
+                let probs = crate::autograd::no_grad(|| model.forward_logits(&crate::Tensor::from_vec(&shape, pixels), crate::nn::Mode::Eval).softmax().to_vec());
+                vec![Event::Prediction { probs }]
+            }
             Command::SetLr { lr } => {
                 if !(lr.is_finite() && lr > 0.0) {
                     return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
@@ -144,6 +161,14 @@ impl Session {
         self.running = false;
         self.elapsed_s = 0.0;
         vec![Event::Running { running: false }]
+    }
+
+    /// A model to predict with: the one in training, or a fresh one.
+    fn ensure_model(&mut self) -> Result<(), String> {
+        if self.trainer.is_none() && self.data.is_none() {
+            return Err("the MNIST data is still loading".into());
+        }
+        self.ensure_trainer()
     }
 
     fn ensure_trainer(&mut self) -> Result<(), String> {

@@ -87,7 +87,7 @@ def main():
                 time.sleep(0.1)
         args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1600,1000", f"--user-data-dir={tempfile.mkdtemp()}"]
+                "--window-size=1600,1400", f"--user-data-dir={tempfile.mkdtemp()}"]
         caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}}
         sid = req("POST", base + "/session", caps)["value"]["sessionId"]
         page = Page(f"{base}/session/{sid}")
@@ -134,6 +134,19 @@ def main():
             print(f"e2e: test accuracy after {STEPS}+ steps: {acc}", flush=True)
             assert max(tasks or [0]) <= MAX_TASK_MS, f"a main-thread task took {max(tasks)} ms"
 
+        def draw_a_one():
+            # A vertical stroke down the middle of the canvas, as pointer events.
+            page.js("""
+                var c = document.querySelector('[data-testid="draw-canvas"]'); var r = c.getBoundingClientRect();
+                function ev(type, y) { c.dispatchEvent(new PointerEvent(type, {bubbles: true, pointerId: 1, clientX: r.left + r.width / 2, clientY: r.top + y * r.height})); }
+                ev('pointerdown', 0.15); for (var i = 1; i <= 14; i++) ev('pointermove', 0.15 + i * 0.05); ev('pointerup', 0.85);
+            """)
+            digit = page.wait("a prediction", lambda: page.by_testid("prediction-digit"), 30)
+            bars = page.js("return document.querySelectorAll('[data-testid=\"prediction\"] .bar').length;")
+            print(f"e2e: a vertical stroke is predicted as {digit}", flush=True)
+            assert bars == 10, bars
+            assert digit == "1", f"a vertical stroke should read as 1, got {digit}"
+
         def screenshots():
             page.js("window.scrollTo(0, 0);")
             page.screenshot(os.path.join(out, "layerlab-light.png"))
@@ -149,7 +162,7 @@ def main():
             page.click("undo-button")
             page.wait("the error to go", lambda: page.by_testid("layer-error") is None, 10)
 
-        for name, fn in [("loads", loads), ("preset", preset), ("trains", trains), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]:
+        for name, fn in [("loads", loads), ("preset", preset), ("trains", trains), ("draw_a_one", draw_a_one), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]:
             check(name, fn)
         req("DELETE", page.s)
     except Exception:

@@ -113,3 +113,37 @@ fn predicts_a_drawing_with_the_current_weights() {
     }
     assert!(matches!(&s.handle(Command::Predict { pixels: vec![0.0; 5] })[0], Event::Error { message } if message.contains("784 pixels")));
 }
+
+#[test]
+fn confusion_examples_and_inspection() {
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
+    s.handle(Command::Train);
+    s.tick(0.2);
+    let paused = s.handle(Command::Pause);
+    let Event::Evaluation { confusion, samples, .. } = &paused[1] else { panic!("{paused:?}") };
+    assert_eq!(confusion.iter().flatten().sum::<u32>() as usize, *samples);
+    // The cell with the most digits off the diagonal, or the diagonal of 1s.
+    let (a, p) = (1, 1);
+    let count = confusion[a][p] as usize;
+    match &s.handle(Command::Examples { actual: a, predicted: p })[0] {
+        Event::Examples { indices, images, .. } => {
+            assert_eq!(indices.len(), count.min(layerlab::worker::MAX_EXAMPLES));
+            assert!(images.iter().all(|im| im.len() == 784));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &s.handle(Command::Inspect { index: 3 })[0] {
+        Event::Inspection { filter_shape, filters, map_shape, maps, image, label, .. } => {
+            assert_eq!(filter_shape, &vec![32, 1, 3, 3]);
+            assert_eq!(filters.len(), 288);
+            assert_eq!(map_shape, &vec![32, 26, 26]);
+            assert_eq!(maps.len(), 32 * 26 * 26);
+            assert!(maps.iter().all(|&v| v >= 0.0), "after ReLU");
+            assert_eq!(image.len(), 784);
+            assert!(*label < 10);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&s.handle(Command::Inspect { index: 10_000 })[0], Event::Error { message } if message.contains("no test digit 10000")));
+}

@@ -82,6 +82,18 @@ impl Model {
         h
     }
 
+    /// Every layer's output for `x`, in evaluation mode (for inspecting a model).
+    pub fn activations(&self, x: &Tensor) -> Vec<Tensor> {
+        let n = self.layers.len();
+        let mut h = x.clone();
+        let mut out = Vec::with_capacity(n);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h, &mut Mode::Eval, i + 1 == n);
+            out.push(h.clone());
+        }
+        out
+    }
+
     /// Parameters of the first convolution, for the filter view.
     pub fn first_conv_weight(&self) -> Option<Tensor> {
         self.layers.iter().find_map(|l| match l {

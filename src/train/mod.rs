@@ -34,6 +34,9 @@ pub struct EvalMetrics {
     pub samples: usize,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<u32>>,
+    /// The predicted class of each evaluated example, in order.
+    #[serde(skip)]
+    pub predicted: Vec<u8>,
 }
 
 /// Copies of everything a step changes, taken before it, so a diverging step can
@@ -172,6 +175,11 @@ impl Trainer {
     pub fn evaluate(&self, limit: Option<usize>) -> EvalMetrics {
         evaluate(&self.model, &self.test, limit)
     }
+
+    /// The test set (for showing examples).
+    pub fn test_set(&self) -> &Mnist {
+        &self.test
+    }
 }
 
 /// Evaluates `model` on `data` in batches of 1000, without recording a graph.
@@ -180,6 +188,7 @@ pub fn evaluate(model: &Model, data: &Mnist, limit: Option<usize>) -> EvalMetric
     let classes = model.info.output_shape.iter().product::<usize>().max(1);
     let mut confusion = vec![vec![0u32; classes]; classes];
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let mut predicted = Vec::with_capacity(n);
     no_grad(|| {
         for start in (0..n).step_by(1000) {
             let idx: Vec<u32> = (start as u32..(start + 1000).min(n) as u32).collect();
@@ -190,12 +199,13 @@ pub fn evaluate(model: &Model, data: &Mnist, limit: Option<usize>) -> EvalMetric
             for (row, &y) in lv.as_slice().unwrap().chunks(classes).zip(&batch.labels) {
                 let p = argmax(row);
                 confusion[y][p] += 1;
+                predicted.push(p as u8);
                 correct += (p == y) as usize;
             }
         }
     });
     let denom = n.max(1) as f32;
-    EvalMetrics { loss: (loss_sum / denom as f64) as f32, accuracy: correct as f32 / denom, samples: n, confusion }
+    EvalMetrics { loss: (loss_sum / denom as f64) as f32, accuracy: correct as f32 / denom, samples: n, confusion, predicted }
 }
 
 pub fn argmax(row: &[f32]) -> usize {

@@ -173,6 +173,7 @@ pub fn TrainingPanel() -> impl IntoView {
             </div>
             <LossChart/>
             <super::draw::DrawPanel/>
+            <super::views::ConfusionMatrix/>
         </aside>
     }
 }

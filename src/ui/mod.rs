@@ -6,6 +6,7 @@ mod builder;
 mod chart;
 mod client;
 mod draw;
+mod views;
 
 use leptos::prelude::*;
 
@@ -76,6 +77,9 @@ pub struct TrainView {
     pub data: RwSignal<DataState>,
     pub message: RwSignal<Option<String>>,
     pub prediction: RwSignal<Option<Vec<f32>>>,
+    pub confusion: RwSignal<Option<Vec<Vec<u32>>>>,
+    pub examples: RwSignal<Option<(usize, usize, Vec<Vec<u8>>)>>,
+    pub inspection: RwSignal<Option<views::Inspection>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +102,9 @@ impl TrainView {
             data: RwSignal::new(DataState::Loading { loaded: 0, total: 4 }),
             message: RwSignal::new(None),
             prediction: RwSignal::new(None),
+            confusion: RwSignal::new(None),
+            examples: RwSignal::new(None),
+            inspection: RwSignal::new(None),
         }
     }
 
@@ -109,6 +116,8 @@ impl TrainView {
         self.epoch.set(0);
         self.epoch_progress.set(0.0);
         self.message.set(None);
+        self.confusion.set(None);
+        self.examples.set(None);
     }
 
     fn apply(&self, event: Event) {
@@ -123,7 +132,14 @@ impl TrainView {
                 self.epoch.set(epoch);
                 self.epoch_progress.set(epoch_progress);
             }
-            Event::Evaluation { step, accuracy, .. } => self.evals.update(|e| e.push((step, accuracy))),
+            Event::Evaluation { step, accuracy, confusion, .. } => {
+                self.evals.update(|e| e.push((step, accuracy)));
+                self.confusion.set(Some(confusion));
+            }
+            Event::Examples { actual, predicted, images, .. } => self.examples.set(Some((actual, predicted, images))),
+            Event::Inspection { index, label, image, filter_shape, filters, map_shape, maps } => {
+                self.inspection.set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps }))
+            }
             Event::Running { running } => self.running.set(running),
             Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
             Event::Diverged { message } => self.message.set(Some(message)),
@@ -220,7 +236,10 @@ pub fn App() -> impl IntoView {
             })}
             <main class="columns">
                 <builder::Palette/>
-                <builder::Stack/>
+                <div class="middle">
+                    <builder::Stack/>
+                    <views::FilterView/>
+                </div>
                 <chart::TrainingPanel/>
             </main>
         </div>

@@ -28,6 +28,10 @@ pub enum Command {
     SetLr { lr: f32 },
     /// Classify one 28x28 image (values in [0, 1]) with the current weights.
     Predict { pixels: Vec<f32> },
+    /// Test digits of class `actual` that the last evaluation took for `predicted`.
+    Examples { actual: usize, predicted: usize },
+    /// The first convolution's filters and its feature maps for test digit `index`.
+    Inspect { index: usize },
 }
 
 /// Worker -> page.
@@ -40,8 +44,8 @@ pub enum Event {
     DataLoaded { train: usize, test: usize },
     /// Losses of the steps since the last report, with the newest metrics.
     Metrics { first_step: usize, losses: Vec<f32>, accuracy: f32, samples_per_s: f32, epoch: usize, epoch_progress: f32, elapsed_s: f32 },
-    /// Test-set evaluation (on `samples` test examples).
-    Evaluation { step: usize, accuracy: f32, loss: f32, samples: usize },
+    /// Test-set evaluation (on `samples` test examples), with its confusion matrix.
+    Evaluation { step: usize, accuracy: f32, loss: f32, samples: usize, confusion: Vec<Vec<u32>> },
     Running { running: bool },
     /// Training stopped on its own: all epochs are done.
     Finished { steps: usize },
@@ -49,6 +53,11 @@ pub enum Event {
     Diverged { message: String },
     /// Class probabilities for a `Predict`.
     Prediction { probs: Vec<f32> },
+    /// Up to `MAX_EXAMPLES` test digits (28x28 u8 each) for `Examples`.
+    Examples { actual: usize, predicted: usize, indices: Vec<usize>, images: Vec<Vec<u8>> },
+    /// For `Inspect`: the digit, the first convolution's weights `[F, C, KH, KW]`
+    /// and its output `[F, H, W]` (empty when the model has no convolution).
+    Inspection { index: usize, label: usize, image: Vec<u8>, filter_shape: Vec<usize>, filters: Vec<f32>, map_shape: Vec<usize>, maps: Vec<f32> },
     Error { message: String },
 }
 
@@ -56,6 +65,8 @@ pub enum Event {
 pub const QUICK_EVAL_SAMPLES: usize = 1000;
 /// Steps between quick evaluations.
 pub const EVAL_EVERY: usize = 100;
+/// Most example digits sent for one confusion-matrix cell.
+pub const MAX_EXAMPLES: usize = 24;
 
 /// The worker's state: what it holds and whether it is training.
 pub struct Session {
@@ -65,6 +76,8 @@ pub struct Session {
     running: bool,
     /// Seconds spent in training steps since the last reset.
     elapsed_s: f64,
+    /// Predicted classes of the last evaluation, for the examples of a confusion cell.
+    last_predicted: Vec<u8>,
 }
 
 impl Default for Session {
@@ -75,7 +88,7 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0 }
+        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new() }
     }
 
     pub fn is_running(&self) -> bool {
@@ -113,9 +126,8 @@ impl Session {
                 self.running = false;
                 let mut events = vec![Event::Running { running: false }];
                 // A quick look at the test set, so a paused run shows its accuracy.
-                if let Some(t) = self.trainer.as_ref().filter(|t| t.steps_done() > 0) {
-                    let e = t.evaluate(Some(QUICK_EVAL_SAMPLES));
-                    events.push(Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples });
+                if self.trainer.as_ref().is_some_and(|t| t.steps_done() > 0) {
+                    events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
                 }
                 events
             }
@@ -141,6 +153,8 @@ impl Session {
                 let probs = crate::autograd::no_grad(|| model.forward_logits(&crate::Tensor::from_vec(&shape, pixels), crate::nn::Mode::Eval).softmax().to_vec());
                 vec![Event::Prediction { probs }]
             }
+            Command::Examples { actual, predicted } => vec![self.examples(actual, predicted)],
+            Command::Inspect { index } => self.inspect(index),
             Command::SetLr { lr } => {
                 if !(lr.is_finite() && lr > 0.0) {
                     return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
@@ -161,6 +175,57 @@ impl Session {
         self.running = false;
         self.elapsed_s = 0.0;
         vec![Event::Running { running: false }]
+    }
+
+    /// Evaluates on the first `limit` test digits and remembers the predictions.
+    fn evaluation(&mut self, limit: Option<usize>) -> Event {
+        let t = self.trainer.as_ref().expect("evaluation needs a trainer");
+        let e = t.evaluate(limit);
+        self.last_predicted = e.predicted;
+        Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples, confusion: e.confusion }
+    }
+
+    fn examples(&self, actual: usize, predicted: usize) -> Event {
+        let mut indices = Vec::new();
+        let mut images = Vec::new();
+        if let Some(t) = &self.trainer {
+            let test = t.test_set();
+            for (i, &p) in self.last_predicted.iter().enumerate() {
+                if p as usize == predicted && test.labels.get(i).is_some_and(|&l| l as usize == actual) {
+                    indices.push(i);
+                    images.push(test.images[i * crate::data::mnist::PIXELS..(i + 1) * crate::data::mnist::PIXELS].to_vec());
+                    if indices.len() == MAX_EXAMPLES {
+                        break;
+                    }
+                }
+            }
+        }
+        Event::Examples { actual, predicted, indices, images }
+    }
+
+    fn inspect(&mut self, index: usize) -> Vec<Event> {
+        if let Err(e) = self.ensure_model() {
+            return vec![Event::Error { message: e }];
+        }
+        let t = self.trainer.as_ref().expect("ensured");
+        let test = t.test_set();
+        if index >= test.len() {
+            return vec![Event::Error { message: format!("there is no test digit {index}; choose 0 to {}", test.len().saturating_sub(1)) }];
+        }
+        let model = &t.model;
+        let batch = test.batch(&[index as u32], &model.info.input_shape);
+        let x = crate::Tensor::from_vec(&batch.shape, batch.x);
+        let first_conv = model.spec.layers.iter().position(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }));
+        let (filter_shape, filters, map_shape, maps) = match (first_conv, model.first_conv_weight()) {
+            (Some(i), Some(w)) => {
+                let acts = crate::autograd::no_grad(|| model.activations(&x));
+                let a = &acts[i];
+                (w.shape(), w.to_vec(), a.shape()[1..].to_vec(), a.to_vec())
+            }
+            _ => (vec![], vec![], vec![], vec![]),
+        };
+        let image = test.images[index * crate::data::mnist::PIXELS..(index + 1) * crate::data::mnist::PIXELS].to_vec();
+        vec![Event::Inspection { index, label: test.labels[index] as usize, image, filter_shape, filters, map_shape, maps }]
     }
 
     /// A model to predict with: the one in training, or a fresh one.
@@ -207,7 +272,8 @@ impl Session {
                     last = Some(m);
                     if step % EVAL_EVERY == 0 {
                         let e = trainer.evaluate(Some(QUICK_EVAL_SAMPLES));
-                        events.push(Event::Evaluation { step, accuracy: e.accuracy, loss: e.loss, samples: e.samples });
+                        events.push(Event::Evaluation { step, accuracy: e.accuracy, loss: e.loss, samples: e.samples, confusion: e.confusion });
+                        self.last_predicted = e.predicted;
                     }
                 }
                 Err(e @ Error::NonFiniteLoss { .. }) => {
@@ -230,11 +296,11 @@ impl Session {
             let samples_per_s = ((trainer.samples_seen() - samples_before) as f64 / spent.max(1e-9)) as f32;
             events.insert(0, Event::Metrics { first_step, losses, accuracy: m.accuracy, samples_per_s, epoch: m.epoch, epoch_progress: m.epoch_progress, elapsed_s: self.elapsed_s as f32 });
         }
-        if trainer.steps_done() >= total_steps && self.running {
+        let steps = trainer.steps_done();
+        if steps >= total_steps && self.running {
             self.running = false;
-            let e = trainer.evaluate(None);
-            events.push(Event::Evaluation { step: trainer.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples });
-            events.push(Event::Finished { steps: trainer.steps_done() });
+            events.push(self.evaluation(None));
+            events.push(Event::Finished { steps });
             events.push(Event::Running { running: false });
         }
         events

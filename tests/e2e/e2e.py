@@ -147,6 +147,17 @@ def main():
             assert bars == 10, bars
             assert digit == "1", f"a vertical stroke should read as 1, got {digit}"
 
+        def views():
+            cells = page.wait("the confusion matrix", lambda: page.js("return document.querySelectorAll('[data-testid=\"confusion-cell\"]').length;"), 30)
+            assert cells == 100, cells
+            page.js("document.querySelectorAll('[data-testid=\"confusion-cell\"]')[11].click();")  # true 1, predicted 1
+            n = page.wait("example digits", lambda: page.js("var e=document.querySelector('[data-testid=\"confusion-examples\"]'); return e ? e.querySelectorAll('canvas').length : 0;"), 30)
+            assert n > 0, n
+            page.click("inspect-button")
+            filters = page.wait("the filters", lambda: page.js("var e=document.querySelector('[data-testid=\"filters\"]'); return e ? e.querySelectorAll('canvas').length : 0;"), 30)
+            maps = page.js("return document.querySelectorAll('[data-testid=\"feature-maps\"] canvas').length;")
+            assert (filters, maps) == (32, 32), (filters, maps)
+
         def screenshots():
             page.js("window.scrollTo(0, 0);")
             page.screenshot(os.path.join(out, "layerlab-light.png"))
@@ -162,7 +173,20 @@ def main():
             page.click("undo-button")
             page.wait("the error to go", lambda: page.by_testid("layer-error") is None, 10)
 
-        for name, fn in [("loads", loads), ("preset", preset), ("trains", trains), ("draw_a_one", draw_a_one), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]:
+        def one_epoch():
+            # Optional (E2E_EPOCH=1): a whole epoch of the Seed CNN in the page.
+            page.click("reset-button")
+            started = time.time()
+            page.click("train-button")
+            page.wait("the epoch to finish", lambda: "finished" in (page.by_testid("status") or ""), 1200)
+            acc = page.by_testid("accuracy-value")
+            print(f"e2e: one epoch in the page: test accuracy {acc} after {time.time() - started:.0f} s ({page.by_testid('speed-value')})", flush=True)
+            assert float(acc.split()[0]) >= 98.0, acc
+
+        checks = [("loads", loads), ("preset", preset), ("trains", trains), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]
+        if os.environ.get("E2E_EPOCH") == "1":
+            checks.append(("one_epoch", one_epoch))
+        for name, fn in checks:
             check(name, fn)
         req("DELETE", page.s)
     except Exception:

@@ -81,6 +81,22 @@ async fn palette_click_adds_a_layer_and_undo_redo_work() {
     one(&root, "redo-button").click();
     settle().await;
     assert_eq!(card_types(&root).len(), 9);
+    // The keyboard: Ctrl+Z undoes, Ctrl+Shift+Z redoes.
+    let key = |shift: bool| {
+        let init = web_sys::KeyboardEventInit::new();
+        init.set_key("z");
+        init.set_ctrl_key(true);
+        init.set_shift_key(shift);
+        init.set_bubbles(true);
+        let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+        document().body().unwrap().dispatch_event(&ev).unwrap();
+    };
+    key(false);
+    settle().await;
+    assert_eq!(card_types(&root).len(), 8);
+    key(true);
+    settle().await;
+    assert_eq!(card_types(&root).len(), 9);
 }
 
 #[wasm_bindgen_test]

@@ -85,6 +85,26 @@ pub fn LossChart() -> impl IntoView {
     }
 }
 
+/// Test accuracy at each evaluation, 0-100 %.
+#[component]
+pub fn AccuracyChart() -> impl IntoView {
+    let view_state = expect_context::<TrainView>();
+    const H: f32 = 90.0;
+    let points = move || {
+        let evals = view_state.evals.get();
+        let max_step = view_state.losses.with(|l| l.len()).max(evals.last().map_or(1, |e| e.0)).max(1) as f32;
+        evals.iter().map(|&(step, acc)| format!("{:.1},{:.1}", step as f32 / max_step * CHART_W, H - acc * H)).collect::<Vec<_>>().join(" ")
+    };
+    view! {
+        <div class="chart">
+            <h3>"Test accuracy"</h3>
+            <svg class="accuracy" data-testid="accuracy-chart" data-points=move || view_state.evals.with(|e| e.len()).to_string() viewBox=format!("0 0 {CHART_W} {H}") preserveAspectRatio="none" role="img" aria-label="test accuracy per evaluation">
+                <polyline class="smooth" points=points />
+            </svg>
+        </div>
+    }
+}
+
 #[component]
 pub fn TrainingPanel() -> impl IntoView {
     let editor = expect_context::<Editor>();
@@ -172,6 +192,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 <div><span class="label">"Time"</span><span class="value">{move || format!("{:.1} s", view_state.elapsed_s.get())}</span></div>
             </div>
             <LossChart/>
+            <AccuracyChart/>
             <super::draw::DrawPanel/>
             <super::views::ConfusionMatrix/>
         </aside>

@@ -207,7 +207,8 @@ pub fn App() -> impl IntoView {
         last_sent.set_value(Some(spec));
     });
 
-    let on_key = move |ev: web_sys::KeyboardEvent| {
+    // Undo / redo from anywhere on the page, except inside a text field (its own undo).
+    let keys = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
         let target_is_input = ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlInputElement>(t).ok()).is_some();
         if (ev.ctrl_key() || ev.meta_key()) && ev.key().eq_ignore_ascii_case("z") && !target_is_input {
             ev.prevent_default();
@@ -217,11 +218,12 @@ pub fn App() -> impl IntoView {
                 editor.undo();
             }
         }
-    };
+    });
+    on_cleanup(move || keys.remove());
     let dark = RwSignal::new(false);
 
     view! {
-        <div class="app" class:dark=move || dark.get() tabindex="0" on:keydown=on_key>
+        <div class="app" class:dark=move || dark.get()>
             <header class="topbar">
                 <h1>"layerlab"</h1>
                 <span class="tagline">"Build a network. Train it. Watch it learn."</span>

@@ -162,3 +162,34 @@ async fn unreadable_stored_state_is_reported_not_fatal() {
     assert_eq!(card_types(&root).len(), 8, "falls back to the Seed CNN");
     assert!(one(&root, "notice").text_content().unwrap().contains("The model saved in this browser could not be read"));
 }
+
+/// Drops `payload` (as the palette or a card would carry it) on `target`.
+fn drop_on(target: &HtmlElement, payload: &str) {
+    let dt = web_sys::DataTransfer::new().unwrap();
+    dt.set_data("text/plain", payload).unwrap();
+    let init = web_sys::DragEventInit::new();
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    init.set_data_transfer(Some(&dt));
+    let ev = web_sys::DragEvent::new_with_event_init_dict("drop", &init).unwrap();
+    target.dispatch_event(&ev).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn drag_and_drop_inserts_and_reorders() {
+    let (root, _h) = mount();
+    settle().await;
+    // A Dropout from the palette, dropped on card 6 (the first Dense), lands before it.
+    let palette = one(&root, "palette-item-Dropout");
+    assert_eq!(palette.get_attribute("draggable").as_deref(), Some("true"));
+    drop_on(&all(&root, "layer-card")[6], "new:Dropout");
+    settle().await;
+    assert_eq!(card_types(&root), ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dropout", "Dense", "Dense"]);
+    // Card 6 (the Dropout) dragged onto card 1 moves before it.
+    drop_on(&all(&root, "layer-card")[1], "move:6");
+    settle().await;
+    assert_eq!(card_types(&root), ["Conv2D", "Dropout", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dense", "Dense"]);
+    one(&root, "undo-button").click();
+    settle().await;
+    assert_eq!(card_types(&root)[6], "Dropout");
+}

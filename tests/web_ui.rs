@@ -122,6 +122,11 @@ async fn editing_a_parameter_updates_shapes_and_bad_text_is_reported() {
     let (root, _h) = mount();
     settle().await;
     let filters = all(&root, "param-filters")[0].clone();
+    // As you type, the shape follows; the edit lands (undoably) on change.
+    filters.unchecked_ref::<HtmlInputElement>().set_value("16");
+    filters.dispatch_event(&web_sys::Event::new("input").unwrap()).unwrap();
+    settle().await;
+    assert_eq!(all(&root, "layer-shape")[0].text_content().unwrap(), "→ [16, 26, 26] · 160 params");
     change(&filters, "8");
     settle().await;
     assert_eq!(all(&root, "layer-shape")[0].text_content().unwrap(), "→ [8, 26, 26] · 80 params");

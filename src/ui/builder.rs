@@ -147,6 +147,8 @@ fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Me
     let editor = expect_context::<Editor>();
     let ty = layer.type_name();
     let card_error = RwSignal::new(None::<String>);
+    // While a parameter is being typed: the layer as it would be, for a live shape.
+    let preview = RwSignal::new(None::<LayerSpec>);
     let error = move || match info.get() {
         Err(e) if e.layer == Some(index) => Some(e),
         _ => None,
@@ -159,6 +161,19 @@ fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Me
             <label class="param">
                 <span>{name}</span>
                 <input type="text" data-testid=format!("param-{name}") value=text placeholder="default"
+                    on:input={
+                        let l = l.clone();
+                        move |ev| match l.with_param(name, &event_target_value(&ev)) {
+                            Ok(new) => {
+                                card_error.set(None);
+                                preview.set(Some(new));
+                            }
+                            Err(msg) => {
+                                card_error.set(Some(msg));
+                                preview.set(None);
+                            }
+                        }
+                    }
                     on:change=move |ev| match l.with_param(name, &event_target_value(&ev)) {
                         Ok(new) => {
                             card_error.set(None);
@@ -169,9 +184,22 @@ fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Me
             </label>
         }
     }).collect_view();
-    let shape_text = move || match shapes.get().get(index).cloned() {
-        Some((shape, count)) => format!("→ {shape:?} · {} params", fmt_count(count)),
-        None => "→ ?".to_string(),
+    let shape_text = move || {
+        let shown = match preview.get() {
+            // Typing: infer the stack as it would be with the new value.
+            Some(p) => editor.spec.with(|s| {
+                let mut s = s.clone();
+                if index < s.layers.len() {
+                    s.layers[index] = p;
+                }
+                s.partial_infos().get(index).map(|l| (l.output_shape.clone(), l.param_count))
+            }),
+            None => shapes.get().get(index).cloned(),
+        };
+        match shown {
+            Some((shape, count)) => format!("→ {shape:?} · {} params", fmt_count(count)),
+            None => "→ ?".to_string(),
+        }
     };
     view! {
         <div class="card layer-card" class:has-error=move || error().is_some() data-testid="layer-card" data-layer-type=ty draggable="true"

@@ -144,12 +144,8 @@ impl TrainView {
             Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
             Event::Diverged { message } => self.message.set(Some(message)),
             Event::Prediction { probs } => self.prediction.set(Some(probs)),
-            Event::Error { message } => {
-                if matches!(self.data.get_untracked(), DataState::Loading { .. }) && message.contains("could not load") {
-                    self.data.set(DataState::Failed(message.clone()));
-                }
-                self.message.set(Some(message));
-            }
+            Event::DataFailed { message } => self.data.set(DataState::Failed(message)),
+            Event::Error { message } => self.message.set(Some(message)),
         }
     }
 }

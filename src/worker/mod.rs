@@ -42,6 +42,8 @@ pub enum Event {
     Ready,
     DataProgress { loaded: usize, total: usize },
     DataLoaded { train: usize, test: usize },
+    /// The data set could not be loaded (missing or corrupt files).
+    DataFailed { message: String },
     /// Losses of the steps since the last report, with the newest metrics.
     Metrics { first_step: usize, losses: Vec<f32>, accuracy: f32, samples_per_s: f32, epoch: usize, epoch_progress: f32, elapsed_s: f32 },
     /// Test-set evaluation (on `samples` test examples), with its confusion matrix.

@@ -56,7 +56,7 @@ impl Worker {
             wasm_bindgen_futures::spawn_local(async move {
                 let events = match load_mnist(&me, &base_url).await {
                     Ok((train, test)) => me.session.borrow_mut().set_data(train, test),
-                    Err(message) => vec![Event::Error { message }],
+                    Err(message) => vec![Event::DataFailed { message }],
                 };
                 me.post(events);
             });

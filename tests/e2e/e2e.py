@@ -66,8 +66,22 @@ def main():
     dist, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
     class Quiet(http.server.SimpleHTTPRequestHandler):
+        """Serves dist/; under /broken/ the same page with a corrupt label file."""
+
         def log_message(self, *args):
             pass
+
+        def do_GET(self):
+            if self.path.startswith("/broken/"):
+                if self.path.endswith("train-labels-idx1-ubyte.gz"):
+                    body = b"\x1f\x8b this is not gzip"
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.path = self.path[len("/broken"):]
+            super().do_GET()
 
     handler = functools.partial(Quiet, directory=dist)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
@@ -173,6 +187,13 @@ def main():
             page.click("undo-button")
             page.wait("the error to go", lambda: page.by_testid("layer-error") is None, 10)
 
+        def corrupt_data():
+            req("POST", page.s + "/url", {"url": url + "broken/"})
+            msg = page.wait("the data error", lambda: "could not be loaded" in (page.by_testid("status") or "") and page.by_testid("status"), 60)
+            assert "train-labels-idx1-ubyte.gz" in msg and "damaged" in msg, msg
+            assert page.js("return document.querySelector('[data-testid=\"train-button\"]').disabled;"), "Train must be disabled"
+            assert len(page.js("return document.querySelectorAll('[data-testid=\"layer-card\"]');")) > 0, "the builder still works"
+
         def one_epoch():
             # Optional (E2E_EPOCH=1): a whole epoch of the Seed CNN in the page.
             page.click("reset-button")
@@ -186,6 +207,7 @@ def main():
         checks = [("loads", loads), ("preset", preset), ("trains", trains), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]
         if os.environ.get("E2E_EPOCH") == "1":
             checks.append(("one_epoch", one_epoch))
+        checks.append(("corrupt_data", corrupt_data))
         for name, fn in checks:
             check(name, fn)
         req("DELETE", page.s)

@@ -21,7 +21,11 @@ pub use tensor::Tensor;
 pub use train::Trainer;
 
 /// The built-in presets, by file name (without `.json`), as shipped in `assets/presets/`.
-pub const PRESETS: &[(&str, &str)] = &[("seed-cnn", include_str!("../assets/presets/seed-cnn.json")), ("mlp", include_str!("../assets/presets/mlp.json"))];
+pub const PRESETS: &[(&str, &str)] = &[
+    ("seed-cnn", include_str!("../assets/presets/seed-cnn.json")),
+    ("mlp", include_str!("../assets/presets/mlp.json")),
+    ("seed-lstm", include_str!("../assets/presets/seed-lstm.json")),
+];
 
 /// A built-in preset's spec by name.
 pub fn preset(name: &str) -> Option<ModelSpec> {

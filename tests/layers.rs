@@ -116,3 +116,43 @@ fn flatten_is_channel_height_width_order() {
     let y = model.forward_logits(&Tensor::from_vec(&[1, 1, 28, 28], x), Mode::Eval).to_vec();
     assert_eq!(y[0], 200.0);
 }
+
+#[test]
+fn recurrent_layers() {
+    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "SimpleRNN", "units": 3}, {"type": "Dense", "units": 10}]"#);
+    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "LSTM", "units": 3}, {"type": "Dense", "units": 10}]"#);
+    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "GRU", "units": 3}, {"type": "Dense", "units": 10}]"#);
+    // Sequences out, then per-step Dense, then a second recurrent layer.
+    check_model(r#"[{"type": "Reshape", "target_shape": [49, 16]}, {"type": "GRU", "units": 2, "return_sequences": true}, {"type": "Dense", "units": 3}, {"type": "LSTM", "units": 2}, {"type": "Dense", "units": 10}]"#);
+}
+
+#[test]
+fn lstm_has_pytorch_names_gate_layout_and_keras_init() {
+    let model = Model::new(&layerlab::preset("seed-lstm").unwrap()).unwrap();
+    let params = model.parameters();
+    let names: Vec<(String, Vec<usize>)> = params.iter().map(|(n, t)| (n.clone(), t.shape())).collect();
+    assert_eq!(
+        names,
+        [("1.weight_ih_l0", vec![512, 28]), ("1.weight_hh_l0", vec![512, 128]), ("1.bias_ih_l0", vec![512]), ("1.bias_hh_l0", vec![512]), ("2.weight", vec![10, 128]), ("2.bias", vec![10])]
+            .map(|(n, s)| (n.to_string(), s))
+    );
+    assert_eq!(model.info.total_params, 82_186, "PyTorch's count for W2");
+    // Forget-gate bias 1 (gates i, f, g, o), the rest 0.
+    let b = params[2].1.to_vec();
+    assert!(b[..128].iter().all(|&v| v == 0.0) && b[128..256].iter().all(|&v| v == 1.0) && b[256..].iter().all(|&v| v == 0.0));
+    // The recurrent kernel has orthonormal columns.
+    let w = params[1].1.value().clone();
+    for (a, bcol) in [(0usize, 0usize), (0, 1), (5, 77), (127, 127)] {
+        let dot: f32 = (0..512).map(|r| w[[r, a]] * w[[r, bcol]]).sum();
+        let expected = if a == bcol { 1.0 } else { 0.0 };
+        assert!((dot - expected).abs() < 1e-4, "columns {a}, {bcol}: {dot}");
+    }
+}
+
+#[test]
+fn return_sequences_gives_one_state_per_step() {
+    let model = Model::new(&spec(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "LSTM", "units": 5, "return_sequences": true}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#)).unwrap();
+    assert_eq!(model.info.layers[1].output_shape, vec![28, 5]);
+    let x = Tensor::new(common::randn(&[2, 1, 28, 28], 4));
+    assert_eq!(model.forward_logits(&x, Mode::Eval).shape(), vec![2, 10]);
+}

@@ -208,3 +208,13 @@ fn parameters_edited_as_text() {
         }
     }
 }
+
+#[test]
+fn lstm_after_conv_without_reshape_names_both() {
+    let e = infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "LSTM", "units": 8}, {"type": "Dense", "units": 10}]"#);
+    assert_eq!(e.to_string(), "layer 1 LSTM: expects a sequence [steps, features] but gets [4, 26, 26] from layer 0 Conv2D; insert Reshape [4, 676] before it");
+    assert_eq!(e.fix, Some(Fix::Insert { index: 1, layer: LayerSpec::Reshape { target_shape: vec![4, 676] } }));
+    let e = infer_err(r#"[{"type": "GRU", "units": 8}]"#);
+    assert_eq!(e.to_string(), "layer 0 GRU: expects a sequence [steps, features] but gets [1, 28, 28] from the input; insert Reshape [28, 28] before it");
+    assert_eq!(infer_err(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "SimpleRNN", "units": 0}]"#).to_string(), "layer 1 SimpleRNN: units must be at least 1");
+}

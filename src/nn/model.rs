@@ -28,6 +28,14 @@ enum Layer {
     Dropout { rate: f32 },
     Reshape { shape: Vec<usize> },
     Activation(Activation),
+    Recurrent { kind: Cell, units: usize, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, return_sequences: bool },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    Rnn,
+    Lstm,
+    Gru,
 }
 
 pub struct Model {
@@ -58,6 +66,12 @@ impl Model {
     pub fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
+            if let Layer::Recurrent { w_ih, w_hh, b_ih, b_hh, .. } = layer {
+                for (name, t) in [("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)] {
+                    out.push((format!("{i}.{name}"), t.clone()));
+                }
+                continue;
+            }
             let (w, b) = match layer {
                 Layer::Dense { weight, bias, .. } | Layer::Conv2D { weight, bias, .. } => (weight, bias),
                 _ => continue,
@@ -131,8 +145,70 @@ impl Layer {
                 x.reshape(&s)
             }
             Layer::Activation(a) => apply_activation(x, Some(*a), last),
+            Layer::Recurrent { kind, units, w_ih, w_hh, b_ih, b_hh, return_sequences } => recurrent_forward(x, *kind, *units, [w_ih, w_hh, b_ih, b_hh], *return_sequences),
         }
     }
+}
+
+/// A recurrent layer over `x` [N, T, I], unrolled in time from zero state, built
+/// from primitives (backpropagation through time comes with them).
+/// Returns the last hidden state [N, H], or every one [N, T, H].
+fn recurrent_forward(x: &Tensor, kind: Cell, units: usize, [w_ih, w_hh, b_ih, b_hh]: [&Tensor; 4], return_sequences: bool) -> Tensor {
+    let s = x.shape();
+    let (n, steps, features) = (s[0], s[1], s[2]);
+    let h_dim = units;
+    let (w_ih_t, w_hh_t) = (w_ih.transpose(0, 1), w_hh.transpose(0, 1));
+    let mut h = Tensor::zeros(&[n, h_dim]);
+    let mut c = Tensor::zeros(&[n, h_dim]);
+    let mut outputs = Vec::with_capacity(if return_sequences { steps } else { 0 });
+    let gate = |g: &Tensor, k: usize| g.slice(1, k * h_dim, (k + 1) * h_dim);
+    for t in 0..steps {
+        let x_t = x.slice(1, t, t + 1).reshape(&[n, features]);
+        let gi = x_t.matmul(&w_ih_t).add(b_ih); // [N, G*H]
+        let gh = h.matmul(&w_hh_t).add(b_hh);
+        h = match kind {
+            Cell::Rnn => gi.add(&gh).tanh(),
+            Cell::Lstm => {
+                let g = gi.add(&gh);
+                let (i, f, cand, o) = (gate(&g, 0).sigmoid(), gate(&g, 1).sigmoid(), gate(&g, 2).tanh(), gate(&g, 3).sigmoid());
+                c = f.mul(&c).add(&i.mul(&cand));
+                o.mul(&c.tanh())
+            }
+            Cell::Gru => {
+                // PyTorch: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) n + z h
+                let r = gate(&gi, 0).add(&gate(&gh, 0)).sigmoid();
+                let z = gate(&gi, 1).add(&gate(&gh, 1)).sigmoid();
+                let cand = gate(&gi, 2).add(&r.mul(&gate(&gh, 2))).tanh();
+                cand.add(&z.mul(&h.sub(&cand)))
+            }
+        };
+        if return_sequences {
+            outputs.push(h.reshape(&[n, 1, h_dim]));
+        }
+    }
+    if return_sequences {
+        Tensor::concat(&outputs, 1)
+    } else {
+        h
+    }
+}
+
+/// A [rows, cols] matrix (rows >= cols) with orthonormal columns: Keras's
+/// orthogonal initialiser in PyTorch's layout (Gram-Schmidt on normal samples).
+fn orthogonal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> ArrayD<f32> {
+    let a = crate::tensor::random_normal(&[cols, rows], 1.0, rng);
+    let mut q: Vec<Vec<f64>> = Vec::with_capacity(cols);
+    for k in 0..cols {
+        let mut v: Vec<f64> = (0..rows).map(|r| a[[k, r]] as f64).collect();
+        for u in &q {
+            let d: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(u).for_each(|(a, b)| *a -= d * b);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+        q.push(v);
+    }
+    ArrayD::from_shape_fn(IxDyn(&[rows, cols]), |i| q[i[1]][i[0]] as f32)
 }
 
 fn apply_activation(x: &Tensor, activation: Option<Activation>, last: bool) -> Tensor {
@@ -186,6 +262,23 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
         LayerSpec::Flatten => Layer::Flatten,
         LayerSpec::Dropout { rate } => Layer::Dropout { rate: *rate },
         LayerSpec::Reshape { .. } => Layer::Reshape { shape: output.to_vec() },
+        LayerSpec::SimpleRNN { units, return_sequences } | LayerSpec::LSTM { units, return_sequences } | LayerSpec::GRU { units, return_sequences } => {
+            let kind = match layer {
+                LayerSpec::LSTM { .. } => Cell::Lstm,
+                LayerSpec::GRU { .. } => Cell::Gru,
+                _ => Cell::Rnn,
+            };
+            let g = super::spec::recurrent_gates(layer) * units;
+            let features = input[1];
+            let w_ih = Tensor::parameter(crate::tensor::random_uniform(&[g, features], glorot_limit(features, g), rng));
+            let w_hh = Tensor::parameter(orthogonal(g, *units, rng));
+            let mut b = ArrayD::zeros(IxDyn(&[g]));
+            if kind == Cell::Lstm {
+                // Keras's unit_forget_bias: the forget gate starts open.
+                b.slice_mut(ndarray::s![*units..2 * units]).fill(1.0);
+            }
+            Layer::Recurrent { kind, units: *units, w_ih, w_hh, b_ih: Tensor::parameter(b), b_hh: Tensor::parameter(ArrayD::zeros(IxDyn(&[g]))), return_sequences: return_sequences.unwrap_or(false) }
+        }
         other => Layer::Activation(other.activation().expect("the remaining layer types are activations")),
     }
 }

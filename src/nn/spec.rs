@@ -178,15 +178,34 @@ pub enum LayerSpec {
     Sigmoid,
     GELU,
     Softmax,
+    /// Elman RNN (PyTorch `nn.RNN`, tanh): input `[steps, features]`.
+    SimpleRNN {
+        units: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_sequences: Option<bool>,
+    },
+    /// LSTM with PyTorch's gate order (i, f, g, o) and parameters.
+    LSTM {
+        units: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_sequences: Option<bool>,
+    },
+    /// GRU as PyTorch's (gates r, z, n; the reset gate scales `W_hn h + b_hn`).
+    GRU {
+        units: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_sequences: Option<bool>,
+    },
 }
 
 /// Every layer type the spec accepts, in palette order.
-pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"];
+pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "SimpleRNN", "LSTM", "GRU"];
 
 /// The palette: layer families and their types.
 pub const LAYER_GROUPS: &[(&str, &[&str])] = &[
     ("Core", &["Dense", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"]),
     ("Convolution", &["Conv2D", "MaxPool2D", "AveragePool2D"]),
+    ("Recurrent", &["SimpleRNN", "LSTM", "GRU"]),
 ];
 
 impl LayerSpec {
@@ -205,6 +224,9 @@ impl LayerSpec {
             "Sigmoid" => LayerSpec::Sigmoid,
             "GELU" => LayerSpec::GELU,
             "Softmax" => LayerSpec::Softmax,
+            "SimpleRNN" => LayerSpec::SimpleRNN { units: 64, return_sequences: None },
+            "LSTM" => LayerSpec::LSTM { units: 64, return_sequences: None },
+            "GRU" => LayerSpec::GRU { units: 64, return_sequences: None },
             _ => return None,
         })
     }
@@ -217,6 +239,7 @@ impl LayerSpec {
             "MaxPool2D" | "AveragePool2D" => &["pool_size", "strides"],
             "Dropout" => &["rate"],
             "Reshape" => &["target_shape"],
+            "SimpleRNN" | "LSTM" | "GRU" => &["units", "return_sequences"],
             _ => &[],
         }
     }
@@ -262,6 +285,9 @@ impl LayerSpec {
             LayerSpec::Sigmoid => "Sigmoid",
             LayerSpec::GELU => "GELU",
             LayerSpec::Softmax => "Softmax",
+            LayerSpec::SimpleRNN { .. } => "SimpleRNN",
+            LayerSpec::LSTM { .. } => "LSTM",
+            LayerSpec::GRU { .. } => "GRU",
         }
     }
 
@@ -383,7 +409,8 @@ impl ModelSpec {
         let mut shape = input_shape.to_vec();
         let mut layers = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
-            let inferred = infer_layer(index, layer, &shape).and_then(|(out, params)| check_size(index, layer, &shape, &out, &params).map(|_| (out, params)));
+            let previous = index.checked_sub(1).map(|i| &self.layers[i]);
+            let inferred = infer_layer(index, layer, &shape, previous).and_then(|(out, params)| check_size(index, layer, &shape, &out, &params).map(|_| (out, params)));
             let (output_shape, params) = match inferred {
                 Ok(x) => x,
                 Err(e) => return (layers, Some(e)),
@@ -439,7 +466,17 @@ fn validate_training(t: &TrainingSpec) -> Result<(), SpecError> {
 }
 
 /// Output shape and named parameter shapes of one layer, given its input shape.
-fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize]) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
+/// Gate blocks of a recurrent layer's weight matrices (PyTorch's layout).
+pub fn recurrent_gates(layer: &LayerSpec) -> usize {
+    match layer {
+        LayerSpec::LSTM { .. } => 4,
+        LayerSpec::GRU { .. } => 3,
+        _ => 1,
+    }
+}
+
+fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Option<&LayerSpec>) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
+    let previous_type = |_: usize| previous.map_or("", |p| p.type_name());
     let ty = layer.type_name();
     let err = |m: String, fix: Option<Fix>| Err(layer_error(index, ty, m, fix));
     match layer {
@@ -521,6 +558,39 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize]) -> Result<(Vec<
             Ok((out, vec![]))
         }
         LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => Ok((input.to_vec(), vec![])),
+        LayerSpec::SimpleRNN { units, return_sequences } | LayerSpec::LSTM { units, return_sequences } | LayerSpec::GRU { units, return_sequences } => {
+            let gates = recurrent_gates(layer);
+            if *units == 0 {
+                return err("units must be at least 1".into(), None);
+            }
+            let [steps, features] = match *input {
+                [t, f] => [t, f],
+                _ => {
+                    let suggestion: Vec<i64> = match input {
+                        [1, h, w] => vec![*h as i64, *w as i64],
+                        [first, rest @ ..] if !rest.is_empty() => vec![*first as i64, volume(rest) as i64],
+                        _ => vec![],
+                    };
+                    let from = if index == 0 { "the input".to_string() } else { format!("layer {} {}", index - 1, previous_type(index)) };
+                    let message = if suggestion.is_empty() {
+                        format!("expects a sequence [steps, features] but gets {input:?} from {from}; reshape it to [steps, features] first")
+                    } else {
+                        format!("expects a sequence [steps, features] but gets {input:?} from {from}; insert Reshape {suggestion:?} before it")
+                    };
+                    let fix = (!suggestion.is_empty()).then(|| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape: suggestion } });
+                    return err(message, fix);
+                }
+            };
+            let g = gates * units;
+            let params = vec![
+                ("weight_ih_l0".to_string(), vec![g, features]),
+                ("weight_hh_l0".to_string(), vec![g, *units]),
+                ("bias_ih_l0".to_string(), vec![g]),
+                ("bias_hh_l0".to_string(), vec![g]),
+            ];
+            let out = if return_sequences.unwrap_or(false) { vec![steps, *units] } else { vec![*units] };
+            Ok((out, params))
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("seed-cnn", include_str!("../assets/presets/seed-cnn.json")),
     ("mlp", include_str!("../assets/presets/mlp.json")),
     ("seed-lstm", include_str!("../assets/presets/seed-lstm.json")),
+    ("tiny-vit", include_str!("../assets/presets/tiny-vit.json")),
 ];
 
 /// A built-in preset's spec by name.

@@ -156,3 +156,34 @@ fn return_sequences_gives_one_state_per_step() {
     let x = Tensor::new(common::randn(&[2, 1, 28, 28], 4));
     assert_eq!(model.forward_logits(&x, Mode::Eval).shape(), vec![2, 10]);
 }
+
+#[test]
+fn attention_layers() {
+    check_model(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "LayerNormalization"}, {"type": "Dense", "units": 8}, {"type": "PositionalEmbedding"}, {"type": "MultiHeadAttention", "num_heads": 2}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#);
+    check_model(r#"[{"type": "Patchify", "patch_size": 14}, {"type": "PositionalEmbedding", "kind": "sinusoidal"}, {"type": "MultiHeadAttention", "num_heads": 4, "causal": true}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);
+    check_model(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Dense", "units": 8}, {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 6, "activation": "gelu", "norm_first": true}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#);
+    check_model(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Dense", "units": 4}, {"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 5, "dropout": 0.2}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#);
+}
+
+#[test]
+fn tiny_vit_has_pytorch_names_and_the_benchmark_size() {
+    let model = Model::new(&layerlab::preset("tiny-vit").unwrap()).unwrap();
+    assert_eq!(model.info.total_params, 71_946, "W3's parameter count");
+    let names: Vec<String> = model.parameters().iter().map(|(n, _)| n.clone()).filter(|n| n.starts_with("3.")).collect();
+    assert_eq!(
+        names,
+        ["self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+            .map(|n| format!("3.{n}"))
+    );
+    assert_eq!(model.info.layers[0].output_shape, vec![16, 49]);
+}
+
+#[test]
+fn patches_are_row_major_over_the_grid() {
+    // Token 4*pr + pc holds patch (pr, pc), its 49 values row-major (BENCHMARKS.md W3).
+    let model = Model::new(&spec(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#)).unwrap();
+    let x: Vec<f32> = (0..784).map(|i| i as f32).collect();
+    let tokens = model.activations(&Tensor::from_vec(&[1, 1, 28, 28], x))[0].to_vec();
+    let (pr, pc, r, c) = (2usize, 1usize, 3usize, 5usize);
+    assert_eq!(tokens[(4 * pr + pc) * 49 + r * 7 + c], ((pr * 7 + r) * 28 + pc * 7 + c) as f32);
+}

@@ -218,3 +218,19 @@ fn lstm_after_conv_without_reshape_names_both() {
     assert_eq!(e.to_string(), "layer 0 GRU: expects a sequence [steps, features] but gets [1, 28, 28] from the input; insert Reshape [28, 28] before it");
     assert_eq!(infer_err(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "SimpleRNN", "units": 0}]"#).to_string(), "layer 1 SimpleRNN: units must be at least 1");
 }
+
+#[test]
+fn attention_errors() {
+    let e = infer_err(r#"[{"type": "Patchify", "patch_size": 5}]"#);
+    assert_eq!(e.to_string(), "layer 0 Patchify: patch_size 5 does not divide the image 28x28; use one of 1, 2, 4, 7, 14, 28");
+    let e = infer_err(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "MultiHeadAttention", "num_heads": 5}]"#);
+    assert_eq!(e.to_string(), "layer 1 MultiHeadAttention: num_heads 5 must divide the feature size 49; use one of 1, 7, 49");
+    let e = infer_err(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "MultiHeadAttention", "num_heads": 7, "key_dim": 8}]"#);
+    assert!(e.to_string().contains("key_dim 8 must be features / num_heads = 7"), "{e}");
+    let e = infer_err(r#"[{"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 8}]"#);
+    assert!(e.to_string().starts_with("layer 0 TransformerEncoder: expects a sequence [steps, features] but gets [1, 28, 28] from the input"), "{e}");
+    let e = infer_err(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 0}]"#);
+    assert_eq!(e.to_string(), "layer 1 TransformerEncoder: ff_dim must be at least 1");
+    let e = infer_err(r#"[{"type": "Flatten"}, {"type": "GlobalAveragePooling1D"}]"#);
+    assert!(e.to_string().contains("layer 1 GlobalAveragePooling1D: expects a sequence [steps, features] but gets [784] from layer 0 Flatten"), "{e}");
+}

@@ -9,7 +9,7 @@ use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::spec::{Activation, LayerSpec, ModelInfo, ModelSpec, Padding, Size2};
+use super::spec::{Activation, LayerSpec, ModelInfo, ModelSpec, Padding, PositionKind, Size2};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -29,7 +29,25 @@ enum Layer {
     Reshape { shape: Vec<usize> },
     Activation(Activation),
     Recurrent { kind: Cell, units: usize, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, return_sequences: bool },
+    LayerNorm { weight: Tensor, bias: Tensor, eps: f32 },
+    Position { learned: Option<Tensor>, table: Tensor },
+    Attention(Attention),
+    Encoder { attn: Attention, linear1: (Tensor, Tensor), linear2: (Tensor, Tensor), norm1: (Tensor, Tensor), norm2: (Tensor, Tensor), activation: Activation, dropout: f32, norm_first: bool },
+    Patchify { patch: usize },
+    GlobalAveragePooling1D,
 }
+
+/// Multi-head self-attention parameters (PyTorch `MultiheadAttention` layout).
+struct Attention {
+    in_w: Tensor,
+    in_b: Tensor,
+    out_w: Tensor,
+    out_b: Tensor,
+    heads: usize,
+    causal: bool,
+}
+
+const LAYER_NORM_EPS: f32 = 1e-5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cell {
@@ -66,10 +84,29 @@ impl Model {
     pub fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
-            if let Layer::Recurrent { w_ih, w_hh, b_ih, b_hh, .. } = layer {
-                for (name, t) in [("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)] {
-                    out.push((format!("{i}.{name}"), t.clone()));
+            let named: Vec<(&str, &Tensor)> = match layer {
+                Layer::Recurrent { w_ih, w_hh, b_ih, b_hh, .. } => vec![("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)],
+                Layer::LayerNorm { weight, bias, .. } => vec![("weight", weight), ("bias", bias)],
+                Layer::Position { learned: Some(w), .. } => vec![("weight", w)],
+                Layer::Attention(a) => a.named(""),
+                Layer::Encoder { attn, linear1, linear2, norm1, norm2, .. } => {
+                    let mut v = attn.named("self_attn.");
+                    v.extend([
+                        ("linear1.weight", &linear1.0),
+                        ("linear1.bias", &linear1.1),
+                        ("linear2.weight", &linear2.0),
+                        ("linear2.bias", &linear2.1),
+                        ("norm1.weight", &norm1.0),
+                        ("norm1.bias", &norm1.1),
+                        ("norm2.weight", &norm2.0),
+                        ("norm2.bias", &norm2.1),
+                    ]);
+                    v
                 }
+                _ => vec![],
+            };
+            if !named.is_empty() {
+                out.extend(named.into_iter().map(|(n, t)| (format!("{i}.{n}"), t.clone())));
                 continue;
             }
             let (w, b) = match layer {
@@ -146,7 +183,76 @@ impl Layer {
             }
             Layer::Activation(a) => apply_activation(x, Some(*a), last),
             Layer::Recurrent { kind, units, w_ih, w_hh, b_ih, b_hh, return_sequences } => recurrent_forward(x, *kind, *units, [w_ih, w_hh, b_ih, b_hh], *return_sequences),
+            Layer::LayerNorm { weight, bias, eps } => layer_norm(x, weight, bias, *eps),
+            Layer::Position { learned, table } => x.add(learned.as_ref().unwrap_or(table)),
+            Layer::Attention(a) => a.forward(x),
+            Layer::Encoder { attn, linear1, linear2, norm1, norm2, activation, dropout, norm_first } => {
+                let mut drop = |t: Tensor, mode: &mut Mode| match mode {
+                    Mode::Train(rng) if *dropout > 0.0 => t.dropout(*dropout, *rng),
+                    _ => t,
+                };
+                let ff = |h: &Tensor, mode: &mut Mode, drop: &mut dyn FnMut(Tensor, &mut Mode) -> Tensor| {
+                    let a = apply_activation(&linear(h, &linear1.0, &linear1.1), Some(*activation), false);
+                    linear(&drop(a, mode), &linear2.0, &linear2.1)
+                };
+                if *norm_first {
+                    let h = x.add(&drop(attn.forward(&layer_norm(x, &norm1.0, &norm1.1, LAYER_NORM_EPS)), mode));
+                    let f = ff(&layer_norm(&h, &norm2.0, &norm2.1, LAYER_NORM_EPS), mode, &mut drop);
+                    h.add(&drop(f, mode))
+                } else {
+                    let h = layer_norm(&x.add(&drop(attn.forward(x), mode)), &norm1.0, &norm1.1, LAYER_NORM_EPS);
+                    let f = ff(&h, mode, &mut drop);
+                    layer_norm(&h.add(&drop(f, mode)), &norm2.0, &norm2.1, LAYER_NORM_EPS)
+                }
+            }
+            Layer::Patchify { patch } => {
+                // [N, C, H, W] -> [N, H/p, W/p, C, p, p] -> [N, tokens, C*p*p]
+                let s = x.shape();
+                let (n, c, h, w, p) = (s[0], s[1], s[2], s[3], *patch);
+                x.reshape(&[n, c, h / p, p, w / p, p]).permute(&[0, 2, 4, 1, 3, 5]).reshape(&[n, (h / p) * (w / p), c * p * p])
+            }
+            Layer::GlobalAveragePooling1D => x.mean(&[1], false),
         }
+    }
+}
+
+/// `x W^T + b` over the last axis.
+fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+    x.matmul(&w.transpose(0, 1)).add(b)
+}
+
+/// LayerNorm over the last axis, from primitives.
+fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Tensor {
+    let last = x.ndim() - 1;
+    let centred = x.sub(&x.mean(&[last], true));
+    let var = centred.mul(&centred).mean(&[last], true);
+    centred.div(&var.add_scalar(eps).sqrt()).mul(weight).add(bias)
+}
+
+impl Attention {
+    fn named(&self, prefix: &'static str) -> Vec<(&'static str, &Tensor)> {
+        let names: [&'static str; 4] = match prefix {
+            "" => ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"],
+            _ => ["self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias"],
+        };
+        names.into_iter().zip([&self.in_w, &self.in_b, &self.out_w, &self.out_b]).collect()
+    }
+
+    /// softmax(Q K^T / sqrt(d_head)) V per head, over `x` [N, T, E].
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let s = x.shape();
+        let (n, t, e) = (s[0], s[1], s[2]);
+        let dh = e / self.heads;
+        let qkv = linear(x, &self.in_w, &self.in_b); // [N, T, 3E]
+        let head = |k: usize| qkv.slice(2, k * e, (k + 1) * e).reshape(&[n, t, self.heads, dh]).permute(&[0, 2, 1, 3]);
+        let (q, k, v) = (head(0).mul_scalar(1.0 / (dh as f32).sqrt()), head(1), head(2));
+        let mut scores = q.matmul(&k.transpose(2, 3)); // [N, H, T, T]
+        if self.causal {
+            let mask = ArrayD::from_shape_fn(IxDyn(&[t, t]), |i| if i[1] > i[0] { -1e9 } else { 0.0 });
+            scores = scores.add(&Tensor::new(mask));
+        }
+        let out = scores.softmax().matmul(&v).permute(&[0, 2, 1, 3]).reshape(&[n, t, e]);
+        linear(&out, &self.out_w, &self.out_b)
     }
 }
 
@@ -224,6 +330,23 @@ fn apply_activation(x: &Tensor, activation: Option<Activation>, last: bool) -> T
     }
 }
 
+fn ones(d: usize) -> Tensor {
+    Tensor::parameter(ArrayD::ones(IxDyn(&[d])))
+}
+
+fn zeros(d: usize) -> Tensor {
+    Tensor::parameter(ArrayD::zeros(IxDyn(&[d])))
+}
+
+/// A Glorot-uniform [out, in] weight.
+fn glorot(shape: &[usize; 2], rng: &mut ChaCha8Rng) -> Tensor {
+    Tensor::parameter(crate::tensor::random_uniform(shape, glorot_limit(shape[1], shape[0]), rng))
+}
+
+fn attention(d: usize, heads: usize, causal: bool, rng: &mut ChaCha8Rng) -> Attention {
+    Attention { in_w: glorot(&[3 * d, d], rng), in_b: zeros(3 * d), out_w: glorot(&[d, d], rng), out_b: zeros(d), heads, causal }
+}
+
 /// Keras's Glorot-uniform limit, sqrt(6 / (fan_in + fan_out)).
 fn glorot_limit(fan_in: usize, fan_out: usize) -> f32 {
     (6.0 / (fan_in + fan_out) as f32).sqrt()
@@ -279,6 +402,40 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
             }
             Layer::Recurrent { kind, units: *units, w_ih, w_hh, b_ih: Tensor::parameter(b), b_hh: Tensor::parameter(ArrayD::zeros(IxDyn(&[g]))), return_sequences: return_sequences.unwrap_or(false) }
         }
+        LayerSpec::LayerNormalization { epsilon } => {
+            let d = *input.last().unwrap();
+            Layer::LayerNorm { weight: ones(d), bias: zeros(d), eps: epsilon.unwrap_or(LAYER_NORM_EPS) }
+        }
+        LayerSpec::PositionalEmbedding { kind } => {
+            let (t, d) = (input[0], input[1]);
+            let learned = (*kind == PositionKind::Learned).then(|| Tensor::parameter(crate::tensor::random_normal(&[t, d], 0.02, rng)));
+            // sin on even features, cos on odd ones, as in "Attention is all you need".
+            let table = ArrayD::from_shape_fn(IxDyn(&[t, d]), |i| {
+                let (pos, k) = (i[0] as f32, i[1]);
+                let angle = pos / 10000f32.powf((k - k % 2) as f32 / d as f32);
+                if k % 2 == 0 { angle.sin() } else { angle.cos() }
+            });
+            Layer::Position { learned, table: Tensor::new(table) }
+        }
+        LayerSpec::MultiHeadAttention { num_heads, causal, .. } => Layer::Attention(attention(input[1], *num_heads, causal.unwrap_or(false), rng)),
+        LayerSpec::TransformerEncoder { num_heads, ff_dim, activation, dropout, norm_first } => {
+            let d = input[1];
+            let attn = attention(d, *num_heads, false, rng);
+            let linear1 = (glorot(&[*ff_dim, d], rng), zeros(*ff_dim));
+            let linear2 = (glorot(&[d, *ff_dim], rng), zeros(d));
+            Layer::Encoder {
+                attn,
+                linear1,
+                linear2,
+                norm1: (ones(d), zeros(d)),
+                norm2: (ones(d), zeros(d)),
+                activation: activation.unwrap_or(Activation::Relu),
+                dropout: dropout.unwrap_or(0.0),
+                norm_first: norm_first.unwrap_or(false),
+            }
+        }
+        LayerSpec::Patchify { patch_size } => Layer::Patchify { patch: *patch_size },
+        LayerSpec::GlobalAveragePooling1D => Layer::GlobalAveragePooling1D,
         other => Layer::Activation(other.activation().expect("the remaining layer types are activations")),
     }
 }

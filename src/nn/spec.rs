@@ -196,16 +196,60 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         return_sequences: Option<bool>,
     },
+    /// Normalises the last axis (PyTorch `LayerNorm`: `weight`, `bias`).
+    LayerNormalization {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epsilon: Option<f32>,
+    },
+    /// Adds a position code to `[steps, features]`: learned (`weight` [steps, features])
+    /// or the fixed sinusoids of the Transformer paper.
+    PositionalEmbedding {
+        #[serde(default)]
+        kind: PositionKind,
+    },
+    /// Multi-head self-attention over `[steps, features]` (PyTorch
+    /// `MultiheadAttention`: fused `in_proj_weight` [3E, E], `out_proj`).
+    MultiHeadAttention {
+        num_heads: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_dim: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        causal: Option<bool>,
+    },
+    /// PyTorch's `TransformerEncoderLayer` (`self_attn.*`, `linear1`, `linear2`, `norm1`, `norm2`).
+    TransformerEncoder {
+        num_heads: usize,
+        ff_dim: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropout: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        norm_first: Option<bool>,
+    },
+    /// Image [C, H, W] -> tokens [H/p * W/p, C*p*p], patches row-major.
+    Patchify { patch_size: usize },
+    /// Mean over the steps of `[steps, features]`.
+    GlobalAveragePooling1D,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PositionKind {
+    #[default]
+    Learned,
+    Sinusoidal,
 }
 
 /// Every layer type the spec accepts, in palette order.
-pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "SimpleRNN", "LSTM", "GRU"];
+pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "Patchify", "GlobalAveragePooling1D"];
 
 /// The palette: layer families and their types.
 pub const LAYER_GROUPS: &[(&str, &[&str])] = &[
     ("Core", &["Dense", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"]),
     ("Convolution", &["Conv2D", "MaxPool2D", "AveragePool2D"]),
     ("Recurrent", &["SimpleRNN", "LSTM", "GRU"]),
+    ("Attention", &["Patchify", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "LayerNormalization", "GlobalAveragePooling1D"]),
 ];
 
 impl LayerSpec {
@@ -227,6 +271,12 @@ impl LayerSpec {
             "SimpleRNN" => LayerSpec::SimpleRNN { units: 64, return_sequences: None },
             "LSTM" => LayerSpec::LSTM { units: 64, return_sequences: None },
             "GRU" => LayerSpec::GRU { units: 64, return_sequences: None },
+            "LayerNormalization" => LayerSpec::LayerNormalization { epsilon: None },
+            "PositionalEmbedding" => LayerSpec::PositionalEmbedding { kind: PositionKind::Learned },
+            "MultiHeadAttention" => LayerSpec::MultiHeadAttention { num_heads: 4, key_dim: None, causal: None },
+            "TransformerEncoder" => LayerSpec::TransformerEncoder { num_heads: 4, ff_dim: 128, activation: Some(Activation::Gelu), dropout: None, norm_first: Some(true) },
+            "Patchify" => LayerSpec::Patchify { patch_size: 7 },
+            "GlobalAveragePooling1D" => LayerSpec::GlobalAveragePooling1D,
             _ => return None,
         })
     }
@@ -240,6 +290,11 @@ impl LayerSpec {
             "Dropout" => &["rate"],
             "Reshape" => &["target_shape"],
             "SimpleRNN" | "LSTM" | "GRU" => &["units", "return_sequences"],
+            "LayerNormalization" => &["epsilon"],
+            "PositionalEmbedding" => &["kind"],
+            "MultiHeadAttention" => &["num_heads", "key_dim", "causal"],
+            "TransformerEncoder" => &["num_heads", "ff_dim", "activation", "dropout", "norm_first"],
+            "Patchify" => &["patch_size"],
             _ => &[],
         }
     }
@@ -288,6 +343,12 @@ impl LayerSpec {
             LayerSpec::SimpleRNN { .. } => "SimpleRNN",
             LayerSpec::LSTM { .. } => "LSTM",
             LayerSpec::GRU { .. } => "GRU",
+            LayerSpec::LayerNormalization { .. } => "LayerNormalization",
+            LayerSpec::PositionalEmbedding { .. } => "PositionalEmbedding",
+            LayerSpec::MultiHeadAttention { .. } => "MultiHeadAttention",
+            LayerSpec::TransformerEncoder { .. } => "TransformerEncoder",
+            LayerSpec::Patchify { .. } => "Patchify",
+            LayerSpec::GlobalAveragePooling1D => "GlobalAveragePooling1D",
         }
     }
 
@@ -476,7 +537,6 @@ pub fn recurrent_gates(layer: &LayerSpec) -> usize {
 }
 
 fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Option<&LayerSpec>) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
-    let previous_type = |_: usize| previous.map_or("", |p| p.type_name());
     let ty = layer.type_name();
     let err = |m: String, fix: Option<Fix>| Err(layer_error(index, ty, m, fix));
     match layer {
@@ -563,24 +623,7 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
             if *units == 0 {
                 return err("units must be at least 1".into(), None);
             }
-            let [steps, features] = match *input {
-                [t, f] => [t, f],
-                _ => {
-                    let suggestion: Vec<i64> = match input {
-                        [1, h, w] => vec![*h as i64, *w as i64],
-                        [first, rest @ ..] if !rest.is_empty() => vec![*first as i64, volume(rest) as i64],
-                        _ => vec![],
-                    };
-                    let from = if index == 0 { "the input".to_string() } else { format!("layer {} {}", index - 1, previous_type(index)) };
-                    let message = if suggestion.is_empty() {
-                        format!("expects a sequence [steps, features] but gets {input:?} from {from}; reshape it to [steps, features] first")
-                    } else {
-                        format!("expects a sequence [steps, features] but gets {input:?} from {from}; insert Reshape {suggestion:?} before it")
-                    };
-                    let fix = (!suggestion.is_empty()).then(|| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape: suggestion } });
-                    return err(message, fix);
-                }
-            };
+            let [steps, features] = sequence_input(index, ty, input, previous)?;
             let g = gates * units;
             let params = vec![
                 ("weight_ih_l0".to_string(), vec![g, features]),
@@ -590,6 +633,58 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
             ];
             let out = if return_sequences.unwrap_or(false) { vec![steps, *units] } else { vec![*units] };
             Ok((out, params))
+        }
+        LayerSpec::LayerNormalization { epsilon } => {
+            if epsilon.is_some_and(|e| !(e > 0.0 && e.is_finite())) {
+                return err(format!("epsilon must be a small positive number, got {}; 1e-5 is usual", epsilon.unwrap()), None);
+            }
+            let d = *input.last().unwrap();
+            Ok((input.to_vec(), vec![("weight".into(), vec![d]), ("bias".into(), vec![d])]))
+        }
+        LayerSpec::PositionalEmbedding { kind } => {
+            let [steps, d] = sequence_input(index, ty, input, previous)?;
+            let params = if *kind == PositionKind::Learned { vec![("weight".to_string(), vec![steps, d])] } else { vec![] };
+            Ok((input.to_vec(), params))
+        }
+        LayerSpec::MultiHeadAttention { num_heads, key_dim, .. } => {
+            let [_, d] = sequence_input(index, ty, input, previous)?;
+            check_heads(index, ty, d, *num_heads, *key_dim)?;
+            Ok((input.to_vec(), attention_params("", d)))
+        }
+        LayerSpec::TransformerEncoder { num_heads, ff_dim, dropout, .. } => {
+            let [_, d] = sequence_input(index, ty, input, previous)?;
+            check_heads(index, ty, d, *num_heads, None)?;
+            if *ff_dim == 0 {
+                return err("ff_dim must be at least 1".into(), None);
+            }
+            if dropout.is_some_and(|r| !(0.0..1.0).contains(&r)) {
+                return err(format!("dropout must be in [0, 1), got {}", dropout.unwrap()), None);
+            }
+            let mut params = attention_params("self_attn.", d);
+            params.extend([
+                ("linear1.weight".to_string(), vec![*ff_dim, d]),
+                ("linear1.bias".into(), vec![*ff_dim]),
+                ("linear2.weight".into(), vec![d, *ff_dim]),
+                ("linear2.bias".into(), vec![d]),
+                ("norm1.weight".into(), vec![d]),
+                ("norm1.bias".into(), vec![d]),
+                ("norm2.weight".into(), vec![d]),
+                ("norm2.bias".into(), vec![d]),
+            ]);
+            Ok((input.to_vec(), params))
+        }
+        LayerSpec::Patchify { patch_size } => {
+            let [c, h, w] = image_input(index, ty, input)?;
+            let p = *patch_size;
+            if p == 0 || h % p != 0 || w % p != 0 {
+                let divisors: Vec<String> = (1..=h.min(w)).filter(|d| h % d == 0 && w % d == 0).map(|d| d.to_string()).collect();
+                return err(format!("patch_size {p} does not divide the image {h}x{w}; use one of {}", divisors.join(", ")), None);
+            }
+            Ok((vec![(h / p) * (w / p), c * p * p], vec![]))
+        }
+        LayerSpec::GlobalAveragePooling1D => {
+            let [_, d] = sequence_input(index, ty, input, previous)?;
+            Ok((vec![d], vec![]))
         }
     }
 }
@@ -623,6 +718,50 @@ fn check_size(index: usize, layer: &LayerSpec, input: &[usize], output: &[usize]
         }
     }
     Ok(())
+}
+
+/// Parameter names and shapes of a PyTorch `MultiheadAttention` under `prefix`.
+fn attention_params(prefix: &str, d: usize) -> Vec<(String, Vec<usize>)> {
+    vec![
+        (format!("{prefix}in_proj_weight"), vec![3 * d, d]),
+        (format!("{prefix}in_proj_bias"), vec![3 * d]),
+        (format!("{prefix}out_proj.weight"), vec![d, d]),
+        (format!("{prefix}out_proj.bias"), vec![d]),
+    ]
+}
+
+fn check_heads(index: usize, ty: &str, d: usize, heads: usize, key_dim: Option<usize>) -> Result<(), SpecError> {
+    if heads == 0 || d % heads != 0 {
+        let options: Vec<String> = (1..=d).filter(|h| d % h == 0).map(|h| h.to_string()).collect();
+        return Err(layer_error(index, ty, format!("num_heads {heads} must divide the feature size {d}; use one of {}", options.join(", ")), None));
+    }
+    if let Some(k) = key_dim.filter(|&k| k != d / heads) {
+        return Err(layer_error(index, ty, format!("key_dim {k} must be features / num_heads = {} (as in PyTorch); leave it out", d / heads), None));
+    }
+    Ok(())
+}
+
+/// The input of a sequence layer must be [steps, features].
+fn sequence_input(index: usize, ty: &str, input: &[usize], previous: Option<&LayerSpec>) -> Result<[usize; 2], SpecError> {
+    if let [t, f] = *input {
+        return Ok([t, f]);
+    }
+    let suggestion: Vec<i64> = match input {
+        [1, h, w] => vec![*h as i64, *w as i64],
+        [first, rest @ ..] if !rest.is_empty() => vec![*first as i64, volume(rest) as i64],
+        _ => vec![],
+    };
+    let from = match previous {
+        None => "the input".to_string(),
+        Some(p) => format!("layer {} {}", index - 1, p.type_name()),
+    };
+    let message = if suggestion.is_empty() {
+        format!("expects a sequence [steps, features] but gets {input:?} from {from}; reshape it to [steps, features] first")
+    } else {
+        format!("expects a sequence [steps, features] but gets {input:?} from {from}; insert Reshape {suggestion:?} before it")
+    };
+    let fix = (!suggestion.is_empty()).then(|| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape: suggestion } });
+    Err(layer_error(index, ty, message, fix))
 }
 
 /// The input of an image layer must be [channels, height, width].

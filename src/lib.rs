@@ -26,6 +26,8 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("mlp", include_str!("../assets/presets/mlp.json")),
     ("seed-lstm", include_str!("../assets/presets/seed-lstm.json")),
     ("tiny-vit", include_str!("../assets/presets/tiny-vit.json")),
+    ("reverse-transformer", include_str!("../assets/presets/reverse-transformer.json")),
+    ("reverse-lstm", include_str!("../assets/presets/reverse-lstm.json")),
 ];
 
 /// A built-in preset's spec by name.

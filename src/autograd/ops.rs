@@ -374,6 +374,34 @@ impl Tensor {
         })
     }
 
+    /// Rows of `self` [rows, d] picked by `ids` -> [ids.len(), d] (an embedding
+    /// lookup); the backward pass adds each output row's gradient to its row.
+    pub fn gather_rows(&self, ids: &[usize]) -> Tensor {
+        let shape = self.shape();
+        assert!(shape.len() == 2, "gather_rows needs a 2-d table");
+        let (rows, d) = (shape[0], shape[1]);
+        assert!(ids.iter().all(|&i| i < rows), "gather_rows: an id is not below {rows}");
+        let table = self.value();
+        let table = table.as_standard_layout();
+        let src = table.as_slice().unwrap();
+        let mut out = Vec::with_capacity(ids.len() * d);
+        for &i in ids {
+            out.extend_from_slice(&src[i * d..(i + 1) * d]);
+        }
+        drop(table);
+        let ids = ids.to_vec();
+        Tensor::from_op(ArrayD::from_shape_vec(IxDyn(&[ids.len(), d]), out).unwrap(), &[self], move |g, _| {
+            let g = g.as_standard_layout();
+            let mut dt = vec![0.0f32; rows * d];
+            for (row, &i) in g.as_slice().unwrap().chunks(d).zip(&ids) {
+                for (a, b) in dt[i * d..(i + 1) * d].iter_mut().zip(row) {
+                    *a += b;
+                }
+            }
+            vec![Some(ArrayD::from_shape_vec(IxDyn(&[rows, d]), dt).unwrap())]
+        })
+    }
+
     // ----- regularisation -------------------------------------------------------
 
     /// Inverted dropout: zeroes each element with probability `rate` and scales the

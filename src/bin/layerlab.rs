@@ -17,7 +17,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressStyle};
     use layerlab::autograd::no_grad;
-    use layerlab::data::{mnist, Mnist};
+    use layerlab::data::{mnist, Data, Mnist};
     use layerlab::io::weights;
     use layerlab::nn::{Mode, Model};
     use layerlab::train::{argmax, Trainer};
@@ -147,9 +147,13 @@ mod cli {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")
     }
 
-    fn load_data(args: &ModelArgs) -> Result<(Mnist, Mnist)> {
+    /// The spec's data: MNIST from files, or its generated sequence task.
+    fn load_data(args: &ModelArgs, spec: &ModelSpec) -> Result<(Data, Data)> {
+        if let Some(sets) = Data::generated(&spec.input, spec.training.seed) {
+            return Ok(sets);
+        }
         let dir = data_dir(args);
-        Ok((Mnist::load_dir(&dir, true)?, Mnist::load_dir(&dir, false)?))
+        Ok((Mnist::load_dir(&dir, true)?.into(), Mnist::load_dir(&dir, false)?.into()))
     }
 
     fn progress(len: u64) -> ProgressBar {
@@ -175,9 +179,12 @@ mod cli {
         if let Some(s) = opts.seed {
             spec.training.seed = s;
         }
-        let (mut train_set, test_set) = load_data(args)?;
+        let (mut train_set, test_set) = load_data(args, &spec)?;
         if let Some(n) = opts.limit_train {
-            train_set.truncate(n);
+            match &mut train_set {
+                Data::Mnist(m) => m.truncate(n),
+                Data::Tokens(t) => t.len = t.len.min(n),
+            }
         }
         let mut trainer = Trainer::new(&spec, train_set, test_set)?;
         if let Some(path) = &opts.weights {
@@ -209,6 +216,7 @@ mod cli {
         Ok(json!({
             "model": spec.name,
             "test_accuracy": eval.accuracy,
+            "test_sequence_accuracy": eval.sequence_accuracy,
             "test_loss": eval.loss,
             "final_loss": final_loss,
             "train_samples_per_s": trainer.samples_seen() as f64 / train_seconds,
@@ -226,7 +234,7 @@ mod cli {
 
     fn bench(args: &ModelArgs, steps: usize, warmup: usize, runs: usize) -> Result<String> {
         let spec = load_spec(args)?;
-        let (train_set, test_set) = load_data(args)?;
+        let (train_set, test_set) = load_data(args, &spec)?;
         let batch_size = spec.training.batch_size;
         let mut trainer = Trainer::new(&spec, train_set, test_set.clone())?;
         let bar = progress((warmup + steps * runs.max(1)) as u64);
@@ -275,8 +283,8 @@ mod cli {
     }
 
     /// Forward + argmax over a whole split, as the inference benchmark measures it.
-    fn infer_pass(model: &Model, data: &Mnist, batch: usize) -> usize {
-        let classes = model.info.output_shape[0];
+    fn infer_pass(model: &Model, data: &Data, batch: usize) -> usize {
+        let classes = *model.info.output_shape.last().unwrap();
         let mut correct = 0;
         no_grad(|| {
             for start in (0..data.len()).step_by(batch) {
@@ -284,6 +292,7 @@ mod cli {
                 let b = data.batch(&idx, &model.info.input_shape);
                 let logits = model.forward_logits(&Tensor::from_vec(&b.shape, b.x), Mode::Eval);
                 let lv = logits.value();
+                let lv = lv.as_standard_layout();
                 correct += lv.as_slice().unwrap().chunks(classes).zip(&b.labels).filter(|(r, &y)| argmax(r) == y).count();
             }
         });
@@ -304,8 +313,14 @@ mod cli {
             return Err(Error::Input(format!("{}: \"x\" has shape {:?} but the model takes [batch, {}]", batch_path.display(), x.shape(), input.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))));
         }
         let classes = spec.input.classes() as i64;
-        if y_shape != [x.shape()[0]] {
-            return Err(Error::Input(format!("{}: \"y\" has shape {y_shape:?} but must be [{}], one label per example", batch_path.display(), x.shape()[0])));
+        let want_y: Vec<usize> = if spec.input.is_tokens() { vec![x.shape()[0], input[0]] } else { vec![x.shape()[0]] };
+        if y_shape != want_y {
+            return Err(Error::Input(format!("{}: \"y\" has shape {y_shape:?} but must be {want_y:?}, one label per example{}", batch_path.display(), if spec.input.is_tokens() { " and position" } else { "" })));
+        }
+        if spec.input.is_tokens() {
+            if let Some(bad) = x.iter().find(|&&t| t < 0.0 || t >= classes as f32 || t.fract() != 0.0) {
+                return Err(Error::Input(format!("{}: token {bad} in \"x\" is not an id in 0..{}", batch_path.display(), classes - 1)));
+            }
         }
         if let Some(bad) = y.iter().find(|&&l| l < 0 || l >= classes) {
             return Err(Error::Input(format!("{}: label {bad} in \"y\" is outside 0..{}", batch_path.display(), classes - 1)));

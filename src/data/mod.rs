@@ -4,6 +4,7 @@
 pub mod drawing;
 pub mod idx;
 pub mod mnist;
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,7 @@ use crate::error::SpecError;
 use crate::nn::spec::{Fix, LayerSpec};
 
 pub use mnist::Mnist;
+pub use tokens::{TokenTask, TokenTaskKind};
 
 /// The `input` section of a spec: which data set, and the shape one example is
 /// given to the first layer in (without the batch axis).
@@ -22,7 +24,17 @@ pub enum DatasetSpec {
         #[serde(default = "mnist_default_shape")]
         shape: Vec<usize>,
     },
+    /// Output the input tokens reversed; input `[seq_len]` token ids.
+    Reverse { seq_len: usize, vocab: usize },
+    /// Output the input tokens sorted.
+    Sort { seq_len: usize, vocab: usize },
+    /// Output the input tokens unchanged.
+    Copy { seq_len: usize, vocab: usize },
 }
+
+/// The most positions and tokens a sequence task may have.
+pub const MAX_SEQ_LEN: usize = 256;
+pub const MAX_VOCAB: usize = 4096;
 
 fn mnist_default_shape() -> Vec<usize> {
     vec![1, 28, 28]
@@ -32,20 +44,43 @@ impl DatasetSpec {
     pub fn name(&self) -> &'static str {
         match self {
             DatasetSpec::Mnist { .. } => "mnist",
+            DatasetSpec::Reverse { .. } => "reverse",
+            DatasetSpec::Sort { .. } => "sort",
+            DatasetSpec::Copy { .. } => "copy",
         }
     }
 
+    /// The sequence task this input names, if it is one (seeded with `seed`).
+    pub fn token_task(&self, seed: u64, train: bool) -> Option<TokenTask> {
+        let (kind, seq_len, vocab) = match *self {
+            DatasetSpec::Mnist { .. } => return None,
+            DatasetSpec::Reverse { seq_len, vocab } => (TokenTaskKind::Reverse, seq_len, vocab),
+            DatasetSpec::Sort { seq_len, vocab } => (TokenTaskKind::Sort, seq_len, vocab),
+            DatasetSpec::Copy { seq_len, vocab } => (TokenTaskKind::Copy, seq_len, vocab),
+        };
+        // The test set comes from another seed, so it holds unseen sequences.
+        let (seed, len) = if train { (seed, tokens::TRAIN_EXAMPLES) } else { (seed ^ 0x7e57_7e57_7e57_7e57, tokens::TEST_EXAMPLES) };
+        Some(TokenTask { kind, seq_len, vocab, seed, len })
+    }
+
     /// The shape one example is given in (without the batch axis).
-    pub fn shape(&self) -> &[usize] {
+    pub fn shape(&self) -> Vec<usize> {
         match self {
-            DatasetSpec::Mnist { shape } => shape,
+            DatasetSpec::Mnist { shape } => shape.clone(),
+            DatasetSpec::Reverse { seq_len, .. } | DatasetSpec::Sort { seq_len, .. } | DatasetSpec::Copy { seq_len, .. } => vec![*seq_len],
         }
     }
 
     pub fn classes(&self) -> usize {
         match self {
             DatasetSpec::Mnist { .. } => 10,
+            DatasetSpec::Reverse { vocab, .. } | DatasetSpec::Sort { vocab, .. } | DatasetSpec::Copy { vocab, .. } => *vocab,
         }
+    }
+
+    /// Whether examples are token ids (for Embedding) rather than pixels.
+    pub fn is_tokens(&self) -> bool {
+        !matches!(self, DatasetSpec::Mnist { .. })
     }
 
     /// The model's input shape, or why the given one cannot hold this data.
@@ -62,12 +97,38 @@ impl DatasetSpec {
                 }
                 Ok(shape.clone())
             }
+            DatasetSpec::Reverse { seq_len, vocab } | DatasetSpec::Sort { seq_len, vocab } | DatasetSpec::Copy { seq_len, vocab } => {
+                if !(1..=MAX_SEQ_LEN).contains(seq_len) {
+                    return err(format!("seq_len must be between 1 and {MAX_SEQ_LEN}, got {seq_len}"));
+                }
+                if !(2..=MAX_VOCAB).contains(vocab) {
+                    return err(format!("vocab must be between 2 and {MAX_VOCAB}, got {vocab}"));
+                }
+                Ok(vec![*seq_len])
+            }
         }
     }
 
     /// The model's output must be one logit per class.
     pub fn check_output(&self, shape: &[usize], layer_count: usize) -> Result<(), SpecError> {
         let classes = self.classes();
+        if self.is_tokens() {
+            let want = [self.shape()[0], classes];
+            if shape == want {
+                return Ok(());
+            }
+            let fix = (shape.len() == 2 && shape[0] == want[0]).then(|| Fix::Insert { index: layer_count, layer: LayerSpec::Dense { units: classes, activation: None, use_bias: None } });
+            return Err(SpecError {
+                layer: layer_count.checked_sub(1),
+                layer_type: String::new(),
+                message: format!(
+                    "the model ends with shape {shape:?} but {} needs {want:?}, a score for each of the {classes} tokens at each of the {} positions; end with Dense {classes} on the sequence",
+                    self.name(),
+                    want[0]
+                ),
+                fix,
+            });
+        }
         if shape == [classes] {
             return Ok(());
         }
@@ -112,4 +173,51 @@ pub fn lcg_permutation(n: usize, seed: u32) -> Vec<u32> {
 /// LCG seed 1, the benchmarks' order; later epochs reshuffle.
 pub fn epoch_shuffle_seed(seed: u64, epoch: usize) -> u32 {
     (seed as u32).wrapping_mul(0x9E37_79B1).wrapping_add(epoch as u32).wrapping_add(1)
+}
+
+/// The examples a trainer draws from: MNIST in memory, or a generated sequence task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    Mnist(Mnist),
+    Tokens(TokenTask),
+}
+
+impl From<Mnist> for Data {
+    fn from(m: Mnist) -> Self {
+        Data::Mnist(m)
+    }
+}
+
+impl Data {
+    pub fn len(&self) -> usize {
+        match self {
+            Data::Mnist(m) => m.len(),
+            Data::Tokens(t) => t.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Examples `indices`, shaped `[batch, ..example_shape]`.
+    pub fn batch(&self, indices: &[u32], example_shape: &[usize]) -> Batch {
+        match self {
+            Data::Mnist(m) => m.batch(indices, example_shape),
+            Data::Tokens(t) => t.batch(indices),
+        }
+    }
+
+    pub fn as_mnist(&self) -> Option<&Mnist> {
+        match self {
+            Data::Mnist(m) => Some(m),
+            Data::Tokens(_) => None,
+        }
+    }
+
+    /// The train and test sets of a spec's sequence task (`None` for MNIST,
+    /// which is loaded from files).
+    pub fn generated(spec: &DatasetSpec, seed: u64) -> Option<(Data, Data)> {
+        Some((Data::Tokens(spec.token_task(seed, true)?), Data::Tokens(spec.token_task(seed, false)?)))
+    }
 }

@@ -35,6 +35,12 @@ enum Layer {
     Encoder { attn: Attention, linear1: (Tensor, Tensor), linear2: (Tensor, Tensor), norm1: (Tensor, Tensor), norm2: (Tensor, Tensor), activation: Activation, dropout: f32, norm_first: bool },
     Patchify { patch: usize },
     GlobalAveragePooling1D,
+    Embedding { weight: Tensor },
+}
+
+thread_local! {
+    /// Set only while `Model::attention_maps` runs, so ordinary steps pay nothing.
+    static ATTENTION_CAPTURE: std::cell::RefCell<Option<Vec<ArrayD<f32>>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Multi-head self-attention parameters (PyTorch `MultiheadAttention` layout).
@@ -87,6 +93,7 @@ impl Model {
             let named: Vec<(&str, &Tensor)> = match layer {
                 Layer::Recurrent { w_ih, w_hh, b_ih, b_hh, .. } => vec![("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)],
                 Layer::LayerNorm { weight, bias, .. } => vec![("weight", weight), ("bias", bias)],
+                Layer::Embedding { weight } => vec![("weight", weight)],
                 Layer::Position { learned: Some(w), .. } => vec![("weight", w)],
                 Layer::Attention(a) => a.named(""),
                 Layer::Encoder { attn, linear1, linear2, norm1, norm2, .. } => {
@@ -143,6 +150,14 @@ impl Model {
             out.push(h.clone());
         }
         out
+    }
+
+    /// The attention weights `[heads, T, T]` of every attention layer, in order, for
+    /// one example `x` [1, ..input shape] (evaluation mode, no graph).
+    pub fn attention_maps(&self, x: &Tensor) -> Vec<ArrayD<f32>> {
+        ATTENTION_CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        crate::autograd::no_grad(|| self.forward_logits(x, Mode::Eval));
+        ATTENTION_CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default()
     }
 
     /// Parameters of the first convolution, for the filter view.
@@ -212,6 +227,11 @@ impl Layer {
                 x.reshape(&[n, c, h / p, p, w / p, p]).permute(&[0, 2, 4, 1, 3, 5]).reshape(&[n, (h / p) * (w / p), c * p * p])
             }
             Layer::GlobalAveragePooling1D => x.mean(&[1], false),
+            Layer::Embedding { weight } => {
+                let s = x.shape();
+                let ids: Vec<usize> = x.value().iter().map(|&v| v.max(0.0) as usize).collect();
+                weight.gather_rows(&ids).reshape(&[s[0], s[1], weight.shape()[1]])
+            }
         }
     }
 }
@@ -251,7 +271,14 @@ impl Attention {
             let mask = ArrayD::from_shape_fn(IxDyn(&[t, t]), |i| if i[1] > i[0] { -1e9 } else { 0.0 });
             scores = scores.add(&Tensor::new(mask));
         }
-        let out = scores.softmax().matmul(&v).permute(&[0, 2, 1, 3]).reshape(&[n, t, e]);
+        let weights = scores.softmax();
+        ATTENTION_CAPTURE.with(|c| {
+            if let Some(maps) = c.borrow_mut().as_mut() {
+                // Example 0's weights, [heads, T, T].
+                maps.push(weights.value().index_axis(ndarray::Axis(0), 0).to_owned());
+            }
+        });
+        let out = weights.matmul(&v).permute(&[0, 2, 1, 3]).reshape(&[n, t, e]);
         linear(&out, &self.out_w, &self.out_b)
     }
 }
@@ -436,6 +463,8 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
         }
         LayerSpec::Patchify { patch_size } => Layer::Patchify { patch: *patch_size },
         LayerSpec::GlobalAveragePooling1D => Layer::GlobalAveragePooling1D,
+        // Keras's default: uniform in [-0.05, 0.05].
+        LayerSpec::Embedding { input_dim, output_dim } => Layer::Embedding { weight: Tensor::parameter(crate::tensor::random_uniform(&[*input_dim, *output_dim], 0.05, rng)) },
         other => Layer::Activation(other.activation().expect("the remaining layer types are activations")),
     }
 }

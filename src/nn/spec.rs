@@ -231,6 +231,8 @@ pub enum LayerSpec {
     Patchify { patch_size: usize },
     /// Mean over the steps of `[steps, features]`.
     GlobalAveragePooling1D,
+    /// Token ids `[steps]` -> vectors `[steps, output_dim]` (PyTorch `weight` [input_dim, output_dim]).
+    Embedding { input_dim: usize, output_dim: usize },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -242,14 +244,14 @@ pub enum PositionKind {
 }
 
 /// Every layer type the spec accepts, in palette order.
-pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "Patchify", "GlobalAveragePooling1D"];
+pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "Patchify", "GlobalAveragePooling1D", "Embedding"];
 
 /// The palette: layer families and their types.
 pub const LAYER_GROUPS: &[(&str, &[&str])] = &[
     ("Core", &["Dense", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"]),
     ("Convolution", &["Conv2D", "MaxPool2D", "AveragePool2D"]),
     ("Recurrent", &["SimpleRNN", "LSTM", "GRU"]),
-    ("Attention", &["Patchify", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "LayerNormalization", "GlobalAveragePooling1D"]),
+    ("Attention", &["Embedding", "Patchify", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "LayerNormalization", "GlobalAveragePooling1D"]),
 ];
 
 impl LayerSpec {
@@ -277,6 +279,7 @@ impl LayerSpec {
             "TransformerEncoder" => LayerSpec::TransformerEncoder { num_heads: 4, ff_dim: 128, activation: Some(Activation::Gelu), dropout: None, norm_first: Some(true) },
             "Patchify" => LayerSpec::Patchify { patch_size: 7 },
             "GlobalAveragePooling1D" => LayerSpec::GlobalAveragePooling1D,
+            "Embedding" => LayerSpec::Embedding { input_dim: 10, output_dim: 64 },
             _ => return None,
         })
     }
@@ -295,6 +298,7 @@ impl LayerSpec {
             "MultiHeadAttention" => &["num_heads", "key_dim", "causal"],
             "TransformerEncoder" => &["num_heads", "ff_dim", "activation", "dropout", "norm_first"],
             "Patchify" => &["patch_size"],
+            "Embedding" => &["input_dim", "output_dim"],
             _ => &[],
         }
     }
@@ -349,6 +353,7 @@ impl LayerSpec {
             LayerSpec::TransformerEncoder { .. } => "TransformerEncoder",
             LayerSpec::Patchify { .. } => "Patchify",
             LayerSpec::GlobalAveragePooling1D => "GlobalAveragePooling1D",
+            LayerSpec::Embedding { .. } => "Embedding",
         }
     }
 
@@ -471,7 +476,8 @@ impl ModelSpec {
         let mut layers = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
             let previous = index.checked_sub(1).map(|i| &self.layers[i]);
-            let inferred = infer_layer(index, layer, &shape, previous).and_then(|(out, params)| check_size(index, layer, &shape, &out, &params).map(|_| (out, params)));
+            let token_vocab = self.input.is_tokens().then(|| self.input.classes());
+            let inferred = infer_layer(index, layer, &shape, previous, token_vocab).and_then(|(out, params)| check_size(index, layer, &shape, &out, &params).map(|_| (out, params)));
             let (output_shape, params) = match inferred {
                 Ok(x) => x,
                 Err(e) => return (layers, Some(e)),
@@ -536,7 +542,7 @@ pub fn recurrent_gates(layer: &LayerSpec) -> usize {
     }
 }
 
-fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Option<&LayerSpec>) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
+fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Option<&LayerSpec>, token_vocab: Option<usize>) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
     let ty = layer.type_name();
     let err = |m: String, fix: Option<Fix>| Err(layer_error(index, ty, m, fix));
     match layer {
@@ -685,6 +691,18 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
         LayerSpec::GlobalAveragePooling1D => {
             let [_, d] = sequence_input(index, ty, input, previous)?;
             Ok((vec![d], vec![]))
+        }
+        LayerSpec::Embedding { input_dim, output_dim } => {
+            let Some(vocab) = token_vocab.filter(|_| index == 0) else {
+                return err("takes token ids, so it must be the first layer of a model on a sequence task (reverse, sort, copy)".into(), if index > 0 { Some(Fix::Remove { index }) } else { None });
+            };
+            if *output_dim == 0 {
+                return err("output_dim must be at least 1".into(), None);
+            }
+            if *input_dim < vocab {
+                return err(format!("input_dim {input_dim} is smaller than the task's vocabulary of {vocab} tokens; use input_dim {vocab}"), None);
+            }
+            Ok((vec![input[0], *output_dim], vec![("weight".into(), vec![*input_dim, *output_dim])]))
         }
     }
 }

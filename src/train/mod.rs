@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::autograd::no_grad;
-use crate::data::{epoch_shuffle_seed, lcg_permutation, Mnist};
+use crate::data::{epoch_shuffle_seed, lcg_permutation, Data};
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Model, ModelSpec};
 use crate::optim::Optimizer;
@@ -32,7 +32,9 @@ pub struct EvalMetrics {
     pub loss: f32,
     pub accuracy: f32,
     pub samples: usize,
-    /// `confusion[true][predicted]` counts.
+    /// Fraction of sequences with every position right (sequence tasks only).
+    pub sequence_accuracy: Option<f32>,
+    /// `confusion[true][predicted]` counts (classifications of up to 32 classes).
     pub confusion: Vec<Vec<u32>>,
     /// The predicted class of each evaluated example, in order.
     #[serde(skip)]
@@ -50,8 +52,8 @@ pub struct Trainer {
     pub model: Model,
     pub optimizer: Optimizer,
     params: Vec<(String, Tensor)>,
-    train: Mnist,
-    test: Mnist,
+    train: Data,
+    test: Data,
     example_shape: Vec<usize>,
     batch_size: usize,
     order: Vec<u32>,
@@ -64,7 +66,8 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(spec: &ModelSpec, train: Mnist, test: Mnist) -> Result<Trainer> {
+    pub fn new(spec: &ModelSpec, train: impl Into<Data>, test: impl Into<Data>) -> Result<Trainer> {
+        let (train, test) = (train.into(), test.into());
         let model = Model::new(spec)?;
         if train.is_empty() {
             return Err(Error::Input("the training set is empty".into()));
@@ -177,35 +180,49 @@ impl Trainer {
     }
 
     /// The test set (for showing examples).
-    pub fn test_set(&self) -> &Mnist {
+    pub fn test_set(&self) -> &Data {
         &self.test
     }
 }
 
 /// Evaluates `model` on `data` in batches of 1000, without recording a graph.
-pub fn evaluate(model: &Model, data: &Mnist, limit: Option<usize>) -> EvalMetrics {
+/// Accuracy is per prediction: per image, or per position of a sequence.
+pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics {
     let n = limit.map_or(data.len(), |l| l.min(data.len()));
-    let classes = model.info.output_shape.iter().product::<usize>().max(1);
-    let mut confusion = vec![vec![0u32; classes]; classes];
-    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    let mut predicted = Vec::with_capacity(n);
+    let classes = *model.info.output_shape.last().unwrap_or(&1);
+    let per_example = model.info.output_shape.iter().product::<usize>() / classes.max(1);
+    let with_confusion = classes <= 32;
+    let mut confusion = vec![vec![0u32; if with_confusion { classes } else { 0 }]; if with_confusion { classes } else { 0 }];
+    let (mut loss_sum, mut correct, mut rows, mut whole) = (0.0f64, 0usize, 0usize, 0usize);
+    let mut predicted = Vec::with_capacity(n * per_example);
     no_grad(|| {
         for start in (0..n).step_by(1000) {
             let idx: Vec<u32> = (start as u32..(start + 1000).min(n) as u32).collect();
             let batch = data.batch(&idx, &model.info.input_shape);
             let logits = model.forward_logits(&Tensor::from_vec(&batch.shape, batch.x), Mode::Eval);
-            loss_sum += logits.softmax_cross_entropy(&batch.labels).item() as f64 * idx.len() as f64;
+            loss_sum += logits.softmax_cross_entropy(&batch.labels).item() as f64 * batch.labels.len() as f64;
             let lv = logits.value();
-            for (row, &y) in lv.as_slice().unwrap().chunks(classes).zip(&batch.labels) {
+            let lv = lv.as_standard_layout();
+            let mut example_ok = true;
+            for (k, (row, &y)) in lv.as_slice().unwrap().chunks(classes).zip(&batch.labels).enumerate() {
                 let p = argmax(row);
-                confusion[y][p] += 1;
+                if with_confusion {
+                    confusion[y][p] += 1;
+                }
                 predicted.push(p as u8);
                 correct += (p == y) as usize;
+                example_ok &= p == y;
+                if (k + 1) % per_example == 0 {
+                    whole += example_ok as usize;
+                    example_ok = true;
+                }
             }
+            rows += batch.labels.len();
         }
     });
-    let denom = n.max(1) as f32;
-    EvalMetrics { loss: (loss_sum / denom as f64) as f32, accuracy: correct as f32 / denom, samples: n, confusion, predicted }
+    let denom = rows.max(1) as f32;
+    let sequence_accuracy = (per_example > 1).then(|| whole as f32 / n.max(1) as f32);
+    EvalMetrics { loss: (loss_sum / denom as f64) as f32, accuracy: correct as f32 / denom, samples: n, sequence_accuracy, confusion, predicted }
 }
 
 pub fn argmax(row: &[f32]) -> usize {

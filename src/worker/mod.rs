@@ -8,7 +8,7 @@ pub mod web;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::data::Mnist;
+use crate::data::{Data, Mnist};
 use crate::error::Error;
 use crate::nn::ModelSpec;
 use crate::train::Trainer;
@@ -190,8 +190,7 @@ impl Session {
     fn examples(&self, actual: usize, predicted: usize) -> Event {
         let mut indices = Vec::new();
         let mut images = Vec::new();
-        if let Some(t) = &self.trainer {
-            let test = t.test_set();
+        if let Some(test) = self.trainer.as_ref().and_then(|t| t.test_set().as_mnist()) {
             for (i, &p) in self.last_predicted.iter().enumerate() {
                 if p as usize == predicted && test.labels.get(i).is_some_and(|&l| l as usize == actual) {
                     indices.push(i);
@@ -210,7 +209,9 @@ impl Session {
             return vec![Event::Error { message: e }];
         }
         let t = self.trainer.as_ref().expect("ensured");
-        let test = t.test_set();
+        let Some(test) = t.test_set().as_mnist() else {
+            return vec![Event::Error { message: "filters and feature maps are shown for image data sets (MNIST)".into() }];
+        };
         if index >= test.len() {
             return vec![Event::Error { message: format!("there is no test digit {index}; choose 0 to {}", test.len().saturating_sub(1)) }];
         }
@@ -232,7 +233,8 @@ impl Session {
 
     /// A model to predict with: the one in training, or a fresh one.
     fn ensure_model(&mut self) -> Result<(), String> {
-        if self.trainer.is_none() && self.data.is_none() {
+        let generated = self.spec.as_ref().is_some_and(|s| s.input.is_tokens());
+        if self.trainer.is_none() && self.data.is_none() && !generated {
             return Err("the MNIST data is still loading".into());
         }
         self.ensure_trainer()
@@ -243,8 +245,14 @@ impl Session {
             return Ok(());
         }
         let spec = self.spec.as_ref().ok_or("no model yet")?;
-        let (train, test) = self.data.as_ref().ok_or("the MNIST data is still loading")?;
-        let trainer = Trainer::new(spec, train.clone(), test.clone()).map_err(|e| e.to_string())?;
+        let trainer = match Data::generated(&spec.input, spec.training.seed) {
+            Some((train, test)) => Trainer::new(spec, train, test),
+            None => {
+                let (train, test) = self.data.as_ref().ok_or("the MNIST data is still loading")?;
+                Trainer::new(spec, train.clone(), test.clone())
+            }
+        }
+        .map_err(|e| e.to_string())?;
         self.trainer = Some(trainer);
         Ok(())
     }

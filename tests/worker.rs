@@ -28,7 +28,7 @@ fn train_pause_step_and_finish() {
     assert!(!losses(&first).is_empty());
     let paused = s.handle(Command::Pause);
     assert_eq!(paused[0], Event::Running { running: false });
-    assert!(matches!(paused[1], Event::Evaluation { samples: 500, .. }), "{paused:?}");
+    assert!(matches!(paused[1], Event::Evaluation { samples: 500, sequence_accuracy: None, .. }), "{paused:?}");
     assert_eq!(s.tick(1.0), vec![]);
     let step = s.handle(Command::Step);
     assert_eq!(losses(&step).len(), 1);
@@ -42,7 +42,7 @@ fn train_pause_step_and_finish() {
         }
     }
     assert!(events.iter().any(|e| matches!(e, Event::Finished { steps: 10 })), "{events:?}");
-    assert!(events.iter().any(|e| matches!(e, Event::Evaluation { samples: 500, .. })));
+    assert!(events.iter().any(|e| matches!(e, Event::Evaluation { samples: 500, sequence_accuracy: None, .. })));
     assert!(!s.is_running());
 }
 
@@ -146,4 +146,24 @@ fn confusion_examples_and_inspection() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(&s.handle(Command::Inspect { index: 10_000 })[0], Event::Error { message } if message.contains("no test digit 10000")));
+}
+
+#[test]
+fn attention_maps_and_token_models() {
+    let mut s = Session::new();
+    s.handle(Command::SetSpec { spec: layerlab::preset("reverse-transformer").unwrap() });
+    // Sequence tasks need no download.
+    let step = s.handle(Command::Step);
+    assert_eq!(losses(&step).len(), 1);
+    match &s.handle(Command::Attention { index: 0 })[0] {
+        Event::AttentionMaps { maps, tokens, targets, .. } => {
+            assert_eq!(maps.len(), 2);
+            assert_eq!((maps[0].layer, maps[1].layer, maps[0].heads, maps[0].steps, maps[0].weights.len()), (2, 3, 4, 8, 256));
+            assert_eq!(tokens.len(), 8);
+            assert_eq!(targets, &tokens.iter().rev().copied().collect::<Vec<_>>());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&s.handle(Command::Predict { pixels: vec![0.0; 784] })[0], Event::Error { message } if message.contains("reads token sequences")));
+    assert!(matches!(&s.handle(Command::Inspect { index: 0 })[0], Event::Error { .. }));
 }

@@ -118,7 +118,7 @@ pub fn Stack() -> impl IntoView {
         <section class="stack panel">
             <h2>"Network"</h2>
             <div class="totals" data-testid="model-totals">{totals}</div>
-            <div class="card input-card">"Input: MNIST digit " {move || format!("{:?}", editor.spec.with(|s| s.input.shape().to_vec()))}</div>
+            <div class="card input-card" data-testid="input-card">{move || editor.spec.with(|s| if s.input.is_tokens() { format!("Input: {} task, token ids {:?}", s.input.name(), s.input.shape()) } else { format!("Input: MNIST digit {:?}", s.input.shape()) })}</div>
             <For each=move || editor.spec.with(|s| s.layers.iter().cloned().enumerate().collect::<Vec<_>>())
                 key=|(i, l)| format!("{i}:{}", serde_json::to_string(l).unwrap_or_default())
                 children=move |(index, layer)| view! { <LayerCard index layer info shapes/> }/>

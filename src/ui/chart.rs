@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use super::{client, DataState, Editor, TrainView};
+use crate::data::DatasetSpec;
 use crate::nn::spec::OptimizerSpec;
 use crate::worker::Command;
 
@@ -152,11 +153,55 @@ pub fn TrainingPanel() -> impl IntoView {
             </label>
         }
     };
+    // seq_len or vocab of a sequence task.
+    let task_field = move |label: &'static str, testid: &'static str, vocab: bool| {
+        let error = RwSignal::new(false);
+        let get = move || editor.spec.with(|s| if vocab { s.input.classes() } else { s.input.shape().first().copied().unwrap_or(0) }).to_string();
+        view! {
+            <label class="field" class:invalid=move || error.get()>
+                {label}
+                <input type="text" inputmode="numeric" data-testid=testid prop:value=get
+                    on:change=move |ev| {
+                        let Ok(v) = event_target_value(&ev).trim().parse::<usize>() else {
+                            error.set(true);
+                            return;
+                        };
+                        error.set(false);
+                        editor.edit(|s| match &mut s.input {
+                            DatasetSpec::Reverse { seq_len, vocab: voc } | DatasetSpec::Sort { seq_len, vocab: voc } | DatasetSpec::Copy { seq_len, vocab: voc } => {
+                                if vocab { *voc = v } else { *seq_len = v }
+                            }
+                            DatasetSpec::Mnist { .. } => {}
+                        });
+                    }/>
+            </label>
+        }
+    };
     view! {
         <aside class="train panel">
             <h2>"Training"</h2>
             <div class="settings">
-                <label class="field">"Dataset" <select disabled><option>"MNIST (60,000 digits)"</option></select></label>
+                <label class="field">
+                    "Dataset"
+                    <select data-testid="dataset-select" on:change=move |ev| {
+                        let (seq_len, vocab) = editor.spec.with_untracked(|s| if s.input.is_tokens() { (s.input.shape()[0], s.input.classes()) } else { (8, 10) });
+                        let input = match event_target_value(&ev).as_str() {
+                            "reverse" => DatasetSpec::Reverse { seq_len, vocab },
+                            "sort" => DatasetSpec::Sort { seq_len, vocab },
+                            "copy" => DatasetSpec::Copy { seq_len, vocab },
+                            _ => DatasetSpec::Mnist { shape: vec![1, 28, 28] },
+                        };
+                        editor.edit(|s| s.input = input);
+                    }>
+                        {[("mnist", "MNIST (60,000 digits)"), ("reverse", "Reverse a sequence"), ("sort", "Sort a sequence"), ("copy", "Copy a sequence")].into_iter().map(|(v, label)| view! {
+                            <option value=v selected=move || editor.spec.with(|s| s.input.name() == v)>{label}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <Show when=move || editor.spec.with(|s| s.input.is_tokens())>
+                    {task_field("Sequence length", "seq-len-input", false)}
+                    {task_field("Vocabulary", "vocab-input", true)}
+                </Show>
                 <label class="field">
                     "Optimizer"
                     <select data-testid="optimizer-select" on:change=move |ev| {
@@ -187,6 +232,9 @@ pub fn TrainingPanel() -> impl IntoView {
             <p class="status" data-testid="status" role="status">{status}</p>
             <div class="metrics">
                 <div><span class="label">"Test accuracy"</span><span class="value" data-testid="accuracy-value">{move || view_state.evals.with(|e| e.last().map(|(_, a)| format!("{:.2} %", a * 100.0)).unwrap_or_else(|| "–".into()))}</span></div>
+                <Show when=move || view_state.sequence_accuracy.get().is_some()>
+                    <div><span class="label">"Sequences right"</span><span class="value" data-testid="sequence-accuracy-value">{move || view_state.sequence_accuracy.get().map(|a| format!("{:.1} %", a * 100.0)).unwrap_or_default()}</span></div>
+                </Show>
                 <div><span class="label">"Last loss"</span><span class="value" data-testid="loss-value">{move || view_state.losses.with(|l| l.last().map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into()))}</span></div>
                 <div><span class="label">"Speed"</span><span class="value" data-testid="speed-value">{move || format!("{:.0} samples/s", view_state.samples_per_s.get())}</span></div>
                 <div><span class="label">"Time"</span><span class="value">{move || format!("{:.1} s", view_state.elapsed_s.get())}</span></div>

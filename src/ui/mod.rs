@@ -69,6 +69,8 @@ impl Editor {
 pub struct TrainView {
     pub losses: RwSignal<Vec<f32>>,
     pub evals: RwSignal<Vec<(usize, f32)>>,
+    /// Per-sequence accuracy of the last evaluation (sequence tasks).
+    pub sequence_accuracy: RwSignal<Option<f32>>,
     pub samples_per_s: RwSignal<f32>,
     pub elapsed_s: RwSignal<f32>,
     pub epoch: RwSignal<usize>,
@@ -80,6 +82,7 @@ pub struct TrainView {
     pub confusion: RwSignal<Option<Vec<Vec<u32>>>>,
     pub examples: RwSignal<Option<(usize, usize, Vec<Vec<u8>>)>>,
     pub inspection: RwSignal<Option<views::Inspection>>,
+    pub attention: RwSignal<Option<(Vec<crate::worker::AttentionMap>, Vec<usize>, Vec<usize>)>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +97,7 @@ impl TrainView {
         TrainView {
             losses: RwSignal::new(vec![]),
             evals: RwSignal::new(vec![]),
+            sequence_accuracy: RwSignal::new(None),
             samples_per_s: RwSignal::new(0.0),
             elapsed_s: RwSignal::new(0.0),
             epoch: RwSignal::new(0),
@@ -105,12 +109,14 @@ impl TrainView {
             confusion: RwSignal::new(None),
             examples: RwSignal::new(None),
             inspection: RwSignal::new(None),
+            attention: RwSignal::new(None),
         }
     }
 
     fn clear(&self) {
         self.losses.set(vec![]);
         self.evals.set(vec![]);
+        self.sequence_accuracy.set(None);
         self.samples_per_s.set(0.0);
         self.elapsed_s.set(0.0);
         self.epoch.set(0);
@@ -118,6 +124,7 @@ impl TrainView {
         self.message.set(None);
         self.confusion.set(None);
         self.examples.set(None);
+        self.attention.set(None);
     }
 
     fn apply(&self, event: Event) {
@@ -132,10 +139,12 @@ impl TrainView {
                 self.epoch.set(epoch);
                 self.epoch_progress.set(epoch_progress);
             }
-            Event::Evaluation { step, accuracy, confusion, .. } => {
+            Event::Evaluation { step, accuracy, confusion, sequence_accuracy, .. } => {
                 self.evals.update(|e| e.push((step, accuracy)));
+                self.sequence_accuracy.set(sequence_accuracy);
                 self.confusion.set(Some(confusion));
             }
+            Event::AttentionMaps { maps, tokens, targets, .. } => self.attention.set(Some((maps, tokens, targets))),
             Event::Examples { actual, predicted, images, .. } => self.examples.set(Some((actual, predicted, images))),
             Event::Inspection { index, label, image, filter_shape, filters, map_shape, maps } => {
                 self.inspection.set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps }))
@@ -236,6 +245,7 @@ pub fn App() -> impl IntoView {
                 <builder::Palette/>
                 <div class="middle">
                     <builder::Stack/>
+                    <views::AttentionView/>
                     <views::FilterView/>
                 </div>
                 <chart::TrainingPanel/>

@@ -161,3 +161,87 @@ pub fn FilterView() -> impl IntoView {
         </section>
     }
 }
+
+/// Attention maps, per layer and head, for a chosen test example: rows are the
+/// positions that look, columns the positions looked at.
+#[component]
+pub fn AttentionView() -> impl IntoView {
+    let view_state = expect_context::<TrainView>();
+    let editor = expect_context::<super::Editor>();
+    let index = RwSignal::new(0usize);
+    let has_attention = Memo::new(move |_| {
+        editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. })))
+    });
+    let request = move || client::send(&Command::Attention { index: index.get_untracked() });
+    // Live: refresh the maps every 25 training steps while the model has attention.
+    Effect::new(move |prev: Option<usize>| {
+        let steps = view_state.losses.with(|l| l.len());
+        let bucket = steps / 25;
+        if has_attention.get() && steps > 0 && prev != Some(bucket) {
+            request();
+        }
+        bucket
+    });
+    let content = move || {
+        view_state.attention.get().map(|(maps, tokens, targets)| {
+            maps.into_iter()
+                .map(|m| {
+                    let t = m.steps;
+                    let heads = (0..m.heads)
+                        .map(|h| {
+                            let cells = &m.weights[h * t * t..(h + 1) * t * t];
+                            let max = cells.iter().copied().fold(1e-6f32, f32::max);
+                            let grey: Vec<u8> = cells.iter().map(|v| (v / max * 255.0) as u8).collect();
+                            view! {
+                                <figure class="head">
+                                    <GreyImage width=t height=t pixels=grey class="attn"/>
+                                    <figcaption>{format!("head {h}")}</figcaption>
+                                </figure>
+                            }
+                        })
+                        .collect_view();
+                    view! { <div class="attn-layer"><h4>{format!("layer {}", m.layer)}</h4><div class="tiles">{heads}</div></div> }
+                })
+                .collect_view()
+                .into_any()
+                .pipe_tokens(tokens, targets)
+        })
+    };
+    view! {
+        <Show when=move || has_attention.get()>
+            <section class="panel attention" data-testid="attention-panel">
+                <div class="chart-head">
+                    <h2>"Attention"</h2>
+                    <span>
+                        <label class="inline">"Test example "
+                            <input type="number" min="0" data-testid="attention-index" prop:value=move || index.get().to_string()
+                                on:change=move |ev| { index.set(event_target_value(&ev).trim().parse::<usize>().unwrap_or(0)); request(); }/>
+                        </label>
+                        <button data-testid="attention-button" on:click=move |_| request()>"Show"</button>
+                    </span>
+                </div>
+                <p class="hint">"Each square: rows are positions that look, columns the positions they look at; white is the most attention. For images, positions are the 4x4 grid of patches, row by row."</p>
+                <div data-testid="attention-maps">{content}</div>
+            </section>
+        </Show>
+    }
+}
+
+/// Prepends the example's tokens and targets (sequence tasks) to a view.
+trait PipeTokens {
+    fn pipe_tokens(self, tokens: Vec<usize>, targets: Vec<usize>) -> AnyView;
+}
+
+impl PipeTokens for AnyView {
+    fn pipe_tokens(self, tokens: Vec<usize>, targets: Vec<usize>) -> AnyView {
+        if tokens.is_empty() {
+            return self;
+        }
+        let fmt = |v: &[usize]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
+        view! {
+            <p class="tokens" data-testid="attention-tokens">"input: " <code>{fmt(&tokens)}</code> " → target: " <code>{fmt(&targets)}</code></p>
+            {self}
+        }
+        .into_any()
+    }
+}

@@ -32,6 +32,8 @@ pub enum Command {
     Examples { actual: usize, predicted: usize },
     /// The first convolution's filters and its feature maps for test digit `index`.
     Inspect { index: usize },
+    /// Every attention layer's weights for test example `index`.
+    Attention { index: usize },
 }
 
 /// Worker -> page.
@@ -47,12 +49,15 @@ pub enum Event {
     /// Losses of the steps since the last report, with the newest metrics.
     Metrics { first_step: usize, losses: Vec<f32>, accuracy: f32, samples_per_s: f32, epoch: usize, epoch_progress: f32, elapsed_s: f32 },
     /// Test-set evaluation (on `samples` test examples), with its confusion matrix.
-    Evaluation { step: usize, accuracy: f32, loss: f32, samples: usize, confusion: Vec<Vec<u32>> },
+    Evaluation { step: usize, accuracy: f32, loss: f32, samples: usize, sequence_accuracy: Option<f32>, confusion: Vec<Vec<u32>> },
     Running { running: bool },
     /// Training stopped on its own: all epochs are done.
     Finished { steps: usize },
     /// Training paused because the loss diverged; the last good weights are kept.
     Diverged { message: String },
+    /// For `Attention`: per attention layer `[heads, T, T]` (row-major), and the
+    /// example's input tokens and targets (for sequence tasks; empty for images).
+    AttentionMaps { index: usize, maps: Vec<AttentionMap>, tokens: Vec<usize>, targets: Vec<usize> },
     /// Class probabilities for a `Predict`.
     Prediction { probs: Vec<f32> },
     /// Up to `MAX_EXAMPLES` test digits (28x28 u8 each) for `Examples`.
@@ -61,6 +66,15 @@ pub enum Event {
     /// and its output `[F, H, W]` (empty when the model has no convolution).
     Inspection { index: usize, label: usize, image: Vec<u8>, filter_shape: Vec<usize>, filters: Vec<f32>, map_shape: Vec<usize>, maps: Vec<f32> },
     Error { message: String },
+}
+
+/// One attention layer's weights for one example.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionMap {
+    pub layer: usize,
+    pub heads: usize,
+    pub steps: usize,
+    pub weights: Vec<f32>,
 }
 
 /// Test examples evaluated during training (all 10,000 at the end).
@@ -150,6 +164,9 @@ impl Session {
                 if pixels.len() != crate::data::mnist::PIXELS {
                     return vec![Event::Error { message: format!("a drawing must have 784 pixels, got {}", pixels.len()) }];
                 }
+                if model.spec.input.is_tokens() {
+                    return vec![Event::Error { message: format!("this model reads token sequences ({}), not drawings; choose an MNIST model to draw", model.spec.input.name()) }];
+                }
                 let mut shape = vec![1];
                 shape.extend_from_slice(&model.info.input_shape);
                 let probs = crate::autograd::no_grad(|| model.forward_logits(&crate::Tensor::from_vec(&shape, pixels), crate::nn::Mode::Eval).softmax().to_vec());
@@ -157,6 +174,7 @@ impl Session {
             }
             Command::Examples { actual, predicted } => vec![self.examples(actual, predicted)],
             Command::Inspect { index } => self.inspect(index),
+            Command::Attention { index } => self.attention(index),
             Command::SetLr { lr } => {
                 if !(lr.is_finite() && lr > 0.0) {
                     return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
@@ -184,7 +202,7 @@ impl Session {
         let t = self.trainer.as_ref().expect("evaluation needs a trainer");
         let e = t.evaluate(limit);
         self.last_predicted = e.predicted;
-        Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples, confusion: e.confusion }
+        Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples, sequence_accuracy: e.sequence_accuracy, confusion: e.confusion }
     }
 
     fn examples(&self, actual: usize, predicted: usize) -> Event {
@@ -229,6 +247,28 @@ impl Session {
         };
         let image = test.images[index * crate::data::mnist::PIXELS..(index + 1) * crate::data::mnist::PIXELS].to_vec();
         vec![Event::Inspection { index, label: test.labels[index] as usize, image, filter_shape, filters, map_shape, maps }]
+    }
+
+    fn attention(&mut self, index: usize) -> Vec<Event> {
+        if let Err(e) = self.ensure_model() {
+            return vec![Event::Error { message: e }];
+        }
+        let t = self.trainer.as_ref().expect("ensured");
+        let test = t.test_set();
+        if index >= test.len() {
+            return vec![Event::Error { message: format!("there is no test example {index}; choose 0 to {}", test.len().saturating_sub(1)) }];
+        }
+        let model = &t.model;
+        let batch = test.batch(&[index as u32], &model.info.input_shape);
+        let (tokens, targets) = if model.spec.input.is_tokens() { (batch.x.iter().map(|&v| v as usize).collect(), batch.labels.clone()) } else { (vec![], vec![]) };
+        let layers: Vec<usize> = model.spec.layers.iter().enumerate().filter(|(_, l)| matches!(l, crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. })).map(|(i, _)| i).collect();
+        let maps = model
+            .attention_maps(&crate::Tensor::from_vec(&batch.shape, batch.x))
+            .into_iter()
+            .zip(layers)
+            .map(|(m, layer)| AttentionMap { layer, heads: m.shape()[0], steps: m.shape()[1], weights: m.iter().copied().collect() })
+            .collect();
+        vec![Event::AttentionMaps { index, maps, tokens, targets }]
     }
 
     /// A model to predict with: the one in training, or a fresh one.
@@ -282,7 +322,7 @@ impl Session {
                     last = Some(m);
                     if step % EVAL_EVERY == 0 {
                         let e = trainer.evaluate(Some(QUICK_EVAL_SAMPLES));
-                        events.push(Event::Evaluation { step, accuracy: e.accuracy, loss: e.loss, samples: e.samples, confusion: e.confusion });
+                        events.push(Event::Evaluation { step, accuracy: e.accuracy, loss: e.loss, samples: e.samples, sequence_accuracy: e.sequence_accuracy, confusion: e.confusion });
                         self.last_predicted = e.predicted;
                     }
                 }

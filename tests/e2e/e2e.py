@@ -194,6 +194,19 @@ def main():
             assert page.js("return document.querySelector('[data-testid=\"train-button\"]').disabled;"), "Train must be disabled"
             assert len(page.js("return document.querySelectorAll('[data-testid=\"layer-card\"]');")) > 0, "the builder still works"
 
+        def reverse_attention():
+            page.js("var s=document.querySelector('[data-testid=\"preset-select\"]'); s.value='reverse-transformer'; s.dispatchEvent(new Event('change', {bubbles: true}));")
+            page.wait("the attention panel", lambda: page.by_testid("attention-panel"), 10)
+            assert "reverse task" in page.by_testid("input-card"), page.by_testid("input-card")
+            page.click("train-button")
+            seq = page.wait("99 % of sequences right", lambda: (lambda v: v if v and float(v.split()[0]) >= 99.0 else None)(page.by_testid("sequence-accuracy-value")), 300)
+            page.click("pause-button")
+            page.wait("training to pause", lambda: "Paused" in (page.by_testid("status") or ""), 30)
+            page.click("attention-button")
+            page.wait("attention maps", lambda: page.js("return document.querySelectorAll('[data-testid=\"attention-maps\"] canvas').length;") == 8, 30)
+            print(f"e2e: reverse task: {seq} of sequences right after {page.by_testid('loss-chart', 'data-points')} chart points; tokens {page.by_testid('attention-tokens')}", flush=True)
+            page.screenshot(os.path.join(out, "layerlab-attention.png"))
+
         def one_epoch():
             # Optional (E2E_EPOCH=1): a whole epoch of the Seed CNN in the page.
             page.click("reset-button")
@@ -207,6 +220,7 @@ def main():
         checks = [("loads", loads), ("preset", preset), ("trains", trains), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]
         if os.environ.get("E2E_EPOCH") == "1":
             checks.append(("one_epoch", one_epoch))
+        checks.append(("reverse_attention", reverse_attention))
         checks.append(("corrupt_data", corrupt_data))
         for name, fn in checks:
             check(name, fn)

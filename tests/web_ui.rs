@@ -198,3 +198,23 @@ async fn drag_and_drop_inserts_and_reorders() {
     settle().await;
     assert_eq!(card_types(&root)[6], "Dropout");
 }
+
+#[wasm_bindgen_test]
+async fn sequence_presets_bring_the_attention_panel_and_task_fields() {
+    let (root, _h) = mount();
+    settle().await;
+    assert!(all(&root, "attention-panel").is_empty(), "no attention in the Seed CNN");
+    change(&one(&root, "preset-select"), "reverse-transformer");
+    settle().await;
+    assert_eq!(card_types(&root), ["Embedding", "PositionalEmbedding", "TransformerEncoder", "TransformerEncoder", "Dense"]);
+    assert_eq!(all(&root, "attention-panel").len(), 1);
+    assert!(one(&root, "input-card").text_content().unwrap().contains("reverse task, token ids [8]"));
+    // A longer sequence changes every shape, through the task's own field.
+    change(&one(&root, "seq-len-input"), "12");
+    settle().await;
+    assert_eq!(all(&root, "layer-shape")[4].text_content().unwrap(), "→ [12, 10] · 650 params");
+    // Switching the data set to MNIST makes the Embedding invalid, with a message.
+    change(&one(&root, "dataset-select"), "mnist");
+    settle().await;
+    assert!(one(&root, "layer-error").text_content().unwrap().contains("layer 0 Embedding: takes token ids"));
+}

@@ -194,6 +194,19 @@ def main():
             assert page.js("return document.querySelector('[data-testid=\"train-button\"]').disabled;"), "Train must be disabled"
             assert len(page.js("return document.querySelectorAll('[data-testid=\"layer-card\"]');")) > 0, "the builder still works"
 
+        def sequence_presets_train():
+            # W2 (row LSTM) and W3 (tiny ViT) train in the page: a few steps, loss falls.
+            for name in ["seed-lstm", "tiny-vit"]:
+                page.js(f"var s=document.querySelector('[data-testid=\"preset-select\"]'); s.value='{name}'; s.dispatchEvent(new Event('change', {{bubbles: true}}));")
+                page.wait(f"{name} to be ready", lambda: "Ready to train" in (page.by_testid("status") or ""), 30)
+                page.click("train-button")
+                page.wait(f"{name}: 40 steps", lambda: int(page.by_testid("loss-chart", "data-points") or 0) >= 40, 300)
+                page.click("pause-button")
+                page.wait("training to pause", lambda: "Paused" in (page.by_testid("status") or ""), 30)
+                first, last = float(page.by_testid("loss-chart", "data-first-loss")), float(page.by_testid("loss-chart", "data-last-loss"))
+                print(f"e2e: {name} in the page: loss {first:.3f} -> {last:.3f}, {page.by_testid('speed-value')}", flush=True)
+                assert last < 0.8 * first, f"{name}: the loss did not fall: {first} -> {last}"
+
         def reverse_attention():
             page.js("var s=document.querySelector('[data-testid=\"preset-select\"]'); s.value='reverse-transformer'; s.dispatchEvent(new Event('change', {bubbles: true}));")
             page.wait("the attention panel", lambda: page.by_testid("attention-panel"), 10)
@@ -220,6 +233,7 @@ def main():
         checks = [("loads", loads), ("preset", preset), ("trains", trains), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]
         if os.environ.get("E2E_EPOCH") == "1":
             checks.append(("one_epoch", one_epoch))
+        checks.append(("sequence_presets_train", sequence_presets_train))
         checks.append(("reverse_attention", reverse_attention))
         checks.append(("corrupt_data", corrupt_data))
         for name, fn in checks:

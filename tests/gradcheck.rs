@@ -207,3 +207,14 @@ fn no_grad_records_nothing() {
     y.sum(&[], false).backward();
     assert!(w.grad().is_none());
 }
+
+#[test]
+fn fast_tanh_matches_tanh() {
+    let mut worst = 0.0f64;
+    for i in -200_000..=200_000 {
+        let x = i as f32 * 5e-5; // -10 .. 10
+        let err = (layerlab::autograd::ops::fast_tanh(x) as f64 - (x as f64).tanh()).abs();
+        worst = worst.max(err);
+    }
+    assert!(worst < 1e-6, "max abs error {worst}");
+}

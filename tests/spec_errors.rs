@@ -122,7 +122,7 @@ fn input_errors() {
     let e = spec.unwrap().infer().unwrap_err();
     assert_eq!(e.to_string(), "input: shape [1, 28, 27] holds 756 values but an MNIST image has 784 (28x28); use [1, 28, 28]");
     let e = parse_err(r#"{"input": {"dataset": "cifar"}, "layers": []}"#);
-    assert!(e.contains("input: unknown variant `cifar`, expected `mnist`"), "{e}");
+    assert!(e.contains("input: unknown variant `cifar`, expected one of `mnist`, `reverse`, `sort`, `copy`"), "{e}");
     let e = parse_err(r#"{"layers": []}"#);
     assert!(e.contains("the spec has no \"input\""), "{e}");
     let e = parse_err(r#"{"input": {"dataset": "mnist"}, "layers": {}}"#);

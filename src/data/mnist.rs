@@ -63,13 +63,18 @@ impl Mnist {
         self.labels.truncate(n);
     }
 
+    /// The 28x28 pixels of example `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.images[i * PIXELS..(i + 1) * PIXELS]
+    }
+
     /// The examples at `indices`, pixels / 255, shaped `[batch, ..example_shape]`.
     pub fn batch(&self, indices: &[u32], example_shape: &[usize]) -> Batch {
         let mut x = Vec::with_capacity(indices.len() * PIXELS);
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
             let i = i as usize;
-            x.extend(self.images[i * PIXELS..(i + 1) * PIXELS].iter().map(|&p| p as f32 / 255.0));
+            x.extend(self.image(i).iter().map(|&p| p as f32 / 255.0));
             labels.push(self.labels[i] as usize);
         }
         let mut shape = vec![indices.len()];

@@ -126,17 +126,22 @@ pub fn Stack() -> impl IntoView {
                 "Drop a layer here"
             </div>
             {move || match info.get() {
-                Err(e) if e.layer.is_none() => {
-                    let fix = e.fix.clone();
-                    view! {
-                        <div class="error" data-testid="layer-error">{e.to_string()}
-                            {fix.map(|f| view! { <button data-testid="fix-button" on:click=move |_| editor.edit(|s| f.apply(&mut s.layers))>"Fix it"</button> })}
-                        </div>
-                    }.into_any()
-                }
+                Err(e) if e.layer.is_none() => view! { <SpecErrorView error=e/> }.into_any(),
                 _ => ().into_any(),
             }}
         </section>
+    }
+}
+
+/// The engine's message for a spec error, with a button for its fix if it has one.
+#[component]
+fn SpecErrorView(error: crate::SpecError) -> impl IntoView {
+    let editor = expect_context::<Editor>();
+    let fix = error.fix.clone();
+    view! {
+        <div class="error" data-testid="layer-error">{error.to_string()}
+            {fix.map(|f| view! { <button data-testid="fix-button" on:click=move |_| editor.edit(|s| f.apply(&mut s.layers))>"Fix it"</button> })}
+        </div>
     }
 }
 
@@ -224,14 +229,7 @@ fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Me
             </div>
             <div class="params">{params}</div>
             {move || card_error.get().map(|m| view! { <div class="error" data-testid="param-error">{m}</div> })}
-            {move || error().map(|e| {
-                let fix = e.fix.clone();
-                view! {
-                    <div class="error" data-testid="layer-error">{e.to_string()}
-                        {fix.map(|f| view! { <button data-testid="fix-button" on:click=move |_| editor.edit(|s| f.apply(&mut s.layers))>"Fix it"</button> })}
-                    </div>
-                }
-            })}
+            {move || error().map(|e| view! { <SpecErrorView error=e/> })}
         </div>
     }
 }

@@ -212,7 +212,7 @@ impl Session {
             for (i, &p) in self.last_predicted.iter().enumerate() {
                 if p as usize == predicted && test.labels.get(i).is_some_and(|&l| l as usize == actual) {
                     indices.push(i);
-                    images.push(test.images[i * crate::data::mnist::PIXELS..(i + 1) * crate::data::mnist::PIXELS].to_vec());
+                    images.push(test.image(i).to_vec());
                     if indices.len() == MAX_EXAMPLES {
                         break;
                     }
@@ -245,7 +245,7 @@ impl Session {
             }
             _ => (vec![], vec![], vec![], vec![]),
         };
-        let image = test.images[index * crate::data::mnist::PIXELS..(index + 1) * crate::data::mnist::PIXELS].to_vec();
+        let image = test.image(index).to_vec();
         vec![Event::Inspection { index, label: test.labels[index] as usize, image, filter_shape, filters, map_shape, maps }]
     }
 

@@ -182,7 +182,7 @@ mod cli {
         let (mut train_set, test_set) = load_data(args, &spec)?;
         if let Some(n) = opts.limit_train {
             match &mut train_set {
-                Data::Mnist(m) => m.truncate(n),
+                Data::Mnist(m) => std::sync::Arc::make_mut(m).truncate(n),
                 Data::Tokens(t) => t.len = t.len.min(n),
             }
         }

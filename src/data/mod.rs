@@ -176,15 +176,16 @@ pub fn epoch_shuffle_seed(seed: u64, epoch: usize) -> u32 {
 }
 
 /// The examples a trainer draws from: MNIST in memory, or a generated sequence task.
+/// MNIST is shared (`Arc`), so a new trainer after every Reset costs no copy.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
-    Mnist(Mnist),
+    Mnist(std::sync::Arc<Mnist>),
     Tokens(TokenTask),
 }
 
 impl From<Mnist> for Data {
     fn from(m: Mnist) -> Self {
-        Data::Mnist(m)
+        Data::Mnist(std::sync::Arc::new(m))
     }
 }
 

@@ -87,7 +87,8 @@ pub const MAX_EXAMPLES: usize = 24;
 /// The worker's state: what it holds and whether it is training.
 pub struct Session {
     spec: Option<ModelSpec>,
-    data: Option<(Mnist, Mnist)>,
+    /// MNIST once loaded; shared with every trainer made from it.
+    data: Option<(Data, Data)>,
     trainer: Option<Trainer>,
     running: bool,
     /// Seconds spent in training steps since the last reset.
@@ -117,7 +118,7 @@ impl Session {
 
     pub fn set_data(&mut self, train: Mnist, test: Mnist) -> Vec<Event> {
         let ev = Event::DataLoaded { train: train.len(), test: test.len() };
-        self.data = Some((train, test));
+        self.data = Some((train.into(), test.into()));
         self.trainer = None;
         vec![ev]
     }

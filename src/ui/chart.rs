@@ -60,7 +60,8 @@ pub fn LossChart() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
     let log_scale = RwSignal::new(false);
     let series = Memo::new(move |_| view_state.losses.with(|l| bucketed(l)));
-    let lines = move || {
+    // One computation per update, shared by both lines, the point count and the axis.
+    let lines = Memo::new(move |_| {
         let raw = series.get();
         let n = view_state.losses.with(|l| l.len()) as f32;
         let finite: Vec<f32> = raw.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
@@ -68,20 +69,20 @@ pub fn LossChart() -> impl IntoView {
         let hi = finite.iter().copied().fold(0.0f32, f32::max);
         let range = if finite.is_empty() { (0.0, 1.0) } else { (lo, hi) };
         (polyline(&raw, n, range, log_scale.get()), polyline(&smoothed(&raw, 0.9), n, range, log_scale.get()), raw.len(), range)
-    };
+    });
     view! {
         <div class="chart">
             <div class="chart-head">
                 <h3>"Loss"</h3>
                 <label class="toggle"><input type="checkbox" data-testid="log-scale" on:change=move |ev| log_scale.set(event_target_checked(&ev))/>" log scale"</label>
             </div>
-            <svg data-testid="loss-chart" data-points=move || lines().2.to_string()
+            <svg data-testid="loss-chart" data-points=move || lines.get().2.to_string()
                 data-first-loss=move || view_state.losses.with(|l| mean_of(&l[..l.len().min(10)]))
                 data-last-loss=move || view_state.losses.with(|l| mean_of(&l[l.len().saturating_sub(10)..])) viewBox=format!("0 0 {CHART_W} {CHART_H}") preserveAspectRatio="none" role="img" aria-label="training loss per step">
-                <polyline class="raw" points=move || lines().0 />
-                <polyline class="smooth" points=move || lines().1 />
+                <polyline class="raw" points=move || lines.get().0 />
+                <polyline class="smooth" points=move || lines.get().1 />
             </svg>
-            <div class="axis">{move || { let (_, _, n, (lo, hi)) = lines(); if n == 0 { "no steps yet".to_string() } else { format!("steps 0–{} · loss {:.3}–{:.3}", view_state.losses.with(|l| l.len()), lo, hi) } }}</div>
+            <div class="axis">{move || { let (_, _, n, (lo, hi)) = lines.get(); if n == 0 { "no steps yet".to_string() } else { format!("steps 0–{} · loss {:.3}–{:.3}", view_state.losses.with(|l| l.len()), lo, hi) } }}</div>
         </div>
     }
 }

@@ -14,6 +14,18 @@ fn session(train: usize) -> Session {
     s
 }
 
+/// Ticks (at most `max_ticks` slices of `slice_s`) until training stops; all events.
+fn run_until_stopped(s: &mut Session, slice_s: f64, max_ticks: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    for _ in 0..max_ticks {
+        events.extend(s.tick(slice_s));
+        if !s.is_running() {
+            break;
+        }
+    }
+    events
+}
+
 fn losses(events: &[Event]) -> Vec<f32> {
     events.iter().flat_map(|e| if let Event::Metrics { losses, .. } = e { losses.clone() } else { vec![] }).collect()
 }
@@ -34,13 +46,7 @@ fn train_pause_step_and_finish() {
     assert_eq!(losses(&step).len(), 1);
     // The rest of the epoch (10 steps at 640 examples), then it stops with a full evaluation.
     s.handle(Command::Train);
-    let mut events = Vec::new();
-    for _ in 0..100 {
-        events.extend(s.tick(1.0));
-        if !s.is_running() {
-            break;
-        }
-    }
+    let events = run_until_stopped(&mut s, 1.0, 100);
     assert!(events.iter().any(|e| matches!(e, Event::Finished { steps: 10 })), "{events:?}");
     assert!(events.iter().any(|e| matches!(e, Event::Evaluation { samples: 500, sequence_accuracy: None, .. })));
     assert!(!s.is_running());
@@ -63,13 +69,7 @@ fn divergence_pauses_with_a_message() {
     spec.training.optimizer = OptimizerSpec::SGD { lr: 1e12, momentum: 0.0 };
     s.handle(Command::SetSpec { spec });
     s.handle(Command::Train);
-    let mut events = Vec::new();
-    for _ in 0..50 {
-        events.extend(s.tick(0.05));
-        if !s.is_running() {
-            break;
-        }
-    }
+    let events = run_until_stopped(&mut s, 0.05, 50);
     assert!(events.iter().any(|e| matches!(e, Event::Diverged { message } if message.contains("try a smaller learning rate"))), "{events:?}");
     assert!(!s.is_running());
     assert!(s.handle(Command::SetLr { lr: -1.0 })[0] == Event::Error { message: "the learning rate must be a positive number, got -1".into() });

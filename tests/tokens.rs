@@ -74,34 +74,33 @@ fn a_transformer_learns_to_reverse() {
 
 #[test]
 fn a_trained_reverser_attends_to_the_mirrored_position() {
-    // After training, one attention layer routes output position i to input
-    // position T-1-i: its map (summed over heads) peaks on the anti-diagonal.
-    // (With the preset's two pre-norm layers, training puts the routing in the
-    // first layer; the second then attends broadly.)
-    let mut spec = layerlab::preset("reverse-transformer").unwrap();
-    spec.training.optimizer.set_lr(0.002);
+    // The preset as it is (recipe and seed): after a short training, the last
+    // attention layer routes output position i to input position T-1-i for test
+    // examples: its map (summed over heads) peaks on the anti-diagonal.
+    let spec = layerlab::preset("reverse-transformer").unwrap();
     let (train, test) = Data::generated(&spec.input, 0).unwrap();
     let mut trainer = Trainer::new(&spec, train, test.clone()).unwrap();
-    for _ in 0..300 {
+    for _ in 0..200 {
         trainer.step().unwrap();
     }
-    let b = test.batch(&[0], &[8]);
-    let maps = trainer.model.attention_maps(&layerlab::Tensor::from_vec(&b.shape, b.x));
-    assert_eq!(maps.len(), 2);
-    assert!(maps.iter().all(|m| m.shape() == [4, 8, 8]));
-    for m in &maps {
-        for row in m.as_slice().unwrap().chunks(8) {
-            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "each query's weights sum to 1");
+    let eval = trainer.evaluate(Some(500));
+    assert!(eval.sequence_accuracy.unwrap() >= 0.99, "{eval:?}");
+    let (mut hits, mut rows) = (0, 0);
+    for k in 0..10u32 {
+        let b = test.batch(&[k], &[8]);
+        let maps = trainer.model.attention_maps(&layerlab::Tensor::from_vec(&b.shape, b.x));
+        assert_eq!(maps.len(), 2);
+        assert!(maps.iter().all(|m| m.shape() == [4, 8, 8]));
+        for m in &maps {
+            for row in m.as_slice().unwrap().chunks(8) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "each query's weights sum to 1");
+            }
         }
+        let summed = maps[1].sum_axis(ndarray::Axis(0));
+        hits += (0..8).filter(|&i| layerlab::train::argmax(summed.row_slice(i)) == 7 - i).count();
+        rows += 8;
     }
-    let hits: Vec<usize> = maps
-        .iter()
-        .map(|m| {
-            let summed = m.sum_axis(ndarray::Axis(0));
-            (0..8).filter(|&i| layerlab::train::argmax(summed.row_slice(i)) == 7 - i).count()
-        })
-        .collect();
-    assert!(hits.iter().any(|&h| h >= 8 * 9 / 10), "anti-diagonal hits per layer: {hits:?}");
+    assert!(hits * 10 >= rows * 9, "the last layer peaks on the anti-diagonal in {hits} of {rows} rows");
 }
 
 trait RowSlice {

@@ -38,3 +38,42 @@ fn a_cnn_trains_on_mnist_in_the_browser() {
     assert!(last < 0.7 * first, "{losses:?}");
     assert!(losses.iter().all(|l| l.is_finite()));
 }
+
+/// The browser's SIMD GEMM against a plain triple loop: odd sizes (partial tiles),
+/// blocks deeper than one K block, transposed operands and `beta`.
+#[wasm_bindgen_test]
+fn simd_gemm_matches_a_plain_loop() {
+    use layerlab::backend::cpu::gemm_into;
+    use ndarray::{Array2, ShapeBuilder};
+    let mut seed = 7u32;
+    let mut next = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (4, 8, 8), (17, 300, 33), (64, 9, 1030), (130, 257, 9)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            // Column-major storage makes a transposed (strided) view.
+            let a = Array2::from_shape_fn((m, k).set_f(ta), |_| next());
+            let b = Array2::from_shape_fn((k, n).set_f(tb), |_| next());
+            let c0 = Array2::from_shape_fn((m, n), |_| next());
+            for beta in [0.0f32, 1.0, 0.5] {
+                let mut c = if beta == 0.0 { Array2::from_elem((m, n), f32::NAN) } else { c0.clone() };
+                gemm_into(a.view(), b.view(), beta, &mut c.view_mut());
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = (0..k).map(|p| a[[i, p]] * b[[p, j]]).sum::<f32>() + if beta == 0.0 { 0.0 } else { beta * c0[[i, j]] };
+                        let got = c[[i, j]];
+                        assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{m}x{k}x{n} ta {ta} tb {tb} beta {beta} at ({i}, {j}): {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+    // A transposed output view.
+    let a = Array2::from_shape_fn((5, 6), |_| next());
+    let b = Array2::from_shape_fn((6, 9), |_| next());
+    let mut ct = Array2::<f32>::zeros((9, 5));
+    gemm_into(a.view(), b.view(), 0.0, &mut ct.view_mut().reversed_axes());
+    let want = a.dot(&b);
+    assert!(want.iter().zip(ct.t().iter()).all(|(w, g)| (w - g).abs() < 1e-5));
+}

@@ -1,4 +1,5 @@
-//! CPU kernels: strided GEMM (matrixmultiply), convolution as im2col + GEMM,
+//! CPU kernels: strided GEMM (matrixmultiply natively, `wasm_gemm` in the
+//! browser), convolution as im2col + GEMM,
 //! pooling, and the fused softmax / softmax-cross-entropy.
 //!
 //! Conventions: images are NCHW and contiguous (`as_standard_layout` first);
@@ -26,6 +27,9 @@ pub fn gemm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut Arra
     // their strides, is in bounds; the shapes were checked above and `c` is a
     // unique mutable view, so it aliases neither input.
     unsafe {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        super::wasm_gemm::sgemm(m, k, n, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
     }
 }

@@ -197,6 +197,10 @@ fn parameters_edited_as_text() {
     assert_eq!(c.activation(), None);
     assert_eq!(conv.with_param("filters", "many").unwrap_err(), "filters: invalid type: string \"many\", expected usize");
     assert!(conv.with_param("padding", "middle").unwrap_err().starts_with("padding: unknown variant `middle`"));
+    let ln = LayerSpec::default_for("LayerNormalization").unwrap().with_param("epsilon", "1e-5").unwrap();
+    assert_eq!(ln.param_text("epsilon"), "0.00001", "an f32 shows as typed, not as its f64 expansion");
+    let drop = LayerSpec::default_for("Dropout").unwrap().with_param("rate", "0.1").unwrap();
+    assert_eq!(drop.param_text("rate"), "0.1");
     for (_, types) in layerlab::nn::spec::LAYER_GROUPS {
         for ty in *types {
             let l = LayerSpec::default_for(ty).unwrap();

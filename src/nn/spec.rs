@@ -326,6 +326,9 @@ impl LayerSpec {
         match serde_json::to_value(self).ok().and_then(|v| v.get(name).cloned()) {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s,
+            // Parameters are f32; serde_json's values hold f64, which would show
+            // 1e-5 as 9.999999747378752e-6.
+            Some(Value::Number(n)) if n.is_f64() => (n.as_f64().unwrap_or(0.0) as f32).to_string(),
             Some(v) => v.to_string().replace(',', ", "),
         }
     }

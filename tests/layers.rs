@@ -158,6 +158,22 @@ fn return_sequences_gives_one_state_per_step() {
 }
 
 #[test]
+fn hidden_states_show_every_step_and_end_in_the_layer_output() {
+    for cell in ["SimpleRNN", "LSTM", "GRU"] {
+        let model = Model::new(&spec(&format!(r#"[{{"type": "Reshape", "target_shape": [28, 28]}}, {{"type": "{cell}", "units": 6}}, {{"type": "Dense", "units": 10}}]"#))).unwrap();
+        let x = Tensor::new(common::randn(&[1, 1, 28, 28], 5));
+        let states = model.hidden_states(&x);
+        assert_eq!(states.len(), 1);
+        let (layer, s) = &states[0];
+        assert_eq!((*layer, s.shape()), (1, &[28, 6][..]));
+        let out = model.activations(&x)[1].to_vec();
+        let last: Vec<f32> = s.as_slice().unwrap()[27 * 6..].to_vec();
+        assert_eq!(last, out, "{cell}: the last state is the layer's output");
+        assert!(s.as_slice().unwrap()[..6] != last[..], "{cell}: states change over time");
+    }
+}
+
+#[test]
 fn attention_layers() {
     check_model(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "LayerNormalization"}, {"type": "Dense", "units": 8}, {"type": "PositionalEmbedding"}, {"type": "MultiHeadAttention", "num_heads": 2}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#);
     check_model(r#"[{"type": "Patchify", "patch_size": 14}, {"type": "PositionalEmbedding", "kind": "sinusoidal"}, {"type": "MultiHeadAttention", "num_heads": 4, "causal": true}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);

@@ -2,7 +2,6 @@
 //! click, type, and check the DOM through `data-testid`s.
 #![cfg(target_arch = "wasm32")]
 
-use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement};
@@ -217,4 +216,97 @@ async fn sequence_presets_bring_the_attention_panel_and_task_fields() {
     change(&one(&root, "dataset-select"), "mnist");
     settle().await;
     assert!(one(&root, "layer-error").text_content().unwrap().contains("layer 0 Embedding: takes token ids"));
+}
+
+/// One pixel of a canvas, RGBA.
+fn canvas_pixel(canvas: &web_sys::HtmlCanvasElement, x: f64, y: f64) -> Vec<u8> {
+    let ctx: web_sys::CanvasRenderingContext2d = canvas.get_context("2d").unwrap().unwrap().unchecked_into();
+    ctx.get_image_data(x, y, 1.0, 1.0).unwrap().data().to_vec()
+}
+
+#[wasm_bindgen_test]
+async fn attention_panel_labels_tokens_and_overlays_patches() {
+    use layerlab::worker::{AttentionMap, Command, Event, Session};
+    let (root, _h) = mount();
+    settle().await;
+    change(&one(&root, "preset-select"), "reverse-transformer");
+    settle().await;
+    // Real maps, from the worker's state machine run here in the page.
+    let mut s = Session::new();
+    s.handle(Command::SetSpec { spec: layerlab::preset("reverse-transformer").unwrap() });
+    s.handle(Command::Step);
+    let event = s.handle(Command::Attention { index: 3 }).remove(0);
+    let Event::AttentionMaps { tokens, .. } = &event else { panic!("{event:?}") };
+    let tokens = tokens.clone();
+    layerlab::ui::deliver(event);
+    settle().await;
+    let layers = all(&root, "attention-layer");
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[1].get_attribute("data-peaks").unwrap().split(' ').count(), 8);
+    let tables = root.query_selector_all("table.attn-grid").unwrap();
+    assert_eq!(tables.length(), 8, "4 heads in each of 2 layers");
+    let table: HtmlElement = tables.item(0).unwrap().unchecked_into();
+    let rows = table.query_selector_all("tr").unwrap();
+    assert_eq!(rows.length(), 9, "a header row and one row per output position");
+    let header: Vec<String> = {
+        let ths = rows.item(0).unwrap().unchecked_into::<HtmlElement>().query_selector_all("th").unwrap();
+        (1..ths.length()).map(|i| ths.item(i).unwrap().text_content().unwrap()).collect()
+    };
+    assert_eq!(header, tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "input tokens label the columns");
+    let first_row_label = rows.item(1).unwrap().unchecked_into::<HtmlElement>().query_selector("th").unwrap().unwrap().text_content().unwrap();
+    assert_eq!(first_row_label, tokens[7].to_string(), "output 0's target (the last input token) labels row 0");
+
+    // A ViT: each patch of the digit is tinted by the attention it gets.
+    change(&one(&root, "preset-select"), "tiny-vit");
+    settle().await;
+    // Made-up weights: patch q looks only at patch q+1.
+    let mut weights = vec![0.0f32; 256];
+    for q in 0..16 {
+        weights[q * 16 + (q + 1) % 16] = 1.0;
+    }
+    let maps = vec![AttentionMap { layer: 3, heads: 1, steps: 16, weights }];
+    layerlab::ui::deliver(Event::AttentionMaps { index: 0, maps, tokens: vec![], targets: vec![], image: vec![0; 784], label: 7, grid: vec![4, 4] });
+    settle().await;
+    let canvas: web_sys::HtmlCanvasElement = root.query_selector("canvas.patches").unwrap().unwrap().unchecked_into();
+    assert!(one(&root, "attention-query").text_content().unwrap().contains("Digit 7 on its 4x4 patch grid: where all patches look"));
+    // Averaged over all patches every patch gets the same weight: all tinted.
+    let centre = |patch: usize| ((patch % 4) as f64 * 28.0 + 14.0, (patch / 4) as f64 * 28.0 + 14.0);
+    let (x0, y0) = centre(0);
+    assert_eq!(canvas_pixel(&canvas, x0, y0), canvas_pixel(&canvas, centre(7).0, centre(7).1));
+    // Click patch 6 (row 2, column 3): only patch 7 stays tinted.
+    let rect = canvas.get_bounding_client_rect();
+    let init = web_sys::MouseEventInit::new();
+    init.set_bubbles(true);
+    init.set_client_x((rect.left() + rect.width() * 0.6) as i32);
+    init.set_client_y((rect.top() + rect.height() * 0.3) as i32);
+    canvas.dispatch_event(&web_sys::MouseEvent::new_with_mouse_event_init_dict("click", &init).unwrap()).unwrap();
+    settle().await;
+    assert!(one(&root, "attention-query").text_content().unwrap().contains("where patch 6 (row 2, column 3) looks"));
+    let canvas: web_sys::HtmlCanvasElement = root.query_selector("canvas.patches").unwrap().unwrap().unchecked_into();
+    let (x7, y7) = centre(7);
+    let tinted = canvas_pixel(&canvas, x7, y7);
+    assert!(tinted[0] > 150 && tinted[0] > tinted[1] && tinted[1] > tinted[2], "patch 7 is tinted: {tinted:?}");
+    assert_eq!(canvas_pixel(&canvas, x0, y0)[..3], [0, 0, 0], "patch 0 gets no attention from patch 6");
+}
+
+#[wasm_bindgen_test]
+async fn hidden_state_panel_shows_each_recurrent_layer_over_time() {
+    use layerlab::worker::{Command, Session};
+    let (root, _h) = mount();
+    settle().await;
+    assert!(all(&root, "hidden-panel").is_empty(), "no recurrent layer in the Seed CNN");
+    change(&one(&root, "preset-select"), "reverse-lstm");
+    settle().await;
+    assert_eq!(all(&root, "hidden-panel").len(), 1);
+    let mut s = Session::new();
+    s.handle(Command::SetSpec { spec: layerlab::preset("reverse-lstm").unwrap() });
+    layerlab::ui::deliver(s.handle(Command::Hidden { index: 1 }).remove(0));
+    settle().await;
+    let layers = all(&root, "hidden-layer");
+    assert_eq!(layers.len(), 1);
+    assert_eq!((layers[0].get_attribute("data-steps").unwrap(), layers[0].get_attribute("data-units").unwrap()), ("8".to_string(), "128".to_string()));
+    assert!(layers[0].text_content().unwrap().contains("layer 1 LSTM: 128 units × 8 steps"));
+    assert_eq!(layers[0].query_selector_all(".step-tokens span").unwrap().length(), 8, "the token read at each step");
+    let canvas: web_sys::HtmlCanvasElement = layers[0].query_selector("canvas.states").unwrap().unwrap().unchecked_into();
+    assert_eq!((canvas.width(), canvas.height()), (128, 8));
 }

@@ -145,7 +145,7 @@ fn confusion_examples_and_inspection() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&s.handle(Command::Inspect { index: 10_000 })[0], Event::Error { message } if message.contains("no test digit 10000")));
+    assert!(matches!(&s.handle(Command::Inspect { index: 10_000 })[0], Event::Error { message } if message.contains("no test example 10000")));
 }
 
 #[test]
@@ -156,7 +156,8 @@ fn attention_maps_and_token_models() {
     let step = s.handle(Command::Step);
     assert_eq!(losses(&step).len(), 1);
     match &s.handle(Command::Attention { index: 0 })[0] {
-        Event::AttentionMaps { maps, tokens, targets, .. } => {
+        Event::AttentionMaps { maps, tokens, targets, image, grid, .. } => {
+            assert!(image.is_empty() && grid.is_empty(), "tokens are not patches");
             assert_eq!(maps.len(), 2);
             assert_eq!((maps[0].layer, maps[1].layer, maps[0].heads, maps[0].steps, maps[0].weights.len()), (2, 3, 4, 8, 256));
             assert_eq!(tokens.len(), 8);
@@ -166,4 +167,56 @@ fn attention_maps_and_token_models() {
     }
     assert!(matches!(&s.handle(Command::Predict { pixels: vec![0.0; 784] })[0], Event::Error { message } if message.contains("reads token sequences")));
     assert!(matches!(&s.handle(Command::Inspect { index: 0 })[0], Event::Error { .. }));
+}
+
+#[test]
+fn vit_attention_comes_with_the_digit_and_its_patch_grid() {
+    let mut s = session(64);
+    s.handle(Command::SetSpec { spec: layerlab::preset("tiny-vit").unwrap() });
+    match &s.handle(Command::Attention { index: 5 })[0] {
+        Event::AttentionMaps { index, maps, tokens, image, label, grid, .. } => {
+            assert_eq!((*index, maps.len(), maps[0].steps, grid.as_slice()), (5, 2, 16, &[4, 4][..]));
+            assert!(tokens.is_empty());
+            assert_eq!(image.len(), 784);
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+            let test = Mnist::load_dir(&dir, false).unwrap();
+            assert_eq!((image.as_slice(), *label), (test.image(5), test.labels[5] as usize));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&s.handle(Command::Attention { index: 500 })[0], Event::Error { message } if message.contains("no test example 500")));
+}
+
+#[test]
+fn hidden_states_of_every_recurrent_layer() {
+    let mut s = Session::new();
+    s.handle(Command::SetSpec { spec: layerlab::preset("reverse-lstm").unwrap() });
+    match &s.handle(Command::Hidden { index: 2 })[0] {
+        Event::HiddenStates { layers, tokens, targets, image, .. } => {
+            assert!(!layers.is_empty() && image.is_empty());
+            assert_eq!((tokens.len(), targets.len()), (8, 8));
+            for l in layers {
+                assert_eq!((l.steps, l.values.len()), (8, 8 * l.units));
+                assert!(l.values.iter().all(|v| v.abs() < 1.0 + 1e-6), "LSTM states are tanh-bounded");
+                assert!(l.layer_type == "LSTM");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    // A model without recurrent layers has none to show.
+    s.handle(Command::SetSpec { spec: layerlab::preset("reverse-transformer").unwrap() });
+    assert!(matches!(&s.handle(Command::Hidden { index: 0 })[0], Event::HiddenStates { layers, .. } if layers.is_empty()));
+    // A GRU that returns only its last state still shows every step; rows of a
+    // digit come with the digit.
+    let mut s = session(64);
+    let mut spec = layerlab::preset("seed-lstm").unwrap();
+    spec.layers = serde_json::from_str(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "GRU", "units": 5}, {"type": "Dense", "units": 10}]"#).unwrap();
+    s.handle(Command::SetSpec { spec });
+    match &s.handle(Command::Hidden { index: 0 })[0] {
+        Event::HiddenStates { layers, image, .. } => {
+            assert_eq!((layers.len(), layers[0].layer, layers[0].steps, layers[0].units, image.len()), (1, 1, 28, 5, 784));
+            assert_eq!(layers[0].layer_type, "GRU");
+        }
+        other => panic!("{other:?}"),
+    }
 }

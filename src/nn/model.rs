@@ -160,6 +160,27 @@ impl Model {
         ATTENTION_CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default()
     }
 
+    /// The hidden state of every recurrent layer at every time step, for one
+    /// example `x` [1, ..input shape] (evaluation mode, no graph): pairs of the
+    /// layer's index and its states `[T, units]`, also for layers that return only
+    /// their last state.
+    pub fn hidden_states(&self, x: &Tensor) -> Vec<(usize, ArrayD<f32>)> {
+        crate::autograd::no_grad(|| {
+            let n = self.layers.len();
+            let mut h = x.clone();
+            let mut out = Vec::new();
+            for (i, layer) in self.layers.iter().enumerate() {
+                if let Layer::Recurrent { kind, units, w_ih, w_hh, b_ih, b_hh, .. } = layer {
+                    let all = recurrent_forward(&h, *kind, *units, [w_ih, w_hh, b_ih, b_hh], true);
+                    let s = all.shape();
+                    out.push((i, ArrayD::from_shape_vec(IxDyn(&s[1..]), all.to_vec()).expect("one example")));
+                }
+                h = layer.forward(&h, &mut Mode::Eval, i + 1 == n);
+            }
+            out
+        })
+    }
+
     /// Parameters of the first convolution, for the filter view.
     pub fn first_conv_weight(&self) -> Option<Tensor> {
         self.layers.iter().find_map(|l| match l {

@@ -13,12 +13,13 @@ use crate::worker::{Command, Event};
 
 struct Client {
     worker: Option<Worker>,
+    view: Option<TrainView>,
     ready: bool,
     pending: Vec<String>,
 }
 
 thread_local! {
-    static CLIENT: RefCell<Client> = const { RefCell::new(Client { worker: None, ready: false, pending: Vec::new() }) };
+    static CLIENT: RefCell<Client> = const { RefCell::new(Client { worker: None, view: None, ready: false, pending: Vec::new() }) };
 }
 
 /// The folder the page was served from, e.g. `http://127.0.0.1:8080/`.
@@ -44,6 +45,7 @@ fn spawn_worker(base: &str) -> Result<Worker, JsValue> {
 
 /// Starts the worker and routes its events to `view`.
 pub fn start(view: TrainView) {
+    CLIENT.with(|c| c.borrow_mut().view = Some(view));
     let base = base_url();
     let worker = match spawn_worker(&base) {
         Ok(w) => w,
@@ -101,5 +103,13 @@ pub fn send(cmd: &Command) {
     });
     if !queued {
         post_raw(&text);
+    }
+}
+
+/// Feeds an event to the page as if the worker had sent it (the component tests
+/// use this to show views with known data).
+pub fn deliver(event: Event) {
+    if let Some(view) = CLIENT.with(|c| c.borrow().view) {
+        view.apply(event);
     }
 }

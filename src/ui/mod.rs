@@ -6,6 +6,7 @@ mod builder;
 mod chart;
 mod client;
 mod draw;
+mod sequence;
 mod views;
 
 use leptos::prelude::*;
@@ -82,7 +83,8 @@ pub struct TrainView {
     pub confusion: RwSignal<Option<Vec<Vec<u32>>>>,
     pub examples: RwSignal<Option<(usize, usize, Vec<Vec<u8>>)>>,
     pub inspection: RwSignal<Option<views::Inspection>>,
-    pub attention: RwSignal<Option<(Vec<crate::worker::AttentionMap>, Vec<usize>, Vec<usize>)>>,
+    pub attention: RwSignal<Option<sequence::Attention>>,
+    pub hidden: RwSignal<Option<sequence::Hidden>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -110,6 +112,7 @@ impl TrainView {
             examples: RwSignal::new(None),
             inspection: RwSignal::new(None),
             attention: RwSignal::new(None),
+            hidden: RwSignal::new(None),
         }
     }
 
@@ -125,6 +128,8 @@ impl TrainView {
         self.confusion.set(None);
         self.examples.set(None);
         self.attention.set(None);
+        self.hidden.set(None);
+        self.inspection.set(None);
     }
 
     fn apply(&self, event: Event) {
@@ -144,7 +149,8 @@ impl TrainView {
                 self.sequence_accuracy.set(sequence_accuracy);
                 self.confusion.set(Some(confusion));
             }
-            Event::AttentionMaps { maps, tokens, targets, .. } => self.attention.set(Some((maps, tokens, targets))),
+            Event::AttentionMaps { maps, tokens, targets, image, label, grid, .. } => self.attention.set(Some(sequence::Attention { maps, tokens, targets, image, label, grid })),
+            Event::HiddenStates { layers, tokens, image, label, .. } => self.hidden.set(Some(sequence::Hidden { layers, tokens, image, label })),
             Event::Examples { actual, predicted, images, .. } => self.examples.set(Some((actual, predicted, images))),
             Event::Inspection { index, label, image, filter_shape, filters, map_shape, maps } => {
                 self.inspection.set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps }))
@@ -245,7 +251,8 @@ pub fn App() -> impl IntoView {
                 <builder::Palette/>
                 <div class="middle">
                     <builder::Stack/>
-                    <views::AttentionView/>
+                    <sequence::AttentionView/>
+                    <sequence::HiddenView/>
                     <views::FilterView/>
                 </div>
                 <chart::TrainingPanel/>
@@ -253,6 +260,8 @@ pub fn App() -> impl IntoView {
         </div>
     }
 }
+
+pub use client::deliver;
 
 /// Mounts the app on the page's body.
 pub fn mount() {

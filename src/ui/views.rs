@@ -25,16 +25,23 @@ pub struct Inspection {
 /// CSS scales it up.
 #[component]
 pub fn GreyImage(width: usize, height: usize, pixels: Vec<u8>, #[prop(optional)] class: &'static str) -> impl IntoView {
+    let rgba: Vec<u8> = pixels.iter().flat_map(|&p| [p, p, p, 255]).collect();
+    view! { <RgbaImage width height pixels=rgba class/> }
+}
+
+/// A `width` x `height` RGBA image drawn pixel-exact on a canvas; CSS (the class
+/// or `style`) scales it up.
+#[component]
+pub fn RgbaImage(width: usize, height: usize, pixels: Vec<u8>, #[prop(optional)] class: &'static str, #[prop(optional, into)] style: String) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
     Effect::new(move |_| {
         let Some(c) = canvas.get() else { return };
         let Some(ctx) = c.get_context("2d").ok().flatten().and_then(|x| wasm_bindgen::JsCast::dyn_into::<CanvasRenderingContext2d>(x).ok()) else { return };
-        let rgba: Vec<u8> = pixels.iter().flat_map(|&p| [p, p, p, 255]).collect();
-        if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), width as u32, height as u32) {
+        if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&pixels), width as u32, height as u32) {
             let _ = ctx.put_image_data(&img, 0.0, 0.0);
         }
     });
-    view! { <canvas node_ref=canvas class=format!("pixels {class}") width=width height=height></canvas> }
+    view! { <canvas node_ref=canvas class=format!("pixels {class}") style=style width=width height=height></canvas> }
 }
 
 /// Scales values to 0-255: min..max, or symmetric around zero for weights.
@@ -103,11 +110,44 @@ pub fn ConfusionMatrix() -> impl IntoView {
     }
 }
 
+/// Asks the worker again every `every` training steps while `active`, so a view
+/// follows training live.
+pub(super) fn refresh_live(active: Memo<bool>, every: usize, request: impl Fn() + 'static) {
+    let view_state = expect_context::<TrainView>();
+    Effect::new(move |prev: Option<usize>| {
+        let steps = view_state.losses.with(|l| l.len());
+        let bucket = steps / every;
+        if active.get() && steps > 0 && prev != Some(bucket) {
+            request();
+        }
+        bucket
+    });
+}
+
+/// The "Test example [n] Show" control of a panel.
+#[component]
+pub(super) fn ExamplePicker(index: RwSignal<usize>, label: &'static str, testid: &'static str, request: Callback<()>) -> impl IntoView {
+    view! {
+        <span>
+            <label class="inline">{label}
+                <input type="number" min="0" data-testid=format!("{testid}-index") prop:value=move || index.get().to_string()
+                    on:change=move |ev| { index.set(event_target_value(&ev).trim().parse::<usize>().unwrap_or(0)); request.run(()); }/>
+            </label>
+            <button data-testid=format!("{testid}-button") on:click=move |_| request.run(())>"Show"</button>
+        </span>
+    }
+}
+
+/// The first convolution's filters and its feature maps for a chosen test digit,
+/// live during training.
 #[component]
 pub fn FilterView() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
+    let editor = expect_context::<super::Editor>();
     let index = RwSignal::new(0usize);
+    let has_conv = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }))));
     let inspect = move || client::send(&Command::Inspect { index: index.get_untracked() });
+    refresh_live(has_conv, 25, inspect);
     let content = move || {
         view_state.inspection.get().map(|ins| {
             let filters = if ins.filter_shape.len() == 4 {
@@ -146,102 +186,14 @@ pub fn FilterView() -> impl IntoView {
         })
     };
     view! {
-        <section class="panel inspect">
-            <div class="chart-head">
-                <h2>"Filters and feature maps"</h2>
-                <span>
-                    <label class="inline">"Test digit "
-                        <input type="number" min="0" max="9999" data-testid="inspect-index" prop:value=move || index.get().to_string()
-                            on:change=move |ev| { index.set(event_target_value(&ev).trim().parse::<usize>().unwrap_or(0).min(9999)); inspect(); }/>
-                    </label>
-                    <button data-testid="inspect-button" on:click=move |_| inspect()>"Show"</button>
-                </span>
-            </div>
-            {move || content().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Press Show to see what the first convolution looks for, and what it sees in a test digit."</p> }.into_any())}
-        </section>
-    }
-}
-
-/// Attention maps, per layer and head, for a chosen test example: rows are the
-/// positions that look, columns the positions looked at.
-#[component]
-pub fn AttentionView() -> impl IntoView {
-    let view_state = expect_context::<TrainView>();
-    let editor = expect_context::<super::Editor>();
-    let index = RwSignal::new(0usize);
-    let has_attention = Memo::new(move |_| {
-        editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. })))
-    });
-    let request = move || client::send(&Command::Attention { index: index.get_untracked() });
-    // Live: refresh the maps every 25 training steps while the model has attention.
-    Effect::new(move |prev: Option<usize>| {
-        let steps = view_state.losses.with(|l| l.len());
-        let bucket = steps / 25;
-        if has_attention.get() && steps > 0 && prev != Some(bucket) {
-            request();
-        }
-        bucket
-    });
-    let content = move || {
-        view_state.attention.get().map(|(maps, tokens, targets)| {
-            maps.into_iter()
-                .map(|m| {
-                    let t = m.steps;
-                    let heads = (0..m.heads)
-                        .map(|h| {
-                            let cells = &m.weights[h * t * t..(h + 1) * t * t];
-                            let max = cells.iter().copied().fold(1e-6f32, f32::max);
-                            let grey: Vec<u8> = cells.iter().map(|v| (v / max * 255.0) as u8).collect();
-                            view! {
-                                <figure class="head">
-                                    <GreyImage width=t height=t pixels=grey class="attn"/>
-                                    <figcaption>{format!("head {h}")}</figcaption>
-                                </figure>
-                            }
-                        })
-                        .collect_view();
-                    view! { <div class="attn-layer"><h4>{format!("layer {}", m.layer)}</h4><div class="tiles">{heads}</div></div> }
-                })
-                .collect_view()
-                .into_any()
-                .pipe_tokens(tokens, targets)
-        })
-    };
-    view! {
-        <Show when=move || has_attention.get()>
-            <section class="panel attention" data-testid="attention-panel">
+        <Show when=move || has_conv.get()>
+            <section class="panel inspect">
                 <div class="chart-head">
-                    <h2>"Attention"</h2>
-                    <span>
-                        <label class="inline">"Test example "
-                            <input type="number" min="0" data-testid="attention-index" prop:value=move || index.get().to_string()
-                                on:change=move |ev| { index.set(event_target_value(&ev).trim().parse::<usize>().unwrap_or(0)); request(); }/>
-                        </label>
-                        <button data-testid="attention-button" on:click=move |_| request()>"Show"</button>
-                    </span>
+                    <h2>"Filters and feature maps"</h2>
+                    <ExamplePicker index label="Test digit " testid="inspect" request=Callback::new(move |_| inspect())/>
                 </div>
-                <p class="hint">"Each square: rows are positions that look, columns the positions they look at; white is the most attention. For images, positions are the 4x4 grid of patches, row by row."</p>
-                <div data-testid="attention-maps">{content}</div>
+                {move || content().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Press Show to see what the first convolution looks for, and what it sees in a test digit; the view follows training."</p> }.into_any())}
             </section>
         </Show>
-    }
-}
-
-/// Prepends the example's tokens and targets (sequence tasks) to a view.
-trait PipeTokens {
-    fn pipe_tokens(self, tokens: Vec<usize>, targets: Vec<usize>) -> AnyView;
-}
-
-impl PipeTokens for AnyView {
-    fn pipe_tokens(self, tokens: Vec<usize>, targets: Vec<usize>) -> AnyView {
-        if tokens.is_empty() {
-            return self;
-        }
-        let fmt = |v: &[usize]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
-        view! {
-            <p class="tokens" data-testid="attention-tokens">"input: " <code>{fmt(&tokens)}</code> " → target: " <code>{fmt(&targets)}</code></p>
-            {self}
-        }
-        .into_any()
     }
 }

@@ -34,6 +34,8 @@ pub enum Command {
     Inspect { index: usize },
     /// Every attention layer's weights for test example `index`.
     Attention { index: usize },
+    /// Every recurrent layer's hidden state at each time step for test example `index`.
+    Hidden { index: usize },
 }
 
 /// Worker -> page.
@@ -56,8 +58,13 @@ pub enum Event {
     /// Training paused because the loss diverged; the last good weights are kept.
     Diverged { message: String },
     /// For `Attention`: per attention layer `[heads, T, T]` (row-major), and the
-    /// example's input tokens and targets (for sequence tasks; empty for images).
-    AttentionMaps { index: usize, maps: Vec<AttentionMap>, tokens: Vec<usize>, targets: Vec<usize> },
+    /// example: its tokens and targets (sequence tasks) or its digit, label and the
+    /// `[rows, cols]` grid of patches the tokens stand for (images; `grid` is empty
+    /// when the tokens are not a patch grid).
+    AttentionMaps { index: usize, maps: Vec<AttentionMap>, tokens: Vec<usize>, targets: Vec<usize>, image: Vec<u8>, label: usize, grid: Vec<usize> },
+    /// For `Hidden`: each recurrent layer's states `[T, units]`, and the example as
+    /// for `AttentionMaps`.
+    HiddenStates { index: usize, layers: Vec<HiddenState>, tokens: Vec<usize>, targets: Vec<usize>, image: Vec<u8>, label: usize },
     /// Class probabilities for a `Predict`.
     Prediction { probs: Vec<f32> },
     /// Up to `MAX_EXAMPLES` test digits (28x28 u8 each) for `Examples`.
@@ -75,6 +82,26 @@ pub struct AttentionMap {
     pub heads: usize,
     pub steps: usize,
     pub weights: Vec<f32>,
+}
+
+/// A test example prepared for the attention and hidden-state views.
+struct ViewExample {
+    x: crate::Tensor,
+    tokens: Vec<usize>,
+    targets: Vec<usize>,
+    image: Vec<u8>,
+    label: usize,
+}
+
+/// One recurrent layer's hidden states for one example.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HiddenState {
+    pub layer: usize,
+    pub layer_type: String,
+    pub steps: usize,
+    pub units: usize,
+    /// `[steps, units]`, row-major.
+    pub values: Vec<f32>,
 }
 
 /// Test examples evaluated during training (all 10,000 at the end).
@@ -176,6 +203,7 @@ impl Session {
             Command::Examples { actual, predicted } => vec![self.examples(actual, predicted)],
             Command::Inspect { index } => self.inspect(index),
             Command::Attention { index } => self.attention(index),
+            Command::Hidden { index } => self.hidden(index),
             Command::SetLr { lr } => {
                 if !(lr.is_finite() && lr > 0.0) {
                     return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
@@ -224,52 +252,87 @@ impl Session {
     }
 
     fn inspect(&mut self, index: usize) -> Vec<Event> {
-        if let Err(e) = self.ensure_model() {
-            return vec![Event::Error { message: e }];
-        }
-        let t = self.trainer.as_ref().expect("ensured");
-        let Some(test) = t.test_set().as_mnist() else {
-            return vec![Event::Error { message: "filters and feature maps are shown for image data sets (MNIST)".into() }];
+        let ex = match self.view_example(index) {
+            Ok(ex) => ex,
+            Err(e) => return vec![e],
         };
-        if index >= test.len() {
-            return vec![Event::Error { message: format!("there is no test digit {index}; choose 0 to {}", test.len().saturating_sub(1)) }];
+        if ex.image.is_empty() {
+            return vec![Event::Error { message: "filters and feature maps are shown for image data sets (MNIST)".into() }];
         }
-        let model = &t.model;
-        let batch = test.batch(&[index as u32], &model.info.input_shape);
-        let x = crate::Tensor::from_vec(&batch.shape, batch.x);
+        let model = &self.trainer.as_ref().expect("ensured").model;
         let first_conv = model.spec.layers.iter().position(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }));
         let (filter_shape, filters, map_shape, maps) = match (first_conv, model.first_conv_weight()) {
             (Some(i), Some(w)) => {
-                let acts = crate::autograd::no_grad(|| model.activations(&x));
+                let acts = crate::autograd::no_grad(|| model.activations(&ex.x));
                 let a = &acts[i];
                 (w.shape(), w.to_vec(), a.shape()[1..].to_vec(), a.to_vec())
             }
             _ => (vec![], vec![], vec![], vec![]),
         };
-        let image = test.image(index).to_vec();
-        vec![Event::Inspection { index, label: test.labels[index] as usize, image, filter_shape, filters, map_shape, maps }]
+        vec![Event::Inspection { index, label: ex.label, image: ex.image, filter_shape, filters, map_shape, maps }]
     }
 
-    fn attention(&mut self, index: usize) -> Vec<Event> {
-        if let Err(e) = self.ensure_model() {
-            return vec![Event::Error { message: e }];
-        }
+    /// The test example `index` for a view of the model's insides, or an error event.
+    fn view_example(&mut self, index: usize) -> Result<ViewExample, Event> {
+        self.ensure_model().map_err(|message| Event::Error { message })?;
         let t = self.trainer.as_ref().expect("ensured");
         let test = t.test_set();
         if index >= test.len() {
-            return vec![Event::Error { message: format!("there is no test example {index}; choose 0 to {}", test.len().saturating_sub(1)) }];
+            return Err(Event::Error { message: format!("there is no test example {index}; choose 0 to {}", test.len().saturating_sub(1)) });
         }
         let model = &t.model;
         let batch = test.batch(&[index as u32], &model.info.input_shape);
-        let (tokens, targets) = if model.spec.input.is_tokens() { (batch.x.iter().map(|&v| v as usize).collect(), batch.labels.clone()) } else { (vec![], vec![]) };
+        let mut ex = ViewExample { x: crate::Tensor::from_vec(&batch.shape, batch.x.clone()), tokens: vec![], targets: vec![], image: vec![], label: 0 };
+        if model.spec.input.is_tokens() {
+            ex.tokens = batch.x.iter().map(|&v| v as usize).collect();
+            ex.targets = batch.labels.clone();
+        } else if let Some(mnist) = test.as_mnist() {
+            ex.image = mnist.image(index).to_vec();
+            ex.label = mnist.labels[index] as usize;
+        }
+        Ok(ex)
+    }
+
+    fn attention(&mut self, index: usize) -> Vec<Event> {
+        let ex = match self.view_example(index) {
+            Ok(ex) => ex,
+            Err(e) => return vec![e],
+        };
+        let model = &self.trainer.as_ref().expect("ensured").model;
         let layers: Vec<usize> = model.spec.layers.iter().enumerate().filter(|(_, l)| matches!(l, crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. })).map(|(i, _)| i).collect();
-        let maps = model
-            .attention_maps(&crate::Tensor::from_vec(&batch.shape, batch.x))
+        // Tokens made by Patchify from an image stand for a grid of patches.
+        let grid = model
+            .spec
+            .layers
+            .iter()
+            .zip(&model.info.layers)
+            .find_map(|(l, info)| match l {
+                crate::nn::LayerSpec::Patchify { patch_size } if info.input_shape.len() == 3 => Some(vec![info.input_shape[1] / patch_size, info.input_shape[2] / patch_size]),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let maps: Vec<AttentionMap> = model
+            .attention_maps(&ex.x)
             .into_iter()
             .zip(layers)
             .map(|(m, layer)| AttentionMap { layer, heads: m.shape()[0], steps: m.shape()[1], weights: m.iter().copied().collect() })
             .collect();
-        vec![Event::AttentionMaps { index, maps, tokens, targets }]
+        let grid = if maps.iter().all(|m| grid.iter().product::<usize>() == m.steps) { grid } else { vec![] };
+        vec![Event::AttentionMaps { index, maps, tokens: ex.tokens, targets: ex.targets, image: ex.image, label: ex.label, grid }]
+    }
+
+    fn hidden(&mut self, index: usize) -> Vec<Event> {
+        let ex = match self.view_example(index) {
+            Ok(ex) => ex,
+            Err(e) => return vec![e],
+        };
+        let model = &self.trainer.as_ref().expect("ensured").model;
+        let layers = model
+            .hidden_states(&ex.x)
+            .into_iter()
+            .map(|(layer, s)| HiddenState { layer, layer_type: model.spec.layers[layer].type_name().to_string(), steps: s.shape()[0], units: s.shape()[1], values: s.iter().copied().collect() })
+            .collect();
+        vec![Event::HiddenStates { index, layers, tokens: ex.tokens, targets: ex.targets, image: ex.image, label: ex.label }]
     }
 
     /// A model to predict with: the one in training, or a fresh one.

@@ -206,6 +206,20 @@ def main():
                 first, last = float(page.by_testid("loss-chart", "data-first-loss")), float(page.by_testid("loss-chart", "data-last-loss"))
                 print(f"e2e: {name} in the page: loss {first:.3f} -> {last:.3f}, {page.by_testid('speed-value')}", flush=True)
                 assert last < 0.8 * first, f"{name}: the loss did not fall: {first} -> {last}"
+                if name == "seed-lstm":
+                    # The hidden-state view follows training: 28 steps (rows) of 128 units.
+                    page.click("hidden-button")
+                    page.wait("hidden states", lambda: page.js("var l=document.querySelector('[data-testid=\"hidden-layer\"]'); return l && l.getAttribute('data-steps') + 'x' + l.getAttribute('data-units');") == "28x128", 30)
+                    page.js("document.querySelector('[data-testid=\"hidden-panel\"]').scrollIntoView();")
+                    page.screenshot(os.path.join(out, "layerlab-hidden.png"))
+                else:
+                    # ViT attention on the digit's 4x4 patch grid; a click picks the looking patch.
+                    page.click("attention-button")
+                    page.wait("ViT attention on patches", lambda: page.js("return document.querySelectorAll('canvas.patches').length;") == 8, 30)
+                    page.js("var c=document.querySelector('canvas.patches'); var r=c.getBoundingClientRect(); c.dispatchEvent(new MouseEvent('click', {bubbles: true, clientX: r.left + r.width*0.4, clientY: r.top + r.height*0.6}));")
+                    page.wait("the picked patch", lambda: "where patch 9 (row 3, column 2) looks" in (page.by_testid("attention-query") or ""), 10)
+                    page.js("document.querySelector('[data-testid=\"attention-panel\"]').scrollIntoView();")
+                    page.screenshot(os.path.join(out, "layerlab-vit-attention.png"))
 
         def reverse_attention():
             page.js("var s=document.querySelector('[data-testid=\"preset-select\"]'); s.value='reverse-transformer'; s.dispatchEvent(new Event('change', {bubbles: true}));")
@@ -216,8 +230,19 @@ def main():
             page.click("pause-button")
             page.wait("training to pause", lambda: "Paused" in (page.by_testid("status") or ""), 30)
             page.click("attention-button")
-            page.wait("attention maps", lambda: page.js("return document.querySelectorAll('[data-testid=\"attention-maps\"] canvas').length;") == 8, 30)
-            print(f"e2e: reverse task: {seq} of sequences right after {page.by_testid('loss-chart', 'data-points')} chart points; tokens {page.by_testid('attention-tokens')}", flush=True)
+            page.wait("attention maps", lambda: page.js("return document.querySelectorAll('[data-testid=\"attention-maps\"] table.attn-grid').length;") == 8, 30)
+            # The last layer's map (summed over heads) peaks on the anti-diagonal:
+            # output position i looks at input position T-1-i, for >= 90 % of i.
+            peaks = [int(p) for p in page.js("var l=document.querySelectorAll('[data-testid=\"attention-layer\"]'); return l[l.length-1].getAttribute('data-peaks');").split()]
+            hits = sum(1 for i, p in enumerate(peaks) if p == len(peaks) - 1 - i)
+            print(f"e2e: reverse task: {seq} of sequences right after {page.by_testid('loss-chart', 'data-points')} chart points; tokens {page.by_testid('attention-tokens')}; last layer peaks {peaks}", flush=True)
+            assert hits * 10 >= len(peaks) * 9, f"the last attention layer's peaks {peaks} are not the anti-diagonal"
+            # ... and the page shows it: in the last layer's first head, the cell for
+            # (output 0, input T-1) is coloured more strongly than (output 0, input 0).
+            colours = page.js("var l=document.querySelectorAll('[data-testid=\"attention-layer\"]'); var tds=l[l.length-1].querySelectorAll('table.attn-grid tr')[1].querySelectorAll('td'); return [getComputedStyle(tds[0]).backgroundColor, getComputedStyle(tds[tds.length-1]).backgroundColor];")
+            alpha = lambda c: float(c.split("/")[1].strip(" )")) if "/" in c else (0.0 if c.startswith("rgba") else 1.0)
+            assert alpha(colours[1]) > alpha(colours[0]), f"the mirrored position is not the strongest cell: {colours}"
+            page.js("document.querySelector('[data-testid=\"attention-panel\"]').scrollIntoView();")
             page.screenshot(os.path.join(out, "layerlab-attention.png"))
 
         def one_epoch():
@@ -236,8 +261,10 @@ def main():
         checks.append(("sequence_presets_train", sequence_presets_train))
         checks.append(("reverse_attention", reverse_attention))
         checks.append(("corrupt_data", corrupt_data))
+        only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]
         for name, fn in checks:
-            check(name, fn)
+            if not only or name == "loads" or name in only:
+                check(name, fn)
         req("DELETE", page.s)
     except Exception:
         pass

@@ -310,3 +310,100 @@ async fn hidden_state_panel_shows_each_recurrent_layer_over_time() {
     let canvas: web_sys::HtmlCanvasElement = layers[0].query_selector("canvas.states").unwrap().unwrap().unchecked_into();
     assert_eq!((canvas.width(), canvas.height()), (128, 8));
 }
+
+fn set_hash(hash: &str) {
+    web_sys::window().unwrap().location().set_hash(hash).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn the_share_dialog_links_the_whole_experiment() {
+    use layerlab::io::share::{decode, Control, Panel};
+    set_hash("");
+    let (root, _h) = mount();
+    settle().await;
+    change(&one(&root, "preset-select"), "reverse-lstm");
+    change(&one(&root, "seed-input"), "7");
+    one(&root, "fold-confusion").click();
+    settle().await;
+    assert!(root.query_selector(".confusion-view.folded").unwrap().is_some(), "the confusion matrix folds away");
+    one(&root, "share-button").click();
+    settle().await;
+    let link = one(&root, "share-link").unchecked_into::<HtmlInputElement>().value();
+    let fragment = &link[link.find('#').expect("a fragment")..];
+    let e = decode(fragment).unwrap().experiment;
+    let mut want = layerlab::preset("reverse-lstm").unwrap();
+    want.training.seed = 7;
+    assert_eq!(e.spec, want);
+    assert_eq!(e.view.closed, vec![Panel::Confusion]);
+    assert_eq!(e.lesson, None);
+    // The lesson link carries the title, instruction and hidden controls.
+    let title = one(&root, "lesson-title");
+    title.unchecked_ref::<HtmlInputElement>().set_value("Reversing with an LSTM");
+    title.dispatch_event(&web_sys::Event::new("input").unwrap()).unwrap();
+    one(&root, "lesson-hide-settings").click();
+    settle().await;
+    let link = one(&root, "lesson-link").unchecked_into::<HtmlInputElement>().value();
+    let lesson = decode(&link[link.find('#').unwrap()..]).unwrap().experiment.lesson.unwrap();
+    assert_eq!(lesson.title, "Reversing with an LSTM");
+    assert_eq!(lesson.hide, vec![Control::Palette, Control::Hyperparameters]);
+}
+
+#[wasm_bindgen_test]
+async fn opening_a_share_link_restores_it_and_undo_brings_back_ones_own_model() {
+    use layerlab::io::share::{Experiment, Panel};
+    let mut spec = layerlab::preset("tiny-vit").unwrap();
+    spec.training.optimizer.set_lr(0.0005);
+    let mut e = Experiment::new(spec.clone());
+    e.view.closed = vec![Panel::Draw];
+    e.view.log_scale = true;
+    set_hash(&e.fragment());
+    let (root, _h) = mount();
+    settle().await;
+    assert_eq!(card_types(&root)[0], "Patchify");
+    assert_eq!(one(&root, "lr-input").unchecked_into::<HtmlInputElement>().value(), "0.0005");
+    assert!(one(&root, "log-scale").unchecked_into::<HtmlInputElement>().checked());
+    assert!(root.query_selector(".draw.folded").unwrap().is_some());
+    assert!(one(&root, "notice").text_content().unwrap().contains("Opened a shared experiment. Undo brings back the model you had."));
+    assert_eq!(web_sys::window().unwrap().location().hash().unwrap(), "", "the address is clean again: the experiment is now this browser's work");
+    one(&root, "undo-button").click();
+    settle().await;
+    assert_eq!(card_types(&root)[0], "Conv2D", "the Seed CNN this browser had");
+}
+
+#[wasm_bindgen_test]
+async fn a_lesson_link_fixes_the_model_and_settings_and_can_be_left() {
+    use layerlab::io::share::{Control, Experiment, Lesson};
+    let mut e = Experiment::new(layerlab::preset("reverse-transformer").unwrap());
+    e.lesson = Some(Lesson { title: "Attention reverses".into(), instruction: "Press Train and watch the last layer.".into(), hide: vec![Control::Palette, Control::Hyperparameters] });
+    set_hash(&e.fragment());
+    let (root, _h) = mount();
+    settle().await;
+    assert_eq!(one(&root, "lesson-title-shown").text_content().unwrap(), "Attention reverses");
+    assert_eq!(one(&root, "lesson-instruction-shown").text_content().unwrap(), "Press Train and watch the last layer.");
+    assert!(all(&root, "notice").is_empty(), "a lesson needs no notice");
+    assert!(all(&root, "palette-item-Dense").is_empty() && all(&root, "preset-select").is_empty(), "no palette");
+    assert!(root.query_selector(".card-actions:not(.hidden)").unwrap().is_none(), "no move or remove buttons");
+    assert!(one(&root, "param-units").unchecked_into::<HtmlInputElement>().read_only());
+    assert!(one(&root, "settings-summary").text_content().unwrap().contains("reverse task (length 8, vocabulary 10) · Adam, learning rate 0.001 · batch 64 · 1 epoch · seed 0"));
+    assert!(root.query_selector(".settings.hidden").unwrap().is_some());
+    assert!(web_sys::window().unwrap().location().hash().unwrap().starts_with("#x="), "a reload shows the lesson again");
+    one(&root, "lesson-leave").click();
+    settle().await;
+    assert!(all(&root, "lesson-banner").is_empty());
+    assert_eq!(all(&root, "preset-select").len(), 1);
+    assert!(!one(&root, "param-units").unchecked_into::<HtmlInputElement>().read_only());
+    assert_eq!(web_sys::window().unwrap().location().hash().unwrap(), "");
+}
+
+#[wasm_bindgen_test]
+async fn a_damaged_link_gets_a_message_and_keeps_ones_model() {
+    let e = layerlab::io::share::Experiment::new(layerlab::preset("mlp").unwrap());
+    let frag = e.fragment();
+    set_hash(&frag[..frag.len() - 9]);
+    let (root, _h) = mount();
+    settle().await;
+    let notice = one(&root, "notice").text_content().unwrap();
+    assert!(notice.contains("This share link could not be opened: this link is incomplete"), "{notice}");
+    assert_eq!(card_types(&root)[0], "Conv2D", "the Seed CNN is kept");
+    set_hash("");
+}

@@ -1,3 +1,5 @@
-//! Files in and out: weights (and batches, gradients) as safetensors.
+//! Files in and out: weights (and batches, gradients) as safetensors, and share
+//! links.
 
+pub mod share;
 pub mod weights;

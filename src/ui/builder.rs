@@ -107,8 +107,12 @@ pub fn Stack() -> impl IntoView {
         }
         Err(_) => "the model has an error".to_string(),
     };
+    let page = expect_context::<super::share::PageState>();
     let drop_end = move |ev: DragEvent| {
         ev.prevent_default();
+        if page.model_locked() {
+            return;
+        }
         if let Some(p) = drag_payload(&ev) {
             let n = editor.spec.with_untracked(|s| s.layers.len());
             drop_at(editor, n, &p);
@@ -122,9 +126,11 @@ pub fn Stack() -> impl IntoView {
             <For each=move || editor.spec.with(|s| s.layers.iter().cloned().enumerate().collect::<Vec<_>>())
                 key=|(i, l)| format!("{i}:{}", serde_json::to_string(l).unwrap_or_default())
                 children=move |(index, layer)| view! { <LayerCard index layer info shapes/> }/>
-            <div class="drop-end" on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=drop_end>
-                "Drop a layer here"
-            </div>
+            <Show when=move || !page.model_locked()>
+                <div class="drop-end" on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=drop_end>
+                    "Drop a layer here"
+                </div>
+            </Show>
             {move || match info.get() {
                 Err(e) if e.layer.is_none() => view! { <SpecErrorView error=e/> }.into_any(),
                 _ => ().into_any(),
@@ -150,6 +156,8 @@ type InferResult = Result<crate::nn::ModelInfo, crate::SpecError>;
 #[component]
 fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Memo<Vec<(Vec<usize>, usize)>>) -> impl IntoView {
     let editor = expect_context::<Editor>();
+    let page = expect_context::<super::share::PageState>();
+    let locked = move || page.model_locked();
     let ty = layer.type_name();
     let card_error = RwSignal::new(None::<String>);
     // While a parameter is being typed: the layer as it would be, for a live shape.
@@ -165,7 +173,7 @@ fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Me
         view! {
             <label class="param">
                 <span>{name}</span>
-                <input type="text" data-testid=format!("param-{name}") value=text placeholder="default"
+                <input type="text" data-testid=format!("param-{name}") value=text placeholder="default" readonly=locked
                     on:input={
                         let l = l.clone();
                         move |ev| match l.with_param(name, &event_target_value(&ev)) {
@@ -207,12 +215,15 @@ fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Me
         }
     };
     view! {
-        <div class="card layer-card" class:has-error=move || error().is_some() data-testid="layer-card" data-layer-type=ty draggable="true"
+        <div class="card layer-card" class:has-error=move || error().is_some() data-testid="layer-card" data-layer-type=ty draggable=move || (!locked()).to_string()
             on:dragstart=move |ev: DragEvent| set_drag_payload(&ev, &format!("{MOVE_PREFIX}{index}"))
             on:dragover=|ev: DragEvent| ev.prevent_default()
             on:drop=move |ev: DragEvent| {
                 ev.prevent_default();
                 ev.stop_propagation();
+                if locked() {
+                    return;
+                }
                 if let Some(p) = drag_payload(&ev) {
                     drop_at(editor, index, &p);
                 }
@@ -221,7 +232,7 @@ fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Me
                 <span class="index">{index}</span>
                 <strong>{ty}</strong>
                 <span class="shape" data-testid="layer-shape">{shape_text}</span>
-                <span class="card-actions">
+                <span class="card-actions" class:hidden=locked>
                     <button title="Move up" aria-label="Move up" disabled=index == 0 on:click=move |_| editor.edit(|s| if index > 0 && index < s.layers.len() { s.layers.swap(index - 1, index) })>"↑"</button>
                     <button title="Move down" aria-label="Move down" on:click=move |_| editor.edit(|s| if index + 1 < s.layers.len() { s.layers.swap(index, index + 1) })>"↓"</button>
                     <button title="Remove" aria-label="Remove" data-testid="remove-layer" on:click=move |_| editor.edit(|s| if index < s.layers.len() { s.layers.remove(index); })>"✕"</button>

@@ -3,7 +3,9 @@
 
 use leptos::prelude::*;
 
+use super::share::{Fold, PageState};
 use super::{client, DataState, Editor, TrainView};
+use crate::io::share::Panel;
 use crate::data::DatasetSpec;
 use crate::nn::spec::OptimizerSpec;
 use crate::worker::Command;
@@ -58,7 +60,7 @@ fn polyline(points: &[(f32, f32)], max_x: f32, (lo, hi): (f32, f32), log: bool) 
 #[component]
 pub fn LossChart() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
-    let log_scale = RwSignal::new(false);
+    let log_scale = expect_context::<PageState>().log_scale;
     let series = Memo::new(move |_| view_state.losses.with(|l| bucketed(l)));
     // One computation per update, shared by both lines, the point count and the axis.
     let lines = Memo::new(move |_| {
@@ -74,7 +76,7 @@ pub fn LossChart() -> impl IntoView {
         <div class="chart">
             <div class="chart-head">
                 <h3>"Loss"</h3>
-                <label class="toggle"><input type="checkbox" data-testid="log-scale" on:change=move |ev| log_scale.set(event_target_checked(&ev))/>" log scale"</label>
+                <label class="toggle"><input type="checkbox" data-testid="log-scale" prop:checked=move || log_scale.get() on:change=move |ev| log_scale.set(event_target_checked(&ev))/>" log scale"</label>
             </div>
             <svg data-testid="loss-chart" data-points=move || lines.get().2.to_string()
                 data-first-loss=move || view_state.losses.with(|l| mean_of(&l[..l.len().min(10)]))
@@ -91,6 +93,7 @@ pub fn LossChart() -> impl IntoView {
 #[component]
 pub fn AccuracyChart() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
+    let page = expect_context::<PageState>();
     const H: f32 = 90.0;
     let points = move || {
         let evals = view_state.evals.get();
@@ -98,19 +101,34 @@ pub fn AccuracyChart() -> impl IntoView {
         evals.iter().map(|&(step, acc)| format!("{:.1},{:.1}", step as f32 / max_step * CHART_W, H - acc * H)).collect::<Vec<_>>().join(" ")
     };
     view! {
-        <div class="chart">
-            <h3>"Test accuracy"</h3>
-            <svg class="accuracy" data-testid="accuracy-chart" data-points=move || view_state.evals.with(|e| e.len()).to_string() viewBox=format!("0 0 {CHART_W} {H}") preserveAspectRatio="none" role="img" aria-label="test accuracy per evaluation">
+        <div class="chart" class:folded=move || !page.is_open(Panel::Accuracy)>
+            <h3><Fold panel=Panel::Accuracy/>"Test accuracy"</h3>
+            <svg class="accuracy fold-body" data-testid="accuracy-chart" data-points=move || view_state.evals.with(|e| e.len()).to_string() viewBox=format!("0 0 {CHART_W} {H}") preserveAspectRatio="none" role="img" aria-label="test accuracy per evaluation">
                 <polyline class="smooth" points=points />
             </svg>
         </div>
     }
 }
 
+/// The data set and training settings in one line, for a lesson that fixes them.
+fn settings_summary(s: &crate::nn::ModelSpec) -> String {
+    let data = match &s.input {
+        DatasetSpec::Mnist { .. } => "MNIST".to_string(),
+        other => format!("{} task (length {}, vocabulary {})", other.name(), other.shape()[0], other.classes()),
+    };
+    let opt = match s.training.optimizer {
+        OptimizerSpec::Adam { .. } => "Adam",
+        OptimizerSpec::SGD { .. } => "SGD with momentum",
+    };
+    let t = &s.training;
+    format!("{data} · {opt}, learning rate {} · batch {} · {} epoch{} · seed {}", t.optimizer.lr(), t.batch_size, t.epochs, if t.epochs == 1 { "" } else { "s" }, t.seed)
+}
+
 #[component]
 pub fn TrainingPanel() -> impl IntoView {
     let editor = expect_context::<Editor>();
     let view_state = expect_context::<TrainView>();
+    let page = expect_context::<PageState>();
     let invalid = Memo::new(move |_| editor.spec.with(|s| s.infer().err().map(|e| e.to_string())));
     let data_ready = move || matches!(view_state.data.get(), DataState::Ready { .. });
     let cannot_train = move || invalid.get().is_some() || !data_ready();
@@ -181,7 +199,10 @@ pub fn TrainingPanel() -> impl IntoView {
     view! {
         <aside class="train panel">
             <h2>"Training"</h2>
-            <div class="settings">
+            <Show when=move || page.settings_locked()>
+                <p class="settings-summary" data-testid="settings-summary">{move || settings_summary(&editor.spec.get())}</p>
+            </Show>
+            <div class="settings" class:hidden=move || page.settings_locked()>
                 <label class="field">
                     "Dataset"
                     <select data-testid="dataset-select" on:change=move |ev| {
@@ -242,7 +263,9 @@ pub fn TrainingPanel() -> impl IntoView {
             </div>
             <LossChart/>
             <AccuracyChart/>
-            <super::draw::DrawPanel/>
+            <Show when=move || editor.spec.with(|s| !s.input.is_tokens())>
+                <super::draw::DrawPanel/>
+            </Show>
             <super::views::ConfusionMatrix/>
         </aside>
     }

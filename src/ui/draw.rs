@@ -3,6 +3,9 @@
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
+
+use super::share::Fold;
+use crate::io::share::Panel;
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, PointerEvent};
 
@@ -45,6 +48,7 @@ fn canvas_point(canvas: &web_sys::HtmlCanvasElement, ev: &PointerEvent) -> (f64,
 #[component]
 pub fn DrawPanel() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
+    let page = expect_context::<super::share::PageState>();
     let canvas_ref = NodeRef::<Canvas>::new();
     let drawing = StoredValue::new(false);
     let last_request = StoredValue::new(0.0f64);
@@ -116,17 +120,17 @@ pub fn DrawPanel() -> impl IntoView {
         })
     };
     view! {
-        <div class="draw">
+        <div class="draw" class:folded=move || !page.is_open(Panel::Draw)>
             <div class="chart-head">
-                <h3>"Draw a digit"</h3>
-                <button data-testid="clear-drawing" on:click=move |_| {
+                <h3><Fold panel=Panel::Draw/>"Draw a digit"</h3>
+                <button class="fold-body" data-testid="clear-drawing" on:click=move |_| {
                     if let Some(c) = canvas_ref.get() {
                         clear(&c);
                     }
                     view_state.prediction.set(None);
                 }>"Clear"</button>
             </div>
-            <div class="draw-row">
+            <div class="draw-row fold-body">
                 <canvas node_ref=canvas_ref data-testid="draw-canvas" width=SIZE height=SIZE
                     on:pointerdown=down on:pointermove=moved on:pointerup=up on:pointerleave=up></canvas>
                 <div class="prediction" data-testid="prediction">

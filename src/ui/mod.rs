@@ -7,6 +7,7 @@ mod chart;
 mod client;
 mod draw;
 mod sequence;
+mod share;
 mod views;
 
 use leptos::prelude::*;
@@ -190,10 +191,25 @@ pub fn App() -> impl IntoView {
     let (spec, restore_error) = initial_spec();
     let editor = Editor::new(spec);
     let view_state = TrainView::new();
-    let notice = RwSignal::new(restore_error);
+    let page = share::PageState::new();
     provide_context(editor);
     provide_context(view_state);
+    provide_context(page);
+    // A share link in the address replaces the model (undoably) before the worker
+    // gets it; its message (or why it could not be opened) goes in the notice.
+    let link_notice = share::open_link_in_address(editor, page);
+    let notice = RwSignal::new(match (restore_error, link_notice) {
+        (Some(a), Some(b)) => Some(share::Notice::problem(format!("{a} {}", b.text))),
+        (a, b) => a.map(share::Notice::problem).or(b),
+    });
     client::start(view_state);
+    // A link pasted into the address bar of an open page changes only the fragment.
+    let hash = window_event_listener(leptos::ev::hashchange, move |_| {
+        if let Some(n) = share::open_link_in_address(editor, page) {
+            notice.set(Some(n));
+        }
+    });
+    on_cleanup(move || hash.remove());
 
     // Keep the work, and keep the worker's model in step with the editor.
     let last_sent = StoredValue::new(None::<ModelSpec>);
@@ -221,7 +237,8 @@ pub fn App() -> impl IntoView {
     // Undo / redo from anywhere on the page, except inside a text field (its own undo).
     let keys = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
         let target_is_input = ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlInputElement>(t).ok()).is_some();
-        if (ev.ctrl_key() || ev.meta_key()) && ev.key().eq_ignore_ascii_case("z") && !target_is_input {
+        let target_is_input = target_is_input || ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlTextAreaElement>(t).ok()).is_some();
+        if (ev.ctrl_key() || ev.meta_key()) && ev.key().eq_ignore_ascii_case("z") && !target_is_input && !page.model_locked() {
             ev.prevent_default();
             if ev.shift_key() {
                 editor.redo();
@@ -234,21 +251,29 @@ pub fn App() -> impl IntoView {
     let dark = RwSignal::new(false);
 
     view! {
-        <div class="app" class:dark=move || dark.get()>
+        <div class="app" class:dark=move || dark.get() class:presenter=move || page.presenter.get()>
             <header class="topbar">
                 <h1>"layerlab"</h1>
                 <span class="tagline">"Build a network. Train it. Watch it learn."</span>
+                <share::ShareButton/>
+                <button class="presenter-toggle" data-testid="presenter-toggle" aria-pressed=move || page.presenter.get().to_string()
+                    title="Larger type and charts, for a projector" on:click=move |_| page.set_presenter(!page.presenter.get_untracked())>
+                    {move || if page.presenter.get() { "Presenter: on" } else { "Presenter" }}
+                </button>
                 <button class="theme" data-testid="theme-toggle" on:click=move |_| dark.update(|d| *d = !*d)>
                     {move || if dark.get() { "Light theme" } else { "Dark theme" }}
                 </button>
             </header>
+            <share::LessonBanner/>
             {move || notice.get().map(|n| view! {
-                <div class="notice" data-testid="notice" role="alert">{n}
+                <div class="notice" class:info=!n.problem data-testid="notice" role=if n.problem { "alert" } else { "status" }>{n.text}
                     <button on:click=move |_| notice.set(None)>"Dismiss"</button>
                 </div>
             })}
-            <main class="columns">
-                <builder::Palette/>
+            <main class="columns" class:no-palette=move || page.model_locked()>
+                <Show when=move || !page.model_locked()>
+                    <builder::Palette/>
+                </Show>
                 <div class="middle">
                     <builder::Stack/>
                     <sequence::AttentionView/>

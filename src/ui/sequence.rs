@@ -4,7 +4,9 @@
 
 use leptos::prelude::*;
 
+use super::share::{Fold, PageState};
 use super::views::{refresh_live, ExamplePicker, GreyImage, RgbaImage};
+use crate::io::share::Panel;
 use super::{client, TrainView};
 use crate::nn::LayerSpec;
 use crate::worker::{AttentionMap, Command, HiddenState};
@@ -89,7 +91,8 @@ fn patch_overlay(image: &[u8], grid: [usize; 2], weights: &[f32], selected: Opti
 pub fn AttentionView() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
     let editor = expect_context::<super::Editor>();
-    let index = RwSignal::new(0usize);
+    let page = expect_context::<PageState>();
+    let index = page.example;
     // The patch whose looking the ViT view shows (None: all patches, averaged).
     let query = RwSignal::new(None::<usize>);
     let has_attention = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, LayerSpec::MultiHeadAttention { .. } | LayerSpec::TransformerEncoder { .. }))));
@@ -129,13 +132,15 @@ pub fn AttentionView() -> impl IntoView {
     };
     view! {
         <Show when=move || has_attention.get()>
-            <section class="panel attention" data-testid="attention-panel">
+            <section class="panel attention" data-testid="attention-panel" class:folded=move || !page.is_open(Panel::Attention)>
                 <div class="chart-head">
-                    <h2>"Attention"</h2>
+                    <h2><Fold panel=Panel::Attention/>"Attention"</h2>
                     <ExamplePicker index label="Test example " testid="attention" request=Callback::new(move |_| request())/>
                 </div>
-                <p class="hint">"Which positions each position looks at: the stronger the colour, the more attention. For sequences, rows are output positions (with their target) and columns the input tokens; for images, positions are the 4x4 grid of patches, row by row."</p>
-                <div data-testid="attention-maps">{content}</div>
+                <div class="fold-body">
+                    <p class="hint">"Which positions each position looks at: the stronger the colour, the more attention. For sequences, rows are output positions (with their target) and columns the input tokens; for images, positions are the 4x4 grid of patches, row by row."</p>
+                    <div data-testid="attention-maps">{content}</div>
+                </div>
             </section>
         </Show>
     }
@@ -217,7 +222,8 @@ fn diverging(v: f32) -> [u8; 4] {
 pub fn HiddenView() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
     let editor = expect_context::<super::Editor>();
-    let index = RwSignal::new(0usize);
+    let page = expect_context::<PageState>();
+    let index = page.example;
     let has_recurrent = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, LayerSpec::SimpleRNN { .. } | LayerSpec::LSTM { .. } | LayerSpec::GRU { .. }))));
     let request = move || client::send(&Command::Hidden { index: index.get_untracked() });
     refresh_live(has_recurrent, 25, request);
@@ -254,13 +260,15 @@ pub fn HiddenView() -> impl IntoView {
     };
     view! {
         <Show when=move || has_recurrent.get()>
-            <section class="panel hidden-states" data-testid="hidden-panel">
+            <section class="panel hidden-states" data-testid="hidden-panel" class:folded=move || !page.is_open(Panel::Hidden)>
                 <div class="chart-head">
-                    <h2>"Hidden state"</h2>
+                    <h2><Fold panel=Panel::Hidden/>"Hidden state"</h2>
                     <ExamplePicker index label="Test example " testid="hidden" request=Callback::new(move |_| request())/>
                 </div>
-                <p class="hint">"The memory of each recurrent layer as it reads the example: one row per step (top to bottom), one column per unit; red is +1, blue is −1."</p>
-                <div data-testid="hidden-states">{content}</div>
+                <div class="fold-body">
+                    <p class="hint">"The memory of each recurrent layer as it reads the example: one row per step (top to bottom), one column per unit; red is +1, blue is −1."</p>
+                    <div data-testid="hidden-states">{content}</div>
+                </div>
             </section>
         </Show>
     }

@@ -6,7 +6,9 @@ use leptos::prelude::*;
 use wasm_bindgen::Clamped;
 use web_sys::{CanvasRenderingContext2d, ImageData};
 
+use super::share::{Fold, PageState};
 use super::{client, TrainView};
+use crate::io::share::Panel;
 use crate::worker::Command;
 
 /// What an `Inspection` event brought.
@@ -58,6 +60,7 @@ fn to_grey(values: &[f32], symmetric: bool) -> Vec<u8> {
 #[component]
 pub fn ConfusionMatrix() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
+    let page = expect_context::<PageState>();
     let cells = move || {
         view_state.confusion.get().map(|m| {
             let max_off = m.iter().enumerate().flat_map(|(a, row)| row.iter().enumerate().filter(move |(p, _)| *p != a).map(|(_, &c)| c)).max().unwrap_or(0).max(1);
@@ -102,10 +105,12 @@ pub fn ConfusionMatrix() -> impl IntoView {
         })
     };
     view! {
-        <div class="confusion-view">
-            <h3>"Confusion matrix"</h3>
-            {move || cells().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Appears after the first evaluation (every 100 steps, on pause, and at the end). Click a cell to see its digits."</p> }.into_any())}
-            {examples}
+        <div class="confusion-view" class:folded=move || !page.is_open(Panel::Confusion)>
+            <h3><Fold panel=Panel::Confusion/>"Confusion matrix"</h3>
+            <div class="fold-body">
+                {move || cells().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Appears after the first evaluation (every 100 steps, on pause, and at the end). Click a cell to see its digits."</p> }.into_any())}
+                {examples}
+            </div>
         </div>
     }
 }
@@ -116,7 +121,8 @@ pub(super) fn refresh_live(active: Memo<bool>, every: usize, request: impl Fn() 
     let view_state = expect_context::<TrainView>();
     Effect::new(move |prev: Option<usize>| {
         let steps = view_state.losses.with(|l| l.len());
-        let bucket = steps / every;
+        // The first step shows the view at once; then every `every` steps.
+        let bucket = if steps == 0 { usize::MAX } else { steps.div_ceil(every) };
         if active.get() && steps > 0 && prev != Some(bucket) {
             request();
         }
@@ -144,7 +150,8 @@ pub(super) fn ExamplePicker(index: RwSignal<usize>, label: &'static str, testid:
 pub fn FilterView() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
     let editor = expect_context::<super::Editor>();
-    let index = RwSignal::new(0usize);
+    let page = expect_context::<PageState>();
+    let index = page.example;
     let has_conv = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }))));
     let inspect = move || client::send(&Command::Inspect { index: index.get_untracked() });
     refresh_live(has_conv, 25, inspect);
@@ -187,12 +194,14 @@ pub fn FilterView() -> impl IntoView {
     };
     view! {
         <Show when=move || has_conv.get()>
-            <section class="panel inspect">
+            <section class="panel inspect" class:folded=move || !page.is_open(Panel::Filters)>
                 <div class="chart-head">
-                    <h2>"Filters and feature maps"</h2>
+                    <h2><Fold panel=Panel::Filters/>"Filters and feature maps"</h2>
                     <ExamplePicker index label="Test digit " testid="inspect" request=Callback::new(move |_| inspect())/>
                 </div>
-                {move || content().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Press Show to see what the first convolution looks for, and what it sees in a test digit; the view follows training."</p> }.into_any())}
+                <div class="fold-body">
+                    {move || content().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Press Show to see what the first convolution looks for, and what it sees in a test digit; the view follows training."</p> }.into_any())}
+                </div>
             </section>
         </Show>
     }

@@ -99,12 +99,16 @@ def main():
                 break
             except Exception:
                 time.sleep(0.1)
-        args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1600,1400", f"--user-data-dir={tempfile.mkdtemp()}"]
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}}
-        sid = req("POST", base + "/session", caps)["value"]["sessionId"]
-        page = Page(f"{base}/session/{sid}")
+        def new_page():
+            """A browser with a fresh profile (nothing stored, no cache)."""
+            args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--window-size=1600,1400", f"--user-data-dir={tempfile.mkdtemp()}"]
+            caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}}
+            sid = req("POST", base + "/session", caps)["value"]["sessionId"]
+            return Page(f"{base}/session/{sid}")
+
+        page = new_page()
         req("POST", page.s + "/url", {"url": url})
 
         def check(name, fn):
@@ -245,6 +249,54 @@ def main():
             page.js("document.querySelector('[data-testid=\"attention-panel\"]').scrollIntoView();")
             page.screenshot(os.path.join(out, "layerlab-attention.png"))
 
+        def choose(p, testid, value):
+            p.js(f"var s=document.querySelector('[data-testid=\"{testid}\"]'); s.value='{value}'; s.dispatchEvent(new Event('change', {{bubbles: true}}));")
+
+        def step_curve(p, steps):
+            """Presses Step `steps` times; the loss chart's first and last means."""
+            p.wait("ready to train", lambda: "Ready to train" in (p.by_testid("status") or ""), 90)
+            for i in range(steps):
+                p.click("step-button")
+                p.wait(f"step {i + 1}", lambda: int(p.by_testid("loss-chart", "data-points") or 0) >= i + 1, 30)
+            return p.by_testid("loss-chart", "data-first-loss"), p.by_testid("loss-chart", "data-last-loss")
+
+        def share_links():
+            # An experiment set up here opens, the same, in a fresh browser profile
+            # from its share link, and Step reproduces the same losses.
+            choose(page, "preset-select", "reverse-lstm")
+            choose(page, "seed-input", "3")
+            page.click("fold-draw")
+            page.click("reset-button")
+            here = step_curve(page, 12)
+            page.click("share-button")
+            link = page.wait("the share link", lambda: page.js("var e=document.querySelector('[data-testid=\"share-link\"]'); return e && e.value;"), 10)
+            page.js("var t=document.querySelector('[data-testid=\"lesson-title\"]'); t.value='Reversing with an LSTM'; t.dispatchEvent(new Event('input', {bubbles: true}));")
+            page.js("document.querySelector('[data-testid=\"lesson-hide-settings\"]').click();")
+            lesson_link = page.wait("the lesson link", lambda: (lambda v: v if v and v != link else None)(page.js("return document.querySelector('[data-testid=\"lesson-link\"]').value;")), 10)
+            page.click("share-close")
+            print(f"e2e: share link {len(link)} characters, lesson link {len(lesson_link)}", flush=True)
+            other = new_page()
+            try:
+                req("POST", other.s + "/url", {"url": link})
+                other.wait("the shared model", lambda: other.js("return Array.from(document.querySelectorAll('[data-testid=\"layer-card\"]')).map(e => e.getAttribute('data-layer-type')).join(',');") == "Embedding,LSTM,Dense", 30)
+                assert other.js("return document.querySelector('[data-testid=\"seed-input\"]').value;") == "3"
+                assert other.js("return !!document.querySelector('.draw.folded');"), "the draw panel is folded as in the link"
+                assert "Opened a shared experiment" in (other.by_testid("notice") or ""), other.by_testid("notice")
+                there = step_curve(other, 12)
+                print(f"e2e: loss curve here {here}, from the link in a fresh profile {there}", flush=True)
+                assert here == there, f"the run from the link differs: {here} vs {there}"
+                # The lesson link: title on top, model and settings fixed, still trains.
+                req("POST", other.s + "/url", {"url": "about:blank"})
+                req("POST", other.s + "/url", {"url": lesson_link})
+                other.wait("the lesson", lambda: other.by_testid("lesson-title-shown") == "Reversing with an LSTM", 30)
+                assert other.by_testid("preset-select") is None and other.by_testid("palette-item-Dense") is None, "the palette is hidden"
+                assert "seed 3" in (other.by_testid("settings-summary") or ""), other.by_testid("settings-summary")
+                other.click("reset-button")
+                assert step_curve(other, 12) == here, "the lesson trains the same experiment"
+                other.screenshot(os.path.join(out, "layerlab-lesson.png"))
+            finally:
+                req("DELETE", other.s)
+
         def one_epoch():
             # Optional (E2E_EPOCH=1): a whole epoch of the Seed CNN in the page.
             page.click("reset-button")
@@ -260,6 +312,7 @@ def main():
             checks.append(("one_epoch", one_epoch))
         checks.append(("sequence_presets_train", sequence_presets_train))
         checks.append(("reverse_attention", reverse_attention))
+        checks.append(("share_links", share_links))
         checks.append(("corrupt_data", corrupt_data))
         only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]
         for name, fn in checks:

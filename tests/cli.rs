@@ -114,3 +114,28 @@ fn step_rejects_a_batch_of_the_wrong_shape() {
     assert_eq!(code, 1);
     assert!(err.contains("label 10 in \"y\" is outside 0..9"), "{err}");
 }
+
+#[test]
+fn export_writes_pytorch_code_weights_and_data() {
+    // Trained weights in, the same weights out under the same names.
+    let saved = tmp("export-start.safetensors");
+    let (code, _, err) = cli(&["train", "--model", "mlp", "--limit-train", "256", "--limit-test", "100", "--save", saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = tmp("export-mlp");
+    let (code, stdout, err) = cli(&["export", "--model", "mlp", "--weights", saved.to_str().unwrap(), "--format", "pytorch", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["files"].as_array().unwrap().len(), 11, "{v}");
+    for f in ["model.py", "train.py", "check.py", "README.md", "model.json", "mnist/t10k-labels-idx1-ubyte.gz"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    assert_eq!(weights::read_all(&std::fs::read(out.join("weights.safetensors")).unwrap()).unwrap(), weights::read_all(&std::fs::read(&saved).unwrap()).unwrap());
+    // A sequence task needs no data files; a bad format or weights file is named.
+    let out = tmp("export-reverse");
+    assert_eq!(cli(&["export", "--model", "reverse-lstm", "--out", out.to_str().unwrap()]).0, 0);
+    assert!(!out.join("mnist").exists());
+    let (code, _, err) = cli(&["export", "--model", "mlp", "--format", "onnx", "--out", out.to_str().unwrap()]);
+    assert!(code != 0 && err.contains("unknown export format \"onnx\""), "{err}");
+    let (code, _, err) = cli(&["export", "--model", "seed-cnn", "--weights", saved.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(code != 0 && err.contains("export-start.safetensors"), "{err}");
+}

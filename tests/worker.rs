@@ -220,3 +220,85 @@ fn hidden_states_of_every_recurrent_layer() {
         other => panic!("{other:?}"),
     }
 }
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn accuracy_of(events: &[Event]) -> f32 {
+    events.iter().find_map(|e| if let Event::Evaluation { accuracy, .. } = e { Some(*accuracy) } else { None }).expect("an evaluation")
+}
+
+#[test]
+fn trained_weights_come_back_with_the_same_accuracy() {
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
+    for _ in 0..6 {
+        s.handle(Command::Step);
+    }
+    let trained = accuracy_of(&s.handle(Command::Pause));
+    let Event::Weights { spec, steps, safetensors } = s.handle(Command::GetWeights).remove(0) else { panic!() };
+    assert_eq!(steps, 6);
+    // A reload: a new worker, the stored spec and weights.
+    let mut again = session(640);
+    again.handle(Command::SetSpec { spec: spec.clone() });
+    let events = again.handle(Command::LoadWeights { safetensors: safetensors.clone() });
+    assert!(events.contains(&Event::WeightsLoaded { tensors: spec.infer().unwrap().layers.iter().map(|l| l.params.len()).sum() }), "{events:?}");
+    assert_eq!(accuracy_of(&events), trained, "the restored model is the trained one");
+    // Weights that arrive before the data are kept until it is there.
+    let mut early = Session::new();
+    early.handle(Command::SetSpec { spec: spec.clone() });
+    let events = early.handle(Command::LoadWeights { safetensors: safetensors.clone() });
+    assert!(matches!(events.last(), Some(Event::WeightsLoaded { .. })), "{events:?}");
+    let Event::Weights { safetensors: held, .. } = early.handle(Command::GetWeights).remove(0) else { panic!() };
+    assert_eq!(held, safetensors);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
+    a.truncate(640);
+    b.truncate(500);
+    let digit: Vec<f32> = b.image(0).iter().map(|&p| p as f32 / 255.0).collect();
+    early.set_data(a, b);
+    let predict = Command::Predict { pixels: digit };
+    assert_eq!(early.handle(predict.clone()), s.handle(predict), "the held weights are the trained ones");
+}
+
+#[test]
+fn weights_that_do_not_fit_are_refused_with_the_tensor_named() {
+    let mut s = session(64);
+    s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights).remove(0) else { panic!() };
+    s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
+    let err = |events: Vec<Event>| match &events[..] {
+        [Event::Error { message }] => message.clone(),
+        other => panic!("{other:?}"),
+    };
+    let m = err(s.handle(Command::LoadWeights { safetensors }));
+    assert!(m.starts_with("these weights do not fit the model: weights: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"), "{m}");
+    assert!(err(s.handle(Command::LoadWeights { safetensors: "%%%".into() })).contains("not base64"));
+    assert!(err(s.handle(Command::LoadWeights { safetensors: b64(b"not a safetensors file") })).contains("do not fit"));
+    // NaN from a diverged run.
+    let model = layerlab::Model::new(&layerlab::preset("seed-cnn").unwrap()).unwrap();
+    model.parameters()[0].1.value_mut()[[0, 0, 0, 0]] = f32::NAN;
+    let bytes = layerlab::io::weights::save_parameters(&model.parameters()).unwrap();
+    let m = err(s.handle(Command::LoadWeights { safetensors: b64(&bytes) }));
+    assert!(m.contains("tensor \"0.weight\" holds NaN"), "{m}");
+}
+
+#[test]
+fn the_worker_exports_pytorch_code_with_its_weights() {
+    let mut s = Session::new();
+    s.handle(Command::SetSpec { spec: layerlab::preset("reverse-lstm").unwrap() });
+    s.handle(Command::Step);
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights).remove(0) else { panic!() };
+    match s.handle(Command::Export { format: "pytorch".into() }).remove(0) {
+        Event::Exported { format, files } => {
+            assert_eq!(format, "pytorch");
+            let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+            assert_eq!(names, ["model.py", "train.py", "check.py", "README.md", "model.json", "weights.safetensors", "check.safetensors"]);
+            assert_eq!(files[5].1, safetensors, "the trained weights, not fresh ones");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&s.handle(Command::Export { format: "onnx".into() })[0], Event::Error { message } if message.contains("unknown export format")));
+}

@@ -1,4 +1,5 @@
-//! The native command line: `train`, `bench`, `step` and `info` over a model spec.
+//! The native command line: `train`, `bench`, `step`, `info` and `export` over a
+//! model spec.
 //! Progress goes to stderr; the result is one JSON line on stdout.
 
 #[cfg(target_arch = "wasm32")]
@@ -99,6 +100,20 @@ mod cli {
             #[command(flatten)]
             model: ModelArgs,
         },
+        /// Write the model as code for another framework, with its weights.
+        Export {
+            #[command(flatten)]
+            model: ModelArgs,
+            /// Weights to export (safetensors; default: the spec's initial weights from its seed).
+            #[arg(long)]
+            weights: Option<PathBuf>,
+            /// The framework: `pytorch`.
+            #[arg(long, default_value = "pytorch")]
+            format: String,
+            /// The folder to write (created if missing).
+            #[arg(long)]
+            out: PathBuf,
+        },
     }
 
     pub fn run() -> i32 {
@@ -108,6 +123,7 @@ mod cli {
             Command::Bench { model, steps, warmup, runs } => bench(&model, steps, warmup, runs),
             Command::Step { model, weights, batch, grads } => step(&model, &weights, &batch, &grads),
             Command::Info { model } => info(&model),
+            Command::Export { model, weights, format, out } => export(&model, weights.as_deref(), &format, &out),
         };
         match result {
             Ok(line) => {
@@ -343,5 +359,35 @@ mod cli {
         }
         eprintln!("total: {} parameters", info.total_params);
         Ok(serde_json::to_string(&info).unwrap())
+    }
+
+    fn export(args: &ModelArgs, weights_path: Option<&Path>, format: &str, out: &Path) -> Result<String> {
+        let spec = load_spec(args)?;
+        let model = Model::new(&spec)?;
+        if let Some(path) = weights_path {
+            weights::load_parameters(&model.parameters(), &read(path)?).map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+        }
+        let files = match format {
+            "pytorch" | "torch" => layerlab::io::export::pytorch(&model)?,
+            other => return Err(Error::Input(format!("unknown export format \"{other}\"; use pytorch"))),
+        };
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out.display().to_string(), e))?;
+        for (name, bytes) in &files {
+            let path = out.join(name);
+            std::fs::write(&path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
+        }
+        // MNIST beside train.py, so that `python train.py` runs as it is.
+        let mut names: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+        if !spec.input.is_tokens() {
+            let from = data_dir(args);
+            let to = out.join("mnist");
+            std::fs::create_dir_all(&to).map_err(|e| Error::io(to.display().to_string(), e))?;
+            for f in [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS] {
+                std::fs::copy(from.join(f), to.join(f)).map_err(|e| Error::io(from.join(f).display().to_string(), e))?;
+                names.push(format!("mnist/{f}"));
+            }
+        }
+        eprintln!("wrote {} files to {}: {}", names.len(), out.display(), names.join(", "));
+        Ok(json!({"format": format, "out": out.display().to_string(), "files": names}).to_string())
     }
 }

@@ -64,6 +64,9 @@ pub fn load_parameters(params: &[(String, Tensor)], bytes: &[u8]) -> Result<()> 
         if a.shape() != p.shape().as_slice() {
             return Err(Error::Weights(format!("tensor \"{name}\" has shape {:?} but the model needs {:?}", a.shape(), p.shape())));
         }
+        if a.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Weights(format!("tensor \"{name}\" holds NaN or infinite values; these weights come from a diverged run")));
+        }
     }
     let expected: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
     let mut extra: Vec<&String> = loaded.keys().filter(|k| !expected.contains(&k.as_str())).collect();

@@ -5,6 +5,8 @@
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -36,6 +38,13 @@ pub enum Command {
     Attention { index: usize },
     /// Every recurrent layer's hidden state at each time step for test example `index`.
     Hidden { index: usize },
+    /// The current weights, as safetensors (for Download and the browser's store).
+    GetWeights,
+    /// Replace the weights (safetensors, base64): checked against the model's
+    /// names and shapes first; training starts over from them.
+    LoadWeights { safetensors: String },
+    /// The model as code for another framework (`pytorch`), with its weights.
+    Export { format: String },
 }
 
 /// Worker -> page.
@@ -72,8 +81,17 @@ pub enum Event {
     /// For `Inspect`: the digit, the first convolution's weights `[F, C, KH, KW]`
     /// and its output `[F, H, W]` (empty when the model has no convolution).
     Inspection { index: usize, label: usize, image: Vec<u8>, filter_shape: Vec<usize>, filters: Vec<f32>, map_shape: Vec<usize>, maps: Vec<f32> },
+    /// For `GetWeights`: the spec, the steps trained, the weights (safetensors, base64).
+    Weights { spec: ModelSpec, steps: usize, safetensors: String },
+    /// `LoadWeights` succeeded: `tensors` tensors replaced the model's.
+    WeightsLoaded { tensors: usize },
+    /// For `Export`: the files (name, base64 contents).
+    Exported { format: String, files: Vec<(String, String)> },
     Error { message: String },
 }
+
+/// The largest weights file the page accepts.
+pub const MAX_WEIGHTS_BYTES: usize = 200 << 20;
 
 /// One attention layer's weights for one example.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,6 +140,8 @@ pub struct Session {
     elapsed_s: f64,
     /// Predicted classes of the last evaluation, for the examples of a confusion cell.
     last_predicted: Vec<u8>,
+    /// Loaded weights (checked) for the next trainer, when the data is still loading.
+    pending_weights: Option<Vec<u8>>,
 }
 
 impl Default for Session {
@@ -132,7 +152,7 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new() }
+        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new(), pending_weights: None }
     }
 
     pub fn is_running(&self) -> bool {
@@ -204,6 +224,9 @@ impl Session {
             Command::Inspect { index } => self.inspect(index),
             Command::Attention { index } => self.attention(index),
             Command::Hidden { index } => self.hidden(index),
+            Command::GetWeights => self.weights(),
+            Command::LoadWeights { safetensors } => self.load_weights(&safetensors),
+            Command::Export { format } => self.export(&format),
             Command::SetLr { lr } => {
                 if !(lr.is_finite() && lr > 0.0) {
                     return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
@@ -221,6 +244,7 @@ impl Session {
 
     fn reset(&mut self) -> Vec<Event> {
         self.trainer = None;
+        self.pending_weights = None;
         self.running = false;
         self.elapsed_s = 0.0;
         vec![Event::Running { running: false }]
@@ -335,6 +359,65 @@ impl Session {
         vec![Event::HiddenStates { index, layers, tokens: ex.tokens, targets: ex.targets, image: ex.image, label: ex.label }]
     }
 
+    /// Runs `f` on the model in training, or (before any training) on the spec's
+    /// model as initialised, with weights loaded for it if any.
+    fn with_model<R>(&self, f: impl FnOnce(&crate::nn::Model) -> R) -> Result<R, String> {
+        if let Some(t) = &self.trainer {
+            return Ok(f(&t.model));
+        }
+        let spec = self.spec.as_ref().ok_or("no model yet")?;
+        let model = crate::nn::Model::new(spec).map_err(|e| e.to_string())?;
+        if let Some(bytes) = &self.pending_weights {
+            crate::io::weights::load_parameters(&model.parameters(), bytes).map_err(|e| e.to_string())?;
+        }
+        Ok(f(&model))
+    }
+
+    fn weights(&self) -> Vec<Event> {
+        let steps = self.trainer.as_ref().map_or(0, |t| t.steps_done());
+        let saved = self.with_model(|m| crate::io::weights::save_parameters(&m.parameters()).map(|bytes| (m.spec.clone(), bytes)).map_err(|e| e.to_string()));
+        match saved.and_then(|r| r) {
+            Ok((spec, bytes)) => vec![Event::Weights { spec, steps, safetensors: B64.encode(bytes) }],
+            Err(message) => vec![Event::Error { message }],
+        }
+    }
+
+    fn load_weights(&mut self, b64: &str) -> Vec<Event> {
+        let fail = |message: String| vec![Event::Error { message }];
+        if b64.len() / 4 * 3 > MAX_WEIGHTS_BYTES {
+            return fail(format!("the weights file is larger than {} MB, more than layerlab opens", MAX_WEIGHTS_BYTES >> 20));
+        }
+        let Ok(bytes) = B64.decode(b64) else { return fail("the weights could not be read (not base64)".into()) };
+        let Some(spec) = self.spec.clone() else { return fail("there is no model to load weights into".into()) };
+        // Check names, shapes and values against the model the spec builds.
+        let model = match crate::nn::Model::new(&spec) {
+            Ok(m) => m,
+            Err(e) => return fail(e.to_string()),
+        };
+        let params = model.parameters();
+        if let Err(e) = crate::io::weights::load_parameters(&params, &bytes) {
+            return fail(format!("these weights do not fit the model: {e}"));
+        }
+        let mut events = self.reset();
+        self.pending_weights = Some(bytes);
+        events.push(Event::WeightsLoaded { tensors: params.len() });
+        if self.ensure_model().is_ok() {
+            events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
+        }
+        events
+    }
+
+    fn export(&self, format: &str) -> Vec<Event> {
+        if format != "pytorch" {
+            return vec![Event::Error { message: format!("unknown export format \"{format}\"; use pytorch") }];
+        }
+        let files = self.with_model(|m| crate::io::export::pytorch(m).map_err(|e| e.to_string()));
+        match files.and_then(|r| r) {
+            Ok(files) => vec![Event::Exported { format: format.into(), files: files.into_iter().map(|(n, b)| (n, B64.encode(b))).collect() }],
+            Err(message) => vec![Event::Error { message }],
+        }
+    }
+
     /// A model to predict with: the one in training, or a fresh one.
     fn ensure_model(&mut self) -> Result<(), String> {
         let generated = self.spec.as_ref().is_some_and(|s| s.input.is_tokens());
@@ -357,6 +440,9 @@ impl Session {
             }
         }
         .map_err(|e| e.to_string())?;
+        if let Some(bytes) = self.pending_weights.take() {
+            crate::io::weights::load_parameters(trainer.parameters(), &bytes).map_err(|e| e.to_string())?;
+        }
         self.trainer = Some(trainer);
         Ok(())
     }

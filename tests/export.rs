@@ -1,0 +1,122 @@
+//! Export to PyTorch: the generated code compiles (always), and, where a Python
+//! with torch is available, reproduces layerlab's logits with the exported
+//! weights and trains a few steps (`check.py`, `train.py`). `scripts/test.sh`
+//! installs torch into a virtual environment and names it in LAYERLAB_PYTHON;
+//! without it the torch checks say that they were skipped and why.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use layerlab::io::export;
+use layerlab::{Model, ModelSpec};
+
+fn spec(input: &str, layers: &str) -> ModelSpec {
+    ModelSpec::from_json(&format!(r#"{{"name": "mixed", "input": {input}, "layers": {layers}, "training": {{"seed": 5, "batch_size": 16}}}}"#)).unwrap()
+}
+
+/// Presets and stacks that use every layer type and option the exporter maps.
+fn models() -> Vec<(String, ModelSpec)> {
+    let mut out: Vec<(String, ModelSpec)> = layerlab::PRESETS.iter().map(|(n, _)| (n.to_string(), layerlab::preset(n).unwrap())).collect();
+    let mnist = r#"{"dataset": "mnist"}"#;
+    out.push(("conv-same".into(), spec(mnist, r#"[
+        {"type": "Conv2D", "filters": 4, "kernel_size": [3, 4], "strides": 2, "padding": "same", "activation": "tanh"},
+        {"type": "AveragePool2D", "pool_size": 2, "strides": 1},
+        {"type": "Conv2D", "filters": 3, "kernel_size": 2, "padding": "same", "use_bias": false},
+        {"type": "Sigmoid"}, {"type": "MaxPool2D", "pool_size": [2, 3]},
+        {"type": "Flatten"}, {"type": "Dropout", "rate": 0.3},
+        {"type": "Dense", "units": 12, "activation": "gelu"}, {"type": "Dense", "units": 10, "activation": "softmax", "use_bias": false}]"#)));
+    out.push(("rows-rnn-gru".into(), spec(mnist, r#"[
+        {"type": "Reshape", "target_shape": [28, -1]},
+        {"type": "SimpleRNN", "units": 6, "return_sequences": true},
+        {"type": "GRU", "units": 5, "return_sequences": true},
+        {"type": "LayerNormalization", "epsilon": 0.001},
+        {"type": "MultiHeadAttention", "num_heads": 5, "causal": true},
+        {"type": "LSTM", "units": 7}, {"type": "ReLU"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}]"#)));
+    out.push(("tokens-sinusoidal".into(), spec(r#"{"dataset": "sort", "seq_len": 6, "vocab": 7}"#, r#"[
+        {"type": "Embedding", "input_dim": 7, "output_dim": 8}, {"type": "PositionalEmbedding", "kind": "sinusoidal"},
+        {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 16, "dropout": 0.1},
+        {"type": "GELU"}, {"type": "Tanh"}, {"type": "Dense", "units": 7}]"#)));
+    out
+}
+
+/// Writes an export of `spec` with every parameter set to random values (so that
+/// a swapped bias or a transposed kernel cannot hide behind zeros and ones).
+fn write_export(name: &str, spec: &ModelSpec) -> PathBuf {
+    let model = Model::new(spec).unwrap();
+    let mut seed = 11u32;
+    for (_, p) in model.parameters() {
+        p.value_mut().mapv_inplace(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.6
+        });
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("export").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, bytes) in export::pytorch(&model).unwrap() {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}
+
+fn run(python: &str, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(python).args(args).current_dir(dir).env("OMP_NUM_THREADS", "1").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{} {args:?} in {}:\n{text}", python, dir.display());
+    text
+}
+
+/// A Python that has torch, numpy and safetensors, or why there is none.
+fn torch_python() -> Result<String, String> {
+    let python = std::env::var("LAYERLAB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python).args(["-c", "import torch, numpy, safetensors"]).output();
+    match probe {
+        Ok(o) if o.status.success() => Ok(python),
+        Ok(o) => {
+            let why = format!("{python} cannot import torch, numpy and safetensors: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+            // When the test command set up a Python for these checks, it must work.
+            assert!(std::env::var("LAYERLAB_PYTHON").is_err(), "{why}");
+            Err(why)
+        }
+        Err(e) => Err(format!("{python} cannot run: {e}")),
+    }
+}
+
+#[test]
+fn exported_code_compiles() {
+    for (name, spec) in models() {
+        let dir = write_export(&name, &spec);
+        for file in ["model.py", "train.py", "check.py"] {
+            run("python3", &dir, &["-m", "py_compile", file]);
+        }
+        let model_py = std::fs::read_to_string(dir.join("model.py")).unwrap();
+        assert_eq!(model_py.matches("  # ").count(), spec.layers.len(), "{name}: one module per layer, in order");
+        assert!(dir.join("weights.safetensors").exists() && dir.join("check.safetensors").exists());
+    }
+}
+
+#[test]
+fn exported_pytorch_models_give_layerlabs_logits_and_train() {
+    let python = match torch_python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: the PyTorch round trip needs torch ({why}); `bash scripts/test.sh` installs it");
+            return;
+        }
+    };
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    for (name, spec) in models() {
+        let dir = write_export(&name, &spec);
+        let out = run(&python, &dir, &["check.py"]);
+        assert!(out.contains("largest difference from layerlab's logits"), "{name}: {out}");
+        eprintln!("{name}: {}", out.trim());
+        if ["seed-cnn", "reverse-transformer", "rows-rnn-gru", "tokens-sinusoidal"].contains(&name.as_str()) {
+            let out = run(&python, &dir, &["train.py", "--steps", "3", "--data", mnist.to_str().unwrap()]);
+            assert!(out.contains("after 3 steps: test accuracy"), "{name}: {out}");
+            // The weights PyTorch trained load back into layerlab.
+            let model = Model::new(&spec).unwrap();
+            let bytes = std::fs::read(dir.join("trained.safetensors")).unwrap();
+            layerlab::io::weights::load_parameters(&model.parameters(), &bytes).unwrap();
+        }
+    }
+}

@@ -120,3 +120,23 @@ fn exported_pytorch_models_give_layerlabs_logits_and_train() {
         }
     }
 }
+
+#[test]
+fn the_page_download_is_a_zip_of_the_export() {
+    let model = Model::new(&layerlab::preset("mlp").unwrap()).unwrap();
+    let files = export::pytorch(&model).unwrap();
+    let bytes = export::zip("mlp-pytorch", &files).unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(archive.len(), files.len());
+    for (name, contents) in &files {
+        let mut f = archive.by_name(&format!("mlp-pytorch/{name}")).unwrap();
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut read).unwrap();
+        assert_eq!(&read, contents, "{name}");
+    }
+    // Open reads it back: the files without their folder.
+    let bytes = export::zip("mlp-pytorch", &files).unwrap();
+    assert_eq!(export::unzip(&bytes, 1 << 30).unwrap(), files);
+    assert!(export::unzip(&bytes, 1000).unwrap_err().to_string().contains("more than layerlab opens"));
+    assert!(export::unzip(b"PK not really", 1000).unwrap_err().to_string().contains("not a zip archive"));
+}

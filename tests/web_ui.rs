@@ -407,3 +407,47 @@ async fn a_damaged_link_gets_a_message_and_keeps_ones_model() {
     assert_eq!(card_types(&root)[0], "Conv2D", "the Seed CNN is kept");
     set_hash("");
 }
+
+/// Drops files (name, contents) onto the page, as a user dragging them from the desktop.
+fn drop_files(target: &HtmlElement, files: &[(&str, &[u8])]) {
+    let dt = web_sys::DataTransfer::new().unwrap();
+    for (name, bytes) in files {
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(*bytes));
+        dt.items().add_with_file(&web_sys::File::new_with_u8_array_sequence(&parts, name).unwrap()).unwrap();
+    }
+    let init = web_sys::DragEventInit::new();
+    init.set_bubbles(true);
+    init.set_data_transfer(Some(&dt));
+    target.dispatch_event(&web_sys::DragEvent::new_with_event_init_dict("drop", &init).unwrap()).unwrap();
+}
+
+async fn wait_for_notice(root: &HtmlElement) -> String {
+    for _ in 0..50 {
+        settle().await;
+        if let Some(n) = all(root, "notice").first() {
+            return n.text_content().unwrap();
+        }
+    }
+    panic!("no notice");
+}
+
+#[wasm_bindgen_test]
+async fn model_files_dropped_on_the_page_are_opened_or_named_in_an_error() {
+    set_hash("");
+    let (root, _h) = mount();
+    settle().await;
+    let spec = layerlab::preset("reverse-lstm").unwrap().to_json_pretty();
+    drop_files(&one(&root, "model-totals"), &[("reverse-lstm.json", spec.as_bytes())]);
+    assert_eq!(wait_for_notice(&root).await, "Opened reverse-lstm.json. Undo brings back the model you had.Dismiss");
+    assert_eq!(card_types(&root), ["Embedding", "LSTM", "Dense"]);
+    root.query_selector("[data-testid=notice] button").unwrap().unwrap().unchecked_into::<HtmlElement>().click();
+    settle().await;
+    drop_files(&one(&root, "model-totals"), &[("broken.json", br#"{"input": {"dataset": "mnist"}, "layers": [{"type": "Dense", "units": -3}]}"#)]);
+    let n = wait_for_notice(&root).await;
+    assert!(n.starts_with("broken.json: invalid model: layer 0 Dense"), "{n}");
+    assert_eq!(card_types(&root), ["Embedding", "LSTM", "Dense"], "a bad file changes nothing");
+    root.query_selector("[data-testid=notice] button").unwrap().unwrap().unchecked_into::<HtmlElement>().click();
+    settle().await;
+    drop_files(&one(&root, "model-totals"), &[("notes.txt", b"hello")]);
+    assert!(wait_for_notice(&root).await.starts_with("notes.txt: layerlab opens a model file (.json) and its weights (.safetensors)"));
+}

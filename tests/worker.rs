@@ -238,7 +238,7 @@ fn trained_weights_come_back_with_the_same_accuracy() {
         s.handle(Command::Step);
     }
     let trained = accuracy_of(&s.handle(Command::Pause));
-    let Event::Weights { spec, steps, safetensors } = s.handle(Command::GetWeights).remove(0) else { panic!() };
+    let Event::Weights { spec, steps, safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
     assert_eq!(steps, 6);
     // A reload: a new worker, the stored spec and weights.
     let mut again = session(640);
@@ -251,14 +251,15 @@ fn trained_weights_come_back_with_the_same_accuracy() {
     early.handle(Command::SetSpec { spec: spec.clone() });
     let events = early.handle(Command::LoadWeights { safetensors: safetensors.clone() });
     assert!(matches!(events.last(), Some(Event::WeightsLoaded { .. })), "{events:?}");
-    let Event::Weights { safetensors: held, .. } = early.handle(Command::GetWeights).remove(0) else { panic!() };
+    let Event::Weights { safetensors: held, .. } = early.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
     assert_eq!(held, safetensors);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
     let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
     a.truncate(640);
     b.truncate(500);
     let digit: Vec<f32> = b.image(0).iter().map(|&p| p as f32 / 255.0).collect();
-    early.set_data(a, b);
+    let events = early.set_data(a, b);
+    assert_eq!(accuracy_of(&events), trained, "once the data is there, the held weights are evaluated");
     let predict = Command::Predict { pixels: digit };
     assert_eq!(early.handle(predict.clone()), s.handle(predict), "the held weights are the trained ones");
 }
@@ -267,7 +268,7 @@ fn trained_weights_come_back_with_the_same_accuracy() {
 fn weights_that_do_not_fit_are_refused_with_the_tensor_named() {
     let mut s = session(64);
     s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
-    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights).remove(0) else { panic!() };
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
     s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
     let err = |events: Vec<Event>| match &events[..] {
         [Event::Error { message }] => message.clone(),
@@ -290,7 +291,7 @@ fn the_worker_exports_pytorch_code_with_its_weights() {
     let mut s = Session::new();
     s.handle(Command::SetSpec { spec: layerlab::preset("reverse-lstm").unwrap() });
     s.handle(Command::Step);
-    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights).remove(0) else { panic!() };
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
     match s.handle(Command::Export { format: "pytorch".into() }).remove(0) {
         Event::Exported { format, files } => {
             assert_eq!(format, "pytorch");

@@ -653,3 +653,42 @@ pub fn pytorch(model: &Model) -> Result<Vec<File>> {
         ("check.safetensors".into(), check_batch(model)?),
     ])
 }
+
+/// The files in one zip archive (stored, not compressed: weights do not shrink
+/// and code is small), each under `folder/`.
+pub fn zip(folder: &str, files: &[File]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let fail = |e: &dyn std::fmt::Display| crate::error::Error::Input(format!("the zip archive could not be written: {e}"));
+    let mut w = ::zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = ::zip::write::SimpleFileOptions::default().compression_method(::zip::CompressionMethod::Stored).large_file(false);
+    for (name, bytes) in files {
+        w.start_file(format!("{folder}/{name}"), options).map_err(|e| fail(&e))?;
+        w.write_all(bytes).map_err(|e| fail(&e))?;
+    }
+    Ok(w.finish().map_err(|e| fail(&e))?.into_inner())
+}
+
+/// The files of a zip archive (the page's Download, or an export): name and
+/// contents, folders left out. Entries may be stored or deflated.
+pub fn unzip(bytes: &[u8], max_bytes: usize) -> Result<Vec<File>> {
+    use std::io::Read;
+    let fail = |m: String| crate::error::Error::Input(m);
+    let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| fail(format!("not a zip archive ({e})")))?;
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).map_err(|e| fail(format!("a damaged zip archive ({e})")))?;
+        if f.is_dir() {
+            continue;
+        }
+        total += f.size() as usize;
+        if total > max_bytes {
+            return Err(fail(format!("its files add up to more than {} MB, more than layerlab opens", max_bytes >> 20)));
+        }
+        let name = f.name().rsplit('/').next().unwrap_or_default().to_string();
+        let mut data = Vec::with_capacity(f.size() as usize);
+        f.read_to_end(&mut data).map_err(|e| fail(format!("{name} in it cannot be read ({e}); unzip it and open its files")))?;
+        out.push((name, data));
+    }
+    Ok(out)
+}

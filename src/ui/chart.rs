@@ -248,6 +248,8 @@ pub fn TrainingPanel() -> impl IntoView {
                 <button data-testid="step-button" disabled=move || cannot_train() || view_state.running.get() on:click=move |_| { view_state.message.set(None); client::send(&Command::Step) }>"Step"</button>
                 <button data-testid="reset-button" disabled=move || invalid.get().is_some() on:click=move |_| {
                     view_state.clear();
+                    // Starting over: the trained weights kept in this browser go too.
+                    wasm_bindgen_futures::spawn_local(async { let _ = super::files::store::clear().await; });
                     client::send(&Command::SetSpec { spec: editor.spec.get_untracked() });
                 }>"Reset"</button>
             </div>

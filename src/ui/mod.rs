@@ -6,6 +6,7 @@ mod builder;
 mod chart;
 mod client;
 mod draw;
+mod files;
 mod sequence;
 mod share;
 mod views;
@@ -146,9 +147,19 @@ impl TrainView {
                 self.epoch_progress.set(epoch_progress);
             }
             Event::Evaluation { step, accuracy, confusion, sequence_accuracy, .. } => {
+                // Keep the trained model in this browser (a reload restores it).
+                if step > 0 {
+                    client::send(&crate::worker::Command::GetWeights { purpose: files::FOR_STORE.into() });
+                }
                 self.evals.update(|e| e.push((step, accuracy)));
                 self.sequence_accuracy.set(sequence_accuracy);
                 self.confusion.set(Some(confusion));
+            }
+            Event::Weights { purpose, spec, steps, safetensors } => files::on_weights(&purpose, spec, steps, &safetensors),
+            Event::Exported { format, files } => files::on_exported(format, files, self.message),
+            Event::WeightsLoaded { tensors } => {
+                self.clear();
+                self.message.set(Some(format!("Loaded the weights ({tensors} tensors); training continues from them.")));
             }
             Event::AttentionMaps { maps, tokens, targets, image, label, grid, .. } => self.attention.set(Some(sequence::Attention { maps, tokens, targets, image, label, grid })),
             Event::HiddenStates { layers, tokens, image, label, .. } => self.hidden.set(Some(sequence::Hidden { layers, tokens, image, label })),
@@ -195,6 +206,8 @@ pub fn App() -> impl IntoView {
     provide_context(editor);
     provide_context(view_state);
     provide_context(page);
+    let pending = files::PendingWeights(StoredValue::new(None));
+    provide_context(pending);
     // A share link in the address replaces the model (undoably) before the worker
     // gets it; its message (or why it could not be opened) goes in the notice.
     let link_notice = share::open_link_in_address(editor, page);
@@ -202,6 +215,7 @@ pub fn App() -> impl IntoView {
         (Some(a), Some(b)) => Some(share::Notice::problem(format!("{a} {}", b.text))),
         (a, b) => a.map(share::Notice::problem).or(b),
     });
+    provide_context(notice);
     client::start(view_state);
     // A link pasted into the address bar of an open page changes only the fragment.
     let hash = window_event_listener(leptos::ev::hashchange, move |_| {
@@ -230,9 +244,33 @@ pub fn App() -> impl IntoView {
         } else {
             view_state.clear();
             client::send(&crate::worker::Command::SetSpec { spec: spec.clone() });
+            // Weights opened together with this model follow it.
+            if let Some(w) = pending.0.try_update_value(|p| p.take()).flatten() {
+                client::send(&crate::worker::Command::LoadWeights { safetensors: w });
+            }
         }
         last_sent.set_value(Some(spec));
     });
+    files::restore_trained(editor, notice);
+
+    // Model and weights files dropped anywhere on the page are opened.
+    let drop_files = move |ev: web_sys::DragEvent| {
+        let files: Vec<web_sys::File> = ev.data_transfer().and_then(|d| d.files()).map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
+        if files.is_empty() {
+            return;
+        }
+        ev.prevent_default();
+        wasm_bindgen_futures::spawn_local(async move {
+            let n = files::open_files(files, editor, pending).await;
+            notice.set(Some(n));
+        });
+    };
+    let drag_over = move |ev: web_sys::DragEvent| {
+        // Allow dropping files (layer drags have their own targets).
+        if ev.data_transfer().is_some_and(|d| d.types().includes(&"Files".into(), 0)) {
+            ev.prevent_default();
+        }
+    };
 
     // Undo / redo from anywhere on the page, except inside a text field (its own undo).
     let keys = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
@@ -251,10 +289,11 @@ pub fn App() -> impl IntoView {
     let dark = RwSignal::new(false);
 
     view! {
-        <div class="app" class:dark=move || dark.get() class:presenter=move || page.presenter.get()>
+        <div class="app" class:dark=move || dark.get() class:presenter=move || page.presenter.get() on:drop=drop_files on:dragover=drag_over>
             <header class="topbar">
                 <h1>"layerlab"</h1>
                 <span class="tagline">"Build a network. Train it. Watch it learn."</span>
+                <files::FileButtons/>
                 <share::ShareButton/>
                 <button class="presenter-toggle" data-testid="presenter-toggle" aria-pressed=move || page.presenter.get().to_string()
                     title="Larger type and charts, for a projector" on:click=move |_| page.set_presenter(!page.presenter.get_untracked())>

@@ -38,8 +38,9 @@ pub enum Command {
     Attention { index: usize },
     /// Every recurrent layer's hidden state at each time step for test example `index`.
     Hidden { index: usize },
-    /// The current weights, as safetensors (for Download and the browser's store).
-    GetWeights,
+    /// The current weights, as safetensors; `purpose` (what the page wants them
+    /// for, e.g. a download) comes back with them.
+    GetWeights { purpose: String },
     /// Replace the weights (safetensors, base64): checked against the model's
     /// names and shapes first; training starts over from them.
     LoadWeights { safetensors: String },
@@ -82,7 +83,7 @@ pub enum Event {
     /// and its output `[F, H, W]` (empty when the model has no convolution).
     Inspection { index: usize, label: usize, image: Vec<u8>, filter_shape: Vec<usize>, filters: Vec<f32>, map_shape: Vec<usize>, maps: Vec<f32> },
     /// For `GetWeights`: the spec, the steps trained, the weights (safetensors, base64).
-    Weights { spec: ModelSpec, steps: usize, safetensors: String },
+    Weights { purpose: String, spec: ModelSpec, steps: usize, safetensors: String },
     /// `LoadWeights` succeeded: `tensors` tensors replaced the model's.
     WeightsLoaded { tensors: usize },
     /// For `Export`: the files (name, base64 contents).
@@ -167,7 +168,12 @@ impl Session {
         let ev = Event::DataLoaded { train: train.len(), test: test.len() };
         self.data = Some((train.into(), test.into()));
         self.trainer = None;
-        vec![ev]
+        let mut events = vec![ev];
+        // Weights that came before the data (a restored model): show how good they are.
+        if self.pending_weights.is_some() && self.ensure_model().is_ok() {
+            events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
+        }
+        events
     }
 
     /// Handles a command that needs no I/O (`LoadData` is the web layer's).
@@ -224,7 +230,7 @@ impl Session {
             Command::Inspect { index } => self.inspect(index),
             Command::Attention { index } => self.attention(index),
             Command::Hidden { index } => self.hidden(index),
-            Command::GetWeights => self.weights(),
+            Command::GetWeights { purpose } => self.weights(purpose),
             Command::LoadWeights { safetensors } => self.load_weights(&safetensors),
             Command::Export { format } => self.export(&format),
             Command::SetLr { lr } => {
@@ -373,11 +379,11 @@ impl Session {
         Ok(f(&model))
     }
 
-    fn weights(&self) -> Vec<Event> {
+    fn weights(&self, purpose: String) -> Vec<Event> {
         let steps = self.trainer.as_ref().map_or(0, |t| t.steps_done());
         let saved = self.with_model(|m| crate::io::weights::save_parameters(&m.parameters()).map(|bytes| (m.spec.clone(), bytes)).map_err(|e| e.to_string()));
         match saved.and_then(|r| r) {
-            Ok((spec, bytes)) => vec![Event::Weights { spec, steps, safetensors: B64.encode(bytes) }],
+            Ok((spec, bytes)) => vec![Event::Weights { purpose, spec, steps, safetensors: B64.encode(bytes) }],
             Err(message) => vec![Event::Error { message }],
         }
     }

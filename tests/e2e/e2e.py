@@ -47,6 +47,12 @@ class Page:
         ok = self.js(f"var e=document.querySelector('[data-testid=\"{testid}\"]'); if(!e||e.disabled) return false; e.click(); return true;")
         assert ok, f"cannot click {testid}: missing or disabled (status: {self.by_testid('status')})"
 
+    def user_click(self, testid):
+        """A click through WebDriver's input: a trusted user gesture (which a
+        browser asks for before letting a page download more than one file)."""
+        el = req("POST", self.s + "/element", {"using": "css selector", "value": f"[data-testid=\"{testid}\"]"})["value"]
+        req("POST", self.s + f"/element/{list(el.values())[0]}/click", {})
+
     def wait(self, what, predicate, timeout):
         end = time.time() + timeout
         while time.time() < end:
@@ -99,12 +105,15 @@ def main():
                 break
             except Exception:
                 time.sleep(0.1)
+        downloads = tempfile.mkdtemp(prefix="layerlab-downloads-")
+
         def new_page():
             """A browser with a fresh profile (nothing stored, no cache)."""
             args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--window-size=1600,1400", f"--user-data-dir={tempfile.mkdtemp()}"]
-            caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}}
+            prefs = {"download.default_directory": downloads, "download.prompt_for_download": False}
+            caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args, "prefs": prefs}}}}
             sid = req("POST", base + "/session", caps)["value"]["sessionId"]
             return Page(f"{base}/session/{sid}")
 
@@ -151,6 +160,59 @@ def main():
             acc = page.wait("the accuracy after pausing", lambda: "%" in (page.by_testid("accuracy-value") or "") and page.by_testid("accuracy-value"), 30)
             print(f"e2e: test accuracy after {STEPS}+ steps: {acc}", flush=True)
             assert max(tasks or [0]) <= MAX_TASK_MS, f"a main-thread task took {max(tasks)} ms"
+
+        def reload_restores():
+            # The trained model is kept in the browser: a reload brings it back.
+            before = page.by_testid("accuracy-value")
+            time.sleep(1)  # the weights are stored right after the evaluation
+            req("POST", page.s + "/url", {"url": url})
+            page.wait("the restored weights", lambda: "Loaded the weights" in (page.by_testid("status") or ""), 90)
+            after = page.wait("the accuracy after the reload", lambda: "%" in (page.by_testid("accuracy-value") or "") and page.by_testid("accuracy-value"), 30)
+            print(f"e2e: test accuracy before the reload {before}, after {after}; notice: {page.by_testid('notice')}", flush=True)
+            assert before == after, f"{before} != {after}"
+            assert "Restored the model trained in this browser" in (page.by_testid("notice") or ""), page.by_testid("notice")
+
+        def wait_file(name, timeout=60):
+            path = os.path.join(downloads, name)
+            end = time.time() + timeout
+            while time.time() < end:
+                if os.path.exists(path) and not os.path.exists(path + ".crdownload") and os.path.getsize(path) > 0:
+                    time.sleep(0.3)
+                    return path
+                time.sleep(0.25)
+            raise AssertionError(f"no download {name} in {downloads}: {os.listdir(downloads)}")
+
+        def files_round_trip():
+            # Download the trained reverser (a zip of model.json and weights.safetensors),
+            # export it to PyTorch, start over, and open the download: the same model
+            # with the same accuracy.
+            seq = page.by_testid("sequence-accuracy-value")
+            page.user_click("download-button")
+            saved = wait_file("reverse-transformer.zip")
+            import zipfile
+            assert sorted(zipfile.ZipFile(saved).namelist()) == ["reverse-transformer/model.json", "reverse-transformer/weights.safetensors"], zipfile.ZipFile(saved).namelist()
+            page.user_click("export-button")
+            zip_path = wait_file("reverse-transformer-pytorch.zip")
+            names = zipfile.ZipFile(zip_path).namelist()
+            assert "reverse-transformer-pytorch/model.py" in names and "reverse-transformer-pytorch/weights.safetensors" in names, names
+            python = os.environ.get("LAYERLAB_PYTHON")
+            if python:
+                folder = tempfile.mkdtemp()
+                zipfile.ZipFile(zip_path).extractall(folder)
+                run = subprocess.run([python, "check.py"], cwd=os.path.join(folder, "reverse-transformer-pytorch"), capture_output=True, text=True)
+                print(f"e2e: the page's PyTorch export: {run.stdout.strip()}", flush=True)
+                assert run.returncode == 0, run.stdout + run.stderr
+            else:
+                print("e2e: SKIPPED running the page's PyTorch export (no LAYERLAB_PYTHON with torch)", flush=True)
+            page.click("reset-button")
+            page.wait("the reset", lambda: page.by_testid("sequence-accuracy-value") is None, 10)
+            el = req("POST", page.s + "/element", {"using": "css selector", "value": "[data-testid=\"open-input\"]"})["value"]
+            eid = list(el.values())[0]
+            req("POST", page.s + f"/element/{eid}/value", {"text": saved})
+            page.wait("the opened weights", lambda: "Loaded the weights" in (page.by_testid("status") or ""), 30)
+            again = page.wait("the accuracy of the opened model", lambda: page.by_testid("sequence-accuracy-value"), 30)
+            print(f"e2e: downloaded and opened again: {seq} -> {again} of sequences right; {page.by_testid('notice')}", flush=True)
+            assert again == seq, f"{seq} != {again}"
 
         def draw_a_one():
             # A vertical stroke down the middle of the canvas, as pointer events.
@@ -307,11 +369,12 @@ def main():
             print(f"e2e: one epoch in the page: test accuracy {acc} after {time.time() - started:.0f} s ({page.by_testid('speed-value')})", flush=True)
             assert float(acc.split()[0]) >= 98.0, acc
 
-        checks = [("loads", loads), ("preset", preset), ("trains", trains), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]
+        checks = [("loads", loads), ("preset", preset), ("trains", trains), ("reload_restores", reload_restores), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]
         if os.environ.get("E2E_EPOCH") == "1":
             checks.append(("one_epoch", one_epoch))
         checks.append(("sequence_presets_train", sequence_presets_train))
         checks.append(("reverse_attention", reverse_attention))
+        checks.append(("files_round_trip", files_round_trip))
         checks.append(("share_links", share_links))
         checks.append(("corrupt_data", corrupt_data))
         only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]

@@ -1,0 +1,306 @@
+//! The model as files: Download (`model.json` + `weights.safetensors`), Open (a
+//! file picker, or files dropped onto the page), Export to PyTorch (a zip), and
+//! the trained model kept in the browser's IndexedDB, so that a reload restores
+//! it (the worker checks every weights file against the model before using it).
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::share::Notice;
+use super::{client, Editor};
+use crate::nn::ModelSpec;
+use crate::worker::{Command, MAX_WEIGHTS_BYTES};
+
+/// The largest model file (JSON) the page opens.
+pub const MAX_SPEC_BYTES: usize = 1 << 20;
+/// `GetWeights` purposes.
+pub const FOR_DOWNLOAD: &str = "download";
+pub const FOR_STORE: &str = "store";
+
+/// Weights opened with a new model wait here until the worker has the model.
+#[derive(Clone, Copy)]
+pub struct PendingWeights(pub StoredValue<Option<String>>);
+
+/// Saves bytes as a file through the browser's download.
+pub fn download(name: &str, bytes: &[u8], mime: &str) {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options) else { return };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
+    if let Ok(a) = doc.create_element("a").map(|e| e.unchecked_into::<web_sys::HtmlAnchorElement>()) {
+        a.set_href(&url);
+        a.set_download(name);
+        a.click();
+    }
+    // The click has started the download; the URL may go once it has been read.
+    let revoke = Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    if let Some(w) = web_sys::window() {
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(revoke.unchecked_ref(), 10_000);
+    }
+}
+
+fn file_stem(spec: &ModelSpec) -> String {
+    let name: String = spec.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    if name.is_empty() { "model".into() } else { name }
+}
+
+/// The worker sent weights: download them, or keep them in the browser.
+pub fn on_weights(purpose: &str, spec: ModelSpec, steps: usize, b64: &str) {
+    let Ok(bytes) = B64.decode(b64) else { return };
+    match purpose {
+        FOR_DOWNLOAD => {
+            // One download (browsers hold back a second automatic one): a zip with
+            // model.json and weights.safetensors, which Open reads back.
+            let stem = file_stem(&spec);
+            let files = vec![("model.json".to_string(), spec.to_json_pretty().into_bytes()), ("weights.safetensors".to_string(), bytes)];
+            if let Ok(zip) = crate::io::export::zip(&stem, &files) {
+                download(&format!("{stem}.zip"), &zip, "application/zip");
+            }
+        }
+        FOR_STORE => wasm_bindgen_futures::spawn_local(async move {
+            let _ = store::save(&spec.to_json_pretty(), &bytes, steps).await;
+        }),
+        _ => {}
+    }
+}
+
+/// The worker sent an export: zip it (with MNIST for image models, so that
+/// `python train.py` runs as it is) and download it.
+pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSignal<Option<String>>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut files: Vec<(String, Vec<u8>)> = files.into_iter().filter_map(|(n, b)| B64.decode(b).ok().map(|b| (n, b))).collect();
+        let spec = files.iter().find(|f| f.0 == "model.json").and_then(|f| ModelSpec::from_json(&String::from_utf8_lossy(&f.1)).ok());
+        let stem = spec.as_ref().map(file_stem).unwrap_or_else(|| "model".into());
+        if spec.as_ref().is_some_and(|s| !s.input.is_tokens()) {
+            for name in [crate::data::mnist::TRAIN_IMAGES, crate::data::mnist::TRAIN_LABELS, crate::data::mnist::TEST_IMAGES, crate::data::mnist::TEST_LABELS] {
+                match fetch_bytes(&format!("mnist/{name}")).await {
+                    Ok(b) => files.push((format!("mnist/{name}"), b)),
+                    Err(e) => {
+                        message.set(Some(format!("The export is downloaded without MNIST ({e}); pass train.py --data DIR with the four MNIST files.")));
+                        break;
+                    }
+                }
+            }
+        }
+        let folder = format!("{stem}-{format}");
+        match crate::io::export::zip(&folder, &files) {
+            Ok(zip) => download(&format!("{folder}.zip"), &zip, "application/zip"),
+            Err(e) => message.set(Some(e.to_string())),
+        }
+    });
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let resp = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("{url}: {e:?}"))?;
+    let resp: web_sys::Response = resp.unchecked_into();
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buf = JsFuture::from(file.array_buffer()).await.map_err(|e| format!("{}: could not be read ({e:?})", file.name()))?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+/// Opens a model file (`.json`), a weights file (`.safetensors`), both, or a zip
+/// with them (the page's Download); says what was opened, or what is wrong with
+/// which file.
+pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: PendingWeights) -> Notice {
+    // Every file read, within its size limit; a zip opens into its files.
+    let mut items: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut opened = Vec::new();
+    for f in files {
+        let name = f.name();
+        let lower = name.to_lowercase();
+        let limit = if lower.ends_with(".json") {
+            MAX_SPEC_BYTES
+        } else if lower.ends_with(".safetensors") || lower.ends_with(".zip") {
+            MAX_WEIGHTS_BYTES
+        } else {
+            return Notice::problem(format!("{name}: layerlab opens a model file (.json) and its weights (.safetensors), or a zip of them; this is neither."));
+        };
+        if f.size() > limit as f64 {
+            return Notice::problem(format!("{name}: {:.1} MB is more than layerlab opens for such a file (at most {} MB); is it the right file?", f.size() / 1e6, limit >> 20));
+        }
+        let bytes = match read_file(&f).await {
+            Ok(b) => b,
+            Err(e) => return Notice::problem(e),
+        };
+        if lower.ends_with(".zip") {
+            match crate::io::export::unzip(&bytes, MAX_WEIGHTS_BYTES) {
+                Ok(entries) => items.extend(entries.into_iter().filter(|(n, _)| n.ends_with(".json") || n.ends_with(".safetensors")).map(|(n, b)| (format!("{name}: {n}"), b))),
+                Err(e) => return Notice::problem(format!("{name}: {e}")),
+            }
+            if !items.iter().any(|(n, _)| n.starts_with(&name)) {
+                return Notice::problem(format!("{name}: the archive holds no model file (.json) or weights (.safetensors)."));
+            }
+        } else {
+            items.push((name.clone(), bytes));
+        }
+        opened.push(name);
+    }
+    let mut spec = None;
+    let mut weights = None;
+    for (name, bytes) in items {
+        if name.ends_with(".json") {
+            if bytes.len() > MAX_SPEC_BYTES {
+                return Notice::problem(format!("{name}: too large for a model file (at most {} MB)", MAX_SPEC_BYTES >> 20));
+            }
+            match ModelSpec::from_json(&String::from_utf8_lossy(&bytes)) {
+                Ok(s) => spec = Some(s),
+                Err(e) => return Notice::problem(format!("{name}: {e}")),
+            }
+        } else {
+            weights = Some(B64.encode(bytes));
+        }
+    }
+    let changed = spec.as_ref().is_some_and(|s| editor.spec.with_untracked(|cur| cur != s));
+    if let Some(s) = spec {
+        editor.edit(|cur| *cur = s);
+    }
+    if let Some(w) = weights {
+        if changed {
+            // Sent right after the new model reaches the worker.
+            pending.0.set_value(Some(w));
+        } else {
+            client::send(&Command::LoadWeights { safetensors: w });
+        }
+    }
+    let mut text = format!("Opened {}.", opened.join(" and "));
+    if changed {
+        text.push_str(" Undo brings back the model you had.");
+    }
+    Notice { text, problem: false }
+}
+
+/// The Open / Download / Export buttons.
+#[component]
+pub fn FileButtons() -> impl IntoView {
+    let editor = expect_context::<Editor>();
+    let pending = expect_context::<PendingWeights>();
+    let notice = expect_context::<RwSignal<Option<Notice>>>();
+    let picker = NodeRef::<leptos::html::Input>::new();
+    let valid = Memo::new(move |_| editor.spec.with(|s| s.infer().is_ok()));
+    let on_pick = move |_| {
+        let Some(input) = picker.get() else { return };
+        let files: Vec<web_sys::File> = input.files().map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
+        input.set_value("");
+        if files.is_empty() {
+            return;
+        }
+        wasm_bindgen_futures::spawn_local(async move {
+            let n = open_files(files, editor, pending).await;
+            notice.set(Some(n));
+        });
+    };
+    view! {
+        <span class="file-buttons">
+            <input type="file" multiple accept=".json,.safetensors" class="hidden" data-testid="open-input" node_ref=picker on:change=on_pick/>
+            <button data-testid="open-button" title="Open a model file (.json) and/or its weights (.safetensors); you can also drop them onto the page"
+                on:click=move |_| if let Some(i) = picker.get() { i.click() }>"Open…"</button>
+            <button data-testid="download-button" disabled=move || !valid.get() title="Download the model (.json) and its current weights (.safetensors)"
+                on:click=move |_| client::send(&Command::GetWeights { purpose: FOR_DOWNLOAD.into() })>"Download"</button>
+            <button data-testid="export-button" disabled=move || !valid.get() title="Download PyTorch code (model.py, train.py) with the current weights, as a zip"
+                on:click=move |_| client::send(&Command::Export { format: "pytorch".into() })>"Export to PyTorch"</button>
+        </span>
+    }
+}
+
+/// The trained model in IndexedDB: one record, the last model trained in this
+/// browser (spec, weights, steps).
+pub mod store {
+    use super::*;
+
+    const DB: &str = "layerlab";
+    const STORE: &str = "models";
+    const KEY: &str = "current";
+
+    /// Resolves when an IndexedDB request succeeds (with its result) or fails.
+    fn wait(req: &web_sys::IdbRequest) -> JsFuture {
+        let promise = js_sys::Promise::new(&mut |resolve, reject| {
+            let r = req.clone();
+            let ok = Closure::once_into_js(move || {
+                let _ = resolve.call1(&JsValue::NULL, &r.result().unwrap_or(JsValue::UNDEFINED));
+            });
+            let err = Closure::once_into_js(move || {
+                let _ = reject.call1(&JsValue::NULL, &JsValue::from_str("IndexedDB request failed"));
+            });
+            req.set_onsuccess(Some(ok.unchecked_ref()));
+            req.set_onerror(Some(err.unchecked_ref()));
+        });
+        JsFuture::from(promise)
+    }
+
+    async fn open() -> Result<web_sys::IdbDatabase, JsValue> {
+        let factory = web_sys::window().ok_or("no window")?.indexed_db()?.ok_or("no IndexedDB")?;
+        let req = factory.open_with_u32(DB, 1)?;
+        let upgrade = Closure::once_into_js(move |ev: web_sys::Event| {
+            if let Some(db) = ev.target().and_then(|t| t.unchecked_into::<web_sys::IdbOpenDbRequest>().result().ok()) {
+                let _ = db.unchecked_into::<web_sys::IdbDatabase>().create_object_store(STORE);
+            }
+        });
+        req.set_onupgradeneeded(Some(upgrade.unchecked_ref()));
+        Ok(wait(&req).await?.unchecked_into())
+    }
+
+    fn models(db: &web_sys::IdbDatabase, mode: web_sys::IdbTransactionMode) -> Result<web_sys::IdbObjectStore, JsValue> {
+        db.transaction_with_str_and_mode(STORE, mode)?.object_store(STORE)
+    }
+
+    pub async fn save(spec_json: &str, weights: &[u8], steps: usize) -> Result<(), JsValue> {
+        let db = open().await?;
+        let record = js_sys::Object::new();
+        js_sys::Reflect::set(&record, &"spec".into(), &spec_json.into())?;
+        js_sys::Reflect::set(&record, &"weights".into(), &js_sys::Uint8Array::from(weights))?;
+        js_sys::Reflect::set(&record, &"steps".into(), &(steps as f64).into())?;
+        wait(&models(&db, web_sys::IdbTransactionMode::Readwrite)?.put_with_key(&record, &KEY.into())?).await?;
+        Ok(())
+    }
+
+    /// The stored spec (JSON), weights and steps, if any.
+    pub async fn load() -> Result<Option<(String, Vec<u8>, usize)>, JsValue> {
+        let db = open().await?;
+        let v = wait(&models(&db, web_sys::IdbTransactionMode::Readonly)?.get(&KEY.into())?).await?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        let spec = js_sys::Reflect::get(&v, &"spec".into())?.as_string().unwrap_or_default();
+        let weights = js_sys::Uint8Array::new(&js_sys::Reflect::get(&v, &"weights".into())?).to_vec();
+        let steps = js_sys::Reflect::get(&v, &"steps".into())?.as_f64().unwrap_or(0.0) as usize;
+        Ok(Some((spec, weights, steps)))
+    }
+
+    pub async fn clear() -> Result<(), JsValue> {
+        let db = open().await?;
+        wait(&models(&db, web_sys::IdbTransactionMode::Readwrite)?.delete(&KEY.into())?).await?;
+        Ok(())
+    }
+}
+
+/// At start: if this browser kept a trained model and it is the model on the
+/// page, give the worker its weights back.
+pub fn restore_trained(editor: Editor, notice: RwSignal<Option<Notice>>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let Ok(Some((spec_json, weights, steps))) = store::load().await else { return };
+        let Ok(stored) = ModelSpec::from_json(&spec_json) else { return };
+        if editor.spec.with_untracked(|s| *s != stored) || steps == 0 {
+            return;
+        }
+        client::send(&Command::LoadWeights { safetensors: B64.encode(&weights) });
+        if notice.with_untracked(|n| n.is_none()) {
+            notice.set(Some(Notice { text: format!("Restored the model trained in this browser ({steps} steps)."), problem: false }));
+        }
+    });
+}

@@ -52,20 +52,21 @@ ensure_browser() {
   export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 }
 
-# A Python with torch, numpy and safetensors for the export round-trip tests, in a
+# A Python with torch, keras, numpy and safetensors for the export round-trip tests, in a
 # virtual environment outside the clone (a few GB once, then reused). If it cannot
 # be installed, say so: those tests then report themselves skipped.
 ensure_torch_python() {
   local venv="${LAYERLAB_VENV:-$HOME/.cache/layerlab/venv}"
-  if ! "$venv/bin/python" -c "import torch, numpy, safetensors" 2>/dev/null; then
+  if ! KERAS_BACKEND=torch "$venv/bin/python" -c "import torch, keras, numpy, safetensors" 2>/dev/null; then
     command -v python3 >/dev/null || apt_install python3
     python3 -c "import venv, ensurepip" 2>/dev/null || apt_install python3-venv
-    log "installing torch, numpy and safetensors into $venv (a few minutes, once)"
-    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q torch numpy safetensors; }; then
-      log "SKIPPING the PyTorch round trips: torch could not be installed into $venv (pip's message is above)"
+    log "installing torch, keras, numpy and safetensors into $venv (a few minutes, once)"
+    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q torch keras numpy safetensors; }; then
+      log "SKIPPING the PyTorch and Keras round trips: they could not be installed into $venv (pip's message is above)"
       return 0
     fi
   fi
   export LAYERLAB_PYTHON="$venv/bin/python"
-  log "PyTorch round trips run with $LAYERLAB_PYTHON (torch $("$LAYERLAB_PYTHON" -c 'import torch; print(torch.__version__)'))"
+  export KERAS_BACKEND=torch
+  log "export round trips run with $LAYERLAB_PYTHON ($(KERAS_BACKEND=torch "$LAYERLAB_PYTHON" -c 'import torch, keras; print("torch", torch.__version__, "keras", keras.__version__)' 2>/dev/null))"
 }

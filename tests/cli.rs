@@ -135,7 +135,7 @@ fn export_writes_pytorch_code_weights_and_data() {
     assert_eq!(cli(&["export", "--model", "reverse-lstm", "--out", out.to_str().unwrap()]).0, 0);
     assert!(!out.join("mnist").exists());
     let (code, _, err) = cli(&["export", "--model", "mlp", "--format", "onnx", "--out", out.to_str().unwrap()]);
-    assert!(code != 0 && err.contains("unknown export format \"onnx\""), "{err}");
+    assert!(code != 0 && err.contains("unknown export format \"onnx\"; use pytorch or keras"), "{err}");
     let (code, _, err) = cli(&["export", "--model", "seed-cnn", "--weights", saved.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(code != 0 && err.contains("export-start.safetensors"), "{err}");
 }

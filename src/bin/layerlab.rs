@@ -107,7 +107,7 @@ mod cli {
             /// Weights to export (safetensors; default: the spec's initial weights from its seed).
             #[arg(long)]
             weights: Option<PathBuf>,
-            /// The framework: `pytorch`.
+            /// The framework: `pytorch` or `keras` (Keras 3).
             #[arg(long, default_value = "pytorch")]
             format: String,
             /// The folder to write (created if missing).
@@ -369,7 +369,8 @@ mod cli {
         }
         let files = match format {
             "pytorch" | "torch" => layerlab::io::export::pytorch(&model)?,
-            other => return Err(Error::Input(format!("unknown export format \"{other}\"; use pytorch"))),
+            "keras" => layerlab::io::keras::keras(&model)?,
+            other => return Err(Error::Input(format!("unknown export format \"{other}\"; use pytorch or keras"))),
         };
         std::fs::create_dir_all(out).map_err(|e| Error::io(out.display().to_string(), e))?;
         for (name, bytes) in &files {

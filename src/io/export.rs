@@ -186,12 +186,12 @@ const HELPERS: &[(&str, &str)] = &[
     ),
 ];
 
-fn py_float(v: f32) -> String {
+pub(crate) fn py_float(v: f32) -> String {
     let s = format!("{v:?}");
     if s.contains(['.', 'e', 'i', 'N']) { s } else { format!("{s}.0") }
 }
 
-fn py_tuple(v: &[usize]) -> String {
+pub(crate) fn py_tuple(v: &[usize]) -> String {
     match v {
         [one] => format!("({one},)"),
         _ => format!("({})", v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
@@ -327,7 +327,7 @@ fn same_pad(layer: &LayerSpec, input: &[usize], output: &[usize]) -> [usize; 4] 
     [th / 2, th - th / 2, tw / 2, tw - tw / 2]
 }
 
-fn describe_input(spec: &ModelSpec) -> String {
+pub(crate) fn describe_input(spec: &ModelSpec) -> String {
     match &spec.input {
         DatasetSpec::Mnist { shape } => format!("MNIST digits {shape:?} per example, pixels in [0, 1]"),
         other => format!("token ids [{}] per example (the {} task, vocabulary {})", other.shape()[0], other.name(), other.classes()),
@@ -395,6 +395,62 @@ from torch import nn
     out
 }
 
+/// The data set's name and the Python line with its shape (MNIST) or its
+/// sequence length and vocabulary (tasks).
+pub(crate) fn task_lines(spec: &ModelSpec) -> (String, String) {
+    match &spec.input {
+        DatasetSpec::Mnist { shape } => ("mnist".to_string(), format!("INPUT_SHAPE = {}", py_tuple(shape))),
+        other => (other.name().to_string(), format!("SEQ_LEN, VOCAB = {}, {}", other.shape()[0], other.classes())),
+    }
+}
+
+/// The data functions both train.py files share: MNIST from IDX files in
+/// layerlab's order (numpy arrays), or the sequence task generated with numpy.
+pub(crate) const DATA_PY: &str = r#"def read_idx(path):
+    """An MNIST IDX file (.gz) as a numpy array."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def lcg_permutation(n, seed):
+    """layerlab's data order: Fisher-Yates driven by a 32-bit LCG."""
+    perm = list(range(n))
+    state = seed
+    for i in range(n - 1, 0, -1):
+        state = (state * 1664525 + 1013904223) & 0xFFFFFFFF
+        j = state % (i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def epoch_seed(epoch):
+    return (SEED * 0x9E3779B1 + epoch + 1) & 0xFFFFFFFF
+
+
+def load_data(folder):
+    """(x_train, y_train, x_test, y_test) as numpy arrays."""
+    if DATASET == "mnist":
+        def images(name):
+            return (read_idx(os.path.join(folder, name)).astype(np.float32) / 255.0).reshape(-1, *INPUT_SHAPE)
+
+        def labels(name):
+            return read_idx(os.path.join(folder, name)).astype(np.int64)
+
+        return (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz"),
+                images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
+    # The sequence task, generated here with numpy from the seed (layerlab draws
+    # its examples with its own generator: the same task, other examples).
+    def task(n, seed):
+        x = np.random.default_rng(seed).integers(0, VOCAB, size=(n, SEQ_LEN))
+        y = {"reverse": x[:, ::-1], "sort": np.sort(x, axis=1), "copy": x}[DATASET]
+        return x.astype(np.int64), np.ascontiguousarray(y).astype(np.int64)
+
+    return (*task(50_000, SEED), *task(1_000, SEED + 1))
+"#;
+
 /// `train.py`: the spec's recipe (optimizer, learning rate, batch, epochs, seed)
 /// on its data set, on one process or many (torchrun + DDP).
 pub fn train_py(spec: &ModelSpec) -> String {
@@ -404,11 +460,9 @@ pub fn train_py(spec: &ModelSpec) -> String {
         OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => format!("torch.optim.Adam(params, lr={}, betas=({}, {}), eps={})", py_float(lr), py_float(beta_1), py_float(beta_2), py_float(epsilon)),
         OptimizerSpec::SGD { lr, momentum } => format!("torch.optim.SGD(params, lr={}, momentum={})", py_float(lr), py_float(momentum)),
     };
-    let (dataset, task_line) = match &spec.input {
-        DatasetSpec::Mnist { shape } => ("mnist".to_string(), format!("INPUT_SHAPE = {}", py_tuple(shape))),
-        other => (other.name().to_string(), format!("SEQ_LEN, VOCAB = {}, {}", other.shape()[0], other.classes())),
-    };
+    let (dataset, task_line) = task_lines(spec);
     TRAIN_TEMPLATE
+        .replace("{{DATA_PY}}", DATA_PY)
         .replace("{{DATASET}}", &dataset)
         .replace("{{TASK_LINE}}", &task_line)
         .replace("{{SEED}}", &t.seed.to_string())
@@ -452,51 +506,7 @@ def make_optimizer(params):
     return {{OPTIMIZER}}
 
 
-def read_idx(path):
-    """An MNIST IDX file (.gz) as a numpy array."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def lcg_permutation(n, seed):
-    """layerlab's data order: Fisher-Yates driven by a 32-bit LCG."""
-    perm = list(range(n))
-    state = seed
-    for i in range(n - 1, 0, -1):
-        state = (state * 1664525 + 1013904223) & 0xFFFFFFFF
-        j = state % (i + 1)
-        perm[i], perm[j] = perm[j], perm[i]
-    return perm
-
-
-def epoch_seed(epoch):
-    return (SEED * 0x9E3779B1 + epoch + 1) & 0xFFFFFFFF
-
-
-def load_data(folder):
-    """(x_train, y_train, x_test, y_test) as tensors."""
-    if DATASET == "mnist":
-        def images(name):
-            x = read_idx(os.path.join(folder, name)).astype(np.float32) / 255.0
-            return torch.from_numpy(x).reshape(-1, *INPUT_SHAPE)
-
-        def labels(name):
-            return torch.from_numpy(read_idx(os.path.join(folder, name)).astype(np.int64))
-
-        return (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz"),
-                images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
-    # The sequence task, generated here with numpy from the seed (layerlab draws
-    # its examples with its own generator: the same task, other examples).
-    def task(n, seed):
-        x = np.random.default_rng(seed).integers(0, VOCAB, size=(n, SEQ_LEN))
-        y = {"reverse": x[:, ::-1], "sort": np.sort(x, axis=1), "copy": x}[DATASET]
-        return torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
-
-    return (*task(50_000, SEED), *task(1_000, SEED + 1))
-
+{{DATA_PY}}
 
 def evaluate(model, x, y, device):
     model.eval()
@@ -539,7 +549,7 @@ def main():
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     optimizer = make_optimizer(net.parameters())
 
-    x_train, y_train, x_test, y_test = load_data(args.data)
+    x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in load_data(args.data))
     n = len(x_train)
     step = 0
     for epoch in range(args.epochs):

@@ -214,6 +214,8 @@ pub fn FileButtons() -> impl IntoView {
                 on:click=move |_| client::send(&Command::GetWeights { purpose: FOR_DOWNLOAD.into() })>"Download"</button>
             <button data-testid="export-button" disabled=move || !valid.get() title="Download PyTorch code (model.py, train.py) with the current weights, as a zip"
                 on:click=move |_| client::send(&Command::Export { format: "pytorch".into() })>"Export to PyTorch"</button>
+            <button data-testid="export-keras-button" disabled=move || !valid.get() title="Download Keras 3 code (model.py, train.py) with the current weights, as a zip"
+                on:click=move |_| client::send(&Command::Export { format: "keras".into() })>"Keras"</button>
         </span>
     }
 }

@@ -44,7 +44,7 @@ pub enum Command {
     /// Replace the weights (safetensors, base64): checked against the model's
     /// names and shapes first; training starts over from them.
     LoadWeights { safetensors: String },
-    /// The model as code for another framework (`pytorch`), with its weights.
+    /// The model as code for another framework (`pytorch`, `keras`), with its weights.
     Export { format: String },
 }
 
@@ -414,10 +414,12 @@ impl Session {
     }
 
     fn export(&self, format: &str) -> Vec<Event> {
-        if format != "pytorch" {
-            return vec![Event::Error { message: format!("unknown export format \"{format}\"; use pytorch") }];
-        }
-        let files = self.with_model(|m| crate::io::export::pytorch(m).map_err(|e| e.to_string()));
+        let export = match format {
+            "pytorch" => crate::io::export::pytorch,
+            "keras" => crate::io::keras::keras,
+            _ => return vec![Event::Error { message: format!("unknown export format \"{format}\"; use pytorch or keras") }],
+        };
+        let files = self.with_model(|m| export(m).map_err(|e| e.to_string()));
         match files.and_then(|r| r) {
             Ok(files) => vec![Event::Exported { format: format.into(), files: files.into_iter().map(|(n, b)| (n, B64.encode(b))).collect() }],
             Err(message) => vec![Event::Error { message }],

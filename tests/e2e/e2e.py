@@ -195,15 +195,18 @@ def main():
             zip_path = wait_file("reverse-transformer-pytorch.zip")
             names = zipfile.ZipFile(zip_path).namelist()
             assert "reverse-transformer-pytorch/model.py" in names and "reverse-transformer-pytorch/weights.safetensors" in names, names
+            page.user_click("export-keras-button")
+            keras_zip = wait_file("reverse-transformer-keras.zip")
             python = os.environ.get("LAYERLAB_PYTHON")
             if python:
-                folder = tempfile.mkdtemp()
-                zipfile.ZipFile(zip_path).extractall(folder)
-                run = subprocess.run([python, "check.py"], cwd=os.path.join(folder, "reverse-transformer-pytorch"), capture_output=True, text=True)
-                print(f"e2e: the page's PyTorch export: {run.stdout.strip()}", flush=True)
-                assert run.returncode == 0, run.stdout + run.stderr
+                for framework, path in [("pytorch", zip_path), ("keras", keras_zip)]:
+                    folder = tempfile.mkdtemp()
+                    zipfile.ZipFile(path).extractall(folder)
+                    run = subprocess.run([python, "check.py"], cwd=os.path.join(folder, f"reverse-transformer-{framework}"), capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "torch"})
+                    print(f"e2e: the page's {framework} export: {run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ''}", flush=True)
+                    assert run.returncode == 0, run.stdout + run.stderr
             else:
-                print("e2e: SKIPPED running the page's PyTorch export (no LAYERLAB_PYTHON with torch)", flush=True)
+                print("e2e: SKIPPED running the page's PyTorch and Keras exports (no LAYERLAB_PYTHON with torch and keras)", flush=True)
             page.click("reset-button")
             page.wait("the reset", lambda: page.by_testid("sequence-accuracy-value") is None, 10)
             el = req("POST", page.s + "/element", {"using": "css selector", "value": "[data-testid=\"open-input\"]"})["value"]
@@ -327,7 +330,7 @@ def main():
             # from its share link, and Step reproduces the same losses.
             choose(page, "preset-select", "reverse-lstm")
             choose(page, "seed-input", "3")
-            page.click("fold-draw")
+            page.click("fold-hidden")
             page.click("reset-button")
             here = step_curve(page, 12)
             page.click("share-button")
@@ -342,7 +345,7 @@ def main():
                 req("POST", other.s + "/url", {"url": link})
                 other.wait("the shared model", lambda: other.js("return Array.from(document.querySelectorAll('[data-testid=\"layer-card\"]')).map(e => e.getAttribute('data-layer-type')).join(',');") == "Embedding,LSTM,Dense", 30)
                 assert other.js("return document.querySelector('[data-testid=\"seed-input\"]').value;") == "3"
-                assert other.js("return !!document.querySelector('.draw.folded');"), "the draw panel is folded as in the link"
+                assert other.js("return !!document.querySelector('.hidden-states.folded');"), "the hidden-state panel is folded as in the link"
                 assert "Opened a shared experiment" in (other.by_testid("notice") or ""), other.by_testid("notice")
                 there = step_curve(other, 12)
                 print(f"e2e: loss curve here {here}, from the link in a fresh profile {there}", flush=True)

@@ -362,6 +362,23 @@ def main():
             finally:
                 req("DELETE", other.s)
 
+        def offline():
+            # The service worker has cached the page, its code and MNIST: with the
+            # server gone, a reload still loads, and trains.
+            page.wait("the service worker", lambda: page.js("return !!(navigator.serviceWorker && navigator.serviceWorker.controller);"), 60)
+            server.shutdown()
+            server.server_close()
+            req("POST", page.s + "/url", {"url": url})
+            page.wait("the page from the cache", lambda: page.by_testid("status"), 30)
+            page.wait("MNIST from the cache", lambda: "Ready to train" in (page.by_testid("status") or ""), 90)
+            choose(page, "preset-select", "mlp")
+            page.click("train-button")
+            page.wait("30 steps offline", lambda: int(page.by_testid("loss-chart", "data-points") or 0) >= 30, 120)
+            page.click("pause-button")
+            first, last = float(page.by_testid("loss-chart", "data-first-loss")), float(page.by_testid("loss-chart", "data-last-loss"))
+            print(f"e2e: offline, from the service worker's cache: loss {first:.3f} -> {last:.3f}", flush=True)
+            assert last < 0.8 * first, f"{first} -> {last}"
+
         def one_epoch():
             # Optional (E2E_EPOCH=1): a whole epoch of the Seed CNN in the page.
             page.click("reset-button")
@@ -380,6 +397,7 @@ def main():
         checks.append(("files_round_trip", files_round_trip))
         checks.append(("share_links", share_links))
         checks.append(("corrupt_data", corrupt_data))
+        checks.append(("offline", offline))
         only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]
         for name, fn in checks:
             if not only or name == "loads" or name in only:

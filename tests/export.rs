@@ -117,6 +117,14 @@ fn exported_pytorch_models_give_layerlabs_logits_and_train() {
         if ["seed-cnn", "reverse-transformer", "rows-rnn-gru", "tokens-sinusoidal"].contains(&name.as_str()) {
             let out = run(&python, &dir, &["train.py", "--steps", "3", "--data", mnist.to_str().unwrap()]);
             assert!(out.contains("after 3 steps: test accuracy"), "{name}: {out}");
+            if name == "reverse-transformer" {
+                // Two processes under torchrun: DistributedDataParallel on the CPU (gloo).
+                let torchrun = Path::new(&python).with_file_name("torchrun");
+                if torchrun.exists() {
+                    let out = run(torchrun.to_str().unwrap(), &dir, &["--nproc_per_node=2", "train.py", "--steps", "2"]);
+                    assert!(out.contains("after 2 steps: test accuracy"), "{name} under torchrun: {out}");
+                }
+            }
             // The weights PyTorch trained load back into layerlab.
             let model = Model::new(&spec).unwrap();
             let bytes = std::fs::read(dir.join("trained.safetensors")).unwrap();

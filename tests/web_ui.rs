@@ -451,3 +451,19 @@ async fn model_files_dropped_on_the_page_are_opened_or_named_in_an_error() {
     drop_files(&one(&root, "model-totals"), &[("notes.txt", b"hello")]);
     assert!(wait_for_notice(&root).await.starts_with("notes.txt: layerlab opens a model file (.json) and its weights (.safetensors)"));
 }
+
+#[wasm_bindgen_test]
+async fn presenter_mode_is_a_toggle_remembered_in_this_browser() {
+    set_hash("");
+    let (root, _h) = mount();
+    settle().await;
+    let app = || root.query_selector(".app").unwrap().unwrap();
+    assert!(!app().class_list().contains("presenter"));
+    one(&root, "presenter-toggle").click();
+    settle().await;
+    assert!(app().class_list().contains("presenter"));
+    assert_eq!(web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("layerlab.presenter").unwrap().as_deref(), Some("1"));
+    one(&root, "presenter-toggle").click();
+    settle().await;
+    assert!(!app().class_list().contains("presenter"));
+}

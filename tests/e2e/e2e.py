@@ -246,6 +246,15 @@ def main():
             page.screenshot(os.path.join(out, "layerlab-light.png"))
             page.click("theme-toggle")
             page.screenshot(os.path.join(out, "layerlab-dark.png"))
+            # Presenter mode: larger type everywhere (the root font size grows).
+            size = lambda: page.js("return getComputedStyle(document.documentElement).fontSize;")
+            before = size()
+            page.click("presenter-toggle")
+            page.wait("larger type", lambda: size() != before, 10)
+            print(f"e2e: presenter mode: root font {before} -> {size()}", flush=True)
+            page.screenshot(os.path.join(out, "layerlab-presenter.png"))
+            page.click("presenter-toggle")
+            page.wait("normal type", lambda: size() == before, 10)
 
         def invalid_stack():
             page.click("reset-button")

@@ -20,6 +20,21 @@ use crate::Tensor;
 /// One generated file: its name and contents.
 pub type File = (String, Vec<u8>);
 
+/// PyTorch's recurrent layers as Keras's (`RNN` is Keras's SimpleRNN): batch
+/// first, returning every step's output or only the last one. Emitted once per
+/// class a model uses, with `{class}` filled in.
+const RECURRENT_HELPER: &str = r#"class {class}(nn.{class}):
+    """nn.{class} (batch first) returning, like Keras, every step's output or only the last one."""
+
+    def __init__(self, input_size, hidden_size, return_sequences=False):
+        super().__init__(input_size, hidden_size, batch_first=True)
+        self.return_sequences = return_sequences
+
+    def forward(self, x):
+        out, _ = super().forward(x)
+        return out if self.return_sequences else out[:, -1]
+"#;
+
 /// Helper classes, each emitted only when a layer needs it (name, Python source).
 const HELPERS: &[(&str, &str)] = &[
     (
@@ -63,49 +78,6 @@ const HELPERS: &[(&str, &str)] = &[
 
     def forward(self, x):
         return x.reshape(x.shape[0], *self.shape)
-"#,
-    ),
-    (
-        "RNN",
-        r#"class RNN(nn.RNN):
-    """Keras's SimpleRNN: nn.RNN (tanh, batch first) returning every step's
-    output, or only the last one."""
-
-    def __init__(self, input_size, hidden_size, return_sequences=False):
-        super().__init__(input_size, hidden_size, batch_first=True)
-        self.return_sequences = return_sequences
-
-    def forward(self, x):
-        out, _ = super().forward(x)
-        return out if self.return_sequences else out[:, -1]
-"#,
-    ),
-    (
-        "LSTM",
-        r#"class LSTM(nn.LSTM):
-    """nn.LSTM (batch first) returning every step's output, or only the last one."""
-
-    def __init__(self, input_size, hidden_size, return_sequences=False):
-        super().__init__(input_size, hidden_size, batch_first=True)
-        self.return_sequences = return_sequences
-
-    def forward(self, x):
-        out, _ = super().forward(x)
-        return out if self.return_sequences else out[:, -1]
-"#,
-    ),
-    (
-        "GRU",
-        r#"class GRU(nn.GRU):
-    """nn.GRU (batch first) returning every step's output, or only the last one."""
-
-    def __init__(self, input_size, hidden_size, return_sequences=False):
-        super().__init__(input_size, hidden_size, batch_first=True)
-        self.return_sequences = return_sequences
-
-    def forward(self, x):
-        out, _ = super().forward(x)
-        return out if self.return_sequences else out[:, -1]
 "#,
     ),
     (
@@ -386,6 +358,13 @@ from torch import nn
             out.push('\n');
         }
     }
+    for class in ["RNN", "LSTM", "GRU"] {
+        if helpers.contains(class) {
+            out.push('\n');
+            out.push_str(&RECURRENT_HELPER.replace("{class}", class));
+            out.push('\n');
+        }
+    }
     out.push_str("\ndef build_model():\n    return nn.Sequential(\n");
     out.push_str(&lines.join("\n"));
     out.push_str("\n    )\n");
@@ -651,14 +630,17 @@ pub fn check_batch(model: &Model) -> Result<Vec<u8>> {
 /// `weights.safetensors` (layerlab's names), the check batch with layerlab's
 /// logits, and the spec.
 pub fn pytorch(model: &Model) -> Result<Vec<File>> {
-    let spec = &model.spec;
-    let info = &model.info;
+    bundle(model, model_py(&model.spec, &model.info), train_py(&model.spec), CHECK_PY, readme(&model.spec, &model.info))
+}
+
+/// The files every export has, around its framework's code.
+pub(crate) fn bundle(model: &Model, model_py: String, train_py: String, check_py: &str, readme: String) -> Result<Vec<File>> {
     Ok(vec![
-        ("model.py".into(), model_py(spec, info).into_bytes()),
-        ("train.py".into(), train_py(spec).into_bytes()),
-        ("check.py".into(), CHECK_PY.as_bytes().to_vec()),
-        ("README.md".into(), readme(spec, info).into_bytes()),
-        ("model.json".into(), spec.to_json_pretty().into_bytes()),
+        ("model.py".into(), model_py.into_bytes()),
+        ("train.py".into(), train_py.into_bytes()),
+        ("check.py".into(), check_py.as_bytes().to_vec()),
+        ("README.md".into(), readme.into_bytes()),
+        ("model.json".into(), model.spec.to_json_pretty().into_bytes()),
         ("weights.safetensors".into(), super::weights::save_parameters(&model.parameters())?),
         ("check.safetensors".into(), check_batch(model)?),
     ])

@@ -487,14 +487,5 @@ fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
 
 /// Every file of a Keras export of `model` with its current weights.
 pub fn keras(model: &Model) -> Result<Vec<File>> {
-    let (spec, info) = (&model.spec, &model.info);
-    Ok(vec![
-        ("model.py".into(), model_py(spec, info).into_bytes()),
-        ("train.py".into(), train_py(spec).into_bytes()),
-        ("check.py".into(), CHECK_PY.as_bytes().to_vec()),
-        ("README.md".into(), readme(spec, info).into_bytes()),
-        ("model.json".into(), spec.to_json_pretty().into_bytes()),
-        ("weights.safetensors".into(), super::weights::save_parameters(&model.parameters())?),
-        ("check.safetensors".into(), super::export::check_batch(model)?),
-    ])
+    super::export::bundle(model, model_py(&model.spec, &model.info), train_py(&model.spec), CHECK_PY, readme(&model.spec, &model.info))
 }

@@ -95,16 +95,20 @@ pub fn AccuracyChart() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
     let page = expect_context::<PageState>();
     const H: f32 = 90.0;
-    let points = move || {
+    let xy = Memo::new(move |_| {
         let evals = view_state.evals.get();
         let max_step = view_state.losses.with(|l| l.len()).max(evals.last().map_or(1, |e| e.0)).max(1) as f32;
-        evals.iter().map(|&(step, acc)| format!("{:.1},{:.1}", step as f32 / max_step * CHART_W, H - acc * H)).collect::<Vec<_>>().join(" ")
-    };
+        evals.iter().map(|&(step, acc)| (step as f32 / max_step * CHART_W, H - acc * H)).collect::<Vec<_>>()
+    });
+    let points = move || xy.with(|p| p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" "));
+    // A dot per evaluation, so that the first one shows before there is a line.
+    let dots = move || xy.with(|p| p.iter().map(|(x, y)| format!("M{x:.1} {y:.1}h0.01")).collect::<String>());
     view! {
         <div class="chart" class:folded=move || !page.is_open(Panel::Accuracy)>
             <h3><Fold panel=Panel::Accuracy/>"Test accuracy"</h3>
             <svg class="accuracy fold-body" data-testid="accuracy-chart" data-points=move || view_state.evals.with(|e| e.len()).to_string() viewBox=format!("0 0 {CHART_W} {H}") preserveAspectRatio="none" role="img" aria-label="test accuracy per evaluation">
                 <polyline class="smooth" points=points />
+                <path class="dots" d=dots />
             </svg>
         </div>
     }

@@ -46,6 +46,28 @@ pub fn RgbaImage(width: usize, height: usize, pixels: Vec<u8>, #[prop(optional)]
     view! { <canvas node_ref=canvas class=format!("pixels {class}") style=style width=width height=height></canvas> }
 }
 
+/// `n` grey tiles of `h` x `w` (concatenated) laid out `cols` to a row, each pixel
+/// a `scale` x `scale` block, 4 transparent pixels apart: (width, height, RGBA).
+fn atlas(grey: &[u8], n: usize, h: usize, w: usize, scale: usize, cols: usize) -> (usize, usize, Vec<u8>) {
+    const GAP: usize = 4;
+    let cols = cols.min(n).max(1);
+    let rows = n.div_ceil(cols);
+    let (tw, th) = (w * scale, h * scale);
+    let (aw, ah) = (cols * (tw + GAP) - GAP, rows * (th + GAP) - GAP);
+    let mut out = vec![0u8; aw * ah * 4];
+    for t in 0..n {
+        let (x0, y0) = ((t % cols) * (tw + GAP), (t / cols) * (th + GAP));
+        for y in 0..th {
+            for x in 0..tw {
+                let g = grey[t * h * w + (y / scale) * w + x / scale];
+                let o = ((y0 + y) * aw + x0 + x) * 4;
+                out[o..o + 4].copy_from_slice(&[g, g, g, 255]);
+            }
+        }
+    }
+    (aw, ah, out)
+}
+
 /// Scales values to 0-255: min..max, or symmetric around zero for weights.
 fn to_grey(values: &[f32], symmetric: bool) -> Vec<u8> {
     let (lo, hi) = if symmetric {
@@ -157,17 +179,16 @@ pub fn FilterView() -> impl IntoView {
     refresh_live(has_conv, 25, inspect);
     let content = move || {
         view_state.inspection.get().map(|ins| {
+            // Each set of tiles is one canvas (an atlas), so a live refresh redraws two
+            // canvases instead of re-creating one per filter and map.
             let filters = if ins.filter_shape.len() == 4 {
                 let [f, c, kh, kw] = [ins.filter_shape[0], ins.filter_shape[1], ins.filter_shape[2], ins.filter_shape[3]];
                 // One tile per filter: the mean over input channels.
-                let tiles: Vec<Vec<f32>> = (0..f).map(|fi| (0..kh * kw).map(|k| (0..c).map(|ci| ins.filters[(fi * c + ci) * kh * kw + k]).sum::<f32>() / c as f32).collect()).collect();
-                let all: Vec<f32> = tiles.concat();
-                let grey = to_grey(&all, true);
+                let tiles: Vec<f32> = (0..f).flat_map(|fi| (0..kh * kw).map(move |k| (fi, k))).map(|(fi, k)| (0..c).map(|ci| ins.filters[(fi * c + ci) * kh * kw + k]).sum::<f32>() / c as f32).collect();
+                let (aw, ah, rgba) = atlas(&to_grey(&tiles, true), f, kh, kw, 12, 16);
                 view! {
                     <p class="hint">{format!("{f} filters of the first Conv2D ({kh}x{kw}); grey is 0, white positive, black negative")}</p>
-                    <div class="tiles" data-testid="filters">
-                        {(0..f).map(|fi| view! { <GreyImage width=kw height=kh pixels=grey[fi * kh * kw..(fi + 1) * kh * kw].to_vec() class="filter"/> }).collect_view()}
-                    </div>
+                    <div class="tiles" data-testid="filters" data-tiles=f><RgbaImage width=aw height=ah pixels=rgba class="atlas"/></div>
                 }
                 .into_any()
             } else {
@@ -175,11 +196,12 @@ pub fn FilterView() -> impl IntoView {
             };
             let maps = if ins.map_shape.len() == 3 {
                 let [c, h, w] = [ins.map_shape[0], ins.map_shape[1], ins.map_shape[2]];
+                let grey: Vec<u8> = (0..c).flat_map(|ci| to_grey(&ins.maps[ci * h * w..(ci + 1) * h * w], false)).collect();
+                let scale = (56 / h.max(w)).max(1);
+                let (aw, ah, rgba) = atlas(&grey, c, h, w, scale, (560 / (w * scale + 4)).max(1));
                 view! {
                     <p class="hint">{format!("Its {c} feature maps for test digit {} (a {})", ins.index, ins.label)}</p>
-                    <div class="tiles" data-testid="feature-maps">
-                        {(0..c).map(|ci| view! { <GreyImage width=w height=h pixels=to_grey(&ins.maps[ci * h * w..(ci + 1) * h * w], false) class="map"/> }).collect_view()}
-                    </div>
+                    <div class="tiles" data-testid="feature-maps" data-tiles=c><RgbaImage width=aw height=ah pixels=rgba class="atlas"/></div>
                 }
                 .into_any()
             } else {

@@ -237,9 +237,12 @@ def main():
             n = page.wait("example digits", lambda: page.js("var e=document.querySelector('[data-testid=\"confusion-examples\"]'); return e ? e.querySelectorAll('canvas').length : 0;"), 30)
             assert n > 0, n
             page.click("inspect-button")
-            filters = page.wait("the filters", lambda: page.js("var e=document.querySelector('[data-testid=\"filters\"]'); return e ? e.querySelectorAll('canvas').length : 0;"), 30)
-            maps = page.js("return document.querySelectorAll('[data-testid=\"feature-maps\"] canvas').length;")
+            filters = page.wait("the filters", lambda: page.js("var e=document.querySelector('[data-testid=\"filters\"]'); return e ? Number(e.getAttribute('data-tiles')) : 0;"), 30)
+            maps = page.js("return Number(document.querySelector('[data-testid=\"feature-maps\"]').getAttribute('data-tiles'));")
             assert (filters, maps) == (32, 32), (filters, maps)
+            # One atlas canvas each, as large as its tiles: 32 filters of 3x3 at 12x, 16 to a row.
+            size = page.js("var c=document.querySelector('[data-testid=\"filters\"] canvas'); return [c.width, c.height];")
+            assert size == [16 * 40 - 4, 2 * 40 - 4], size
 
         def screenshots():
             page.js("window.scrollTo(0, 0);")

@@ -382,14 +382,27 @@ async fn a_lesson_link_fixes_the_model_and_settings_and_can_be_left() {
     assert_eq!(one(&root, "lesson-instruction-shown").text_content().unwrap(), "Press Train and watch the last layer.");
     assert!(all(&root, "notice").is_empty(), "a lesson needs no notice");
     assert!(all(&root, "palette-item-Dense").is_empty() && all(&root, "preset-select").is_empty(), "no palette");
+    assert!(one(&root, "open-button").class_list().contains("hidden"), "no opening another model");
     assert!(root.query_selector(".card-actions:not(.hidden)").unwrap().is_none(), "no move or remove buttons");
     assert!(one(&root, "param-units").unchecked_into::<HtmlInputElement>().read_only());
     assert!(one(&root, "settings-summary").text_content().unwrap().contains("reverse task (length 8, vocabulary 10) · Adam, learning rate 0.001 · batch 64 · 1 epoch · seed 0"));
     assert!(root.query_selector(".settings.hidden").unwrap().is_some());
     assert!(web_sys::window().unwrap().location().hash().unwrap().starts_with("#x="), "a reload shows the lesson again");
+    // Ctrl+Z does not step out of the lesson.
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key("z");
+    init.set_ctrl_key(true);
+    init.set_bubbles(true);
+    web_sys::window().unwrap().dispatch_event(&web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap()).unwrap();
+    settle().await;
+    assert_eq!(card_types(&root)[0], "Embedding", "still the lesson's model");
     one(&root, "lesson-leave").click();
     settle().await;
     assert!(all(&root, "lesson-banner").is_empty());
+    // Left, the lesson is one Undo from the model this browser had.
+    one(&root, "undo-button").click();
+    settle().await;
+    assert_eq!(card_types(&root)[0], "Conv2D");
     assert_eq!(all(&root, "preset-select").len(), 1);
     assert!(!one(&root, "param-units").unchecked_into::<HtmlInputElement>().read_only());
     assert_eq!(web_sys::window().unwrap().location().hash().unwrap(), "");
@@ -466,4 +479,25 @@ async fn presenter_mode_is_a_toggle_remembered_in_this_browser() {
     one(&root, "presenter-toggle").click();
     settle().await;
     assert!(!app().class_list().contains("presenter"));
+}
+
+#[wasm_bindgen_test]
+async fn a_lesson_that_fixes_only_the_settings_allows_edits_but_no_undo_out_of_it() {
+    use layerlab::io::share::{Control, Experiment, Lesson};
+    let mut e = Experiment::new(layerlab::preset("mlp").unwrap());
+    e.lesson = Some(Lesson { title: "Try more layers".into(), instruction: String::new(), hide: vec![Control::Hyperparameters] });
+    set_hash(&e.fragment());
+    let (root, _h) = mount();
+    settle().await;
+    let undo = || one(&root, "undo-button").unchecked_into::<web_sys::HtmlButtonElement>();
+    assert!(undo().disabled(), "nothing to undo inside the lesson yet");
+    let n = card_types(&root).len();
+    one(&root, "palette-item-Dropout").click();
+    settle().await;
+    assert_eq!(card_types(&root).len(), n + 1);
+    undo().click();
+    settle().await;
+    assert_eq!(card_types(&root).len(), n, "the student's own edit is undone");
+    assert!(undo().disabled(), "but Undo stops at the lesson");
+    set_hash("");
 }

@@ -191,6 +191,7 @@ pub fn FileButtons() -> impl IntoView {
     let editor = expect_context::<Editor>();
     let pending = expect_context::<PendingWeights>();
     let notice = expect_context::<RwSignal<Option<Notice>>>();
+    let page = expect_context::<super::share::PageState>();
     let picker = NodeRef::<leptos::html::Input>::new();
     let valid = Memo::new(move |_| editor.spec.with(|s| s.infer().is_ok()));
     let on_pick = move |_| {
@@ -208,7 +209,7 @@ pub fn FileButtons() -> impl IntoView {
     view! {
         <span class="file-buttons">
             <input type="file" multiple accept=".json,.safetensors" class="hidden" data-testid="open-input" node_ref=picker on:change=on_pick/>
-            <button data-testid="open-button" title="Open a model file (.json) and/or its weights (.safetensors); you can also drop them onto the page"
+            <button data-testid="open-button" class:hidden=move || page.model_locked() title="Open a model file (.json) and/or its weights (.safetensors); you can also drop them onto the page"
                 on:click=move |_| if let Some(i) = picker.get() { i.click() }>"Open…"</button>
             <button data-testid="download-button" disabled=move || !valid.get() title="Download the model (.json) and its current weights (.safetensors)"
                 on:click=move |_| client::send(&Command::GetWeights { purpose: FOR_DOWNLOAD.into() })>"Download"</button>

@@ -24,11 +24,14 @@ pub struct Editor {
     pub spec: RwSignal<ModelSpec>,
     undo: RwSignal<Vec<ModelSpec>>,
     redo: RwSignal<Vec<ModelSpec>>,
+    /// Undo stops here (a lesson: Undo stays inside it, and the model from before
+    /// the lesson comes back once the lesson is left).
+    floor: RwSignal<usize>,
 }
 
 impl Editor {
     fn new(spec: ModelSpec) -> Self {
-        Editor { spec: RwSignal::new(spec), undo: RwSignal::new(vec![]), redo: RwSignal::new(vec![]) }
+        Editor { spec: RwSignal::new(spec), undo: RwSignal::new(vec![]), redo: RwSignal::new(vec![]), floor: RwSignal::new(0) }
     }
 
     /// Applies an edit as one undoable step (no step if nothing changed).
@@ -44,6 +47,9 @@ impl Editor {
     }
 
     pub fn undo(&self) {
+        if !self.can_undo() {
+            return;
+        }
         if let Some(prev) = self.undo.try_update(|u| u.pop()).flatten() {
             let cur = self.spec.get_untracked();
             self.redo.update(|r| r.push(cur));
@@ -60,7 +66,12 @@ impl Editor {
     }
 
     pub fn can_undo(&self) -> bool {
-        !self.undo.with(|u| u.is_empty())
+        self.undo.with(|u| u.len()) > self.floor.get()
+    }
+
+    /// Undo goes no further back than now (`false`: as far as there is history).
+    pub fn hold_history(&self, hold: bool) {
+        self.floor.set(if hold { self.undo.with_untracked(|u| u.len()) } else { 0 });
     }
     pub fn can_redo(&self) -> bool {
         !self.redo.with(|r| r.is_empty())
@@ -255,6 +266,10 @@ pub fn App() -> impl IntoView {
 
     // Model and weights files dropped anywhere on the page are opened.
     let drop_files = move |ev: web_sys::DragEvent| {
+        // A lesson that fixes the model opens no other one.
+        if page.model_locked() {
+            return;
+        }
         let files: Vec<web_sys::File> = ev.data_transfer().and_then(|d| d.files()).map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
         if files.is_empty() {
             return;

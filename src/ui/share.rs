@@ -122,6 +122,8 @@ pub fn open_link_in_address(editor: Editor, page: PageState) -> Option<Notice> {
             let e = r.experiment;
             let replaced = editor.spec.with_untracked(|s| *s != e.spec);
             editor.edit(|s| *s = e.spec.clone());
+            // Undo stays inside a lesson (its fixed settings included).
+            editor.hold_history(e.lesson.is_some());
             page.apply(&e);
             // A lesson keeps its link (a reload shows the lesson again); otherwise
             // the experiment now lives in this browser like any other work.
@@ -227,6 +229,7 @@ pub fn ShareButton() -> impl IntoView {
 #[component]
 pub fn LessonBanner() -> impl IntoView {
     let page = expect_context::<PageState>();
+    let editor = expect_context::<Editor>();
     view! {
         {move || page.lesson.get().map(|l| view! {
             <div class="lesson" data-testid="lesson-banner">
@@ -235,7 +238,7 @@ pub fn LessonBanner() -> impl IntoView {
                     {(!l.instruction.is_empty()).then(|| view! { <p data-testid="lesson-instruction-shown">{l.instruction.clone()}</p> })}
                 </div>
                 <button data-testid="lesson-leave" title="Show every control and edit freely (the lesson link still works)"
-                    on:click=move |_| { page.lesson.set(None); clear_fragment(); }>"Edit freely"</button>
+                    on:click=move |_| { page.lesson.set(None); editor.hold_history(false); clear_fragment(); }>"Edit freely"</button>
             </div>
         })}
     }

@@ -48,8 +48,7 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) {
 }
 
 fn file_stem(spec: &ModelSpec) -> String {
-    let name: String = spec.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-    if name.is_empty() { "model".into() } else { name }
+    crate::io::export::model_name(spec).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
 /// The worker sent weights: download them, or keep them in the browser.
@@ -81,7 +80,12 @@ pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSign
         let stem = spec.as_ref().map(file_stem).unwrap_or_else(|| "model".into());
         if spec.as_ref().is_some_and(|s| !s.input.is_tokens()) {
             for name in [crate::data::mnist::TRAIN_IMAGES, crate::data::mnist::TRAIN_LABELS, crate::data::mnist::TEST_IMAGES, crate::data::mnist::TEST_LABELS] {
-                match fetch_bytes(&format!("mnist/{name}")).await {
+                let url = format!("mnist/{name}");
+                let fetched = match web_sys::window() {
+                    Some(w) => crate::worker::web::fetch_bytes(w.fetch_with_str(&url), &url).await,
+                    None => Err("no window".into()),
+                };
+                match fetched {
                     Ok(b) => files.push((format!("mnist/{name}"), b)),
                     Err(e) => {
                         message.set(Some(format!("The export is downloaded without MNIST ({e}); pass train.py --data DIR with the four MNIST files.")));
@@ -96,17 +100,6 @@ pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSign
             Err(e) => message.set(Some(e.to_string())),
         }
     });
-}
-
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let resp = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("{url}: {e:?}"))?;
-    let resp: web_sys::Response = resp.unchecked_into();
-    if !resp.ok() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
-    }
-    let buf = JsFuture::from(resp.array_buffer().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
 
 async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {

@@ -70,9 +70,11 @@ impl Worker {
     }
 }
 
-async fn fetch_bytes(scope: &DedicatedWorkerGlobalScope, url: &str) -> Result<Vec<u8>, String> {
+/// The body of the response to `fetch` (a `fetch_with_str(url)` of a window or a
+/// worker), or why there is none.
+pub(crate) async fn fetch_bytes(fetch: js_sys::Promise, url: &str) -> Result<Vec<u8>, String> {
     let fail = |e: JsValue| format!("could not load {url}: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")));
-    let resp: Response = JsFuture::from(scope.fetch_with_str(url)).await.map_err(fail)?.unchecked_into();
+    let resp: Response = JsFuture::from(fetch).await.map_err(fail)?.unchecked_into();
     if !resp.ok() {
         return Err(format!("could not load {url}: HTTP {}", resp.status()));
     }
@@ -84,7 +86,8 @@ async fn load_mnist(worker: &Rc<Worker>, base_url: &str) -> Result<(Mnist, Mnist
     let names = [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS];
     let mut files = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        files.push(fetch_bytes(&worker.scope, &format!("{base_url}mnist/{name}")).await?);
+        let url = format!("{base_url}mnist/{name}");
+        files.push(fetch_bytes(worker.scope.fetch_with_str(&url), &url).await?);
         worker.post(vec![Event::DataProgress { loaded: i + 1, total: names.len() }]);
     }
     let train = Mnist::from_idx(names[0], &files[0], names[1], &files[1]).map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@ cd "$ROOT"
 ensure_wasm_target
 ensure_wasm_bindgen
 ensure_browser
+ensure_vulkan
 ensure_torch_python
 
 log "native tests (cargo test)"

@@ -52,6 +52,16 @@ ensure_browser() {
   export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 }
 
+# A Vulkan driver for the native GPU tests: with no GPU, Mesa's software one
+# (lavapipe). LAYERLAB_REQUIRE_GPU makes those tests fail instead of skipping
+# when wgpu still finds no adapter.
+ensure_vulkan() {
+  apt_install mesa-vulkan-drivers
+  export LAYERLAB_REQUIRE_GPU=1
+  # wgpu's Vulkan loader warns without a runtime directory.
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+}
+
 # A Python with torch, keras, numpy and safetensors for the export round-trip tests, in a
 # virtual environment outside the clone (a few GB once, then reused). If it cannot
 # be installed, say so: those tests then report themselves skipped.

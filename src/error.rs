@@ -41,6 +41,8 @@ pub enum Error {
          step are kept; try a smaller learning rate (e.g. {suggested_lr})"
     )]
     NonFiniteLoss { step: usize, value: f32, suggested_lr: f32 },
+    #[error("the GPU failed: {0}. Training can go on on the CPU")]
+    Gpu(String),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
 }

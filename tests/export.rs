@@ -11,34 +11,8 @@ use std::process::Command;
 use layerlab::io::export;
 use layerlab::{Model, ModelSpec};
 
-fn spec(input: &str, layers: &str) -> ModelSpec {
-    ModelSpec::from_json(&format!(r#"{{"name": "mixed", "input": {input}, "layers": {layers}, "training": {{"seed": 5, "batch_size": 16}}}}"#)).unwrap()
-}
-
-/// Presets and stacks that use every layer type and option the exporter maps.
-fn models() -> Vec<(String, ModelSpec)> {
-    let mut out: Vec<(String, ModelSpec)> = layerlab::PRESETS.iter().map(|(n, _)| (n.to_string(), layerlab::preset(n).unwrap())).collect();
-    let mnist = r#"{"dataset": "mnist"}"#;
-    out.push(("conv-same".into(), spec(mnist, r#"[
-        {"type": "Conv2D", "filters": 4, "kernel_size": [3, 4], "strides": 2, "padding": "same", "activation": "tanh"},
-        {"type": "AveragePool2D", "pool_size": 2, "strides": 1},
-        {"type": "Conv2D", "filters": 3, "kernel_size": 2, "padding": "same", "use_bias": false},
-        {"type": "Sigmoid"}, {"type": "MaxPool2D", "pool_size": [2, 3]},
-        {"type": "Flatten"}, {"type": "Dropout", "rate": 0.3},
-        {"type": "Dense", "units": 12, "activation": "gelu"}, {"type": "Dense", "units": 10, "activation": "softmax", "use_bias": false}]"#)));
-    out.push(("rows-rnn-gru".into(), spec(mnist, r#"[
-        {"type": "Reshape", "target_shape": [28, -1]},
-        {"type": "SimpleRNN", "units": 6, "return_sequences": true},
-        {"type": "GRU", "units": 5, "return_sequences": true},
-        {"type": "LayerNormalization", "epsilon": 0.001},
-        {"type": "MultiHeadAttention", "num_heads": 5, "causal": true},
-        {"type": "LSTM", "units": 7}, {"type": "ReLU"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}]"#)));
-    out.push(("tokens-sinusoidal".into(), spec(r#"{"dataset": "sort", "seq_len": 6, "vocab": 7}"#, r#"[
-        {"type": "Embedding", "input_dim": 7, "output_dim": 8}, {"type": "PositionalEmbedding", "kind": "sinusoidal"},
-        {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 16, "dropout": 0.1},
-        {"type": "GELU"}, {"type": "Tanh"}, {"type": "Dense", "units": 7}]"#)));
-    out
-}
+mod common;
+use common::models;
 
 /// Writes an export of `spec` with every parameter set to random values (so that
 /// a swapped bias or a transposed kernel cannot hide behind zeros and ones).

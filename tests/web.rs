@@ -77,3 +77,41 @@ fn simd_gemm_matches_a_plain_loop() {
     let want = a.dot(&b);
     assert!(want.iter().zip(ct.t().iter()).all(|(w, g)| (w - g).abs() < 1e-5));
 }
+
+mod common;
+
+/// The parity suite of `tests/gpu.rs`, on WebGPU in the browser (SwiftShader in
+/// headless Chromium, which `webdriver.json` starts with `--enable-unsafe-webgpu`).
+#[wasm_bindgen_test]
+async fn webgpu_gives_the_cpus_numbers() {
+    use layerlab::backend::{parity, Device, Gpu};
+    let gpu = Gpu::new().await.unwrap_or_else(|e| panic!("no WebGPU adapter (webdriver.json must pass --enable-unsafe-webgpu): {e}"));
+    web_sys::console::log_1(&format!("WebGPU adapter: {}", gpu.adapter).into());
+    let dev = Device::Gpu(gpu);
+    let mut results = parity::kernel_cases(&dev).await;
+    for (name, spec) in common::models() {
+        results.extend(parity::model_case(&name, &spec, &dev).await);
+    }
+    let off: Vec<String> = results.iter().filter(|r| !r.ok()).map(|r| r.to_string()).collect();
+    assert!(off.is_empty(), "{} of {} comparisons are off:\n{}", off.len(), results.len(), off.join("\n"));
+}
+
+/// Training steps on WebGPU, awaited as the page's worker does (begin, read,
+/// finish), give the CPU's losses.
+#[wasm_bindgen_test]
+async fn webgpu_training_steps_match_the_cpu() {
+    use layerlab::backend::{Device, Gpu};
+    let gpu = Gpu::new().await.expect("a WebGPU adapter");
+    let mut data = Mnist::from_idx("t10k-images", TEST_IMAGES, "t10k-labels", TEST_LABELS).unwrap();
+    data.truncate(256);
+    let spec = layerlab::preset("mlp").unwrap();
+    let mut cpu = Trainer::new(&spec, data.clone(), data.clone()).unwrap();
+    let mut on_gpu = Trainer::with_device(&spec, data.clone(), data, &Device::Gpu(gpu)).unwrap();
+    for step in 0..4 {
+        let a = cpu.step().unwrap().loss;
+        let pending = on_gpu.begin_step();
+        let words = pending.read().await.unwrap();
+        let b = on_gpu.finish_step(pending, words).unwrap().loss;
+        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "step {step}: CPU {a}, WebGPU {b}");
+    }
+}

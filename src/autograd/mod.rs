@@ -10,13 +10,12 @@ pub mod ops;
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
-use ndarray::{ArrayD, IxDyn};
-
+use crate::backend::Storage;
 use crate::tensor::{Array, Tensor};
 
 /// Maps the output gradient to one gradient per input (`None` where the input needs
 /// none). The `&[bool]` says which inputs need one, so rules can skip work.
-pub type BackwardFn = Box<dyn Fn(&Array, &[bool]) -> Vec<Option<Array>>>;
+pub type BackwardFn = Box<dyn Fn(&Storage, &[bool]) -> Vec<Option<Storage>>>;
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -51,18 +50,22 @@ impl Tensor {
     /// Backpropagates from this tensor, seeding with ones (d self / d self).
     /// Leaves that require grad accumulate their gradient (see `Tensor::grad`).
     pub fn backward(&self) {
-        let seed = ArrayD::ones(IxDyn(&self.shape()));
-        self.backward_with(seed);
+        let seed = Storage::full(&self.shape(), 1.0, &self.device());
+        self.backward_from(seed);
     }
 
     /// Backpropagates a given output gradient (same shape as `self`).
     pub fn backward_with(&self, seed: Array) {
+        self.backward_from(Storage::Cpu(seed).upload_to(&self.device()));
+    }
+
+    fn backward_from(&self, seed: Storage) {
         assert_eq!(seed.shape(), self.shape().as_slice(), "backward_with: seed shape must equal the tensor's shape");
         if !self.requires_grad() {
             return;
         }
         let order = topological_order(self);
-        let mut grads: HashMap<u64, Array> = HashMap::new();
+        let mut grads: HashMap<u64, Storage> = HashMap::new();
         grads.insert(self.id(), seed);
         for node in order.iter().rev() {
             let Some(g) = grads.remove(&node.id()) else { continue };
@@ -76,7 +79,7 @@ impl Tensor {
                         let (Some(pg), true) = (pg, need) else { continue };
                         debug_assert_eq!(pg.shape(), p.shape().as_slice(), "gradient shape of an input must equal its shape");
                         match grads.get_mut(&p.id()) {
-                            Some(acc) => *acc += &pg,
+                            Some(acc) => acc.add_assign(&pg),
                             None => {
                                 grads.insert(p.id(), pg);
                             }

@@ -369,3 +369,38 @@ pub fn softmax_cross_entropy(logits: &[f32], classes: usize, labels: &[usize]) -
     let rows = labels.len().max(1);
     ((total / rows as f64) as f32, probs)
 }
+
+/// tanh as a rational function (the minimax fit Eigen uses for floats): within
+/// 1e-6 of the exact value and several times faster than libm's, which dominated
+/// the profile of GELU-heavy models.
+#[inline]
+pub fn fast_tanh(x: f32) -> f32 {
+    const CLAMP: f32 = 7.905_311;
+    const A: [f32; 7] = [4.893_524_6e-3, 6.372_619_3e-4, 1.485_722_4e-5, 5.122_297e-8, -8.604_671_5e-11, 2.000_187_9e-13, -2.760_768_5e-16];
+    const B: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
+    if x.abs() < 4e-4 {
+        return x;
+    }
+    let x = x.clamp(-CLAMP, CLAMP);
+    let x2 = x * x;
+    let mut p = A[6];
+    for &a in A[..6].iter().rev() {
+        p = p * x2 + a;
+    }
+    let q = ((B[3] * x2 + B[2]) * x2 + B[1]) * x2 + B[0];
+    x * p / q
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// GELU (tanh form) and its derivative at `x`.
+pub fn gelu_parts(x: f32) -> (f32, f32) {
+    const C: f32 = 0.797_884_6; // sqrt(2/pi)
+    let inner = C * (x + 0.044715 * x * x * x);
+    let t = fast_tanh(inner);
+    let y = 0.5 * x * (1.0 + t);
+    let dy = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * C * (1.0 + 3.0 * 0.044715 * x * x);
+    (y, dy)
+}

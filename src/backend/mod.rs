@@ -1,6 +1,658 @@
-//! Where kernels live. Kernels see arrays and layouts, never the autograd graph,
-//! so a second backend (the GPU path) is an addition beside `cpu`, not a rewrite.
+//! Where kernels live. Kernels see arrays and layouts, never the autograd graph.
+//!
+//! `Storage` is a tensor's value on a device: an ndarray on the CPU, or a
+//! `GpuArray` on the GPU. The functions here are the narrow interface the
+//! autograd primitives (`autograd::ops`) call; each dispatches to `cpu` or `gpu`.
+//! An operation that meets a CPU array and a GPU one uploads the CPU one (a
+//! batch, a mask or a constant meeting the model's parameters), so a model on the
+//! GPU needs no change to the layer code.
 
 pub mod cpu;
+pub mod gpu;
+pub mod parity;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod wasm_gemm;
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use ndarray::{ArrayD, Axis, CowArray, Ix2, Ix3, IxDyn, Slice, Zip};
+
+pub use cpu::Window;
+pub use gpu::{Gpu, GpuArray, GpuError, MapOp};
+
+use crate::tensor::Array;
+
+/// Where a tensor's value lives.
+#[derive(Clone)]
+pub enum Device {
+    Cpu,
+    Gpu(Rc<Gpu>),
+}
+
+impl Device {
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Device::Gpu(_))
+    }
+    /// "CPU", or the GPU adapter's name.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "CPU".into(),
+            Device::Gpu(g) => g.adapter.clone(),
+        }
+    }
+    pub fn gpu(&self) -> Option<&Rc<Gpu>> {
+        match self {
+            Device::Gpu(g) => Some(g),
+            Device::Cpu => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// A tensor's value.
+#[derive(Clone)]
+pub enum Storage {
+    Cpu(Array),
+    Gpu(GpuArray),
+}
+
+/// Indices kept for a backward pass (maxima, labels, embedding ids), on the
+/// device of the array they index.
+pub enum Indices {
+    Cpu(Vec<u32>),
+    Gpu(Rc<gpu::Buffer>),
+}
+
+impl Indices {
+    fn cpu(&self) -> &[u32] {
+        match self {
+            Indices::Cpu(v) => v,
+            Indices::Gpu(_) => unreachable!("GPU indices with a CPU array"),
+        }
+    }
+    fn gpu(&self) -> &gpu::Buffer {
+        match self {
+            Indices::Gpu(b) => b,
+            Indices::Cpu(_) => unreachable!("CPU indices with a GPU array"),
+        }
+    }
+    fn on(device: &Device, v: Vec<u32>) -> Indices {
+        match device {
+            Device::Cpu => Indices::Cpu(v),
+            Device::Gpu(g) => Indices::Gpu(g.upload_u32(&v)),
+        }
+    }
+}
+
+impl Storage {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Storage::Cpu(a) => a.shape(),
+            Storage::Gpu(a) => &a.shape,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(a) => Device::Gpu(a.gpu().clone()),
+        }
+    }
+
+    /// An array of `shape` filled with `value`, on `device`.
+    pub fn full(shape: &[usize], value: f32, device: &Device) -> Storage {
+        match device {
+            Device::Cpu => Storage::Cpu(ArrayD::from_elem(IxDyn(shape), value)),
+            Device::Gpu(g) => Storage::Gpu(gpu::fill(g, shape, value)),
+        }
+    }
+
+    /// The same values on `device` (an upload, a readback, or a cheap clone).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_device(&self, device: &Device) -> Result<Storage, GpuError> {
+        Ok(match (self, device) {
+            (Storage::Gpu(_), Device::Cpu) => Storage::Cpu(self.to_array()?),
+            _ => self.upload_to(device),
+        })
+    }
+
+    /// The same values on `device`, where that needs no readback.
+    pub fn upload_to(&self, device: &Device) -> Storage {
+        match (self, device) {
+            (Storage::Cpu(a), Device::Gpu(g)) => {
+                let a = a.as_standard_layout();
+                Storage::Gpu(g.upload(a.shape(), a.as_slice().expect("standard layout")))
+            }
+            (Storage::Gpu(a), Device::Gpu(g)) if !Rc::ptr_eq(a.gpu(), g) => panic!("arrays of two different GPU devices met"),
+            _ => self.clone(),
+        }
+    }
+
+    /// The values as an ndarray (a readback from the GPU, which waits for it).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_array(&self) -> Result<Array, GpuError> {
+        match self {
+            Storage::Cpu(a) => Ok(a.clone()),
+            Storage::Gpu(a) => Ok(ArrayD::from_shape_vec(IxDyn(&a.shape), a.gpu().read_blocking(a)?).expect("shape")),
+        }
+    }
+
+    /// The values as an ndarray; in the browser a GPU readback must be awaited.
+    pub async fn to_array_async(&self) -> Result<Array, GpuError> {
+        match self {
+            Storage::Cpu(a) => Ok(a.clone()),
+            Storage::Gpu(a) => Ok(ArrayD::from_shape_vec(IxDyn(&a.shape), a.gpu().read(a).await?).expect("shape")),
+        }
+    }
+
+    /// Reads many arrays to the CPU, all GPU ones in a single readback.
+    pub async fn read_all(values: &[&Storage]) -> Result<Vec<Array>, GpuError> {
+        let gpu_arrays: Vec<&GpuArray> = values
+            .iter()
+            .filter_map(|s| match s {
+                Storage::Gpu(a) => Some(a),
+                Storage::Cpu(_) => None,
+            })
+            .collect();
+        let mut read = match gpu_arrays.first() {
+            Some(first) => first.gpu().clone().read_many(&gpu_arrays).await?.into_iter(),
+            None => Vec::new().into_iter(),
+        };
+        Ok(values
+            .iter()
+            .map(|s| match s {
+                Storage::Cpu(a) => a.clone(),
+                Storage::Gpu(a) => ArrayD::from_shape_vec(IxDyn(&a.shape), read.next().expect("one per GPU array")).expect("shape"),
+            })
+            .collect())
+    }
+
+    /// A copy that shares no buffer with `self`.
+    pub fn deep_clone(&self) -> Storage {
+        match self {
+            Storage::Cpu(a) => Storage::Cpu(a.clone()),
+            Storage::Gpu(a) => Storage::Gpu(gpu::deep_copy(a)),
+        }
+    }
+
+    /// Overwrites the values in place (same shape; `src` moves to this device).
+    pub fn assign(&mut self, src: &Storage) {
+        assert_eq!(self.shape(), src.shape(), "assign: shapes differ");
+        match self {
+            Storage::Cpu(a) => match src {
+                Storage::Cpu(s) => a.assign(s),
+                Storage::Gpu(_) => panic!("assign: a GPU array into a CPU one needs a readback"),
+            },
+            Storage::Gpu(a) => {
+                let src = src.upload_to(&Device::Gpu(a.gpu().clone()));
+                let Storage::Gpu(s) = src else { unreachable!() };
+                if !a.is_standard() {
+                    *a = gpu::contiguous(a);
+                }
+                gpu::assign(a, &s);
+            }
+        }
+    }
+
+    /// `self += other` (same shape): gradient accumulation.
+    pub fn add_assign(&mut self, other: &Storage) {
+        match (&mut *self, other) {
+            (Storage::Cpu(a), Storage::Cpu(b)) => *a += b,
+            _ => *self = binary(MapOp::Add, self, other),
+        }
+    }
+
+    fn cpu(&self) -> &Array {
+        match self {
+            Storage::Cpu(a) => a,
+            Storage::Gpu(_) => unreachable!("a GPU array where a CPU one was expected"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Cpu(a) => write!(f, "{a:?}"),
+            Storage::Gpu(a) => write!(f, "GpuArray(shape={:?}, on {})", a.shape, a.gpu().adapter),
+        }
+    }
+}
+
+/// Both operands on one device: a CPU one meeting a GPU one is uploaded.
+fn pair<'a>(a: &'a Storage, b: &'a Storage) -> (Cow<'a, Storage>, Cow<'a, Storage>) {
+    match (a, b) {
+        (Storage::Cpu(_), Storage::Gpu(g)) => (Cow::Owned(a.upload_to(&Device::Gpu(g.gpu().clone()))), Cow::Borrowed(b)),
+        (Storage::Gpu(g), Storage::Cpu(_)) => (Cow::Borrowed(a), Cow::Owned(b.upload_to(&Device::Gpu(g.gpu().clone())))),
+        _ => (Cow::Borrowed(a), Cow::Borrowed(b)),
+    }
+}
+
+// ----- elementwise ------------------------------------------------------------
+
+/// A binary op with numpy broadcasting (the gradient ops take equal shapes).
+pub fn binary(op: MapOp, a: &Storage, b: &Storage) -> Storage {
+    let (a, b) = pair(a, b);
+    match (&*a, &*b) {
+        (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu::binary(op, x, y)),
+        (Storage::Cpu(x), Storage::Cpu(y)) => Storage::Cpu(match op {
+            MapOp::Add => x + y,
+            MapOp::Sub => x - y,
+            MapOp::Mul => x * y,
+            MapOp::Div => x / y,
+            MapOp::ReluGrad => Zip::from(x).and(y).map_collect(|&g, &x| if x > 0.0 { g } else { 0.0 }),
+            MapOp::TanhGrad => Zip::from(x).and(y).map_collect(|&g, &y| g * (1.0 - y * y)),
+            MapOp::SigmoidGrad => Zip::from(x).and(y).map_collect(|&g, &s| g * s * (1.0 - s)),
+            MapOp::GeluGrad => Zip::from(x).and(y).map_collect(|&g, &x| g * cpu::gelu_parts(x).1),
+            MapOp::SqrtGrad => Zip::from(x).and(y).map_collect(|&g, &s| g / (2.0 * s)),
+            other => panic!("{other:?} is not a binary op"),
+        }),
+        _ => unreachable!(),
+    }
+}
+
+/// A unary op; `Scale` and `Offset` take `s`.
+pub fn unary(op: MapOp, x: &Storage, s: f32) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::unary(op, x, s)),
+        Storage::Cpu(x) => Storage::Cpu(match op {
+            MapOp::Exp => x.mapv(f32::exp),
+            MapOp::Log => x.mapv(f32::ln),
+            MapOp::Sqrt => x.mapv(f32::sqrt),
+            MapOp::Relu => x.mapv(|v| v.max(0.0)),
+            MapOp::Tanh => x.mapv(cpu::fast_tanh),
+            MapOp::Sigmoid => x.mapv(cpu::sigmoid),
+            MapOp::Gelu => x.mapv(|v| cpu::gelu_parts(v).0),
+            MapOp::Scale => x.mapv(|v| v * s),
+            MapOp::Offset => x.mapv(|v| v + s),
+            other => panic!("{other:?} is not a unary op"),
+        }),
+    }
+}
+
+// ----- reductions and shapes -----------------------------------------------------
+
+/// Sums `x` down to `shape`, undoing numpy-style broadcasting (leading axes, and
+/// axes where `shape` has 1).
+pub fn sum_to(x: &Storage, shape: &[usize]) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::sum_to(x, shape)),
+        Storage::Cpu(x) => {
+            let mut g = x.clone();
+            while g.ndim() > shape.len() {
+                g = g.sum_axis(Axis(0));
+            }
+            for (axis, &d) in shape.iter().enumerate() {
+                if d == 1 && g.shape()[axis] != 1 {
+                    g = g.sum_axis(Axis(axis)).insert_axis(Axis(axis));
+                }
+            }
+            Storage::Cpu(g)
+        }
+    }
+}
+
+/// `x` broadcast to `shape`, materialised.
+pub fn broadcast_to(x: &Storage, shape: &[usize]) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::broadcast_to(x, shape)),
+        Storage::Cpu(x) => Storage::Cpu(x.broadcast(IxDyn(shape)).expect("broadcast").to_owned()),
+    }
+}
+
+pub fn reshape(x: &Storage, shape: &[usize]) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::reshape(x, shape)),
+        Storage::Cpu(x) => Storage::Cpu(x.as_standard_layout().into_owned().into_shape_with_order(IxDyn(shape)).unwrap_or_else(|_| panic!("reshape: cannot view {:?} as {shape:?}", x.shape()))),
+    }
+}
+
+pub fn permute(x: &Storage, axes: &[usize]) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::permute(x, axes)),
+        Storage::Cpu(x) => Storage::Cpu(x.clone().permuted_axes(IxDyn(axes))),
+    }
+}
+
+pub fn slice(x: &Storage, axis: usize, start: usize, end: usize) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::slice(x, axis, start, end)),
+        Storage::Cpu(x) => Storage::Cpu(x.slice_axis(Axis(axis), Slice::from(start..end)).to_owned()),
+    }
+}
+
+/// Zeros of `shape` with `g` at `start..` along `axis` (the gradient of `slice`).
+pub fn unslice(g: &Storage, shape: &[usize], axis: usize, start: usize) -> Storage {
+    match g {
+        Storage::Gpu(g) => Storage::Gpu(gpu::unslice(g, shape, axis, start)),
+        Storage::Cpu(g) => {
+            let mut dx = ArrayD::<f32>::zeros(IxDyn(shape));
+            dx.slice_axis_mut(Axis(axis), Slice::from(start..start + g.shape()[axis])).assign(g);
+            Storage::Cpu(dx)
+        }
+    }
+}
+
+pub fn concat(parts: &[&Storage], axis: usize) -> Storage {
+    if let Some(Storage::Gpu(first)) = parts.iter().find(|p| matches!(p, Storage::Gpu(_))) {
+        let device = Device::Gpu(first.gpu().clone());
+        let owned: Vec<Storage> = parts.iter().map(|p| p.upload_to(&device)).collect();
+        let arrays: Vec<&GpuArray> = owned
+            .iter()
+            .map(|s| match s {
+                Storage::Gpu(a) => a,
+                Storage::Cpu(_) => unreachable!(),
+            })
+            .collect();
+        return Storage::Gpu(gpu::concat(&arrays, axis));
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.cpu().view()).collect();
+    Storage::Cpu(ndarray::concatenate(Axis(axis), &views).expect("concat: shapes must agree except along the axis"))
+}
+
+/// Maximum over `axis` (removed), with the position of the first maximum.
+pub fn max_axis(x: &Storage, axis: usize) -> (Storage, Indices) {
+    match x {
+        Storage::Gpu(x) => {
+            let (v, arg) = gpu::max_axis(x, axis);
+            (Storage::Gpu(v), Indices::Gpu(arg))
+        }
+        Storage::Cpu(x) => {
+            let mut arg = Vec::new();
+            let reduced = x.map_axis(Axis(axis), |lane| {
+                let (mut best, mut bi) = (f32::NEG_INFINITY, 0);
+                for (i, &v) in lane.iter().enumerate() {
+                    if !(v <= best) {
+                        best = v;
+                        bi = i;
+                    }
+                }
+                arg.push(bi as u32);
+                best
+            });
+            (Storage::Cpu(reduced), Indices::Cpu(arg))
+        }
+    }
+}
+
+/// The gradient of `max_axis`: `g` (its output's shape) at the maxima of `shape`.
+pub fn max_axis_backward(g: &Storage, arg: &Indices, shape: &[usize], axis: usize) -> Storage {
+    match g {
+        Storage::Gpu(g) => Storage::Gpu(gpu::max_axis_backward(g, arg.gpu(), shape, axis)),
+        Storage::Cpu(g) => {
+            let mut dx = ArrayD::<f32>::zeros(IxDyn(shape));
+            // map_axis visits lanes in the logical order of the reduced array.
+            for ((mut lane, &gv), &a) in dx.lanes_mut(Axis(axis)).into_iter().zip(g.iter()).zip(arg.cpu()) {
+                lane[a as usize] = gv;
+            }
+            Storage::Cpu(dx)
+        }
+    }
+}
+
+// ----- linear algebra -----------------------------------------------------------
+
+/// `batch` products `A[b] @ B[b]`: `a` holds [batch, m, k] in row-major element
+/// order ([batch, k, m] read transposed if `ta`), `b` [batch, k, n] ([batch, n, k]
+/// if `tb`), or one [k, n] for the whole batch if `!b_batch`. Returns [batch·m, n].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(a: &Storage, b: &Storage, batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool, b_batch: bool) -> Storage {
+    let (a, b) = pair(a, b);
+    match (&*a, &*b) {
+        (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu::gemm(x, y, batch, m, k, n, ta, tb, b_batch)),
+        (Storage::Cpu(x), Storage::Cpu(y)) => {
+            let out = if batch == 1 || !b_batch {
+                let rows = batch * m;
+                assert!(batch == 1 || !ta, "a shared right operand needs an untransposed left one");
+                let a2 = if ta { as_matrix(x, k, m).reversed_axes() } else { as_matrix(x, rows, k) };
+                let b2 = if tb { as_matrix(y, n, k).reversed_axes() } else { as_matrix(y, k, n) };
+                cpu::gemm(a2.view(), b2.view())
+            } else {
+                let a3 = if ta { as_batch(x, batch, k, m).permuted_axes([0, 2, 1]) } else { as_batch(x, batch, m, k) };
+                let b3 = if tb { as_batch(y, batch, n, k).permuted_axes([0, 2, 1]) } else { as_batch(y, batch, k, n) };
+                cpu::batched_gemm(a3.view(), b3.view()).into_shape_with_order((batch * m, n)).expect("contiguous")
+            };
+            Storage::Cpu(out.into_dyn())
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// A [rows, cols] view of the array's elements in logical (row-major) order,
+/// copying only when the layout forces it; 2-d arrays keep their strides (so a
+/// transposed view stays a view).
+fn as_matrix(x: &Array, rows: usize, cols: usize) -> CowArray<'_, f32, Ix2> {
+    if x.ndim() == 2 && x.shape() == [rows, cols] {
+        return CowArray::from(x.view().into_dimensionality::<Ix2>().unwrap());
+    }
+    match x.view().into_shape_with_order((rows, cols)) {
+        Ok(v) => CowArray::from(v),
+        Err(_) => CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((rows, cols)).unwrap()),
+    }
+}
+
+fn as_batch(x: &Array, batch: usize, rows: usize, cols: usize) -> CowArray<'_, f32, Ix3> {
+    if x.ndim() == 3 && x.shape() == [batch, rows, cols] {
+        return CowArray::from(x.view().into_dimensionality::<Ix3>().unwrap());
+    }
+    match x.view().into_shape_with_order((batch, rows, cols)) {
+        Ok(v) => CowArray::from(v),
+        Err(_) => CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((batch, rows, cols)).unwrap()),
+    }
+}
+
+// ----- convolution and pooling ----------------------------------------------------
+
+/// `x` [N,C,H,W], `w` [F,C,KH,KW], `bias` [F] -> [N,F,OH,OW].
+pub fn conv2d(x: &Storage, w: &Storage, bias: Option<&Storage>, g: &Window) -> Storage {
+    let (x, w) = pair(x, w);
+    let f = w.shape()[0];
+    let ckk = g.c * g.kh * g.kw;
+    match (&*x, &*w) {
+        (Storage::Gpu(xa), Storage::Gpu(wa)) => {
+            let bias = bias.map(|b| b.upload_to(&x.device()));
+            let b = bias.as_ref().map(|b| match b {
+                Storage::Gpu(b) => b,
+                Storage::Cpu(_) => unreachable!(),
+            });
+            Storage::Gpu(gpu::conv2d_forward(xa, &gpu::reshape(wa, &[f, ckk]), b, g))
+        }
+        (Storage::Cpu(xa), Storage::Cpu(wa)) => {
+            let xa = xa.as_standard_layout();
+            let b = bias.map(|b| b.cpu().iter().copied().collect::<Vec<f32>>());
+            let out = cpu::conv2d_forward(xa.as_slice().unwrap(), as_matrix(wa, f, ckk).view(), b.as_deref(), g);
+            Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, f, g.out_h(), g.out_w()]), out).unwrap())
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// Gradients of a convolution: input (if `want_dx`), weight [F,C,KH,KW], bias [F].
+pub fn conv2d_backward(x: &Storage, w: &Storage, dy: &Storage, g: &Window, want_dx: bool) -> (Option<Storage>, Storage, Storage) {
+    let (x, w) = pair(x, w);
+    let f = w.shape()[0];
+    let ckk = g.c * g.kh * g.kw;
+    let wshape = [f, g.c, g.kh, g.kw];
+    match (&*x, &*w, dy) {
+        (Storage::Gpu(xa), Storage::Gpu(wa), Storage::Gpu(dya)) => {
+            let (dx, dw, db) = gpu::conv2d_backward(xa, &gpu::reshape(wa, &[f, ckk]), dya, g, want_dx);
+            (dx.map(Storage::Gpu), Storage::Gpu(gpu::reshape(&dw, &wshape)), Storage::Gpu(db))
+        }
+        (Storage::Cpu(xa), Storage::Cpu(wa), Storage::Cpu(dya)) => {
+            let (xa, dya) = (xa.as_standard_layout(), dya.as_standard_layout());
+            let (dx, dw, db) = cpu::conv2d_backward(xa.as_slice().unwrap(), as_matrix(wa, f, ckk).view(), dya.as_slice().unwrap(), g, want_dx);
+            (
+                dx.map(|dx| Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap())),
+                Storage::Cpu(dw.into_shape_with_order(IxDyn(&wshape)).unwrap()),
+                Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[f]), db).unwrap()),
+            )
+        }
+        _ => unreachable!("conv2d backward on mixed devices"),
+    }
+}
+
+fn cpu_slice(x: &Array) -> CowArray<'_, f32, IxDyn> {
+    x.as_standard_layout()
+}
+
+pub fn max_pool(x: &Storage, g: &Window) -> (Storage, Indices) {
+    match x {
+        Storage::Gpu(x) => {
+            let (y, arg) = gpu::max_pool_forward(x, g);
+            (Storage::Gpu(y), Indices::Gpu(arg))
+        }
+        Storage::Cpu(x) => {
+            let (out, arg) = cpu::max_pool_forward(cpu_slice(x).as_slice().unwrap(), g);
+            (Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap()), Indices::Cpu(arg))
+        }
+    }
+}
+
+pub fn max_pool_backward(dy: &Storage, arg: &Indices, g: &Window) -> Storage {
+    match dy {
+        Storage::Gpu(dy) => Storage::Gpu(gpu::max_pool_backward(dy, arg.gpu(), g)),
+        Storage::Cpu(dy) => Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), cpu::max_pool_backward(cpu_slice(dy).as_slice().unwrap(), arg.cpu(), g)).unwrap()),
+    }
+}
+
+pub fn avg_pool(x: &Storage, g: &Window) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::avg_pool_forward(x, g)),
+        Storage::Cpu(x) => Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), cpu::avg_pool_forward(cpu_slice(x).as_slice().unwrap(), g)).unwrap()),
+    }
+}
+
+pub fn avg_pool_backward(dy: &Storage, g: &Window) -> Storage {
+    match dy {
+        Storage::Gpu(dy) => Storage::Gpu(gpu::avg_pool_backward(dy, g)),
+        Storage::Cpu(dy) => Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), cpu::avg_pool_backward(cpu_slice(dy).as_slice().unwrap(), g)).unwrap()),
+    }
+}
+
+// ----- lookups, softmax and loss ---------------------------------------------------
+
+/// Rows of `table` [rows, d] picked by `ids` -> [ids.len(), d].
+pub fn gather_rows(table: &Storage, ids: &[usize]) -> (Storage, Indices) {
+    let ids32: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+    match table {
+        Storage::Gpu(t) => {
+            let idx = t.gpu().upload_u32(&ids32);
+            (Storage::Gpu(gpu::gather_rows(t, &idx, ids.len())), Indices::Gpu(idx))
+        }
+        Storage::Cpu(t) => {
+            let d = t.shape()[1];
+            let t = t.as_standard_layout();
+            let src = t.as_slice().unwrap();
+            let mut out = Vec::with_capacity(ids.len() * d);
+            for &i in ids {
+                out.extend_from_slice(&src[i * d..(i + 1) * d]);
+            }
+            (Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[ids.len(), d]), out).unwrap()), Indices::Cpu(ids32))
+        }
+    }
+}
+
+/// The gradient of `gather_rows` for a table of `rows` rows.
+pub fn scatter_rows(g: &Storage, ids: &Indices, rows: usize) -> Storage {
+    match g {
+        Storage::Gpu(g) => Storage::Gpu(gpu::scatter_rows(g, ids.gpu(), g.shape[0], rows)),
+        Storage::Cpu(g) => {
+            let d = g.shape()[1];
+            let g = g.as_standard_layout();
+            let mut dt = vec![0.0f32; rows * d];
+            for (row, &i) in g.as_slice().unwrap().chunks(d).zip(ids.cpu()) {
+                let i = i as usize;
+                for (a, b) in dt[i * d..(i + 1) * d].iter_mut().zip(row) {
+                    *a += b;
+                }
+            }
+            Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[rows, d]), dt).unwrap())
+        }
+    }
+}
+
+/// Softmax over the last axis.
+pub fn softmax(x: &Storage) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::softmax(x)),
+        Storage::Cpu(x) => {
+            let classes = *x.shape().last().expect("softmax of a scalar");
+            let mut v = x.as_standard_layout().into_owned();
+            cpu::softmax_rows(v.as_slice_mut().unwrap(), classes);
+            Storage::Cpu(v)
+        }
+    }
+}
+
+/// dx = y (g - sum(g y)) per row, from the softmax output `y`.
+pub fn softmax_backward(g: &Storage, y: &Storage) -> Storage {
+    match (g, y) {
+        (Storage::Gpu(g), Storage::Gpu(y)) => Storage::Gpu(gpu::softmax_backward(g, y)),
+        (Storage::Cpu(g), Storage::Cpu(y)) => {
+            let classes = *y.shape().last().unwrap();
+            let (g, y) = (g.as_standard_layout(), y.as_standard_layout());
+            let mut dx = y.to_owned();
+            for ((dx_row, g_row), y_row) in dx.as_slice_mut().unwrap().chunks_mut(classes).zip(g.as_slice().unwrap().chunks(classes)).zip(y.as_slice().unwrap().chunks(classes)) {
+                let dot: f32 = g_row.iter().zip(y_row).map(|(a, b)| a * b).sum();
+                for ((d, &gv), &y) in dx_row.iter_mut().zip(g_row).zip(y_row) {
+                    *d = y * (gv - dot);
+                }
+            }
+            Storage::Cpu(dx)
+        }
+        _ => unreachable!("softmax backward on mixed devices"),
+    }
+}
+
+/// Mean softmax cross-entropy of rows of `x` against `labels`: the loss (a
+/// scalar), the probabilities and the labels on the device, for the backward pass.
+pub fn cross_entropy(x: &Storage, labels: &[usize]) -> (Storage, Storage, Indices) {
+    let classes = *x.shape().last().expect("cross-entropy of a scalar");
+    match x {
+        Storage::Gpu(xa) => {
+            let l = Indices::on(&x.device(), labels.iter().map(|&y| y as u32).collect());
+            let (loss, probs) = gpu::cross_entropy(xa, l.gpu());
+            (Storage::Gpu(loss), Storage::Gpu(probs), l)
+        }
+        Storage::Cpu(xa) => {
+            let xa = xa.as_standard_layout();
+            let (loss, probs) = cpu::softmax_cross_entropy(xa.as_slice().unwrap(), classes, labels);
+            (Storage::Cpu(ArrayD::from_elem(IxDyn(&[]), loss)), Storage::Cpu(ArrayD::from_shape_vec(IxDyn(xa.shape()), probs).unwrap()), Indices::Cpu(labels.iter().map(|&y| y as u32).collect()))
+        }
+    }
+}
+
+/// d loss / d logits = (probs - onehot) · g / rows, `g` a scalar.
+pub fn cross_entropy_backward(probs: &Storage, labels: &Indices, g: &Storage) -> Storage {
+    match probs {
+        Storage::Gpu(p) => {
+            let g = g.upload_to(&probs.device());
+            let Storage::Gpu(g) = g else { unreachable!() };
+            Storage::Gpu(gpu::cross_entropy_backward(p, labels.gpu(), &g))
+        }
+        Storage::Cpu(p) => {
+            let classes = *p.shape().last().unwrap();
+            let rows = p.len() / classes.max(1);
+            let scale = g.cpu().iter().next().copied().unwrap_or(1.0) / rows as f32;
+            let mut d = p.as_standard_layout().into_owned();
+            for (row, &y) in d.as_slice_mut().unwrap().chunks_mut(classes).zip(labels.cpu()) {
+                row[y as usize] -= 1.0;
+                for v in row.iter_mut() {
+                    *v *= scale;
+                }
+            }
+            Storage::Cpu(d)
+        }
+    }
+}

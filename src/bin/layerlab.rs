@@ -18,6 +18,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressStyle};
     use layerlab::autograd::no_grad;
+    use layerlab::backend::{Device, Gpu};
     use layerlab::data::{mnist, Data, Mnist};
     use layerlab::io::weights;
     use layerlab::nn::{Mode, Model};
@@ -42,12 +43,43 @@ mod cli {
         data: Option<PathBuf>,
     }
 
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+    enum Backend {
+        /// The CPU engine (ndarray, SIMD GEMM).
+        Cpu,
+        /// The GPU through wgpu (Vulkan, Metal or DX12; lavapipe where there is no GPU).
+        Gpu,
+    }
+
+    #[derive(clap::Args)]
+    struct BackendArg {
+        /// Where to compute: `cpu` or `gpu`.
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
+    }
+
+    impl BackendArg {
+        fn device(&self) -> Result<Device> {
+            match self.backend {
+                Backend::Cpu => Ok(Device::Cpu),
+                Backend::Gpu => {
+                    let gpu = Gpu::new_blocking().map_err(|e| Error::Input(format!("--backend gpu: {e}. Install a Vulkan driver (on Debian: mesa-vulkan-drivers), or use --backend cpu")))?;
+                    eprintln!("backend: GPU {}", gpu.adapter);
+                    gpu.warm_up();
+                    Ok(Device::Gpu(gpu))
+                }
+            }
+        }
+    }
+
     #[derive(Subcommand)]
     enum Command {
         /// Train a model on its data set and report test accuracy.
         Train {
             #[command(flatten)]
             model: ModelArgs,
+            #[command(flatten)]
+            backend: BackendArg,
             /// Number of epochs (default: the spec's).
             #[arg(long)]
             epochs: Option<usize>,
@@ -71,6 +103,8 @@ mod cli {
         Bench {
             #[command(flatten)]
             model: ModelArgs,
+            #[command(flatten)]
+            backend: BackendArg,
             /// Steps per timed window.
             #[arg(long, default_value_t = 300)]
             steps: usize,
@@ -85,6 +119,8 @@ mod cli {
         Step {
             #[command(flatten)]
             model: ModelArgs,
+            #[command(flatten)]
+            backend: BackendArg,
             /// Weights to start from (safetensors).
             #[arg(long)]
             weights: PathBuf,
@@ -119,9 +155,11 @@ mod cli {
     pub fn run() -> i32 {
         let cli = Cli::parse();
         let result = match cli.command {
-            Command::Train { model, epochs, seed, limit_train, limit_test, weights, save } => train(&model, TrainOptions { epochs, seed, limit_train, limit_test, weights, save }),
-            Command::Bench { model, steps, warmup, runs } => bench(&model, steps, warmup, runs),
-            Command::Step { model, weights, batch, grads } => step(&model, &weights, &batch, &grads),
+            Command::Train { model, backend, epochs, seed, limit_train, limit_test, weights, save } => {
+                backend.device().and_then(|d| train(&model, &d, TrainOptions { epochs, seed, limit_train, limit_test, weights, save }))
+            }
+            Command::Bench { model, backend, steps, warmup, runs } => backend.device().and_then(|d| bench(&model, &d, steps, warmup, runs)),
+            Command::Step { model, backend, weights, batch, grads } => backend.device().and_then(|d| step(&model, &d, &weights, &batch, &grads)),
             Command::Info { model } => info(&model),
             Command::Export { model, weights, format, out } => export(&model, weights.as_deref(), &format, &out),
         };
@@ -187,7 +225,7 @@ mod cli {
         save: Option<PathBuf>,
     }
 
-    fn train(args: &ModelArgs, opts: TrainOptions) -> Result<String> {
+    fn train(args: &ModelArgs, device: &Device, opts: TrainOptions) -> Result<String> {
         let mut spec = load_spec(args)?;
         if let Some(e) = opts.epochs {
             spec.training.epochs = e;
@@ -202,7 +240,7 @@ mod cli {
                 Data::Tokens(t) => t.len = t.len.min(n),
             }
         }
-        let mut trainer = Trainer::new(&spec, train_set, test_set)?;
+        let mut trainer = Trainer::with_device(&spec, train_set, test_set, device)?;
         if let Some(path) = &opts.weights {
             weights::load_parameters(trainer.parameters(), &read(path)?).map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
         }
@@ -231,6 +269,7 @@ mod cli {
         let final_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
         Ok(json!({
             "model": spec.name,
+            "backend": device.name(),
             "test_accuracy": eval.accuracy,
             "test_sequence_accuracy": eval.sequence_accuracy,
             "test_loss": eval.loss,
@@ -248,11 +287,11 @@ mod cli {
         v[v.len() / 2]
     }
 
-    fn bench(args: &ModelArgs, steps: usize, warmup: usize, runs: usize) -> Result<String> {
+    fn bench(args: &ModelArgs, device: &Device, steps: usize, warmup: usize, runs: usize) -> Result<String> {
         let spec = load_spec(args)?;
         let (train_set, test_set) = load_data(args, &spec)?;
         let batch_size = spec.training.batch_size;
-        let mut trainer = Trainer::new(&spec, train_set, test_set.clone())?;
+        let mut trainer = Trainer::with_device(&spec, train_set, test_set.clone(), device)?;
         let bar = progress((warmup + steps * runs.max(1)) as u64);
         for _ in 0..warmup {
             trainer.step()?;
@@ -286,6 +325,7 @@ mod cli {
         let infer_64 = infer(64);
         Ok(json!({
             "model": spec.name,
+            "backend": device.name(),
             "train_samples_per_s": median(windows.clone()),
             "train_windows": windows,
             "infer_samples_per_s": median(infer_1000),
@@ -307,7 +347,7 @@ mod cli {
                 let idx: Vec<u32> = (start as u32..(start + batch).min(data.len()) as u32).collect();
                 let b = data.batch(&idx, &model.info.input_shape);
                 let logits = model.forward_logits(&Tensor::from_vec(&b.shape, b.x), Mode::Eval);
-                let lv = logits.value();
+                let lv = logits.to_array();
                 let lv = lv.as_standard_layout();
                 correct += lv.as_slice().unwrap().chunks(classes).zip(&b.labels).filter(|(r, &y)| argmax(r) == y).count();
             }
@@ -315,9 +355,12 @@ mod cli {
         correct
     }
 
-    fn step(args: &ModelArgs, weights_path: &Path, batch_path: &Path, grads_path: &Path) -> Result<String> {
+    fn step(args: &ModelArgs, device: &Device, weights_path: &Path, batch_path: &Path, grads_path: &Path) -> Result<String> {
         let spec = load_spec(args)?;
         let model = Model::new(&spec)?;
+        for t in model.tensors() {
+            t.upload_to(device);
+        }
         let params = model.parameters();
         weights::load_parameters(&params, &read(weights_path)?).map_err(|e| Error::Weights(format!("{}: {e}", weights_path.display())))?;
         let batch_bytes = read(batch_path)?;
@@ -346,7 +389,7 @@ mod cli {
         let logits = model.forward_logits(&Tensor::new(x.clone()), Mode::Eval);
         let loss = logits.softmax_cross_entropy(&labels);
         loss.backward();
-        let grads: Vec<(String, layerlab::tensor::Array)> = params.iter().map(|(n, p)| (n.clone(), p.grad().map(|g| g.as_standard_layout().into_owned()).unwrap_or_else(|| ndarray::ArrayD::zeros(p.shape())))).collect();
+        let grads: Vec<(String, layerlab::tensor::Array)> = params.iter().map(|(n, p)| (n.clone(), p.grad_array().map(|g| g.as_standard_layout().into_owned()).unwrap_or_else(|| ndarray::ArrayD::zeros(p.shape())))).collect();
         std::fs::write(grads_path, weights::to_bytes(&grads)?).map_err(|e| Error::io(grads_path.display().to_string(), e))?;
         Ok(json!({"loss": loss.item()}).to_string())
     }

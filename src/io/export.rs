@@ -627,7 +627,7 @@ pub fn check_batch(model: &Model) -> Result<Vec<u8>> {
     };
     let x = Tensor::from_vec(&shape, x);
     let logits = crate::autograd::no_grad(|| model.forward_logits(&x, Mode::Eval));
-    let tensors = [("x".to_string(), x.value().clone()), ("logits".to_string(), logits.value().clone())];
+    let tensors = [("x".to_string(), x.value().clone()), ("logits".to_string(), logits.to_array())];
     super::weights::to_bytes(&tensors)
 }
 

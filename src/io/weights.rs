@@ -24,7 +24,7 @@ pub fn to_bytes(tensors: &[(String, Array)]) -> Result<Vec<u8>> {
 
 /// The parameters' current values as safetensors bytes.
 pub fn save_parameters(params: &[(String, Tensor)]) -> Result<Vec<u8>> {
-    let arrays: Vec<(String, Array)> = params.iter().map(|(n, t)| (n.clone(), t.value().clone())).collect();
+    let arrays: Vec<(String, Array)> = params.iter().map(|(n, t)| (n.clone(), t.to_array())).collect();
     to_bytes(&arrays)
 }
 
@@ -75,7 +75,7 @@ pub fn load_parameters(params: &[(String, Tensor)], bytes: &[u8]) -> Result<()> 
         return Err(Error::Weights(format!("the file has a tensor \"{name}\" that this model does not have; it was saved from a different model")));
     }
     for (name, p) in params {
-        p.value_mut().assign(&loaded.remove(name).unwrap());
+        p.set_value(&loaded.remove(name).unwrap());
     }
     Ok(())
 }

@@ -128,6 +128,22 @@ impl Model {
         out
     }
 
+    /// Every tensor the model holds: the parameters and constants such as
+    /// sinusoidal position tables (to move the model to another device).
+    pub fn tensors(&self) -> Vec<Tensor> {
+        let mut out: Vec<Tensor> = self.parameters().into_iter().map(|(_, t)| t).collect();
+        out.extend(self.layers.iter().filter_map(|l| match l {
+            Layer::Position { table, .. } => Some(table.clone()),
+            _ => None,
+        }));
+        out
+    }
+
+    /// Whether the input is token ids (read on the CPU by an embedding).
+    pub fn takes_ids(&self) -> bool {
+        matches!(self.layers.first(), Some(Layer::Embedding { .. }))
+    }
+
     /// The model's output for a batch `x` [N, ..input shape]. A softmax at the very
     /// end is left out: losses and predictions work on logits.
     pub fn forward_logits(&self, x: &Tensor, mut mode: Mode) -> Tensor {
@@ -250,7 +266,7 @@ impl Layer {
             Layer::GlobalAveragePooling1D => x.mean(&[1], false),
             Layer::Embedding { weight } => {
                 let s = x.shape();
-                let ids: Vec<usize> = x.value().iter().map(|&v| v.max(0.0) as usize).collect();
+                let ids: Vec<usize> = x.to_array().iter().map(|&v| v.max(0.0) as usize).collect();
                 weight.gather_rows(&ids).reshape(&[s[0], s[1], weight.shape()[1]])
             }
         }
@@ -296,7 +312,7 @@ impl Attention {
         ATTENTION_CAPTURE.with(|c| {
             if let Some(maps) = c.borrow_mut().as_mut() {
                 // Example 0's weights, [heads, T, T].
-                maps.push(weights.value().index_axis(ndarray::Axis(0), 0).to_owned());
+                maps.push(weights.to_array().index_axis(ndarray::Axis(0), 0).to_owned());
             }
         });
         let out = weights.matmul(&v).permute(&[0, 2, 1, 3]).reshape(&[n, t, e]);

@@ -1,18 +1,18 @@
 //! Optimizers: SGD with momentum and Adam, with Keras's update rules and defaults.
 
-use ndarray::{ArrayD, IxDyn, Zip};
+use ndarray::Zip;
 
+use crate::backend::{gpu, Device, Storage};
 use crate::nn::spec::OptimizerSpec;
-use crate::tensor::{Array, Tensor};
+use crate::tensor::Tensor;
 
-/// Per-parameter state: SGD keeps a velocity in `m`; Adam its two moments.
-#[derive(Clone)]
+/// Per-parameter state: SGD keeps a velocity in `m`; Adam its two moments. On
+/// the parameter's device, so a GPU model's updates never leave the GPU.
 struct Slot {
-    m: Array,
-    v: Array,
+    m: Storage,
+    v: Storage,
 }
 
-#[derive(Clone)]
 pub struct Optimizer {
     pub spec: OptimizerSpec,
     slots: Vec<Slot>,
@@ -20,17 +20,38 @@ pub struct Optimizer {
     pub t: u64,
 }
 
+/// A copy that shares no buffer (GPU state is updated in place).
+impl Clone for Optimizer {
+    fn clone(&self) -> Self {
+        let slots = self.slots.iter().map(|s| Slot { m: s.m.deep_clone(), v: s.v.deep_clone() }).collect();
+        Optimizer { spec: self.spec.clone(), slots, t: self.t }
+    }
+}
+
 impl Optimizer {
     pub fn new(spec: &OptimizerSpec, params: &[(String, Tensor)]) -> Self {
         let slots = params
             .iter()
             .map(|(_, p)| {
-                let shape = p.shape();
-                let v = if matches!(spec, OptimizerSpec::Adam { .. }) { ArrayD::zeros(IxDyn(&shape)) } else { ArrayD::zeros(IxDyn(&[0])) };
-                Slot { m: ArrayD::zeros(IxDyn(&shape)), v }
+                let (shape, device) = (p.shape(), p.device());
+                let v = if matches!(spec, OptimizerSpec::Adam { .. }) { Storage::full(&shape, 0.0, &device) } else { Storage::full(&[0], 0.0, &Device::Cpu) };
+                Slot { m: Storage::full(&shape, 0.0, &device), v }
             })
             .collect();
         Optimizer { spec: spec.clone(), slots, t: 0 }
+    }
+
+    /// The state as `(m, v)` storages per parameter (a checkpoint reads them back).
+    pub(crate) fn state(&self) -> Vec<(&Storage, &Storage)> {
+        self.slots.iter().map(|s| (&s.m, &s.v)).collect()
+    }
+
+    /// Replaces the state with CPU arrays (from a checkpoint), on `device`.
+    pub fn set_state(&mut self, state: Vec<(crate::tensor::Array, crate::tensor::Array)>, device: &Device) {
+        for (s, (m, v)) in self.slots.iter_mut().zip(state) {
+            s.m = Storage::Cpu(m).upload_to(device);
+            s.v = if v.len() > 0 && matches!(self.spec, OptimizerSpec::Adam { .. }) { Storage::Cpu(v).upload_to(device) } else { Storage::Cpu(v) };
+        }
     }
 
     pub fn lr(&self) -> f32 {
@@ -46,25 +67,45 @@ impl Optimizer {
         self.t += 1;
         let t = self.t as i32;
         for ((_, p), slot) in params.iter().zip(&mut self.slots) {
-            let Some(g) = p.grad() else { continue };
-            let mut w = p.value_mut();
-            match self.spec {
-                OptimizerSpec::SGD { lr, momentum } => {
-                    // Keras: v = momentum * v - lr * g; w += v
-                    Zip::from(&mut *w).and(&mut slot.m).and(&*g).for_each(|w, v, &g| {
-                        *v = momentum * *v - lr * g;
-                        *w += *v;
-                    });
+            let Some(g) = p.grad_storage() else { continue };
+            let mut w = p.0.value.borrow_mut();
+            match (&mut *w, &*g, &mut slot.m, &mut slot.v) {
+                (Storage::Cpu(w), Storage::Cpu(g), Storage::Cpu(m), Storage::Cpu(v)) => match self.spec {
+                    OptimizerSpec::SGD { lr, momentum } => {
+                        // Keras: v = momentum * v - lr * g; w += v
+                        Zip::from(w).and(m).and(g).for_each(|w, v, &g| {
+                            *v = momentum * *v - lr * g;
+                            *w += *v;
+                        });
+                    }
+                    OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => {
+                        // Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t); w -= alpha * m / (sqrt(v) + eps)
+                        let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+                        Zip::from(w).and(m).and(v).and(g).for_each(|w, m, v, &g| {
+                            *m += (g - *m) * (1.0 - beta_1);
+                            *v += (g * g - *v) * (1.0 - beta_2);
+                            *w -= alpha * *m / (v.sqrt() + epsilon);
+                        });
+                    }
+                },
+                (Storage::Gpu(wa), g, Storage::Gpu(m), v) => {
+                    if !wa.is_standard() {
+                        *wa = gpu::contiguous(wa);
+                    }
+                    let g = match g.upload_to(&Device::Gpu(wa.gpu().clone())) {
+                        Storage::Gpu(g) => g,
+                        Storage::Cpu(_) => unreachable!(),
+                    };
+                    match (self.spec.clone(), v) {
+                        (OptimizerSpec::SGD { lr, momentum }, _) => gpu::sgd_update(wa, m, &g, lr, momentum),
+                        (OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon }, Storage::Gpu(v)) => {
+                            let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+                            gpu::adam_update(wa, m, v, &g, alpha, beta_1, beta_2, epsilon);
+                        }
+                        _ => unreachable!("Adam state off the parameter's device"),
+                    }
                 }
-                OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => {
-                    // Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t); w -= alpha * m / (sqrt(v) + eps)
-                    let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                    Zip::from(&mut *w).and(&mut slot.m).and(&mut slot.v).and(&*g).for_each(|w, m, v, &g| {
-                        *m += (g - *m) * (1.0 - beta_1);
-                        *v += (g * g - *v) * (1.0 - beta_2);
-                        *w -= alpha * *m / (v.sqrt() + epsilon);
-                    });
-                }
+                _ => panic!("optimizer: a parameter, its gradient and its state are on different devices"),
             }
         }
     }

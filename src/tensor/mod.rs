@@ -13,13 +13,14 @@ use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 
 use crate::autograd::{self, BackwardFn};
+use crate::backend::{Device, Storage};
 
 pub type Array = ArrayD<f32>;
 
 pub(crate) struct Node {
     pub(crate) id: u64,
-    pub(crate) value: RefCell<Array>,
-    pub(crate) grad: RefCell<Option<Array>>,
+    pub(crate) value: RefCell<Storage>,
+    pub(crate) grad: RefCell<Option<Storage>>,
     pub(crate) requires_grad: bool,
     /// Inputs of the op that made this tensor and the rule that maps the output
     /// gradient to theirs; `None` for leaves and for results made without grad.
@@ -30,8 +31,10 @@ pub(crate) struct Node {
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Rc<Node>);
 
+const ON_GPU: &str = "this tensor is on the GPU: read it with to_array() (or move the model to the CPU)";
+
 impl Tensor {
-    fn with_node(value: Array, requires_grad: bool, backward: Option<(Vec<Tensor>, BackwardFn)>) -> Self {
+    fn with_node(value: Storage, requires_grad: bool, backward: Option<(Vec<Tensor>, BackwardFn)>) -> Self {
         Tensor(Rc::new(Node {
             id: autograd::next_id(),
             value: RefCell::new(value),
@@ -43,23 +46,28 @@ impl Tensor {
 
     /// A constant: no gradient is computed for it.
     pub fn new(value: Array) -> Self {
+        Self::with_node(Storage::Cpu(value), false, None)
+    }
+
+    /// A constant on any device.
+    pub fn from_storage(value: Storage) -> Self {
         Self::with_node(value, false, None)
     }
 
     /// A trainable leaf (a parameter): `backward()` accumulates its gradient.
     pub fn parameter(value: Array) -> Self {
-        Self::with_node(value, true, None)
+        Self::with_node(Storage::Cpu(value), true, None)
     }
 
     /// The result of an op. Records `backward` only if an input needs a gradient
     /// and grad mode is on, so inference builds no graph.
-    pub(crate) fn from_op(value: Array, inputs: &[&Tensor], backward: impl Fn(&Array, &[bool]) -> Vec<Option<Array>> + 'static) -> Self {
+    pub(crate) fn from_op(value: Storage, inputs: &[&Tensor], backward: impl Fn(&Storage, &[bool]) -> Vec<Option<Storage>> + 'static) -> Self {
         let needs = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         if needs {
             let parents = inputs.iter().map(|t| (*t).clone()).collect();
             Self::with_node(value, true, Some((parents, Box::new(backward))))
         } else {
-            Self::new(value)
+            Self::from_storage(value)
         }
     }
 
@@ -96,7 +104,7 @@ impl Tensor {
         self.0.value.borrow().shape().to_vec()
     }
     pub fn ndim(&self) -> usize {
-        self.0.value.borrow().ndim()
+        self.0.value.borrow().shape().len()
     }
     pub fn len(&self) -> usize {
         self.0.value.borrow().len()
@@ -104,27 +112,86 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    pub fn device(&self) -> Device {
+        self.0.value.borrow().device()
+    }
 
-    /// Borrow the value. Do not hold it across an in-place update of the same tensor.
-    pub fn value(&self) -> Ref<'_, Array> {
+    /// The value on whichever device it lives.
+    pub fn storage(&self) -> Ref<'_, Storage> {
         self.0.value.borrow()
     }
-    /// Mutable access for optimizers and weight loading. The shape must not change.
+    /// Replaces the value (same shape; optimizers, weight loading, undoing a step).
+    pub fn set_storage(&self, value: Storage) {
+        debug_assert_eq!(value.shape(), self.shape().as_slice());
+        *self.0.value.borrow_mut() = value;
+    }
+    /// Overwrites the value with `values`, keeping the tensor on its device.
+    pub fn set_value(&self, values: &Array) {
+        let device = self.device();
+        self.0.value.borrow_mut().assign(&Storage::Cpu(values.clone()).upload_to(&device));
+    }
+    /// Moves the value to `device` in place (a parameter stays the same tensor).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn move_to(&self, device: &Device) -> Result<(), crate::backend::GpuError> {
+        let moved = self.storage().to_device(device)?;
+        self.set_storage(moved);
+        Ok(())
+    }
+    /// Moves the value to `device` in place, where that needs no readback.
+    pub fn upload_to(&self, device: &Device) {
+        let moved = self.storage().upload_to(device);
+        self.set_storage(moved);
+    }
+
+    /// Borrow the value of a tensor on the CPU. Do not hold it across an in-place
+    /// update of the same tensor. Panics for a tensor on the GPU (see `to_array`).
+    pub fn value(&self) -> Ref<'_, Array> {
+        Ref::map(self.0.value.borrow(), |s| match s {
+            Storage::Cpu(a) => a,
+            Storage::Gpu(_) => panic!("{ON_GPU}"),
+        })
+    }
+    /// Mutable access to a CPU value for optimizers and weight loading. The shape
+    /// must not change.
     pub fn value_mut(&self) -> RefMut<'_, Array> {
-        self.0.value.borrow_mut()
+        RefMut::map(self.0.value.borrow_mut(), |s| match s {
+            Storage::Cpu(a) => a,
+            Storage::Gpu(_) => panic!("{ON_GPU}"),
+        })
+    }
+    /// The value as an ndarray, from any device. Natively a GPU readback waits
+    /// for the GPU; in the browser it cannot wait, so GPU values are read with
+    /// `Storage::to_array_async` instead (this panics for them there).
+    pub fn to_array(&self) -> Array {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.storage().to_array().unwrap_or_else(|e| panic!("reading a tensor back from the GPU failed: {e}"));
+        #[cfg(target_arch = "wasm32")]
+        return self.value().clone();
     }
     pub fn to_vec(&self) -> Vec<f32> {
-        self.value().iter().copied().collect()
+        self.to_array().iter().copied().collect()
     }
     /// The single value of a one-element tensor (a loss, say).
     pub fn item(&self) -> f32 {
-        let v = self.value();
+        let v = self.to_array();
         assert_eq!(v.len(), 1, "item() needs a one-element tensor, got shape {:?}", v.shape());
         *v.iter().next().unwrap()
     }
 
-    /// The gradient `backward()` left on this leaf, if any.
+    /// The gradient `backward()` left on this leaf, if any (CPU tensors).
     pub fn grad(&self) -> Option<Ref<'_, Array>> {
+        let g = self.0.grad.borrow();
+        if g.is_some() {
+            Some(Ref::map(g, |g| match g.as_ref().unwrap() {
+                Storage::Cpu(a) => a,
+                Storage::Gpu(_) => panic!("{ON_GPU}"),
+            }))
+        } else {
+            None
+        }
+    }
+    /// The gradient on whichever device it lives.
+    pub fn grad_storage(&self) -> Option<Ref<'_, Storage>> {
         let g = self.0.grad.borrow();
         if g.is_some() {
             Some(Ref::map(g, |g| g.as_ref().unwrap()))
@@ -132,26 +199,31 @@ impl Tensor {
             None
         }
     }
+    /// The gradient as an ndarray, from any device.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn grad_array(&self) -> Option<Array> {
+        self.grad_storage().map(|g| g.to_array().unwrap_or_else(|e| panic!("reading a gradient back from the GPU failed: {e}")))
+    }
     pub fn zero_grad(&self) {
         *self.0.grad.borrow_mut() = None;
     }
-    pub(crate) fn accumulate_grad(&self, g: Array) {
+    pub(crate) fn accumulate_grad(&self, g: Storage) {
         let mut slot = self.0.grad.borrow_mut();
         match slot.as_mut() {
-            Some(acc) => *acc += &g,
+            Some(acc) => acc.add_assign(&g),
             None => *slot = Some(g),
         }
     }
 
     /// Same value, cut off from the graph.
     pub fn detach(&self) -> Tensor {
-        Tensor::new(self.value().clone())
+        Tensor::from_storage(self.storage().clone())
     }
 }
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor(shape={:?}, requires_grad={}, {:?})", self.shape(), self.requires_grad(), self.value())
+        write!(f, "Tensor(shape={:?}, requires_grad={}, {:?})", self.shape(), self.requires_grad(), &*self.storage())
     }
 }
 

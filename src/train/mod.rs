@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::autograd::no_grad;
+use crate::backend::{gpu, Device, Storage};
 use crate::data::{epoch_shuffle_seed, lcg_permutation, Data};
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Model, ModelSpec};
@@ -44,8 +45,88 @@ pub struct EvalMetrics {
 /// Copies of everything a step changes, taken before it, so a diverging step can
 /// be undone.
 struct Snapshot {
-    weights: Vec<Array>,
+    weights: Vec<Storage>,
     optimizer: Optimizer,
+}
+
+/// Where the data order stands.
+#[derive(Clone)]
+struct Counters {
+    cursor: usize,
+    epoch: usize,
+    step: usize,
+    samples_seen: usize,
+    order: Vec<u32>,
+    dropout_rng: ChaCha8Rng,
+}
+
+/// A trainer's state at one step, on its device (see `Trainer::checkpoint`).
+pub struct Checkpoint {
+    weights: Vec<Storage>,
+    optimizer: Optimizer,
+    counters: Counters,
+}
+
+/// A checkpoint read back to the CPU: enough to go on training anywhere.
+#[derive(Clone)]
+pub struct HostCheckpoint {
+    pub weights: Vec<Array>,
+    optimizer_state: Vec<(Array, Array)>,
+    optimizer_t: u64,
+    counters: Counters,
+}
+
+impl HostCheckpoint {
+    /// The steps trained when it was taken.
+    pub fn step(&self) -> usize {
+        self.counters.step
+    }
+}
+
+impl Checkpoint {
+    pub fn step(&self) -> usize {
+        self.counters.step
+    }
+    /// Reads the checkpoint back (immediate for a CPU trainer; in the browser a
+    /// GPU readback must be awaited).
+    pub async fn to_host(self) -> std::result::Result<HostCheckpoint, crate::backend::GpuError> {
+        let state = self.optimizer.state();
+        let mut all: Vec<&Storage> = self.weights.iter().collect();
+        for (m, v) in &state {
+            all.push(m);
+            all.push(v);
+        }
+        let mut arrays = Storage::read_all(&all).await?.into_iter();
+        let weights: Vec<Array> = arrays.by_ref().take(self.weights.len()).collect();
+        let mut optimizer_state = Vec::with_capacity(state.len());
+        while let (Some(m), Some(v)) = (arrays.next(), arrays.next()) {
+            optimizer_state.push((m, v));
+        }
+        Ok(HostCheckpoint { weights, optimizer_state, optimizer_t: self.optimizer.t, counters: self.counters })
+    }
+}
+
+/// A training step recorded on the GPU whose metrics are still on their way
+/// back: `Trainer::begin_step` makes it, `Trainer::finish_step` completes it
+/// with the three words `read` returns (loss, right predictions, non-finite
+/// count), so the browser can await the readback without blocking.
+pub struct PendingStep {
+    loss: Storage,
+    counters: std::rc::Rc<gpu::Buffer>,
+    end: usize,
+    rows: usize,
+    started: Instant,
+    before: Snapshot,
+}
+
+impl PendingStep {
+    /// Reads the step's metrics back from the GPU (one small readback).
+    pub async fn read(&self) -> std::result::Result<[u32; 3], crate::backend::GpuError> {
+        let Storage::Gpu(loss) = &self.loss else { unreachable!("a pending step is on the GPU") };
+        let gpu = loss.gpu();
+        let w = gpu.read_words(&[(loss.raw(), loss.offset), (self.counters.raw(), 0), (self.counters.raw(), 1)]).await?;
+        Ok([w[0], w[1], w[2]])
+    }
 }
 
 pub struct Trainer {
@@ -117,10 +198,74 @@ impl Trainer {
         &self.params
     }
 
+    /// Where the model and the optimizer state live.
+    pub fn device(&self) -> Device {
+        self.params.first().map_or(Device::Cpu, |(_, p)| p.device())
+    }
+
+    /// A trainer whose model and optimizer state live on `device`.
+    pub fn with_device(spec: &ModelSpec, train: impl Into<Data>, test: impl Into<Data>, device: &Device) -> Result<Trainer> {
+        let mut t = Trainer::new(spec, train, test)?;
+        for p in t.model.tensors() {
+            p.upload_to(device);
+        }
+        t.optimizer = Optimizer::new(&spec.training.optimizer, &t.params);
+        Ok(t)
+    }
+
+    /// Moves the model and the optimizer state to `device` (natively: a readback
+    /// from the GPU waits for it). Training goes on from the same weights.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_device(&mut self, device: &Device) -> std::result::Result<(), crate::backend::GpuError> {
+        let host = pollster::block_on(self.checkpoint().to_host())?;
+        self.restore(&host, device);
+        Ok(())
+    }
+
+    /// Everything needed to go on from this point: copies (on the device) of the
+    /// weights and the optimizer state, and the data position. Cheap to take;
+    /// `Checkpoint::to_host` reads it back.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            weights: self.params.iter().map(|(_, p)| p.storage().deep_clone()).collect(),
+            optimizer: self.optimizer.clone(),
+            counters: Counters { cursor: self.cursor, epoch: self.epoch, step: self.step, samples_seen: self.samples_seen, order: self.order.clone(), dropout_rng: self.dropout_rng.clone() },
+        }
+    }
+
+    /// Goes back to `host` (weights, optimizer state, data position) with the model
+    /// on `device`: how a GPU run continues on the CPU.
+    pub fn restore(&mut self, host: &HostCheckpoint, device: &Device) {
+        for ((_, p), w) in self.params.iter().zip(&host.weights) {
+            p.set_storage(Storage::Cpu(w.clone()).upload_to(device));
+        }
+        for t in self.model.tensors().iter().skip(self.params.len()) {
+            t.upload_to(device);
+        }
+        self.optimizer.set_state(host.optimizer_state.clone(), device);
+        self.optimizer.t = host.optimizer_t;
+        let c = host.counters.clone();
+        (self.cursor, self.epoch, self.step, self.samples_seen, self.order, self.dropout_rng) = (c.cursor, c.epoch, c.step, c.samples_seen, c.order, c.dropout_rng);
+        self.last_good = None;
+        for (_, p) in &self.params {
+            p.zero_grad();
+        }
+    }
+
     /// Trains on the next batch. On a non-finite loss or gradient, restores the
     /// weights of the last good step and returns `Error::NonFiniteLoss`; training
     /// can go on after the learning rate is lowered.
     pub fn step(&mut self) -> Result<StepMetrics> {
+        if self.device().is_gpu() {
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                let pending = self.begin_step();
+                let words = pollster::block_on(pending.read()).map_err(|e| Error::Gpu(e.0))?;
+                return self.finish_step(pending, words);
+            }
+            #[cfg(target_arch = "wasm32")]
+            panic!("in the browser a GPU step is begin_step, an awaited read, finish_step");
+        }
         let started = Instant::now();
         let end = (self.cursor + self.batch_size).min(self.order.len());
         let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
@@ -140,11 +285,79 @@ impl Trainer {
             return Err(self.diverged(f32::NAN));
         }
         // These weights gave a finite loss: they are the last good ones.
-        self.last_good = Some(Snapshot { weights: self.params.iter().map(|(_, p)| p.value().clone()).collect(), optimizer: self.optimizer.clone() });
+        self.last_good = Some(self.snapshot());
         self.optimizer.step(&self.params);
 
         let accuracy = batch_accuracy(&logits.value(), &batch.labels);
-        let n = batch.labels.len();
+        Ok(self.advance(end, batch.labels.len(), loss_value, accuracy, started))
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot { weights: self.params.iter().map(|(_, p)| p.storage().deep_clone()).collect(), optimizer: self.optimizer.clone() }
+    }
+
+    /// Records the next step on the GPU (forward, backward, the optimizer update
+    /// and the metric counters) without waiting for it. Complete it with
+    /// `finish_step`; one step at a time.
+    pub fn begin_step(&mut self) -> PendingStep {
+        let started = Instant::now();
+        let device = self.device();
+        let Some(gpu) = device.gpu().cloned() else { panic!("begin_step is for a model on the GPU") };
+        let end = (self.cursor + self.batch_size).min(self.order.len());
+        let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
+        let x = Tensor::from_vec(&batch.shape, batch.x);
+        // Token ids are read on the CPU by the embedding; images and sequences
+        // go up once here.
+        if !self.model.takes_ids() {
+            x.upload_to(&device);
+        }
+        let before = self.snapshot();
+        let logits = self.model.forward_logits(&x, Mode::Train(&mut self.dropout_rng));
+        let loss = logits.softmax_cross_entropy(&batch.labels);
+        for (_, p) in &self.params {
+            p.zero_grad();
+        }
+        loss.backward();
+        let counters = gpu::counters(&gpu, 2);
+        let labels: Vec<u32> = batch.labels.iter().map(|&y| y as u32).collect();
+        let labels = gpu.upload_u32(&labels);
+        if let Storage::Gpu(l) = &*logits.storage() {
+            gpu::count_correct(l, &labels, &counters, 0);
+        }
+        if let Storage::Gpu(l) = &*loss.storage() {
+            gpu::count_nonfinite(l, &counters, 1);
+        }
+        for (_, p) in &self.params {
+            if let Some(g) = p.grad_storage() {
+                if let Storage::Gpu(g) = &*g {
+                    gpu::count_nonfinite(g, &counters, 1);
+                }
+            }
+        }
+        // Applied now and undone in `finish_step` if the metrics say it diverged,
+        // so the GPU never waits for the CPU within a step.
+        self.optimizer.step(&self.params);
+        gpu.flush();
+        let loss = loss.storage().clone();
+        PendingStep { loss, counters, end, rows: batch.labels.len(), started, before }
+    }
+
+    /// Completes a step from `begin_step` with the words its `read` returned.
+    pub fn finish_step(&mut self, pending: PendingStep, [loss_bits, correct, nonfinite]: [u32; 3]) -> Result<StepMetrics> {
+        let loss = f32::from_bits(loss_bits);
+        if !loss.is_finite() || nonfinite > 0 {
+            // The update was applied already: with no earlier good step, undo it.
+            if self.last_good.is_none() {
+                self.last_good = Some(pending.before);
+            }
+            return Err(self.diverged(if loss.is_finite() { f32::NAN } else { loss }));
+        }
+        self.last_good = Some(pending.before);
+        let accuracy = correct as f32 / pending.rows.max(1) as f32;
+        Ok(self.advance(pending.end, pending.rows, loss, accuracy, pending.started))
+    }
+
+    fn advance(&mut self, end: usize, n: usize, loss_value: f32, accuracy: f32, started: Instant) -> StepMetrics {
         self.step += 1;
         self.samples_seen += n;
         self.cursor = end;
@@ -156,13 +369,13 @@ impl Trainer {
             self.order = lcg_permutation(self.train.len(), epoch_shuffle_seed(self.model.spec.training.seed, self.epoch));
         }
         let secs = started.elapsed().as_secs_f32().max(1e-9);
-        Ok(StepMetrics { step: self.step, epoch, epoch_progress, loss: loss_value, accuracy, samples_per_s: n as f32 / secs })
+        StepMetrics { step: self.step, epoch, epoch_progress, loss: loss_value, accuracy, samples_per_s: n as f32 / secs }
     }
 
     fn diverged(&mut self, value: f32) -> Error {
         if let Some(snap) = &self.last_good {
             for ((_, p), w) in self.params.iter().zip(&snap.weights) {
-                p.value_mut().assign(w);
+                p.set_storage(w.deep_clone());
             }
             self.optimizer = snap.optimizer.clone();
         }
@@ -201,7 +414,7 @@ pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics
             let batch = data.batch(&idx, &model.info.input_shape);
             let logits = model.forward_logits(&Tensor::from_vec(&batch.shape, batch.x), Mode::Eval);
             loss_sum += logits.softmax_cross_entropy(&batch.labels).item() as f64 * batch.labels.len() as f64;
-            let lv = logits.value();
+            let lv = logits.to_array();
             let lv = lv.as_standard_layout();
             let mut example_ok = true;
             for (k, (row, &y)) in lv.as_slice().unwrap().chunks(classes).zip(&batch.labels).enumerate() {

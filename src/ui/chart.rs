@@ -8,7 +8,7 @@ use super::{client, DataState, Editor, TrainView};
 use crate::io::share::Panel;
 use crate::data::DatasetSpec;
 use crate::nn::spec::OptimizerSpec;
-use crate::worker::Command;
+use crate::worker::{BackendChoice, Command};
 
 const CHART_W: f32 = 560.0;
 const CHART_H: f32 = 240.0;
@@ -244,6 +244,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 {number_field("Epochs", "epochs-input", |t| t.epochs.to_string(), |t, v| v.trim().parse::<usize>().ok().filter(|x| (1..=100).contains(x)).map(|x| t.epochs = x).is_some())}
                 {number_field("Seed", "seed-input", |t| t.seed.to_string(), |t, v| v.trim().parse::<u64>().ok().map(|x| t.seed = x).is_some())}
             </div>
+            <BackendSelector/>
             <div class="controls">
                 <button class="primary" data-testid="train-button" disabled=move || cannot_train() || view_state.running.get()
                     title=move || invalid.get().unwrap_or_default()
@@ -274,5 +275,68 @@ pub fn TrainingPanel() -> impl IntoView {
             </Show>
             <super::views::ConfusionMatrix/>
         </aside>
+    }
+}
+
+/// The backend the page asked for, remembered in this browser.
+const BACKEND_KEY: &str = "layerlab.backend";
+
+fn stored_backend() -> BackendChoice {
+    let stored = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).and_then(|s| s.get_item(BACKEND_KEY).ok().flatten());
+    match stored.as_deref() {
+        Some("webgpu") => BackendChoice::Webgpu,
+        Some("cpu") => BackendChoice::Cpu,
+        _ => BackendChoice::Auto,
+    }
+}
+
+/// For tests: `?gpu=unavailable` acts as if there were no adapter, `?gpu=lose:N`
+/// loses the GPU device after N steps.
+fn simulated_gpu() -> Option<String> {
+    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix("gpu=")).map(|v| v.to_string())
+}
+
+/// Tells the worker where to train.
+pub fn send_backend(choice: BackendChoice) {
+    client::send(&Command::SetBackend { backend: choice, simulate: simulated_gpu() });
+}
+
+/// Auto / WebGPU / CPU, with the adapter in use and why training is not where
+/// the selector says (no adapter, or the GPU failed and training moved to the CPU).
+#[component]
+pub fn BackendSelector() -> impl IntoView {
+    let view_state = expect_context::<TrainView>();
+    let page = expect_context::<PageState>();
+    let choice = RwSignal::new(stored_backend());
+    send_backend(choice.get_untracked());
+    let active = move || {
+        let (active, adapter) = view_state.backend.get();
+        if active == "webgpu" { format!("WebGPU · {adapter}") } else { "CPU".to_string() }
+    };
+    view! {
+        <div class="backend" class:hidden=move || page.backend_locked()>
+            <label class="field">
+                "Backend"
+                <select data-testid="backend-select" on:change=move |ev| {
+                    let c = match event_target_value(&ev).as_str() {
+                        "webgpu" => BackendChoice::Webgpu,
+                        "cpu" => BackendChoice::Cpu,
+                        _ => BackendChoice::Auto,
+                    };
+                    choice.set(c);
+                    if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+                        let _ = s.set_item(BACKEND_KEY, match c { BackendChoice::Webgpu => "webgpu", BackendChoice::Cpu => "cpu", BackendChoice::Auto => "auto" });
+                    }
+                    send_backend(c);
+                }>
+                    {[(BackendChoice::Auto, "auto", "Auto (WebGPU if available)"), (BackendChoice::Webgpu, "webgpu", "WebGPU"), (BackendChoice::Cpu, "cpu", "CPU")].into_iter().map(|(c, v, label)| view! {
+                        <option value=v selected=move || choice.get() == c>{label}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <span class="backend-active" data-testid="backend-active" data-active=move || view_state.backend.get().0>{active}</span>
+        </div>
+        {move || view_state.backend_notice.get().map(|n| view! { <p class="backend-notice" data-testid="backend-notice" role="alert">{n}</p> })}
     }
 }

@@ -98,6 +98,10 @@ pub struct TrainView {
     pub inspection: RwSignal<Option<views::Inspection>>,
     pub attention: RwSignal<Option<sequence::Attention>>,
     pub hidden: RwSignal<Option<sequence::Hidden>>,
+    /// Where the worker trains: (`webgpu` or `cpu`, the adapter's name).
+    pub backend: RwSignal<(String, String)>,
+    /// Why training is not where the selector says, or that it moved to the CPU.
+    pub backend_notice: RwSignal<Option<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -126,6 +130,8 @@ impl TrainView {
             inspection: RwSignal::new(None),
             attention: RwSignal::new(None),
             hidden: RwSignal::new(None),
+            backend: RwSignal::new(("cpu".into(), String::new())),
+            backend_notice: RwSignal::new(None),
         }
     }
 
@@ -150,8 +156,12 @@ impl TrainView {
             Event::Ready => {}
             Event::DataProgress { loaded, total } => self.data.set(DataState::Loading { loaded, total }),
             Event::DataLoaded { train, test } => self.data.set(DataState::Ready { train, test }),
-            Event::Metrics { losses, samples_per_s, epoch, epoch_progress, elapsed_s, .. } => {
-                self.losses.update(|l| l.extend(losses));
+            Event::Metrics { first_step, losses, samples_per_s, epoch, epoch_progress, elapsed_s, .. } => {
+                // After a move to the CPU the run may go back a few steps.
+                self.losses.update(|l| {
+                    l.truncate(first_step.saturating_sub(1));
+                    l.extend(losses)
+                });
                 self.samples_per_s.set(samples_per_s);
                 self.elapsed_s.set(elapsed_s);
                 self.epoch.set(epoch);
@@ -184,6 +194,10 @@ impl TrainView {
             Event::Prediction { probs } => self.prediction.set(Some(probs)),
             Event::DataFailed { message } => self.data.set(DataState::Failed(message)),
             Event::Error { message } => self.message.set(Some(message)),
+            Event::Backend { active, adapter, notice, .. } => {
+                self.backend.set((active, adapter));
+                self.backend_notice.set(notice);
+            }
         }
     }
 }

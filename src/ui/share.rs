@@ -45,6 +45,11 @@ impl PageState {
         self.hides(Control::Palette)
     }
 
+    /// A lesson fixes the compute backend.
+    pub fn backend_locked(&self) -> bool {
+        self.hides(Control::Backend)
+    }
+
     /// A lesson fixes the data set and training settings.
     pub fn settings_locked(&self) -> bool {
         self.hides(Control::Hyperparameters)
@@ -164,6 +169,7 @@ pub fn ShareButton() -> impl IntoView {
     let instruction = RwSignal::new(String::new());
     let hide_palette = RwSignal::new(true);
     let hide_settings = RwSignal::new(false);
+    let hide_backend = RwSignal::new(false);
     let copied = RwSignal::new(None::<&'static str>);
     let experiment = move |lesson: Option<Lesson>| Experiment { v: share::VERSION, spec: editor.spec.get(), view: page.view_state(), lesson };
     let share_link = move || {
@@ -183,6 +189,9 @@ pub fn ShareButton() -> impl IntoView {
         }
         if hide_settings.get() {
             hide.push(Control::Hyperparameters);
+        }
+        if hide_backend.get() {
+            hide.push(Control::Backend);
         }
         let lesson = Lesson { title: title.get().trim().to_string(), instruction: instruction.get().trim().to_string(), hide };
         format!("{}{}", page_address(), experiment(Some(lesson)).fragment())
@@ -215,6 +224,7 @@ pub fn ShareButton() -> impl IntoView {
                 </label>
                 <label class="toggle"><input type="checkbox" data-testid="lesson-hide-palette" prop:checked=move || hide_palette.get() on:change=move |ev| hide_palette.set(event_target_checked(&ev))/>" Fix the model (hide the palette and layer editing)"</label>
                 <label class="toggle"><input type="checkbox" data-testid="lesson-hide-settings" prop:checked=move || hide_settings.get() on:change=move |ev| hide_settings.set(event_target_checked(&ev))/>" Fix the data set and training settings"</label>
+                <label class="toggle"><input type="checkbox" data-testid="lesson-hide-backend" prop:checked=move || hide_backend.get() on:change=move |ev| hide_backend.set(event_target_checked(&ev))/>" Hide the backend selector (each computer uses its own GPU or CPU)"</label>
                 <div class="link-row">
                     <input type="text" readonly data-testid="lesson-link" prop:value=lesson_link on:focus=select_all/>
                     <button data-testid="lesson-copy" on:click=move |_| { copy(&lesson_link()); copied.set(Some("lesson link")) }>"Copy"</button>

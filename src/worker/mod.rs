@@ -10,10 +10,11 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::backend::Device;
 use crate::data::{Data, Mnist};
 use crate::error::Error;
 use crate::nn::ModelSpec;
-use crate::train::Trainer;
+use crate::train::{Checkpoint, HostCheckpoint, Trainer};
 
 /// Page -> worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,24 @@ pub enum Command {
     LoadWeights { safetensors: String },
     /// The model as code for another framework (`pytorch`, `keras`), with its weights.
     Export { format: String },
+    /// Where to train: `auto` (WebGPU where there is an adapter), `webgpu` or `cpu`.
+    /// `simulate` is for tests: `unavailable` (no adapter) or `lose:N` (the
+    /// device is lost after N more steps).
+    SetBackend {
+        backend: BackendChoice,
+        #[serde(default)]
+        simulate: Option<String>,
+    },
+}
+
+/// The page's backend selector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Webgpu,
+    Cpu,
 }
 
 /// Worker -> page.
@@ -88,6 +107,10 @@ pub enum Event {
     WeightsLoaded { tensors: usize },
     /// For `Export`: the files (name, base64 contents).
     Exported { format: String, files: Vec<(String, String)> },
+    /// Where training runs now: `active` is `webgpu` or `cpu`, `adapter` the GPU's
+    /// name (empty on the CPU); `notice` says why it is not what was chosen, or
+    /// that the GPU failed and training moved to the CPU.
+    Backend { choice: BackendChoice, active: String, adapter: String, notice: Option<String> },
     Error { message: String },
 }
 
@@ -143,6 +166,45 @@ pub struct Session {
     last_predicted: Vec<u8>,
     /// Loaded weights (checked) for the next trainer, when the data is still loading.
     pending_weights: Option<Vec<u8>>,
+    /// Where new trainers live.
+    device: Device,
+    /// For a trainer on the GPU: a CPU copy of its model (evaluation and the
+    /// views run on it) and its last checkpoint (to go on on the CPU if the GPU
+    /// fails), refreshed every `SYNC_EVERY` steps.
+    mirror: Option<Mirror>,
+    /// Changes whenever the trainer is replaced or moved, so that a GPU readback
+    /// that comes back afterwards is dropped.
+    generation: u64,
+}
+
+struct Mirror {
+    model: crate::nn::Model,
+    host: HostCheckpoint,
+}
+
+/// Steps between refreshes of a GPU run's CPU copy.
+pub const SYNC_EVERY: usize = 25;
+
+/// What one slice of training collected (see `Session::slice_start`).
+pub struct Slice {
+    first_step: usize,
+    samples_before: usize,
+    started: Instant,
+    max_steps: usize,
+    budget_s: f64,
+    losses: Vec<f32>,
+    last: Option<crate::train::StepMetrics>,
+    events: Vec<Event>,
+    stop: bool,
+}
+
+/// Polls a future that is ready at once (a checkpoint of a CPU trainer).
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("a CPU checkpoint needs no waiting"),
+    }
 }
 
 impl Default for Session {
@@ -153,7 +215,7 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new(), pending_weights: None }
+        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new(), pending_weights: None, device: Device::Cpu, mirror: None, generation: 0 }
     }
 
     pub fn is_running(&self) -> bool {
@@ -178,8 +240,23 @@ impl Session {
 
     /// Handles a command that needs no I/O (`LoadData` is the web layer's).
     pub fn handle(&mut self, cmd: Command) -> Vec<Event> {
+        // Natively the CPU copy of a GPU run is brought up to date at once (the
+        // page's worker awaits it before calling `handle`; see `needs_sync`).
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.needs_sync(&cmd) {
+            self.sync_blocking();
+        }
         match cmd {
             Command::LoadData { .. } => vec![],
+            Command::SetBackend { backend, .. } => {
+                // The page's worker makes the GPU (asynchronously) and calls
+                // `set_device`; natively there is none to make here.
+                let mut ev = self.set_device(Device::Cpu, None);
+                if let Some(Event::Backend { choice, .. }) = ev.first_mut() {
+                    *choice = backend;
+                }
+                ev
+            }
             Command::SetSpec { spec } => {
                 self.spec = Some(spec);
                 self.reset()
@@ -214,7 +291,7 @@ impl Session {
                 if let Err(e) = self.ensure_model() {
                     return vec![Event::Error { message: e }];
                 }
-                let model = &self.trainer.as_ref().expect("ensured").model;
+                let model = self.view_model().expect("ensured");
                 if pixels.len() != crate::data::mnist::PIXELS {
                     return vec![Event::Error { message: format!("a drawing must have 784 pixels, got {}", pixels.len()) }];
                 }
@@ -250,6 +327,8 @@ impl Session {
 
     fn reset(&mut self) -> Vec<Event> {
         self.trainer = None;
+        self.mirror = None;
+        self.generation += 1;
         self.pending_weights = None;
         self.running = false;
         self.elapsed_s = 0.0;
@@ -259,7 +338,7 @@ impl Session {
     /// Evaluates on the first `limit` test digits and remembers the predictions.
     fn evaluation(&mut self, limit: Option<usize>) -> Event {
         let t = self.trainer.as_ref().expect("evaluation needs a trainer");
-        let e = t.evaluate(limit);
+        let e = crate::train::evaluate(self.view_model().expect("a trainer"), t.test_set(), limit);
         self.last_predicted = e.predicted;
         Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples, sequence_accuracy: e.sequence_accuracy, confusion: e.confusion }
     }
@@ -289,7 +368,7 @@ impl Session {
         if ex.image.is_empty() {
             return vec![Event::Error { message: "filters and feature maps are shown for image data sets (MNIST)".into() }];
         }
-        let model = &self.trainer.as_ref().expect("ensured").model;
+        let model = self.view_model().expect("ensured");
         let first_conv = model.spec.layers.iter().position(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }));
         let (filter_shape, filters, map_shape, maps) = match (first_conv, model.first_conv_weight()) {
             (Some(i), Some(w)) => {
@@ -310,7 +389,7 @@ impl Session {
         if index >= test.len() {
             return Err(Event::Error { message: format!("there is no test example {index}; choose 0 to {}", test.len().saturating_sub(1)) });
         }
-        let model = &t.model;
+        let model = self.view_model().expect("ensured");
         let batch = test.batch(&[index as u32], &model.info.input_shape);
         let mut ex = ViewExample { x: crate::Tensor::from_vec(&batch.shape, batch.x.clone()), tokens: vec![], targets: vec![], image: vec![], label: 0 };
         if model.spec.input.is_tokens() {
@@ -328,7 +407,7 @@ impl Session {
             Ok(ex) => ex,
             Err(e) => return vec![e],
         };
-        let model = &self.trainer.as_ref().expect("ensured").model;
+        let model = self.view_model().expect("ensured");
         let layers: Vec<usize> = model.spec.layers.iter().enumerate().filter(|(_, l)| matches!(l, crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. })).map(|(i, _)| i).collect();
         // Tokens made by Patchify from an image stand for a grid of patches.
         let grid = model
@@ -356,7 +435,7 @@ impl Session {
             Ok(ex) => ex,
             Err(e) => return vec![e],
         };
-        let model = &self.trainer.as_ref().expect("ensured").model;
+        let model = self.view_model().expect("ensured");
         let layers = model
             .hidden_states(&ex.x)
             .into_iter()
@@ -368,8 +447,8 @@ impl Session {
     /// Runs `f` on the model in training, or (before any training) on the spec's
     /// model as initialised, with weights loaded for it if any.
     fn with_model<R>(&self, f: impl FnOnce(&crate::nn::Model) -> R) -> Result<R, String> {
-        if let Some(t) = &self.trainer {
-            return Ok(f(&t.model));
+        if let Some(m) = self.view_model() {
+            return Ok(f(m));
         }
         let spec = self.spec.as_ref().ok_or("no model yet")?;
         let model = crate::nn::Model::new(spec).map_err(|e| e.to_string())?;
@@ -452,7 +531,132 @@ impl Session {
             crate::io::weights::load_parameters(trainer.parameters(), &bytes).map_err(|e| e.to_string())?;
         }
         self.trainer = Some(trainer);
+        self.generation += 1;
+        if self.device.is_gpu() {
+            self.move_trainer(&self.device.clone());
+        }
         Ok(())
+    }
+
+    /// Where new trainers live, and the trainer's device if it is not there.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The model the views, predictions and evaluations read: the trainer's, or
+    /// for a GPU run its CPU copy.
+    fn view_model(&self) -> Option<&crate::nn::Model> {
+        match (&self.mirror, &self.trainer) {
+            (Some(m), Some(_)) => Some(&m.model),
+            (None, Some(t)) => Some(&t.model),
+            _ => None,
+        }
+    }
+
+    /// Moves the trainer to `device`: to the GPU from the CPU state (immediate),
+    /// or to the CPU from the last checkpoint of the GPU run.
+    fn move_trainer(&mut self, device: &Device) {
+        let Some(t) = self.trainer.as_mut() else { return };
+        let on_gpu = t.device().is_gpu();
+        match (on_gpu, device.is_gpu()) {
+            (false, true) => {
+                let host = ready(t.checkpoint().to_host()).expect("a CPU checkpoint");
+                let model = crate::nn::Model::new(&t.model.spec).expect("the trainer's spec is valid");
+                for ((_, p), w) in model.parameters().iter().zip(&host.weights) {
+                    p.set_value(w);
+                }
+                t.restore(&host, device);
+                self.mirror = Some(Mirror { model, host });
+            }
+            (true, false) => {
+                if let Some(m) = self.mirror.take() {
+                    t.restore(&m.host, device);
+                }
+            }
+            _ => {}
+        }
+        self.generation += 1;
+    }
+
+    /// Trains on `device` from now on (the current run moves there, see
+    /// `move_trainer`). `notice` says why, when it is not what the page chose.
+    pub fn set_device(&mut self, device: Device, notice: Option<String>) -> Vec<Event> {
+        self.move_trainer(&device);
+        self.device = device;
+        vec![self.backend_event(BackendChoice::Auto, notice)]
+    }
+
+    fn backend_event(&self, choice: BackendChoice, notice: Option<String>) -> Event {
+        let (active, adapter) = match &self.device {
+            Device::Cpu => ("cpu".to_string(), String::new()),
+            Device::Gpu(g) => ("webgpu".to_string(), g.adapter.clone()),
+        };
+        Event::Backend { choice, active, adapter, notice }
+    }
+
+    /// The GPU failed (`reason`): training goes on on the CPU from the last
+    /// checkpoint of the run, with a notice that says from which step.
+    pub fn fall_back(&mut self, choice: BackendChoice, reason: &str) -> Vec<Event> {
+        let from = self.mirror.as_ref().map(|m| m.host.step());
+        self.move_trainer(&Device::Cpu);
+        self.device = Device::Cpu;
+        let at = match from {
+            Some(step) if step > 0 => format!(" from the weights of step {step}"),
+            _ => String::new(),
+        };
+        vec![self.backend_event(choice, Some(format!("WebGPU stopped working ({reason}). Training goes on on the CPU{at}; nothing else is lost.")))]
+    }
+
+    /// Whether the CPU copy of a GPU run must be brought up to date before `cmd`
+    /// (commands that need the current weights exactly).
+    pub fn needs_sync(&self, cmd: &Command) -> bool {
+        self.mirror_stale() && matches!(cmd, Command::Pause | Command::GetWeights { .. } | Command::Export { .. } | Command::SetBackend { .. })
+    }
+
+    /// The GPU run has trained since its CPU copy was refreshed.
+    pub fn mirror_stale(&self) -> bool {
+        match (&self.mirror, &self.trainer) {
+            (Some(m), Some(t)) => m.host.step() != t.steps_done(),
+            _ => false,
+        }
+    }
+
+    /// A checkpoint of the GPU run to read back (then `finish_sync`), with the
+    /// generation it belongs to.
+    pub fn begin_sync(&self) -> Option<(u64, Checkpoint)> {
+        let t = self.trainer.as_ref()?;
+        self.mirror.as_ref()?;
+        Some((self.generation, t.checkpoint()))
+    }
+
+    /// Refreshes the CPU copy from a checkpoint read back from the GPU.
+    pub fn finish_sync(&mut self, generation: u64, host: HostCheckpoint) {
+        if generation != self.generation {
+            return;
+        }
+        if let Some(m) = self.mirror.as_mut() {
+            for ((_, p), w) in m.model.parameters().iter().zip(&host.weights) {
+                p.set_value(w);
+            }
+            m.host = host;
+        }
+    }
+
+    /// `begin_sync` and `finish_sync`, waiting for the GPU (native code, tests).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sync_blocking(&mut self) {
+        if let Some((generation, c)) = self.begin_sync() {
+            match pollster::block_on(c.to_host()) {
+                Ok(host) => self.finish_sync(generation, host),
+                Err(e) => {
+                    let _ = self.fall_back(BackendChoice::Auto, &e.0);
+                }
+            }
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Trains for about `budget_s` seconds while running; returns what to report.
@@ -463,46 +667,139 @@ impl Session {
         self.run_steps(usize::MAX, budget_s)
     }
 
+    /// Runs up to `max_steps` steps for about `budget_s` seconds, synchronously
+    /// (the CPU; natively also the GPU, waiting for it).
     fn run_steps(&mut self, max_steps: usize, budget_s: f64) -> Vec<Event> {
-        let Some(trainer) = self.trainer.as_mut() else { return vec![] };
-        let spec_epochs = trainer.model.spec.training.epochs;
-        let total_steps = trainer.steps_per_epoch() * spec_epochs;
-        let started = Instant::now();
-        let first_step = trainer.steps_done() + 1;
-        let samples_before = trainer.samples_seen();
-        let (mut losses, mut last) = (Vec::new(), None);
-        let mut events = Vec::new();
-        while losses.len() < max_steps && trainer.steps_done() < total_steps && (losses.is_empty() || started.elapsed().as_secs_f64() < budget_s) {
-            match trainer.step() {
-                Ok(m) => {
-                    losses.push(m.loss);
-                    let step = m.step;
-                    last = Some(m);
-                    if step % EVAL_EVERY == 0 {
-                        let e = trainer.evaluate(Some(QUICK_EVAL_SAMPLES));
-                        events.push(Event::Evaluation { step, accuracy: e.accuracy, loss: e.loss, samples: e.samples, sequence_accuracy: e.sequence_accuracy, confusion: e.confusion });
-                        self.last_predicted = e.predicted;
-                    }
-                }
-                Err(e @ Error::NonFiniteLoss { .. }) => {
-                    self.running = false;
-                    events.push(Event::Diverged { message: e.to_string() });
-                    events.push(Event::Running { running: false });
-                    break;
-                }
-                Err(e) => {
-                    self.running = false;
-                    events.push(Event::Error { message: e.to_string() });
-                    events.push(Event::Running { running: false });
-                    break;
-                }
+        let Some(mut slice) = self.slice_start(max_steps, budget_s) else { return vec![] };
+        while self.slice_wants_step(&slice) {
+            let r = self.trainer.as_mut().expect("a slice has a trainer").step();
+            if self.slice_step(&mut slice, r) {
+                #[cfg(not(target_arch = "wasm32"))]
+                self.sync_blocking();
+                self.slice_synced(&mut slice);
             }
         }
-        let spent = started.elapsed().as_secs_f64();
+        self.slice_end(slice)
+    }
+
+    /// Starts a slice of training (for `run_steps`, or the page's worker, which
+    /// runs GPU steps itself so that it can await their metrics).
+    pub fn slice_start(&mut self, max_steps: usize, budget_s: f64) -> Option<Slice> {
+        let t = self.trainer.as_ref()?;
+        Some(Slice { first_step: t.steps_done() + 1, samples_before: t.samples_seen(), started: Instant::now(), max_steps, budget_s, losses: Vec::new(), last: None, events: Vec::new(), stop: false })
+    }
+
+    fn total_steps(t: &Trainer) -> usize {
+        t.steps_per_epoch() * t.model.spec.training.epochs
+    }
+
+    /// Whether the slice should take another step.
+    pub fn slice_wants_step(&self, slice: &Slice) -> bool {
+        let Some(t) = self.trainer.as_ref() else { return false };
+        !slice.stop && slice.losses.len() < slice.max_steps && t.steps_done() < Self::total_steps(t) && (slice.losses.is_empty() || slice.started.elapsed().as_secs_f64() < slice.budget_s)
+    }
+
+    /// For a `Step` on the GPU (which the page's worker runs itself): the trainer
+    /// made if need be, and training paused.
+    pub fn prepare_step(&mut self) -> Vec<Event> {
+        match self.ensure_trainer() {
+            Ok(()) => {
+                self.running = false;
+                vec![Event::Running { running: false }]
+            }
+            Err(message) => vec![Event::Error { message }],
+        }
+    }
+
+    /// Whether the trainer is on the GPU (its steps are awaited by the page's worker).
+    pub fn on_gpu(&self) -> bool {
+        self.trainer.as_ref().is_some_and(|t| t.device().is_gpu())
+    }
+
+    /// Begins a GPU step (see `Trainer::begin_step`), with the generation it belongs to.
+    pub fn begin_gpu_step(&mut self) -> Option<(u64, crate::train::PendingStep)> {
+        let t = self.trainer.as_mut()?;
+        t.device().is_gpu().then(|| (self.generation, t.begin_step()))
+    }
+
+    /// Completes a GPU step begun by `begin_gpu_step` with its metrics (or the
+    /// reason the readback failed). Returns whether a sync is due (see `slice_step`);
+    /// a step of an older generation is dropped.
+    pub fn finish_gpu_step(&mut self, slice: &mut Slice, generation: u64, pending: crate::train::PendingStep, words: Result<[u32; 3], crate::backend::GpuError>) -> bool {
+        if generation != self.generation {
+            slice.stop = true;
+            return false;
+        }
+        let t = self.trainer.as_mut().expect("a trainer of this generation");
+        let r = match words {
+            Ok(w) => t.finish_step(pending, w),
+            Err(e) => Err(Error::Gpu(e.0)),
+        };
+        self.slice_step(slice, r)
+    }
+
+    /// Records a step's outcome. Returns true when the CPU copy of a GPU run is
+    /// due for a refresh (every `SYNC_EVERY` steps, before an evaluation, at the
+    /// end); call `slice_synced` after it.
+    pub fn slice_step(&mut self, slice: &mut Slice, r: crate::Result<crate::train::StepMetrics>) -> bool {
+        match r {
+            Ok(m) => {
+                slice.losses.push(m.loss);
+                let step = m.step;
+                slice.last = Some(m);
+                let t = self.trainer.as_ref().expect("a trainer");
+                let done = step >= Self::total_steps(t);
+                if !t.device().is_gpu() {
+                    self.slice_synced(slice);
+                    return false;
+                }
+                step % SYNC_EVERY == 0 || step % EVAL_EVERY == 0 || done
+            }
+            Err(Error::Gpu(reason)) => {
+                // The slice ends here: the run may go back to its last checkpoint.
+                let ev = self.fall_back(BackendChoice::Auto, &reason);
+                slice.events.extend(ev);
+                slice.stop = true;
+                false
+            }
+            Err(e @ Error::NonFiniteLoss { .. }) => {
+                self.running = false;
+                slice.stop = true;
+                slice.events.push(Event::Diverged { message: e.to_string() });
+                slice.events.push(Event::Running { running: false });
+                false
+            }
+            Err(e) => {
+                self.running = false;
+                slice.stop = true;
+                slice.events.push(Event::Error { message: e.to_string() });
+                slice.events.push(Event::Running { running: false });
+                false
+            }
+        }
+    }
+
+    /// After the step (and, for a GPU run, the refresh of its CPU copy): the
+    /// evaluation every `EVAL_EVERY` steps.
+    pub fn slice_synced(&mut self, slice: &mut Slice) {
+        let Some(step) = slice.last.as_ref().map(|m| m.step) else { return };
+        let Some(t) = self.trainer.as_ref() else { return };
+        if step % EVAL_EVERY == 0 && t.steps_done() == step && step < Self::total_steps(t) {
+            let ev = self.evaluation(Some(QUICK_EVAL_SAMPLES));
+            slice.events.push(ev);
+        }
+    }
+
+    /// Ends a slice: its metrics, and the final evaluation when training is done.
+    pub fn slice_end(&mut self, slice: Slice) -> Vec<Event> {
+        let Some(trainer) = self.trainer.as_ref() else { return slice.events };
+        let total_steps = Self::total_steps(trainer);
+        let mut events = slice.events;
+        let spent = slice.started.elapsed().as_secs_f64();
         self.elapsed_s += spent;
-        if let Some(m) = last {
-            let samples_per_s = ((trainer.samples_seen() - samples_before) as f64 / spent.max(1e-9)) as f32;
-            events.insert(0, Event::Metrics { first_step, losses, accuracy: m.accuracy, samples_per_s, epoch: m.epoch, epoch_progress: m.epoch_progress, elapsed_s: self.elapsed_s as f32 });
+        if let Some(m) = slice.last {
+            let samples_per_s = ((trainer.samples_seen().saturating_sub(slice.samples_before)) as f64 / spent.max(1e-9)) as f32;
+            events.insert(0, Event::Metrics { first_step: slice.first_step, losses: slice.losses, accuracy: m.accuracy, samples_per_s, epoch: m.epoch, epoch_progress: m.epoch_progress, elapsed_s: self.elapsed_s as f32 });
         }
         let steps = trainer.steps_done();
         if steps >= total_steps && self.running {

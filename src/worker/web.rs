@@ -10,7 +10,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
-use super::{Command, Event, Session};
+use super::{BackendChoice, Command, Event, Session};
+use crate::backend::{Device, Gpu};
 use crate::data::{mnist, Mnist};
 
 /// Training time per slice before the worker yields to its message queue.
@@ -20,6 +21,11 @@ struct Worker {
     scope: DedicatedWorkerGlobalScope,
     session: RefCell<Session>,
     tick_scheduled: Cell<bool>,
+    /// A slice of GPU steps (or a refresh of its CPU copy) is being awaited.
+    gpu_busy: Cell<bool>,
+    choice: Cell<BackendChoice>,
+    /// For tests: lose the GPU device after this many more steps.
+    lose_after: Cell<Option<usize>>,
 }
 
 impl Worker {
@@ -37,6 +43,10 @@ impl Worker {
         let me = self.clone();
         let cb = Closure::once_into_js(move || {
             me.tick_scheduled.set(false);
+            if me.session.borrow().on_gpu() {
+                wasm_bindgen_futures::spawn_local(gpu_slice(me, usize::MAX));
+                return;
+            }
             let events = me.session.borrow_mut().tick(SLICE_S);
             me.post(events);
             if me.session.borrow().is_running() {
@@ -62,11 +72,139 @@ impl Worker {
             });
             return;
         }
+        if let Command::SetBackend { backend, simulate } = cmd {
+            wasm_bindgen_futures::spawn_local(set_backend(self.clone(), backend, simulate));
+            return;
+        }
+        if matches!(cmd, Command::Step) && self.session.borrow().device().is_gpu() {
+            let events = self.session.borrow_mut().prepare_step();
+            self.post(events);
+            if self.session.borrow().on_gpu() {
+                wasm_bindgen_futures::spawn_local(gpu_slice(self.clone(), 1));
+            }
+            return;
+        }
+        if self.session.borrow().needs_sync(&cmd) {
+            let me = self.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                sync(&me).await;
+                me.handle_now(cmd);
+            });
+            return;
+        }
+        self.handle_now(cmd);
+    }
+
+    fn handle_now(self: &Rc<Self>, cmd: Command) {
         let events = self.session.borrow_mut().handle(cmd);
         self.post(events);
         if self.session.borrow().is_running() {
             self.schedule_tick();
         }
+    }
+}
+
+/// Brings the CPU copy of a GPU run up to date (one readback); if the GPU
+/// fails, training moves to the CPU.
+async fn sync(me: &Rc<Worker>) {
+    let Some((generation, checkpoint)) = me.session.borrow().begin_sync() else { return };
+    match checkpoint.to_host().await {
+        Ok(host) => me.session.borrow_mut().finish_sync(generation, host),
+        Err(e) => {
+            let events = me.session.borrow_mut().fall_back(me.choice.get(), &e.0);
+            me.post(events);
+        }
+    }
+}
+
+/// Trains on the GPU for about one slice: each step is recorded, its three
+/// metric words awaited (the worker handles messages meanwhile), and completed.
+async fn gpu_slice(me: Rc<Worker>, max_steps: usize) {
+    if me.gpu_busy.replace(true) {
+        return;
+    }
+    let started = me.session.borrow_mut().slice_start(max_steps, SLICE_S);
+    if let Some(mut slice) = started {
+        loop {
+            let begun = {
+                let mut s = me.session.borrow_mut();
+                if (s.is_running() || max_steps == 1) && s.on_gpu() && s.slice_wants_step(&slice) {
+                    s.begin_gpu_step()
+                } else {
+                    None
+                }
+            };
+            let Some((generation, pending)) = begun else { break };
+            if let Some(n) = me.lose_after.get() {
+                if n == 0 {
+                    me.lose_after.set(None);
+                    if let Device::Gpu(g) = me.session.borrow().device() {
+                        g.lose_device();
+                    }
+                } else {
+                    me.lose_after.set(Some(n - 1));
+                }
+            }
+            let words = pending.read().await;
+            let sync_due = me.session.borrow_mut().finish_gpu_step(&mut slice, generation, pending, words);
+            if sync_due {
+                sync(&me).await;
+                me.session.borrow_mut().slice_synced(&mut slice);
+            }
+        }
+        let events = me.session.borrow_mut().slice_end(slice);
+        me.post(events);
+    }
+    me.gpu_busy.set(false);
+    if me.session.borrow().is_running() {
+        me.schedule_tick();
+    }
+}
+
+/// Chooses where to train. WebGPU needs an adapter and a device, both asynchronous;
+/// without them training stays on the CPU and the notice says why.
+async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<String>) {
+    me.choice.set(choice);
+    // The run's CPU copy must be current before it can leave the GPU.
+    if me.session.borrow().mirror_stale() {
+        sync(&me).await;
+    }
+    let (device, notice) = match choice {
+        BackendChoice::Cpu => (Device::Cpu, None),
+        BackendChoice::Auto | BackendChoice::Webgpu => {
+            let made = match simulate.as_deref() {
+                Some("unavailable") => Err(crate::backend::GpuError("no GPU adapter (simulated for a test)".into())),
+                _ => match me.session.borrow().device() {
+                    Device::Gpu(g) => Ok(g.clone()),
+                    Device::Cpu => Err(crate::backend::GpuError(String::new())),
+                },
+            };
+            let made = match made {
+                Err(e) if e.0.is_empty() => Gpu::new().await,
+                other => other,
+            };
+            match made {
+                Ok(g) => {
+                    g.warm_up();
+                    (Device::Gpu(g), None)
+                }
+                Err(e) if choice == BackendChoice::Auto => (Device::Cpu, Some(format!("No WebGPU here ({e}); training runs on the CPU."))),
+                Err(e) => (Device::Cpu, Some(format!("WebGPU is not available ({e}); training runs on the CPU instead."))),
+            }
+        }
+    };
+    if let Some(n) = simulate.as_deref().and_then(|s| s.strip_prefix("lose:")).and_then(|n| n.parse().ok()) {
+        me.lose_after.set(Some(n));
+    }
+    let mut events = me.session.borrow_mut().set_device(device, notice);
+    for e in &mut events {
+        if let Event::Backend { choice: c, .. } = e {
+            *c = choice;
+        }
+    }
+    me.post(events);
+    if me.session.borrow().is_running() {
+        me.schedule_tick();
     }
 }
 
@@ -98,7 +236,14 @@ async fn load_mnist(worker: &Rc<Worker>, base_url: &str) -> Result<(Mnist, Mnist
 /// Starts the worker: installs the message handler and says it is ready.
 pub fn start() {
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let worker = Rc::new(Worker { scope: scope.clone(), session: RefCell::new(Session::new()), tick_scheduled: Cell::new(false) });
+    let worker = Rc::new(Worker {
+        scope: scope.clone(),
+        session: RefCell::new(Session::new()),
+        tick_scheduled: Cell::new(false),
+        gpu_busy: Cell::new(false),
+        choice: Cell::new(BackendChoice::Auto),
+        lose_after: Cell::new(None),
+    });
     let w = worker.clone();
     let onmessage = Closure::<dyn Fn(MessageEvent)>::new(move |msg: MessageEvent| match msg.data().as_string() {
         Some(text) => w.on_message(&text),

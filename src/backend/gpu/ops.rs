@@ -1,0 +1,540 @@
+//! Array-level GPU operations: each records one or a few kernels and returns
+//! new arrays (or views). Shapes have been checked by the caller (`autograd::ops`).
+
+use std::rc::Rc;
+
+use super::kernels::{self as k};
+use super::{grid, standard_strides, Buffer, Gpu, GpuArray};
+use crate::backend::cpu::Window;
+
+const MAX_DIMS: usize = 6;
+
+/// Shape and strides right-aligned into 6 axes (size 1, stride 0 in front).
+fn pad6(shape: &[usize], strides: &[usize]) -> ([u32; MAX_DIMS], [u32; MAX_DIMS]) {
+    assert!(shape.len() <= MAX_DIMS, "GPU kernels take arrays of up to {MAX_DIMS} axes, got {shape:?}");
+    let (mut s, mut t) = ([1u32; MAX_DIMS], [0u32; MAX_DIMS]);
+    let off = MAX_DIMS - shape.len();
+    for i in 0..shape.len() {
+        s[off + i] = shape[i] as u32;
+        t[off + i] = if shape[i] == 1 { 0 } else { strides[i] as u32 };
+    }
+    (s, t)
+}
+
+/// Strides that read `a` as if broadcast to `shape` (numpy rules, aligned right).
+fn broadcast_strides(a: &GpuArray, shape: &[usize]) -> Vec<usize> {
+    let off = shape.len() - a.shape.len();
+    (0..shape.len())
+        .map(|i| {
+            if i < off {
+                0
+            } else {
+                let d = a.shape[i - off];
+                assert!(d == shape[i] || d == 1, "cannot broadcast {:?} to {shape:?}", a.shape);
+                if d == 1 { 0 } else { a.strides[i - off] }
+            }
+        })
+        .collect()
+}
+
+/// Copies `src` (read through `sstr` from `soff`) over `shape` into `dst` (at
+/// `dstr` from `doff`).
+#[allow(clippy::too_many_arguments)]
+fn copy_into(gpu: &Gpu, src: &wgpu::Buffer, shape: &[usize], sstr: &[usize], soff: usize, dst: &wgpu::Buffer, dstr: &[usize], doff: usize) {
+    let n: usize = shape.iter().product();
+    let (s, a) = pad6(shape, sstr);
+    let (_, d) = pad6(shape, dstr);
+    let mut p = Vec::with_capacity(21);
+    p.extend(s);
+    p.extend(a);
+    p.extend(d);
+    p.extend([soff as u32, doff as u32, n as u32]);
+    gpu.dispatch(&k::COPY, &p, &[src, dst], grid(n));
+}
+
+/// `a` itself if it is contiguous from the start of its buffer, else a copy that is.
+pub fn contiguous(a: &GpuArray) -> GpuArray {
+    if a.is_standard() {
+        return a.clone();
+    }
+    let out = a.gpu().alloc(&a.shape);
+    copy_into(a.gpu(), a.raw(), &a.shape, &a.strides, a.offset, out.raw(), &out.strides, 0);
+    out
+}
+
+pub fn fill(gpu: &Rc<Gpu>, shape: &[usize], value: f32) -> GpuArray {
+    let out = gpu.alloc(shape);
+    let n = out.len();
+    gpu.dispatch(&k::FILL, &[n as u32, value.to_bits()], &[out.raw()], grid(n));
+    out
+}
+
+/// Elementwise operations of the `MAP` kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MapOp {
+    Add = 0,
+    Sub = 1,
+    Mul = 2,
+    Div = 3,
+    /// `g` where `x > 0`, for `(g, x)`.
+    ReluGrad = 4,
+    /// `g (1 - y^2)`, for `(g, y)`.
+    TanhGrad = 5,
+    /// `g y (1 - y)`, for `(g, y)`.
+    SigmoidGrad = 6,
+    /// `g gelu'(x)`, for `(g, x)`.
+    GeluGrad = 7,
+    /// `g / (2 y)`, for `(g, y)`.
+    SqrtGrad = 8,
+    Exp = 16,
+    Log = 17,
+    Sqrt = 18,
+    Relu = 19,
+    Tanh = 20,
+    Sigmoid = 21,
+    Gelu = 22,
+    Scale = 23,
+    Offset = 24,
+}
+
+/// A binary op with broadcasting; the result is contiguous, shaped as numpy's broadcast.
+pub fn binary(op: MapOp, a: &GpuArray, b: &GpuArray) -> GpuArray {
+    let nd = a.shape.len().max(b.shape.len());
+    let shape: Vec<usize> = (0..nd)
+        .map(|i| {
+            let da = if i + a.shape.len() >= nd { a.shape[i + a.shape.len() - nd] } else { 1 };
+            let db = if i + b.shape.len() >= nd { b.shape[i + b.shape.len() - nd] } else { 1 };
+            assert!(da == db || da == 1 || db == 1, "cannot broadcast {:?} with {:?}", a.shape, b.shape);
+            da.max(db)
+        })
+        .collect();
+    map(op, a, Some(b), &shape, 0.0)
+}
+
+/// A unary op (`Scale`/`Offset` take `s`).
+pub fn unary(op: MapOp, x: &GpuArray, s: f32) -> GpuArray {
+    map(op, x, None, &x.shape.clone(), s)
+}
+
+fn map(op: MapOp, a: &GpuArray, b: Option<&GpuArray>, shape: &[usize], s: f32) -> GpuArray {
+    let gpu = a.gpu();
+    let out = gpu.alloc(shape);
+    let n = out.len();
+    let (sh, sa) = pad6(shape, &broadcast_strides(a, shape));
+    let (_, sb) = match b {
+        Some(b) => pad6(shape, &broadcast_strides(b, shape)),
+        None => ([1; MAX_DIMS], [0; MAX_DIMS]),
+    };
+    let mut p = Vec::with_capacity(23);
+    p.extend(sh);
+    p.extend(sa);
+    p.extend(sb);
+    p.extend([a.offset as u32, b.map_or(0, |b| b.offset) as u32, n as u32, op as u32, s.to_bits()]);
+    let bbuf = b.map_or(a.raw(), |b| b.raw());
+    gpu.dispatch(&k::MAP, &p, &[a.raw(), bbuf, out.raw()], grid(n));
+    out
+}
+
+/// Sums `x` down to `shape` (numpy broadcasting undone: leading axes, and axes
+/// where `shape` has 1).
+pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
+    let nd = x.shape.len();
+    assert!(shape.len() <= nd, "sum_to: {shape:?} has more axes than {:?}", x.shape);
+    let full: Vec<usize> = (0..nd).map(|i| if i < nd - shape.len() { 1 } else { shape[i - (nd - shape.len())] }).collect();
+    let reduced: Vec<usize> = (0..nd).map(|i| if full[i] == 1 { x.shape[i] } else { 1 }).collect();
+    if reduced.iter().all(|&r| r == 1) {
+        return reshape(x, shape);
+    }
+    let gpu = x.gpu();
+    let out = gpu.alloc(shape);
+    let n = out.len();
+    let r: usize = reduced.iter().product();
+    let (os, _) = pad6(&full, &x.strides);
+    let (rs, _) = pad6(&reduced, &x.strides);
+    let (_, istr) = pad6(&x.shape, &x.strides);
+    let mut p = Vec::with_capacity(22);
+    p.extend(os);
+    p.extend(rs);
+    p.extend(istr);
+    p.extend([x.offset as u32, 0, n as u32, r as u32]);
+    gpu.dispatch(&k::SUM, &p, &[x.raw(), out.raw()], grid(n));
+    out
+}
+
+/// `x` broadcast to `shape`, materialised.
+pub fn broadcast_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
+    let out = x.gpu().alloc(shape);
+    copy_into(x.gpu(), x.raw(), shape, &broadcast_strides(x, shape), x.offset, out.raw(), &out.strides, 0);
+    out
+}
+
+/// Strides that view an array of `shape`/`strides` as `new_shape` without
+/// copying, if its layout allows (numpy's no-copy reshape).
+fn view_strides(shape: &[usize], strides: &[usize], new_shape: &[usize]) -> Option<Vec<usize>> {
+    let old: Vec<(usize, usize)> = shape.iter().copied().zip(strides.iter().copied()).filter(|&(d, _)| d != 1).collect();
+    let mut out = vec![1usize; new_shape.len()];
+    let (mut oi, mut ni) = (0, 0);
+    while oi < old.len() && ni < new_shape.len() {
+        let (mut oj, mut nj) = (oi + 1, ni + 1);
+        let (mut op, mut np) = (old[oi].0, new_shape[ni]);
+        while op != np {
+            if np < op {
+                np *= *new_shape.get(nj)?;
+                nj += 1;
+            } else {
+                op *= old.get(oj)?.0;
+                oj += 1;
+            }
+        }
+        for ok in oi..oj - 1 {
+            if old[ok].1 != old[ok + 1].0 * old[ok + 1].1 {
+                return None;
+            }
+        }
+        out[nj - 1] = old[oj - 1].1;
+        for nk in (ni + 1..nj).rev() {
+            out[nk - 1] = out[nk] * new_shape[nk];
+        }
+        oi = oj;
+        ni = nj;
+    }
+    Some(out)
+}
+
+/// `x` as `shape` (same element count): a view where the layout allows, else a copy.
+pub fn reshape(x: &GpuArray, shape: &[usize]) -> GpuArray {
+    debug_assert_eq!(x.len(), shape.iter().product::<usize>());
+    if let Some(strides) = view_strides(&x.shape, &x.strides, shape) {
+        return GpuArray { buf: x.buf.clone(), shape: shape.to_vec(), strides, offset: x.offset };
+    }
+    let c = contiguous(x);
+    GpuArray { strides: standard_strides(shape), shape: shape.to_vec(), ..c }
+}
+
+pub fn permute(x: &GpuArray, axes: &[usize]) -> GpuArray {
+    GpuArray { buf: x.buf.clone(), shape: axes.iter().map(|&a| x.shape[a]).collect(), strides: axes.iter().map(|&a| x.strides[a]).collect(), offset: x.offset }
+}
+
+/// Elements `start..end` along `axis` (a view).
+pub fn slice(x: &GpuArray, axis: usize, start: usize, end: usize) -> GpuArray {
+    let mut shape = x.shape.clone();
+    shape[axis] = end - start;
+    GpuArray { buf: x.buf.clone(), shape, strides: x.strides.clone(), offset: x.offset + start * x.strides[axis] }
+}
+
+/// Zeros of `shape` with `g` written at `start..` along `axis` (the gradient of `slice`).
+pub fn unslice(g: &GpuArray, shape: &[usize], axis: usize, start: usize) -> GpuArray {
+    let out = fill(g.gpu(), shape, 0.0);
+    copy_into(g.gpu(), g.raw(), &g.shape, &g.strides, g.offset, out.raw(), &out.strides, start * out.strides[axis]);
+    out
+}
+
+pub fn concat(parts: &[&GpuArray], axis: usize) -> GpuArray {
+    let mut shape = parts[0].shape.clone();
+    shape[axis] = parts.iter().map(|p| p.shape[axis]).sum();
+    let gpu = parts[0].gpu();
+    let out = gpu.alloc(&shape);
+    let mut at = 0;
+    for p in parts {
+        copy_into(gpu, p.raw(), &p.shape, &p.strides, p.offset, out.raw(), &out.strides, at * out.strides[axis]);
+        at += p.shape[axis];
+    }
+    out
+}
+
+/// Maximum over `axis` (the axis removed) and where it was along the axis.
+pub fn max_axis(x: &GpuArray, axis: usize) -> (GpuArray, Rc<Buffer>) {
+    let x = contiguous(x);
+    let gpu = x.gpu();
+    let outer: usize = x.shape[..axis].iter().product();
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let mut shape = x.shape.clone();
+    shape.remove(axis);
+    let out = gpu.alloc(&shape);
+    let arg = gpu.buffer(outer * inner);
+    let n = outer * inner;
+    gpu.dispatch(&k::MAX_AXIS, &[n as u32, x.shape[axis] as u32, inner as u32], &[x.raw(), out.raw(), arg.raw()], grid(n));
+    (out, arg)
+}
+
+/// The gradient of `max_axis`: `g` (shaped as its output) placed at the maxima.
+pub fn max_axis_backward(g: &GpuArray, arg: &Buffer, shape: &[usize], axis: usize) -> GpuArray {
+    let g = contiguous(g);
+    let gpu = g.gpu();
+    let dx = fill(gpu, shape, 0.0);
+    let inner: usize = shape[axis + 1..].iter().product();
+    let n = g.len();
+    gpu.dispatch(&k::MAX_AXIS_BACKWARD, &[n as u32, shape[axis] as u32, inner as u32], &[g.raw(), arg.raw(), dx.raw()], grid(n));
+    dx
+}
+
+/// A batch of matrices read from an array: element (b, i, j) at
+/// `offset + b·batch + i·row + j·col`.
+#[derive(Clone, Copy, Debug)]
+struct MatView {
+    offset: usize,
+    batch: usize,
+    row: usize,
+    col: usize,
+}
+
+/// Reads `x` as `batch` matrices [rows, cols] in row-major element order
+/// (transposed if `t`), as a view where possible.
+fn mat_view(x: &GpuArray, batch: usize, rows: usize, cols: usize, t: bool) -> (GpuArray, MatView) {
+    let (r, c) = if t { (cols, rows) } else { (rows, cols) };
+    let v = reshape(x, &[batch, r, c]);
+    let (sb, sr, sc) = (if batch == 1 { 0 } else { v.strides[0] }, v.strides[1], v.strides[2]);
+    let m = if t { MatView { offset: v.offset, batch: sb, row: sc, col: sr } } else { MatView { offset: v.offset, batch: sb, row: sr, col: sc } };
+    (v, m)
+}
+
+/// `batch` products `A[b] @ B[b]` where `a` holds [batch, m, k] in row-major
+/// order (or [batch, k, m] if `ta`, read transposed) and `b` [batch, k, n] (or
+/// [batch, n, k] if `tb`). `b_batch` false shares one B across the batch.
+/// Returns [batch·m, n] contiguous (callers reshape).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(a: &GpuArray, b: &GpuArray, batch: usize, m: usize, kk: usize, n: usize, ta: bool, tb: bool, b_batch: bool) -> GpuArray {
+    let gpu = a.gpu().clone();
+    let out = gpu.alloc(&[batch * m, n]);
+    gemm_into(&gpu, a, b, batch, m, kk, n, ta, tb, b_batch, &out, 0.0);
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(gpu: &Rc<Gpu>, a: &GpuArray, b: &GpuArray, batch: usize, m: usize, kk: usize, n: usize, ta: bool, tb: bool, b_batch: bool, out: &GpuArray, beta: f32) {
+    let (av, am) = mat_view(a, batch, m, kk, ta);
+    let (bv, bm) = mat_view(b, if b_batch { batch } else { 1 }, kk, n, tb);
+    // The largest batch in the engine's models is batch x heads of attention.
+    assert!(batch <= 65535, "GPU matmul: more than 65535 matrices in one batch");
+    let p = [m as u32, n as u32, kk as u32, am.offset as u32, am.batch as u32, am.row as u32, am.col as u32, bm.offset as u32, bm.batch as u32, bm.row as u32, bm.col as u32, beta.to_bits()];
+    match gpu.gemm_kernel() {
+        super::GemmKernel::Tiled => gpu.dispatch(&k::GEMM, &p, &[av.raw(), bv.raw(), out.raw()], [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32]),
+        super::GemmKernel::Simd => {
+            assert!(m.div_ceil(8) <= 65535, "GPU matmul: {m} rows is more than one dispatch holds");
+            gpu.dispatch(&k::GEMM_SIMD, &p, &[av.raw(), bv.raw(), out.raw()], [n.div_ceil(256) as u32, m.div_ceil(8) as u32, batch as u32])
+        }
+    }
+}
+
+fn window_words(g: &Window, first: usize, images: usize, count: usize) -> [u32; 14] {
+    [g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad[0], g.pad[2], g.out_h(), g.out_w(), first, images, count].map(|v| v as u32)
+}
+
+/// Images per convolution chunk, so that the unfolded patches fit one binding.
+fn conv_chunk(gpu: &Gpu, g: &Window) -> usize {
+    let per_image = g.c * g.kh * g.kw * g.out_h() * g.out_w();
+    let cap = (gpu.max_elements() / 2).min(1 << 24);
+    (cap / per_image.max(1)).clamp(1, g.n.max(1))
+}
+
+/// Convolution: `x` [N,C,H,W], `w` [F, C·KH·KW], `bias` [F] -> [N,F,OH,OW];
+/// im2col + GEMM in chunks of images.
+pub fn conv2d_forward(x: &GpuArray, w: &GpuArray, bias: Option<&GpuArray>, g: &Window) -> GpuArray {
+    let x = contiguous(x);
+    let gpu = x.gpu().clone();
+    let f = w.shape[0];
+    let ckk = g.c * g.kh * g.kw;
+    let hw = g.out_h() * g.out_w();
+    let out = gpu.alloc(&[g.n, f, g.out_h(), g.out_w()]);
+    let chunk = conv_chunk(&gpu, g);
+    for n0 in (0..g.n).step_by(chunk) {
+        let imgs = chunk.min(g.n - n0);
+        let ncols = imgs * hw;
+        let cols = gpu.alloc(&[ckk, ncols]);
+        gpu.dispatch(&k::IM2COL, &window_words(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
+        let t = gemm(w, &cols, 1, f, ckk, ncols, false, false, false); // [F, imgs·HW]
+        // [F, imgs, HW] -> out[n0.., F, HW]
+        copy_into(&gpu, t.raw(), &[imgs, f, hw], &[hw, ncols, 1], 0, out.raw(), &[f * hw, hw, 1], n0 * f * hw);
+    }
+    match bias {
+        Some(b) => binary(MapOp::Add, &out, &reshape(b, &[f, 1, 1])),
+        None => out,
+    }
+}
+
+/// Convolution backward: the gradients of the input (if `want_dx`), the weight
+/// [F, C·KH·KW] and the bias [F].
+pub fn conv2d_backward(x: &GpuArray, w: &GpuArray, dy: &GpuArray, g: &Window, want_dx: bool) -> (Option<GpuArray>, GpuArray, GpuArray) {
+    let (x, dy) = (contiguous(x), contiguous(dy));
+    let gpu = x.gpu().clone();
+    let f = w.shape[0];
+    let ckk = g.c * g.kh * g.kw;
+    let hw = g.out_h() * g.out_w();
+    let dx = want_dx.then(|| gpu.alloc(&[g.n, g.c, g.h, g.w]));
+    let dw = gpu.alloc(&[f, ckk]);
+    let chunk = conv_chunk(&gpu, g);
+    for n0 in (0..g.n).step_by(chunk) {
+        let imgs = chunk.min(g.n - n0);
+        let ncols = imgs * hw;
+        // dy[n0.., F, HW] -> dm [F, imgs·HW]
+        let dm = gpu.alloc(&[f, ncols]);
+        copy_into(&gpu, dy.raw(), &[imgs, f, hw], &[f * hw, hw, 1], n0 * f * hw, dm.raw(), &[hw, ncols, 1], 0);
+        let cols = gpu.alloc(&[ckk, ncols]);
+        gpu.dispatch(&k::IM2COL, &window_words(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
+        gemm_into(&gpu, &dm, &cols, 1, f, ncols, ckk, false, true, false, &dw, if n0 == 0 { 0.0 } else { 1.0 });
+        if let Some(dx) = &dx {
+            let dcols = gemm(w, &dm, 1, ckk, f, ncols, true, false, false); // [CKK, imgs·HW]
+            let count = imgs * g.c * g.h * g.w;
+            gpu.dispatch(&k::COL2IM, &window_words(g, n0, imgs, count), &[dcols.raw(), dx.raw()], grid(count));
+        }
+    }
+    let db = sum_to(&dy, &[f, 1, 1]);
+    (dx, dw, reshape(&db, &[f]))
+}
+
+pub fn max_pool_forward(x: &GpuArray, g: &Window) -> (GpuArray, Rc<Buffer>) {
+    let x = contiguous(x);
+    let gpu = x.gpu();
+    let out = gpu.alloc(&[g.n, g.c, g.out_h(), g.out_w()]);
+    let n = out.len();
+    let arg = gpu.buffer(n);
+    gpu.dispatch(&k::MAX_POOL, &window_words(g, 0, g.n * g.c, n), &[x.raw(), out.raw(), arg.raw()], grid(n));
+    (out, arg)
+}
+
+pub fn max_pool_backward(dy: &GpuArray, arg: &Buffer, g: &Window) -> GpuArray {
+    let dy = contiguous(dy);
+    let gpu = dy.gpu();
+    let dx = gpu.alloc(&[g.n, g.c, g.h, g.w]);
+    let n = dx.len();
+    gpu.dispatch(&k::MAX_POOL_BACKWARD, &window_words(g, 0, g.n * g.c, n), &[dy.raw(), arg.raw(), dx.raw()], grid(n));
+    dx
+}
+
+pub fn avg_pool_forward(x: &GpuArray, g: &Window) -> GpuArray {
+    let x = contiguous(x);
+    let gpu = x.gpu();
+    let out = gpu.alloc(&[g.n, g.c, g.out_h(), g.out_w()]);
+    let n = out.len();
+    gpu.dispatch(&k::AVG_POOL, &window_words(g, 0, g.n * g.c, n), &[x.raw(), out.raw()], grid(n));
+    out
+}
+
+pub fn avg_pool_backward(dy: &GpuArray, g: &Window) -> GpuArray {
+    let dy = contiguous(dy);
+    let gpu = dy.gpu();
+    let dx = gpu.alloc(&[g.n, g.c, g.h, g.w]);
+    let n = dx.len();
+    gpu.dispatch(&k::AVG_POOL_BACKWARD, &window_words(g, 0, g.n * g.c, n), &[dy.raw(), dx.raw()], grid(n));
+    dx
+}
+
+/// Softmax over the last axis.
+pub fn softmax(x: &GpuArray) -> GpuArray {
+    let x = contiguous(x);
+    let gpu = x.gpu();
+    let classes = *x.shape.last().unwrap();
+    let rows = x.len() / classes.max(1);
+    let y = gpu.alloc(&x.shape);
+    gpu.dispatch(&k::SOFTMAX, &[rows as u32, classes as u32], &[x.raw(), y.raw()], grid(rows));
+    y
+}
+
+pub fn softmax_backward(g: &GpuArray, y: &GpuArray) -> GpuArray {
+    let g = contiguous(g);
+    let gpu = g.gpu();
+    let classes = *y.shape.last().unwrap();
+    let rows = y.len() / classes.max(1);
+    let dx = gpu.alloc(&y.shape);
+    gpu.dispatch(&k::SOFTMAX_BACKWARD, &[rows as u32, classes as u32], &[g.raw(), y.raw(), dx.raw()], grid(rows));
+    dx
+}
+
+/// Mean softmax cross-entropy of rows of `x` against `labels` (uploaded u32s):
+/// the loss (a scalar array) and the probabilities.
+pub fn cross_entropy(x: &GpuArray, labels: &Buffer) -> (GpuArray, GpuArray) {
+    let x = contiguous(x);
+    let gpu = x.gpu();
+    let classes = *x.shape.last().unwrap();
+    let rows = x.len() / classes.max(1);
+    let probs = gpu.alloc(&x.shape);
+    let row_loss = gpu.alloc(&[rows]);
+    gpu.dispatch(&k::CROSS_ENTROPY, &[rows as u32, classes as u32], &[x.raw(), labels.raw(), probs.raw(), row_loss.raw()], grid(rows));
+    let total = sum_to(&row_loss, &[]);
+    (unary(MapOp::Scale, &total, 1.0 / rows.max(1) as f32), probs)
+}
+
+/// `(probs - onehot) · g / rows`, `g` a scalar array.
+pub fn cross_entropy_backward(probs: &GpuArray, labels: &Buffer, g: &GpuArray) -> GpuArray {
+    let gpu = probs.gpu();
+    let g = contiguous(g);
+    let classes = *probs.shape.last().unwrap();
+    let rows = probs.len() / classes.max(1);
+    let dx = gpu.alloc(&probs.shape);
+    let n = dx.len();
+    gpu.dispatch(&k::CROSS_ENTROPY_BACKWARD, &[n as u32, classes as u32, rows as u32], &[probs.raw(), labels.raw(), g.raw(), dx.raw()], grid(n));
+    dx
+}
+
+/// Rows of `table` [rows, d] picked by `ids` (uploaded u32s) -> [count, d].
+pub fn gather_rows(table: &GpuArray, ids: &Buffer, count: usize) -> GpuArray {
+    let table = contiguous(table);
+    let gpu = table.gpu();
+    let d = table.shape[1];
+    let out = gpu.alloc(&[count, d]);
+    let n = out.len();
+    gpu.dispatch(&k::GATHER_ROWS, &[n as u32, d as u32], &[table.raw(), ids.raw(), out.raw()], grid(n));
+    out
+}
+
+/// The gradient of `gather_rows`: each id's gradient row added to its table row.
+pub fn scatter_rows(g: &GpuArray, ids: &Buffer, count: usize, rows: usize) -> GpuArray {
+    let g = contiguous(g);
+    let gpu = g.gpu();
+    let d = g.shape[1];
+    let dt = gpu.alloc(&[rows, d]);
+    let n = dt.len();
+    gpu.dispatch(&k::SCATTER_ROWS, &[n as u32, d as u32, count as u32], &[g.raw(), ids.raw(), dt.raw()], grid(n));
+    dt
+}
+
+/// A copy of `x` (contiguous) that shares nothing with it.
+pub fn deep_copy(x: &GpuArray) -> GpuArray {
+    let gpu = x.gpu();
+    let out = gpu.alloc(&x.shape);
+    copy_into(gpu, x.raw(), &x.shape, &x.strides, x.offset, out.raw(), &out.strides, 0);
+    out
+}
+
+/// Overwrites contiguous `dst` with `src` (same shape), in command order.
+pub fn assign(dst: &GpuArray, src: &GpuArray) {
+    assert!(dst.is_standard(), "assign: the destination must be contiguous");
+    copy_into(dst.gpu(), src.raw(), &src.shape, &src.strides, src.offset, dst.raw(), &dst.strides, 0);
+}
+
+/// Keras SGD with momentum, in place on `w` and `v`.
+pub fn sgd_update(w: &GpuArray, v: &GpuArray, g: &GpuArray, lr: f32, momentum: f32) {
+    let g = contiguous(g);
+    let n = w.len();
+    w.gpu().dispatch(&k::SGD, &[n as u32, lr.to_bits(), momentum.to_bits()], &[w.raw(), v.raw(), g.raw()], grid(n));
+}
+
+/// Keras Adam, in place on `w`, `m` and `v`; `alpha` is the bias-corrected rate.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update(w: &GpuArray, m: &GpuArray, v: &GpuArray, g: &GpuArray, alpha: f32, beta_1: f32, beta_2: f32, epsilon: f32) {
+    let g = contiguous(g);
+    let n = w.len();
+    w.gpu().dispatch(&k::ADAM, &[n as u32, alpha.to_bits(), beta_1.to_bits(), beta_2.to_bits(), epsilon.to_bits()], &[w.raw(), m.raw(), v.raw(), g.raw()], grid(n));
+}
+
+/// A zeroed buffer of `n` u32 counters.
+pub fn counters(gpu: &Rc<Gpu>, n: usize) -> Rc<Buffer> {
+    let b = gpu.buffer(n);
+    gpu.dispatch(&k::FILL, &[n as u32, 0], &[b.raw()], grid(n));
+    b
+}
+
+/// Adds the number of NaN/infinite elements of `x` to counter `slot`.
+pub fn count_nonfinite(x: &GpuArray, counter: &Buffer, slot: usize) {
+    let x = contiguous(x);
+    let n = x.len();
+    x.gpu().dispatch(&k::COUNT_NONFINITE, &[n as u32, slot as u32], &[x.raw(), counter.raw()], grid(n));
+}
+
+/// Adds the number of rows of `x` whose first maximum is the label to counter `slot`.
+pub fn count_correct(x: &GpuArray, labels: &Buffer, counter: &Buffer, slot: usize) {
+    let x = contiguous(x);
+    let classes = *x.shape.last().unwrap();
+    let rows = x.len() / classes.max(1);
+    x.gpu().dispatch(&k::COUNT_CORRECT, &[rows as u32, classes as u32, slot as u32], &[x.raw(), labels.raw(), counter.raw()], grid(rows));
+}

@@ -107,9 +107,11 @@ def main():
                 time.sleep(0.1)
         downloads = tempfile.mkdtemp(prefix="layerlab-downloads-")
 
-        def new_page():
-            """A browser with a fresh profile (nothing stored, no cache)."""
-            args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+        def new_page(webgpu=False):
+            """A browser with a fresh profile (nothing stored, no cache); with
+            `webgpu`, WebGPU on (SwiftShader, Chromium's software adapter)."""
+            gpu_args = ["--enable-unsafe-webgpu"] if webgpu else ["--disable-gpu"]
+            args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", *gpu_args, "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--window-size=1600,1400", f"--user-data-dir={tempfile.mkdtemp()}"]
             prefs = {"download.default_directory": downloads, "download.prompt_for_download": False}
@@ -391,6 +393,80 @@ def main():
             print(f"e2e: offline, from the service worker's cache: loss {first:.3f} -> {last:.3f}", flush=True)
             assert last < 0.8 * first, f"{first} -> {last}"
 
+        def backend(p):
+            return p.by_testid("backend-active", "data-active")
+
+        def webgpu_trains():
+            # With WebGPU on, Auto trains there; the Seed CNN, Seed LSTM and Tiny ViT
+            # take the same first steps on WebGPU as on the CPU (Step, so both runs
+            # see the same batches).
+            gp = new_page(webgpu=True)
+            try:
+                req("POST", gp.s + "/url", {"url": url})
+                gp.wait("MNIST", lambda: "Ready to train" in (gp.by_testid("status") or ""), 90)
+                gp.wait("the WebGPU backend", lambda: backend(gp) == "webgpu", 60)
+                print(f"e2e: backend {gp.by_testid('backend-active')}", flush=True)
+                for name in ["seed-cnn", "seed-lstm", "tiny-vit"]:
+                    choose(gp, "preset-select", name)
+                    started = time.time()
+                    on_gpu = step_curve(gp, 4)
+                    gpu_s = time.time() - started
+                    assert backend(gp) == "webgpu", f"{name}: the run left WebGPU: {gp.by_testid('backend-notice')}"
+                    choose(gp, "backend-select", "cpu")
+                    gp.wait("the CPU backend", lambda: backend(gp) == "cpu", 30)
+                    gp.click("reset-button")
+                    on_cpu = step_curve(gp, 4)
+                    print(f"e2e: {name}, 4 steps: WebGPU loss chart (first, last) {on_gpu} ({gpu_s:.1f} s), CPU {on_cpu}", flush=True)
+                    for a, b in zip(on_gpu, on_cpu):
+                        assert abs(float(a) - float(b)) <= 1e-3 * max(1.0, abs(float(b))), f"{name}: WebGPU {on_gpu} vs CPU {on_cpu}"
+                    choose(gp, "backend-select", "auto")
+                    gp.wait("WebGPU again", lambda: backend(gp) == "webgpu", 60)
+                # Training (not stepping) runs in the worker on WebGPU, with the views.
+                choose(gp, "preset-select", "seed-cnn")
+                gp.wait("ready to train", lambda: "Ready to train" in (gp.by_testid("status") or ""), 30)
+                gp.click("train-button")
+                gp.wait("20 steps on WebGPU", lambda: int(gp.by_testid("loss-chart", "data-points") or 0) >= 20, 600)
+                gp.click("pause-button")
+                gp.wait("training to pause", lambda: "Paused" in (gp.by_testid("status") or ""), 60)
+                first, last = float(gp.by_testid("loss-chart", "data-first-loss")), float(gp.by_testid("loss-chart", "data-last-loss"))
+                acc = gp.wait("the accuracy", lambda: "%" in (gp.by_testid("accuracy-value") or "") and gp.by_testid("accuracy-value"), 60)
+                print(f"e2e: Seed CNN trained on WebGPU: loss {first:.3f} -> {last:.3f}, accuracy {acc}, {gp.by_testid('speed-value')}", flush=True)
+                assert last < first, f"{first} -> {last}"
+                gp.screenshot(os.path.join(out, "layerlab-webgpu.png"))
+            finally:
+                req("DELETE", gp.s)
+
+        def webgpu_fallback():
+            gp = new_page(webgpu=True)
+            try:
+                # No adapter: training runs on the CPU, and the page says why.
+                req("POST", gp.s + "/url", {"url": url + "?gpu=unavailable"})
+                gp.wait("MNIST", lambda: "Ready to train" in (gp.by_testid("status") or ""), 90)
+                notice = gp.wait("the notice", lambda: gp.by_testid("backend-notice"), 30)
+                assert backend(gp) == "cpu" and "training runs on the CPU" in notice, (backend(gp), notice)
+                choose(gp, "preset-select", "mlp")
+                gp.click("train-button")
+                gp.wait("20 steps on the CPU", lambda: int(gp.by_testid("loss-chart", "data-points") or 0) >= 20, 120)
+                gp.click("pause-button")
+                print(f"e2e: no adapter: {notice}", flush=True)
+                # The device is lost mid-training (after 30 steps): training goes on
+                # on the CPU from the last checkpoint (step 25), with a notice.
+                req("POST", gp.s + "/url", {"url": url + "?gpu=lose:30"})
+                gp.wait("MNIST", lambda: "Ready to train" in (gp.by_testid("status") or ""), 90)
+                gp.wait("the WebGPU backend", lambda: backend(gp) == "webgpu", 60)
+                gp.click("reset-button")
+                gp.click("train-button")
+                lost = gp.wait("the device-lost notice", lambda: "WebGPU stopped working" in (gp.by_testid("backend-notice") or "") and gp.by_testid("backend-notice"), 300)
+                assert backend(gp) == "cpu", backend(gp)
+                gp.wait("60 steps", lambda: int(gp.by_testid("loss-chart", "data-points") or 0) >= 60, 300)
+                gp.click("pause-button")
+                first, last = float(gp.by_testid("loss-chart", "data-first-loss")), float(gp.by_testid("loss-chart", "data-last-loss"))
+                print(f"e2e: device lost: {lost}; loss {first:.3f} -> {last:.3f}", flush=True)
+                assert "from the weights of step 25" in lost, lost
+                assert last < 0.8 * first, f"{first} -> {last}"
+            finally:
+                req("DELETE", gp.s)
+
         def one_epoch():
             # Optional (E2E_EPOCH=1): a whole epoch of the Seed CNN in the page.
             page.click("reset-button")
@@ -408,6 +484,8 @@ def main():
         checks.append(("reverse_attention", reverse_attention))
         checks.append(("files_round_trip", files_round_trip))
         checks.append(("share_links", share_links))
+        checks.append(("webgpu_trains", webgpu_trains))
+        checks.append(("webgpu_fallback", webgpu_fallback))
         checks.append(("corrupt_data", corrupt_data))
         checks.append(("offline", offline))
         only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]

@@ -441,8 +441,10 @@ impl Gpu {
     async fn finish_read(&self, staging: wgpu::Buffer, rx: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>) -> Result<Vec<u8>, GpuError> {
         #[cfg(not(target_arch = "wasm32"))]
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError(format!("waiting for the GPU failed: {e}")))?;
-        let mapped = rx.await.map_err(|_| GpuError("the GPU readback was cancelled".into()))?;
-        mapped.map_err(|e| GpuError(format!("reading from the GPU failed: {e}")))?;
+        // A lost device makes the read fail; its reason says more than the read's.
+        let failed = |what: String| GpuError(self.failure().unwrap_or(what));
+        let mapped = rx.await.map_err(|_| failed("the GPU readback was cancelled".into()))?;
+        mapped.map_err(|e| failed(format!("reading from the GPU failed: {e}")))?;
         if let Some(f) = self.failure() {
             return Err(GpuError(f));
         }

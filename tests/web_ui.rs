@@ -501,3 +501,54 @@ async fn a_lesson_that_fixes_only_the_settings_allows_edits_but_no_undo_out_of_i
     assert!(undo().disabled(), "but Undo stops at the lesson");
     set_hash("");
 }
+
+#[wasm_bindgen_test]
+async fn the_backend_selector_shows_where_training_runs_and_why() {
+    use layerlab::io::share::Control;
+    use layerlab::worker::{BackendChoice, Event};
+    let (root, _h) = mount();
+    settle().await;
+    let select = one(&root, "backend-select").unchecked_into::<HtmlSelectElement>();
+    assert_eq!(select.value(), "auto");
+    layerlab::ui::deliver(Event::Backend { choice: BackendChoice::Auto, active: "webgpu".into(), adapter: "google swiftshader (software)".into(), notice: None });
+    settle().await;
+    let active = one(&root, "backend-active");
+    assert_eq!(active.get_attribute("data-active").as_deref(), Some("webgpu"));
+    assert_eq!(active.text_content().unwrap(), "WebGPU · google swiftshader (software)");
+    assert!(all(&root, "backend-notice").is_empty());
+    // The GPU is lost: the page says so and shows the CPU.
+    let why = "WebGPU stopped working (the GPU device was lost). Training goes on on the CPU from the weights of step 25; nothing else is lost.";
+    layerlab::ui::deliver(Event::Backend { choice: BackendChoice::Auto, active: "cpu".into(), adapter: String::new(), notice: Some(why.into()) });
+    settle().await;
+    assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU");
+    assert_eq!(one(&root, "backend-notice").text_content().unwrap(), why);
+    // The choice is remembered in this browser.
+    change(&select.clone().unchecked_into(), "cpu");
+    settle().await;
+    let stored = web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("layerlab.backend").unwrap();
+    assert_eq!(stored.as_deref(), Some("cpu"));
+    // A lesson can hide the selector; the share dialog offers it.
+    one(&root, "share-button").click();
+    settle().await;
+    one(&root, "lesson-hide-backend").click();
+    settle().await;
+    let link = one(&root, "lesson-link").unchecked_into::<HtmlInputElement>().value();
+    let lesson = layerlab::io::share::decode(&link[link.find('#').unwrap()..]).unwrap().experiment.lesson.unwrap();
+    assert!(lesson.hide.contains(&Control::Backend), "{:?}", lesson.hide);
+}
+
+#[wasm_bindgen_test]
+async fn a_lesson_can_hide_the_backend_selector() {
+    use layerlab::io::share::{Control, Experiment, Lesson};
+    let mut e = Experiment::new(layerlab::preset("mlp").unwrap());
+    e.lesson = Some(Lesson { title: "On any computer".into(), instruction: String::new(), hide: vec![Control::Backend] });
+    set_hash(&e.fragment());
+    let (root, _h) = mount();
+    settle().await;
+    let backend = root.query_selector(".backend").unwrap().unwrap();
+    assert!(backend.class_list().contains("hidden"), "the lesson hides the backend selector");
+    one(&root, "lesson-leave").click();
+    settle().await;
+    let backend = root.query_selector(".backend").unwrap().unwrap();
+    assert!(!backend.class_list().contains("hidden"), "leaving the lesson shows it again");
+}

@@ -425,7 +425,7 @@ def main():
                 choose(gp, "preset-select", "seed-cnn")
                 gp.wait("ready to train", lambda: "Ready to train" in (gp.by_testid("status") or ""), 30)
                 gp.click("train-button")
-                gp.wait("20 steps on WebGPU", lambda: int(gp.by_testid("loss-chart", "data-points") or 0) >= 20, 600)
+                gp.wait("12 steps on WebGPU", lambda: int(gp.by_testid("loss-chart", "data-points") or 0) >= 12, 600)
                 gp.click("pause-button")
                 gp.wait("training to pause", lambda: "Paused" in (gp.by_testid("status") or ""), 60)
                 first, last = float(gp.by_testid("loss-chart", "data-first-loss")), float(gp.by_testid("loss-chart", "data-last-loss"))

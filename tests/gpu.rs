@@ -64,6 +64,12 @@ fn mnist(train: usize, test: usize) -> (Mnist, Mnist) {
     (a, b)
 }
 
+/// A trainer for `preset` on `dev`, on 640 training digits.
+fn small_trainer(preset: &str, dev: &Device) -> Trainer {
+    let (train, test) = mnist(640, 10);
+    Trainer::with_device(&layerlab::preset(preset).unwrap(), train, test, dev).unwrap()
+}
+
 fn losses(t: &mut Trainer, steps: usize) -> Vec<f32> {
     (0..steps).map(|_| t.step().unwrap().loss).collect()
 }
@@ -102,9 +108,7 @@ fn steady_training_compiles_allocates_and_reads_back_nothing_but_metrics() {
     let Some(dev) = gpu() else { return };
     let g = dev.gpu().unwrap().clone();
     for preset in ["seed-cnn", "seed-lstm", "tiny-vit"] {
-        let spec = layerlab::preset(preset).unwrap();
-        let (train, test) = mnist(640, 10);
-        let mut t = Trainer::with_device(&spec, train, test, &dev).unwrap();
+        let mut t = small_trainer(preset, &dev);
         losses(&mut t, 2);
         let before = g.stats();
         losses(&mut t, 3);
@@ -177,9 +181,7 @@ fn profile() {
     let Some(dev) = gpu() else { return };
     let g = dev.gpu().unwrap().clone();
     for preset in ["seed-cnn", "seed-lstm", "tiny-vit"] {
-        let spec = layerlab::preset(preset).unwrap();
-        let (train, test) = mnist(640, 10);
-        let mut t = Trainer::with_device(&spec, train, test, &dev).unwrap();
+        let mut t = small_trainer(preset, &dev);
         losses(&mut t, 2);
         g.start_profile();
         let started = std::time::Instant::now();
@@ -282,3 +284,4 @@ fn the_worker_session_trains_on_the_gpu_and_falls_back_to_the_cpu() {
         assert!((x - y).abs() < 1e-3, "after the fallback: CPU {x}, moved {y}");
     }
 }
+

@@ -214,7 +214,7 @@ pub fn conv2d_backward(x: &[f32], weight: ArrayView2<f32>, dy: &[f32], g: &Windo
     let chunk = conv_chunk(g);
     let mut dx = want_dx.then(|| vec![0.0f32; g.n * g.c * g.h * g.w]);
     let mut dw = Array2::<f32>::zeros((f, ckk));
-    let mut db = vec![0.0f32; f];
+    let mut db = vec![0.0f64; f];
     let mut cols = vec![0.0f32; ckk * chunk * hw];
     let mut dcols = if want_dx { vec![0.0f32; ckk * chunk * hw] } else { Vec::new() };
     let mut dy_mat = vec![0.0f32; f * chunk * hw];
@@ -227,7 +227,8 @@ pub fn conv2d_backward(x: &[f32], weight: ArrayView2<f32>, dy: &[f32], g: &Windo
             for fi in 0..f {
                 let src = &dy[((n0 + k) * f + fi) * hw..][..hw];
                 dm[fi * ncols + k * hw..][..hw].copy_from_slice(src);
-                db[fi] += src.iter().sum::<f32>();
+                // In f64: the terms nearly cancel, and the sign decides Adam's step.
+                db[fi] += src.iter().map(|&v| v as f64).sum::<f64>();
             }
         }
         let dm = ArrayView2::from_shape((f, ncols), &*dm).unwrap();
@@ -241,7 +242,7 @@ pub fn conv2d_backward(x: &[f32], weight: ArrayView2<f32>, dy: &[f32], g: &Windo
             col2im(dc, g, n0..n1, dx);
         }
     }
-    (dx, dw, db)
+    (dx, dw, db.into_iter().map(|v| v as f32).collect())
 }
 
 /// Max pooling forward: returns the output and, per output, the flat index of the

@@ -135,6 +135,7 @@ fn cases() -> Vec<Case> {
         case("sum over two axes", vec![u(&[3, 4, 5], 18)], |t| t[0].sum(&[0, 2], false)),
         case("sum of everything", vec![u(&[3, 70], 19)], |t| t[0].sum(&[], false)),
         case("mean", vec![u(&[6, 5], 20)], |t| t[0].mean(&[1], true)),
+        case("sum of many terms (a convolution's bias gradient)", vec![u(&[16, 4, 26, 26], 47)], |t| t[0].sum(&[0, 2, 3], true)),
         case("max over an axis", vec![u(&[3, 7, 4], 21)], |t| t[0].max(1, false)),
         case("max, kept", vec![u(&[5, 6], 22)], |t| t[0].max(1, true)),
         case("reshape of a permuted view", vec![u(&[2, 3, 4], 23)], |t| t[0].permute(&[2, 0, 1]).reshape(&[4, 6])),

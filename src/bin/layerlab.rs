@@ -114,6 +114,9 @@ mod cli {
             /// Timed windows; the median is reported.
             #[arg(long, default_value_t = 3)]
             runs: usize,
+            /// Time inference on the first N test examples only (for slow devices).
+            #[arg(long)]
+            limit_test: Option<usize>,
         },
         /// One forward and backward pass on a given batch; writes every gradient.
         Step {
@@ -158,7 +161,7 @@ mod cli {
             Command::Train { model, backend, epochs, seed, limit_train, limit_test, weights, save } => {
                 backend.device().and_then(|d| train(&model, &d, TrainOptions { epochs, seed, limit_train, limit_test, weights, save }))
             }
-            Command::Bench { model, backend, steps, warmup, runs } => backend.device().and_then(|d| bench(&model, &d, steps, warmup, runs)),
+            Command::Bench { model, backend, steps, warmup, runs, limit_test } => backend.device().and_then(|d| bench(&model, &d, BenchOptions { steps, warmup, runs, limit_test })),
             Command::Step { model, backend, weights, batch, grads } => backend.device().and_then(|d| step(&model, &d, &weights, &batch, &grads)),
             Command::Info { model } => info(&model),
             Command::Export { model, weights, format, out } => export(&model, weights.as_deref(), &format, &out),
@@ -210,6 +213,14 @@ mod cli {
         Ok((Mnist::load_dir(&dir, true)?.into(), Mnist::load_dir(&dir, false)?.into()))
     }
 
+    /// Keeps the first `n` examples.
+    fn truncate(data: &mut Data, n: usize) {
+        match data {
+            Data::Mnist(m) => std::sync::Arc::make_mut(m).truncate(n),
+            Data::Tokens(t) => t.len = t.len.min(n),
+        }
+    }
+
     fn progress(len: u64) -> ProgressBar {
         let bar = ProgressBar::new(len);
         bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}").unwrap().progress_chars("=> "));
@@ -235,10 +246,7 @@ mod cli {
         }
         let (mut train_set, test_set) = load_data(args, &spec)?;
         if let Some(n) = opts.limit_train {
-            match &mut train_set {
-                Data::Mnist(m) => std::sync::Arc::make_mut(m).truncate(n),
-                Data::Tokens(t) => t.len = t.len.min(n),
-            }
+            truncate(&mut train_set, n);
         }
         let mut trainer = Trainer::with_device(&spec, train_set, test_set, device)?;
         if let Some(path) = &opts.weights {
@@ -287,9 +295,19 @@ mod cli {
         v[v.len() / 2]
     }
 
-    fn bench(args: &ModelArgs, device: &Device, steps: usize, warmup: usize, runs: usize) -> Result<String> {
+    struct BenchOptions {
+        steps: usize,
+        warmup: usize,
+        runs: usize,
+        limit_test: Option<usize>,
+    }
+
+    fn bench(args: &ModelArgs, device: &Device, BenchOptions { steps, warmup, runs, limit_test }: BenchOptions) -> Result<String> {
         let spec = load_spec(args)?;
-        let (train_set, test_set) = load_data(args, &spec)?;
+        let (train_set, mut test_set) = load_data(args, &spec)?;
+        if let Some(n) = limit_test {
+            truncate(&mut test_set, n);
+        }
         let batch_size = spec.training.batch_size;
         let mut trainer = Trainer::with_device(&spec, train_set, test_set.clone(), device)?;
         let bar = progress((warmup + steps * runs.max(1)) as u64);

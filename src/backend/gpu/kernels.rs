@@ -136,10 +136,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 "#,
 };
 
-/// Sums over axes: output element `i` (index over the output shape, the input's
-/// shape with reduced axes as 1) adds the `R` input elements that differ from it
-/// on the reduced axes. Words: 0-5 output shape, 6-11 reduced sizes (1 elsewhere),
-/// 12-17 input strides, 18 input offset, 20 output count, 21 R.
+/// Sums over axes, in chunks: thread `i` adds chunk `i % chunks` (at most
+/// `size` terms) of output element `i / chunks` (an index over the output shape,
+/// the input's with reduced axes as 1), whose `R` terms differ from it on the
+/// reduced axes. With more than one chunk a second pass adds the partial sums.
+/// Chunks keep every invocation short (lavapipe stops loops after 65535
+/// iterations, and one thread per output would leave a GPU idle).
+/// Words: 0-5 output shape, 6-11 reduced sizes (1 elsewhere), 12-17 input
+/// strides, 18 input offset, 20 outputs x chunks, 21 R, 22 chunk size, 23 chunks.
 pub const SUM: Kernel = Kernel {
     name: "sum",
     body: r#"
@@ -149,23 +153,34 @@ pub const SUM: Kernel = Kernel {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = flat(wg, li);
     if (i >= p(20u)) { return; }
-    var rem = i;
+    let chunk = i % p(23u);
+    var rem = i / p(23u);
     var base = p(18u);
     for (var k = 5u; k < 6u; k = k - 1u) {
         let idx = rem % p(k);
         rem = rem / p(k);
         base += idx * p(12u + k);
     }
+    let start = chunk * p(22u);
+    let end = min(start + p(22u), p(21u));
+    // Compensated (Kahan) summation: bias gradients add many terms that nearly
+    // cancel, and their sign decides Adam's step.
     var acc = 0.0;
-    for (var r = 0u; r < p(21u); r++) {
+    var lost = 0.0;
+    for (var r = start; r < end; r++) {
+        // The index of term r over the reduced axes, unrolled (no inner loop).
         var rr = r;
         var o = base;
-        for (var k = 5u; k < 6u; k = k - 1u) {
-            let idx = rr % p(6u + k);
-            rr = rr / p(6u + k);
-            o += idx * p(12u + k);
-        }
-        acc += src[o];
+        o += (rr % p(11u)) * p(17u); rr = rr / p(11u);
+        o += (rr % p(10u)) * p(16u); rr = rr / p(10u);
+        o += (rr % p(9u)) * p(15u); rr = rr / p(9u);
+        o += (rr % p(8u)) * p(14u); rr = rr / p(8u);
+        o += (rr % p(7u)) * p(13u); rr = rr / p(7u);
+        o += rr * p(12u);
+        let y = src[o] - lost;
+        let t = acc + y;
+        lost = (t - acc) - y;
+        acc = t;
     }
     dst[i] = acc;
 }

@@ -146,20 +146,30 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
         return reshape(x, shape);
     }
     let gpu = x.gpu();
-    let out = gpu.alloc(shape);
-    let n = out.len();
+    let n: usize = shape.iter().product();
     let r: usize = reduced.iter().product();
+    let chunks = r.div_ceil(SUM_CHUNK);
     let (os, _) = pad6(&full, &x.strides);
     let (rs, _) = pad6(&reduced, &x.strides);
     let (_, istr) = pad6(&x.shape, &x.strides);
-    let mut p = Vec::with_capacity(22);
+    let mut p = Vec::with_capacity(24);
     p.extend(os);
     p.extend(rs);
     p.extend(istr);
-    p.extend([x.offset as u32, 0, n as u32, r as u32]);
-    gpu.dispatch(&k::SUM, &p, &[x.raw(), out.raw()], grid(n));
-    out
+    p.extend([x.offset as u32, 0, (n * chunks) as u32, r as u32, SUM_CHUNK as u32, chunks as u32]);
+    if chunks == 1 {
+        let out = gpu.alloc(shape);
+        gpu.dispatch(&k::SUM, &p, &[x.raw(), out.raw()], grid(n));
+        return out;
+    }
+    // Partial sums [n, chunks], then their sum.
+    let partial = gpu.alloc(&[n, chunks]);
+    gpu.dispatch(&k::SUM, &p, &[x.raw(), partial.raw()], grid(n * chunks));
+    reshape(&sum_to(&partial, &[n, 1]), shape)
 }
+
+/// Terms one invocation of the `SUM` kernel adds at most.
+const SUM_CHUNK: usize = 1024;
 
 /// `x` broadcast to `shape`, materialised.
 pub fn broadcast_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
@@ -320,11 +330,14 @@ fn window_words(g: &Window, first: usize, images: usize, count: usize) -> [u32; 
     [g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad[0], g.pad[2], g.out_h(), g.out_w(), first, images, count].map(|v| v as u32)
 }
 
-/// Images per convolution chunk, so that the unfolded patches fit one binding.
+/// Images per convolution chunk, so that the unfolded patches fit one binding
+/// and the weight gradient's products over columns stay under 32768 terms per
+/// invocation (lavapipe stops a shader's loops after 65535 iterations).
 fn conv_chunk(gpu: &Gpu, g: &Window) -> usize {
-    let per_image = g.c * g.kh * g.kw * g.out_h() * g.out_w();
+    let hw = g.out_h() * g.out_w();
+    let per_image = g.c * g.kh * g.kw * hw;
     let cap = (gpu.max_elements() / 2).min(1 << 24);
-    (cap / per_image.max(1)).clamp(1, g.n.max(1))
+    (cap / per_image.max(1)).min(32768 / hw.max(1)).clamp(1, g.n.max(1))
 }
 
 /// Convolution: `x` [N,C,H,W], `w` [F, C·KH·KW], `bias` [F] -> [N,F,OH,OW];

@@ -75,11 +75,11 @@ fn losses(t: &mut Trainer, steps: usize) -> Vec<f32> {
 }
 
 /// W1 (the seed CNN) for 200 steps with the same seed on both backends. The
-/// first 10 steps agree to 1e-3; after that sums taken in another order (and
-/// Adam, which turns tiny differences in near-zero gradients into whole-size
-/// steps) let the curves drift apart a little, not away: within 0.05 at every
-/// step and 0.015 on average (measured on lavapipe: 0.036 and 0.0086), and the
-/// same test accuracy to 2 points.
+/// first 10 steps agree to 1e-4 (measured on lavapipe: 4.8e-7); after that sums
+/// taken in another order (and Adam, which turns tiny differences in near-zero
+/// gradients into whole-size steps) let the curves drift apart a little, not
+/// away: within 0.05 at every step and 0.005 on average (measured: 0.018 and
+/// 0.0017; both end near 0.16), and the same test accuracy to 2 points.
 #[test]
 fn w1_trains_the_same_on_both_backends() {
     let Some(dev) = gpu() else { return };
@@ -94,8 +94,8 @@ fn w1_trains_the_same_on_both_backends() {
     eprintln!("W1 200 steps: CPU loss {:.4} -> {:.4}, GPU {:.4} -> {:.4}; largest difference {max:.2e}, mean {mean:.2e}", a[0], a[199], b[0], b[199]);
     let early = diffs[..10].iter().copied().fold(0.0, f32::max);
     eprintln!("W1: largest difference in the first 10 steps {early:.2e}");
-    assert!(early <= 1e-3, "the first 10 steps differ by {early}");
-    assert!(max <= 0.05 && mean <= 0.015, "loss curves differ: largest {max}, mean {mean}");
+    assert!(early <= 1e-4, "the first 10 steps differ by {early}");
+    assert!(max <= 0.05 && mean <= 0.005, "loss curves differ: largest {max}, mean {mean}");
     assert!(b[199] < b[0] * 0.5, "the GPU run did not learn: {} -> {}", b[0], b[199]);
     let (ea, eb) = (cpu.evaluate(None), gpu.evaluate(None));
     assert!((ea.accuracy - eb.accuracy).abs() <= 0.02, "test accuracy {} vs {}", ea.accuracy, eb.accuracy);

@@ -10,7 +10,6 @@
 
 use layerlab::backend::parity::{self, Comparison};
 use layerlab::backend::{Device, Gpu};
-use layerlab::data::Mnist;
 use layerlab::{Error, Trainer};
 
 mod common;
@@ -56,13 +55,7 @@ fn every_layer_matches_the_cpu_forward_and_backward() {
     report(&results);
 }
 
-fn mnist(train: usize, test: usize) -> (Mnist, Mnist) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-    let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
-    a.truncate(train);
-    b.truncate(test);
-    (a, b)
-}
+use common::mnist;
 
 /// A trainer for `preset` on `dev`, on 640 training digits.
 fn small_trainer(preset: &str, dev: &Device) -> Trainer {

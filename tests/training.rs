@@ -1,17 +1,12 @@
 //! The trainer as a state machine: learning, reproducibility, the benchmarks'
 //! data order, and recovery from a diverging learning rate.
 
-use layerlab::data::{epoch_shuffle_seed, lcg_permutation, Mnist};
+use layerlab::data::{epoch_shuffle_seed, lcg_permutation};
 use layerlab::nn::spec::OptimizerSpec;
 use layerlab::{Error, ModelSpec, Trainer};
 
-fn data(train: usize, test: usize) -> (Mnist, Mnist) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-    let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
-    a.truncate(train);
-    b.truncate(test);
-    (a, b)
-}
+mod common;
+use common::mnist as data;
 
 fn mean(v: &[f32]) -> f32 {
     v.iter().sum::<f32>() / v.len() as f32

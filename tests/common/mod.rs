@@ -100,3 +100,12 @@ pub fn models() -> Vec<(String, ModelSpec)> {
     out
 }
 
+
+/// The first `train` training and `test` test digits of the MNIST in assets/.
+pub fn mnist(train: usize, test: usize) -> (layerlab::data::Mnist, layerlab::data::Mnist) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    let (mut a, mut b) = (layerlab::data::Mnist::load_dir(&dir, true).unwrap(), layerlab::data::Mnist::load_dir(&dir, false).unwrap());
+    a.truncate(train);
+    b.truncate(test);
+    (a, b)
+}

@@ -101,7 +101,9 @@ pub fn models() -> Vec<(String, ModelSpec)> {
 }
 
 
-/// The first `train` training and `test` test digits of the MNIST in assets/.
+/// The first `train` training and `test` test digits of the MNIST in assets/
+/// (native only: the browser tests have no file system).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn mnist(train: usize, test: usize) -> (layerlab::data::Mnist, layerlab::data::Mnist) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
     let (mut a, mut b) = (layerlab::data::Mnist::load_dir(&dir, true).unwrap(), layerlab::data::Mnist::load_dir(&dir, false).unwrap());

@@ -34,6 +34,8 @@ pub enum Error {
     Data { file: String, message: String },
     #[error("weights: {0}")]
     Weights(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     #[error("{0}")]
     Input(String),
     #[error(

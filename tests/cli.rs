@@ -66,6 +66,34 @@ fn train_reports_json_and_saves_weights() {
     assert!(err.contains("mlp.safetensors: weights: the file has no tensor \"0.weight\""), "{err}");
 }
 
+#[test]
+fn a_run_saved_as_a_checkpoint_goes_on_exactly() {
+    let (whole, first, resumed, ckpt) = (tmp("whole.safetensors"), tmp("first.safetensors"), tmp("resumed.safetensors"), tmp("run.ckpt.safetensors"));
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--model", "mlp", "--limit-train", "640", "--limit-test", "100"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = cli(&args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()
+    };
+    // Two epochs in one go, or one, a checkpoint, and the second from it.
+    assert_eq!(train(&["--epochs", "2", "--save", whole.to_str().unwrap()])["steps"], 20);
+    assert_eq!(train(&["--epochs", "1", "--save", first.to_str().unwrap(), "--checkpoint", ckpt.to_str().unwrap()])["steps"], 10);
+    // The checkpoint's weights are the run's, under the same names.
+    let ckpt_tensors = weights::read_all(&std::fs::read(&ckpt).unwrap()).unwrap();
+    assert_eq!(ckpt_tensors["1.weight"], weights::read_all(&std::fs::read(&first).unwrap()).unwrap()["1.weight"]);
+    assert!(ckpt_tensors.contains_key("optimizer.v.1.weight"));
+    assert_eq!(train(&["--epochs", "2", "--resume", ckpt.to_str().unwrap(), "--save", resumed.to_str().unwrap()])["steps"], 20);
+    assert_eq!(std::fs::read(&resumed).unwrap(), std::fs::read(&whole).unwrap(), "the resumed run ends with the same weights");
+    // Another model, or a weights file given as a checkpoint: a message, exit 1.
+    let (code, _, err) = cli(&["train", "--model", "seed-cnn", "--limit-train", "640", "--resume", ckpt.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("run.ckpt.safetensors: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"), "{err}");
+    let (code, _, err) = cli(&["train", "--model", "mlp", "--limit-train", "64", "--resume", whole.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("whole.safetensors: this is not a layerlab checkpoint"), "{err}");
+}
+
 fn write_batch(path: &PathBuf, x: &[f32], x_shape: &[usize], y: &[i64]) {
     let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     let yb: Vec<u8> = y.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -261,20 +261,33 @@ fn the_worker_session_trains_on_the_gpu_and_falls_back_to_the_cpu() {
     // A download holds the GPU's current weights.
     let Event::Weights { steps, .. } = &s.handle(Command::GetWeights { purpose: "download".into() })[0] else { panic!() };
     assert_eq!(*steps, 30);
+    // The run kept for a reload is the GPU's current one (brought back first),
+    // and goes on in another worker.
+    run(&mut s, 2);
+    run(&mut cpu, 2);
+    let Event::Checkpoint { steps, checkpoint, spec, .. } = s.handle(Command::GetCheckpoint).remove(0) else { panic!() };
+    assert_eq!(steps, 32);
+    let mut resumed = Session::new();
+    let (train, test) = mnist(64 * 60, 500);
+    resumed.set_data(train, test);
+    resumed.handle(Command::SetSpec { spec });
+    assert!(resumed.handle(Command::Resume { checkpoint, history: Default::default() }).iter().any(|e| matches!(e, Event::Resumed { steps: 32, .. })));
 
     // The GPU fails: the next step's readback reports it, and training goes on
-    // on the CPU from the last checkpoint (step 30, taken by the Pause).
+    // on the CPU from the last checkpoint (step 32, taken for the reload).
     dev.gpu().unwrap().fail("simulated device loss");
     let more = s.handle(Command::Step);
     let notice = more.iter().find_map(|e| if let Event::Backend { active, notice, .. } = e { Some((active.clone(), notice.clone())) } else { None });
     let (active, notice) = notice.expect("a backend event");
     assert_eq!(active, "cpu");
-    assert!(notice.as_deref().unwrap_or("").contains("WebGPU stopped working (simulated device loss). Training goes on on the CPU from the weights of step 30"), "{notice:?}");
+    assert!(notice.as_deref().unwrap_or("").contains("WebGPU stopped working (simulated device loss). Training goes on on the CPU from the weights of step 32"), "{notice:?}");
     let after = run(&mut s, 5);
     let next = losses(&after);
     let reference = losses(&run(&mut cpu, 5));
-    for (x, y) in reference.iter().zip(&next) {
+    let continued = losses(&run(&mut resumed, 5));
+    for ((x, y), z) in reference.iter().zip(&next).zip(&continued) {
         assert!((x - y).abs() < 1e-3, "after the fallback: CPU {x}, moved {y}");
+        assert!((x - z).abs() < 1e-3, "after the reload: CPU {x}, resumed {z}");
     }
 }
 

@@ -1,14 +1,12 @@
 //! The worker's state machine, natively: commands in, events out.
 
-use layerlab::data::Mnist;
+mod common;
+
 use layerlab::nn::spec::OptimizerSpec;
 use layerlab::worker::{Command, Event, Session};
 
 fn session(train: usize) -> Session {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-    let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
-    a.truncate(train);
-    b.truncate(500);
+    let (a, b) = common::mnist(train, 500);
     let mut s = Session::new();
     assert_eq!(s.set_data(a, b), vec![Event::DataLoaded { train, test: 500 }]);
     s
@@ -178,8 +176,7 @@ fn vit_attention_comes_with_the_digit_and_its_patch_grid() {
             assert_eq!((*index, maps.len(), maps[0].steps, grid.as_slice()), (5, 2, 16, &[4, 4][..]));
             assert!(tokens.is_empty());
             assert_eq!(image.len(), 784);
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-            let test = Mnist::load_dir(&dir, false).unwrap();
+            let (_, test) = common::mnist(0, 10);
             assert_eq!((image.as_slice(), *label), (test.image(5), test.labels[5] as usize));
         }
         other => panic!("{other:?}"),
@@ -253,10 +250,7 @@ fn trained_weights_come_back_with_the_same_accuracy() {
     assert!(matches!(events.last(), Some(Event::WeightsLoaded { .. })), "{events:?}");
     let Event::Weights { safetensors: held, .. } = early.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
     assert_eq!(held, safetensors);
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-    let (mut a, mut b) = (Mnist::load_dir(&dir, true).unwrap(), Mnist::load_dir(&dir, false).unwrap());
-    a.truncate(640);
-    b.truncate(500);
+    let (a, b) = common::mnist(640, 500);
     let digit: Vec<f32> = b.image(0).iter().map(|&p| p as f32 / 255.0).collect();
     let events = early.set_data(a, b);
     assert_eq!(accuracy_of(&events), trained, "once the data is there, the held weights are evaluated");
@@ -302,4 +296,106 @@ fn the_worker_exports_pytorch_code_with_its_weights() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(&s.handle(Command::Export { format: "onnx".into() })[0], Event::Error { message } if message.contains("unknown export format")));
+}
+
+fn checkpoint_of(s: &mut Session) -> (layerlab::nn::ModelSpec, usize, String) {
+    match s.handle(Command::GetCheckpoint).remove(0) {
+        Event::Checkpoint { spec, steps, checkpoint, .. } => (spec, steps, checkpoint),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn steps(s: &mut Session, n: usize) -> Vec<f32> {
+    (0..n).flat_map(|_| losses(&s.handle(Command::Step))).collect()
+}
+
+#[test]
+fn a_run_goes_on_from_its_checkpoint_exactly() {
+    // Adam and SGD with momentum, a dropout layer, over an epoch's end (10 steps
+    // an epoch): the continued run takes the steps the original takes.
+    for optimizer in [OptimizerSpec::Adam { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }, OptimizerSpec::SGD { lr: 0.05, momentum: 0.9 }] {
+        let mut spec = layerlab::preset("mlp").unwrap();
+        spec.training.epochs = 3;
+        spec.training.optimizer = optimizer;
+        let mut s = session(640);
+        s.handle(Command::SetSpec { spec: spec.clone() });
+        steps(&mut s, 7);
+        let (kept_spec, kept_steps, checkpoint) = checkpoint_of(&mut s);
+        assert_eq!((kept_spec, kept_steps), (spec.clone(), 7));
+        let original = steps(&mut s, 8);
+
+        // A reload: a new worker gets the checkpoint before the data arrives.
+        let history = layerlab::worker::History { losses: vec![2.0; 7], evals: vec![(7, 0.5)], elapsed_s: 3.0 };
+        let mut again = Session::new();
+        again.handle(Command::SetSpec { spec: spec.clone() });
+        assert_eq!(again.handle(Command::Resume { checkpoint: checkpoint.clone(), history: history.clone() }), vec![Event::Running { running: false }]);
+        let (a, b) = common::mnist(640, 500);
+        let events = again.set_data(a, b);
+        assert_eq!(events[1], Event::Resumed { steps: 7, history: history.clone() }, "{events:?}");
+        assert!(matches!(events[2], Event::Evaluation { step: 7, .. }));
+        let step = again.handle(Command::Step);
+        assert!(matches!(step[1], Event::Metrics { first_step: 8, elapsed_s, .. } if elapsed_s >= 3.0), "{step:?}");
+        let continued: Vec<f32> = losses(&step).into_iter().chain(steps(&mut again, 7)).collect();
+        assert_eq!(continued, original, "{:?}", spec.training.optimizer);
+
+        // With the data there, at once.
+        let mut third = session(640);
+        third.handle(Command::SetSpec { spec: spec.clone() });
+        let events = third.handle(Command::Resume { checkpoint, history: history.clone() });
+        assert!(events.contains(&Event::Resumed { steps: 7, history }), "{events:?}");
+        assert_eq!(steps(&mut third, 8), original);
+    }
+}
+
+#[test]
+fn a_token_model_goes_on_from_its_checkpoint() {
+    let spec = layerlab::preset("reverse-transformer").unwrap();
+    let mut s = Session::new();
+    s.handle(Command::SetSpec { spec: spec.clone() });
+    steps(&mut s, 3);
+    let (_, _, checkpoint) = checkpoint_of(&mut s);
+    let original = steps(&mut s, 3);
+    let mut again = Session::new();
+    again.handle(Command::SetSpec { spec });
+    let events = again.handle(Command::Resume { checkpoint, history: Default::default() });
+    assert!(matches!(events[1], Event::Resumed { steps: 3, .. }), "{events:?}");
+    assert_eq!(steps(&mut again, 3), original);
+}
+
+#[test]
+fn checkpoints_that_do_not_fit_are_refused_with_the_reason() {
+    let mut s = session(64);
+    let mlp = layerlab::preset("mlp").unwrap();
+    s.handle(Command::SetSpec { spec: mlp.clone() });
+    assert!(matches!(&s.handle(Command::GetCheckpoint)[..], [Event::Error { message }] if message.contains("no training to keep")));
+    steps(&mut s, 1);
+    let (_, _, checkpoint) = checkpoint_of(&mut s);
+    let err = |s: &mut Session, spec: &layerlab::nn::ModelSpec, checkpoint: String| {
+        s.handle(Command::SetSpec { spec: spec.clone() });
+        let events = s.handle(Command::Resume { checkpoint, history: Default::default() });
+        match &events[..] {
+            [Event::Running { running: false }, Event::Error { message }] => message.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let m = err(&mut s, &layerlab::preset("seed-cnn").unwrap(), checkpoint.clone());
+    assert!(m.contains("could not be continued (checkpoint: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"), "{m}");
+    assert!(m.ends_with("training starts over."), "{m}");
+    // After the message, training starts over from a fresh model.
+    assert_eq!(losses(&s.handle(Command::Step)).len(), 1);
+    let mut sgd = mlp.clone();
+    sgd.training.optimizer = OptimizerSpec::SGD { lr: 0.1, momentum: 0.0 };
+    assert!(err(&mut s, &sgd, checkpoint.clone()).contains("saved training with Adam, but the model trains with SGD; choose Adam"));
+    let mut seeded = mlp.clone();
+    seeded.training.seed = 5;
+    assert!(err(&mut s, &seeded, checkpoint.clone()).contains("saved with seed 0, but the training settings say 5"));
+    // A weights file is not a checkpoint; damaged bytes are refused, not a panic.
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
+    assert!(err(&mut s, &mlp, safetensors).contains("not a layerlab checkpoint"));
+    assert!(err(&mut s, &mlp, b64(b"garbage")).contains("not a valid safetensors file"));
+    assert!(matches!(&s.handle(Command::Resume { checkpoint: "%%".into(), history: Default::default() })[..], [Event::Error { message }] if message.contains("not base64")));
+    // A cut-off checkpoint.
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(&checkpoint).unwrap();
+    assert!(err(&mut s, &mlp, b64(&bytes[..bytes.len() / 2])).contains("not a valid safetensors file"));
 }

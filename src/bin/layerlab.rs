@@ -98,6 +98,14 @@ mod cli {
             /// Write the trained weights here (safetensors, PyTorch state-dict names).
             #[arg(long)]
             save: Option<PathBuf>,
+            /// Write the run here at the end (weights, optimizer state, data
+            /// position; safetensors), to go on with it later with --resume.
+            #[arg(long)]
+            checkpoint: Option<PathBuf>,
+            /// Go on with a run from its --checkpoint file: the steps still left to
+            /// the epochs, exactly as the run would have taken them.
+            #[arg(long, conflicts_with = "weights")]
+            resume: Option<PathBuf>,
         },
         /// Measure training and inference throughput (method of BENCHMARKS.md).
         Bench {
@@ -158,8 +166,8 @@ mod cli {
     pub fn run() -> i32 {
         let cli = Cli::parse();
         let result = match cli.command {
-            Command::Train { model, backend, epochs, seed, limit_train, limit_test, weights, save } => {
-                backend.device().and_then(|d| train(&model, &d, TrainOptions { epochs, seed, limit_train, limit_test, weights, save }))
+            Command::Train { model, backend, epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume } => {
+                backend.device().and_then(|d| train(&model, &d, TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume }))
             }
             Command::Bench { model, backend, steps, warmup, runs, limit_test } => backend.device().and_then(|d| bench(&model, &d, BenchOptions { steps, warmup, runs, limit_test })),
             Command::Step { model, backend, weights, batch, grads } => backend.device().and_then(|d| step(&model, &d, &weights, &batch, &grads)),
@@ -234,6 +242,16 @@ mod cli {
         limit_test: Option<usize>,
         weights: Option<PathBuf>,
         save: Option<PathBuf>,
+        checkpoint: Option<PathBuf>,
+        resume: Option<PathBuf>,
+    }
+
+    /// Puts the file's name in front of a checkpoint error.
+    fn in_file(path: &std::path::Path) -> impl Fn(Error) -> Error + '_ {
+        move |e| match e {
+            Error::Checkpoint(m) => Error::Checkpoint(format!("{}: {m}", path.display())),
+            e => e,
+        }
     }
 
     fn train(args: &ModelArgs, device: &Device, opts: TrainOptions) -> Result<String> {
@@ -252,8 +270,13 @@ mod cli {
         if let Some(path) = &opts.weights {
             weights::load_parameters(trainer.parameters(), &read(path)?).map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
         }
-        let total_steps = trainer.steps_per_epoch() * spec.training.epochs;
+        if let Some(path) = &opts.resume {
+            let host = trainer.checkpoint_from_bytes(&read(path)?).map_err(in_file(path))?;
+            trainer.restore(&host, device);
+        }
+        let total_steps = (trainer.steps_per_epoch() * spec.training.epochs).saturating_sub(trainer.steps_done());
         let bar = progress(total_steps as u64);
+        let samples_before = trainer.samples_seen();
         let started = Instant::now();
         let mut recent = Vec::new();
         for _ in 0..total_steps {
@@ -274,6 +297,11 @@ mod cli {
             let bytes = weights::save_parameters(trainer.parameters())?;
             std::fs::write(path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
         }
+        if let Some(path) = &opts.checkpoint {
+            let host = pollster::block_on(trainer.checkpoint().to_host()).map_err(|e| Error::Gpu(e.0))?;
+            let bytes = trainer.checkpoint_to_bytes(&host).map_err(in_file(path))?;
+            std::fs::write(path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
+        }
         let final_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
         Ok(json!({
             "model": spec.name,
@@ -282,7 +310,7 @@ mod cli {
             "test_sequence_accuracy": eval.sequence_accuracy,
             "test_loss": eval.loss,
             "final_loss": final_loss,
-            "train_samples_per_s": trainer.samples_seen() as f64 / train_seconds,
+            "train_samples_per_s": (trainer.samples_seen() - samples_before) as f64 / train_seconds,
             "seconds": started.elapsed().as_secs_f64(),
             "steps": trainer.steps_done(),
             "epochs": spec.training.epochs,

@@ -11,6 +11,11 @@ use crate::tensor::{Array, Tensor};
 
 /// Serializes named f32 arrays to safetensors bytes.
 pub fn to_bytes(tensors: &[(String, Array)]) -> Result<Vec<u8>> {
+    to_bytes_with(tensors, None)
+}
+
+/// `to_bytes` with string metadata in the header (`__metadata__`).
+pub fn to_bytes_with(tensors: &[(String, Array)], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(name, a)| (name.clone(), a.as_standard_layout().iter().flat_map(|v| v.to_le_bytes()).collect(), a.shape().to_vec()))
@@ -19,7 +24,7 @@ pub fn to_bytes(tensors: &[(String, Array)]) -> Result<Vec<u8>> {
         .iter()
         .map(|(name, data, shape)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| Error::Weights(e.to_string()))?)))
         .collect::<Result<Vec<_>>>()?;
-    safetensors::tensor::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))
+    safetensors::tensor::serialize(views, metadata).map_err(|e| Error::Weights(e.to_string()))
 }
 
 /// The parameters' current values as safetensors bytes.
@@ -43,6 +48,28 @@ pub fn read_all(bytes: &[u8]) -> Result<HashMap<String, ArrayD<f32>>> {
     Ok(out)
 }
 
+/// The header's string metadata (empty if it has none).
+pub fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// The tensor `name` of a file read by `read_all`, checked against the shape
+/// the model needs and for values a diverged run leaves.
+/// The message says what is wrong, for the caller's error.
+pub fn checked<'a>(loaded: &'a HashMap<String, ArrayD<f32>>, name: &str, shape: &[usize]) -> std::result::Result<&'a ArrayD<f32>, String> {
+    let Some(a) = loaded.get(name) else {
+        return Err(format!("the file has no tensor \"{name}\" (shape {shape:?}); it was saved from a different model"));
+    };
+    if a.shape() != shape {
+        return Err(format!("tensor \"{name}\" has shape {:?} but the model needs {shape:?}", a.shape()));
+    }
+    if a.iter().any(|v| !v.is_finite()) {
+        return Err(format!("tensor \"{name}\" holds NaN or infinite values; these weights come from a diverged run"));
+    }
+    Ok(a)
+}
+
 /// Reads one I64 tensor exactly (labels, token ids).
 pub fn read_i64(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
@@ -58,15 +85,7 @@ pub fn read_i64(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
 pub fn load_parameters(params: &[(String, Tensor)], bytes: &[u8]) -> Result<()> {
     let mut loaded = read_all(bytes)?;
     for (name, p) in params {
-        let Some(a) = loaded.get(name) else {
-            return Err(Error::Weights(format!("the file has no tensor \"{name}\" (shape {:?}); it was saved from a different model", p.shape())));
-        };
-        if a.shape() != p.shape().as_slice() {
-            return Err(Error::Weights(format!("tensor \"{name}\" has shape {:?} but the model needs {:?}", a.shape(), p.shape())));
-        }
-        if a.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Weights(format!("tensor \"{name}\" holds NaN or infinite values; these weights come from a diverged run")));
-        }
+        checked(&loaded, name, &p.shape()).map_err(Error::Weights)?;
     }
     let expected: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
     let mut extra: Vec<&String> = loaded.keys().filter(|k| !expected.contains(&k.as_str())).collect();

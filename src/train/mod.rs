@@ -15,6 +15,8 @@ use crate::nn::{Mode, Model, ModelSpec};
 use crate::optim::Optimizer;
 use crate::tensor::{Array, Tensor};
 
+mod checkpoint;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
     /// Optimizer steps done so far (this one included).

@@ -1,7 +1,8 @@
 //! The model as files: Download (`model.json` + `weights.safetensors`), Open (a
 //! file picker, or files dropped onto the page), Export to PyTorch (a zip), and
-//! the trained model kept in the browser's IndexedDB, so that a reload restores
-//! it (the worker checks every weights file against the model before using it).
+//! the run kept in the browser's IndexedDB (a checkpoint: weights, optimizer
+//! state, data position, and the loss history), so that a reload goes on with it
+//! (the worker checks every weights file and checkpoint against the model first).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -13,13 +14,12 @@ use wasm_bindgen_futures::JsFuture;
 use super::share::Notice;
 use super::{client, Editor};
 use crate::nn::ModelSpec;
-use crate::worker::{Command, MAX_WEIGHTS_BYTES};
+use crate::worker::{Command, History, MAX_WEIGHTS_BYTES};
 
 /// The largest model file (JSON) the page opens.
 pub const MAX_SPEC_BYTES: usize = 1 << 20;
 /// `GetWeights` purposes.
 pub const FOR_DOWNLOAD: &str = "download";
-pub const FOR_STORE: &str = "store";
 
 /// Weights opened with a new model wait here until the worker has the model.
 #[derive(Clone, Copy)]
@@ -52,7 +52,7 @@ fn file_stem(spec: &ModelSpec) -> String {
 }
 
 /// The worker sent weights: download them, or keep them in the browser.
-pub fn on_weights(purpose: &str, spec: ModelSpec, steps: usize, b64: &str) {
+pub fn on_weights(purpose: &str, spec: ModelSpec, b64: &str) {
     let Ok(bytes) = B64.decode(b64) else { return };
     match purpose {
         FOR_DOWNLOAD => {
@@ -64,11 +64,17 @@ pub fn on_weights(purpose: &str, spec: ModelSpec, steps: usize, b64: &str) {
                 download(&format!("{stem}.zip"), &zip, "application/zip");
             }
         }
-        FOR_STORE => wasm_bindgen_futures::spawn_local(async move {
-            let _ = store::save(&spec.to_json_pretty(), &bytes, steps).await;
-        }),
         _ => {}
     }
+}
+
+/// The worker sent the run's checkpoint: keep it (with what the page shows of
+/// the run) in this browser, so that a reload goes on with it.
+pub fn on_checkpoint(spec: ModelSpec, steps: usize, b64: &str, history: History) {
+    let Ok(bytes) = B64.decode(b64) else { return };
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = store::save(&spec.to_json_pretty(), &bytes, steps, &history).await;
+    });
 }
 
 /// The worker sent an export: zip it (with MNIST for image models, so that
@@ -255,27 +261,44 @@ pub mod store {
         db.transaction_with_str_and_mode(STORE, mode)?.object_store(STORE)
     }
 
-    pub async fn save(spec_json: &str, weights: &[u8], steps: usize) -> Result<(), JsValue> {
+    /// What a record holds: a checkpoint with the run's history, or (records
+    /// kept by earlier versions) only weights.
+    pub enum Kept {
+        Checkpoint(Vec<u8>, History),
+        Weights(Vec<u8>),
+    }
+
+    pub async fn save(spec_json: &str, checkpoint: &[u8], steps: usize, history: &History) -> Result<(), JsValue> {
         let db = open().await?;
         let record = js_sys::Object::new();
         js_sys::Reflect::set(&record, &"spec".into(), &spec_json.into())?;
-        js_sys::Reflect::set(&record, &"weights".into(), &js_sys::Uint8Array::from(weights))?;
+        js_sys::Reflect::set(&record, &"checkpoint".into(), &js_sys::Uint8Array::from(checkpoint))?;
+        js_sys::Reflect::set(&record, &"history".into(), &serde_json::to_string(history).unwrap_or_default().into())?;
         js_sys::Reflect::set(&record, &"steps".into(), &(steps as f64).into())?;
         wait(&models(&db, web_sys::IdbTransactionMode::Readwrite)?.put_with_key(&record, &KEY.into())?).await?;
         Ok(())
     }
 
-    /// The stored spec (JSON), weights and steps, if any.
-    pub async fn load() -> Result<Option<(String, Vec<u8>, usize)>, JsValue> {
+    /// The stored spec (JSON), what was kept of the run, and its steps, if any.
+    pub async fn load() -> Result<Option<(String, Kept, usize)>, JsValue> {
         let db = open().await?;
         let v = wait(&models(&db, web_sys::IdbTransactionMode::Readonly)?.get(&KEY.into())?).await?;
         if v.is_undefined() || v.is_null() {
             return Ok(None);
         }
-        let spec = js_sys::Reflect::get(&v, &"spec".into())?.as_string().unwrap_or_default();
-        let weights = js_sys::Uint8Array::new(&js_sys::Reflect::get(&v, &"weights".into())?).to_vec();
-        let steps = js_sys::Reflect::get(&v, &"steps".into())?.as_f64().unwrap_or(0.0) as usize;
-        Ok(Some((spec, weights, steps)))
+        let field = |name: &str| js_sys::Reflect::get(&v, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        let spec = field("spec").as_string().unwrap_or_default();
+        let steps = field("steps").as_f64().unwrap_or(0.0) as usize;
+        let bytes = |value: JsValue| js_sys::Uint8Array::new(&value).to_vec();
+        let kept = if field("checkpoint").is_object() {
+            let history = field("history").as_string().and_then(|h| serde_json::from_str(&h).ok()).unwrap_or_default();
+            Kept::Checkpoint(bytes(field("checkpoint")), history)
+        } else if field("weights").is_object() {
+            Kept::Weights(bytes(field("weights")))
+        } else {
+            return Ok(None);
+        };
+        Ok(Some((spec, kept, steps)))
     }
 
     pub async fn clear() -> Result<(), JsValue> {
@@ -285,16 +308,21 @@ pub mod store {
     }
 }
 
-/// At start: if this browser kept a trained model and it is the model on the
-/// page, give the worker its weights back.
+/// At start: if this browser kept a run and it is of the model on the page
+/// (the learning rate may differ: it can change during a run), the worker goes
+/// on with it.
 pub fn restore_trained(editor: Editor, notice: RwSignal<Option<Notice>>) {
     wasm_bindgen_futures::spawn_local(async move {
-        let Ok(Some((spec_json, weights, steps))) = store::load().await else { return };
-        let Ok(stored) = ModelSpec::from_json(&spec_json) else { return };
+        let Ok(Some((spec_json, kept, steps))) = store::load().await else { return };
+        let Ok(mut stored) = ModelSpec::from_json(&spec_json) else { return };
+        stored.training.optimizer.set_lr(editor.spec.with_untracked(|s| s.training.optimizer.lr()));
         if editor.spec.with_untracked(|s| *s != stored) || steps == 0 {
             return;
         }
-        client::send(&Command::LoadWeights { safetensors: B64.encode(&weights) });
+        client::send(&match kept {
+            store::Kept::Checkpoint(bytes, history) => Command::Resume { checkpoint: B64.encode(&bytes), history },
+            store::Kept::Weights(bytes) => Command::LoadWeights { safetensors: B64.encode(&bytes) },
+        });
         if notice.with_untracked(|n| n.is_none()) {
             notice.set(Some(Notice { text: format!("Restored the model trained in this browser ({steps} steps)."), problem: false }));
         }

@@ -168,16 +168,37 @@ impl TrainView {
                 self.epoch_progress.set(epoch_progress);
             }
             Event::Evaluation { step, accuracy, confusion, sequence_accuracy, .. } => {
-                // Keep the trained model in this browser (a reload restores it).
+                // Keep the run in this browser (a reload goes on with it).
                 if step > 0 {
-                    client::send(&crate::worker::Command::GetWeights { purpose: files::FOR_STORE.into() });
+                    client::send(&crate::worker::Command::GetCheckpoint);
                 }
-                self.evals.update(|e| e.push((step, accuracy)));
+                // A continued run is evaluated again at the step it was kept.
+                self.evals.update(|e| {
+                    if e.last().is_some_and(|l| l.0 == step) {
+                        e.pop();
+                    }
+                    e.push((step, accuracy))
+                });
                 self.sequence_accuracy.set(sequence_accuracy);
                 self.confusion.set(Some(confusion));
             }
-            Event::Weights { purpose, spec, steps, safetensors } => files::on_weights(&purpose, spec, steps, &safetensors),
+            Event::Weights { purpose, spec, safetensors, .. } => files::on_weights(&purpose, spec, &safetensors),
             Event::Exported { format, files } => files::on_exported(format, files, self.message),
+            Event::Checkpoint { spec, steps, elapsed_s, checkpoint } => {
+                let history = crate::worker::History {
+                    losses: self.losses.with_untracked(|l| l[..l.len().min(steps)].to_vec()),
+                    evals: self.evals.get_untracked().into_iter().filter(|e| e.0 <= steps).collect(),
+                    elapsed_s,
+                };
+                files::on_checkpoint(spec, steps, &checkpoint, history);
+            }
+            Event::Resumed { steps, history } => {
+                self.clear();
+                self.losses.set(history.losses);
+                self.evals.set(history.evals);
+                self.elapsed_s.set(history.elapsed_s);
+                self.message.set(Some(format!("Continued the run kept in this browser: {steps} steps trained; Train goes on from there.")));
+            }
             Event::WeightsLoaded { tensors } => {
                 self.clear();
                 self.message.set(Some(format!("Loaded the weights ({tensors} tensors); training continues from them.")));

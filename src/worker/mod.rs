@@ -47,6 +47,17 @@ pub enum Command {
     LoadWeights { safetensors: String },
     /// The model as code for another framework (`pytorch`, `keras`), with its weights.
     Export { format: String },
+    /// The run so far as a checkpoint (weights, optimizer state, data position;
+    /// see `train::checkpoint`), for keeping it in the browser.
+    GetCheckpoint,
+    /// Go on with a run from a checkpoint (base64) of the current model, taken
+    /// by `GetCheckpoint`; `history` (what the page showed of it) comes back
+    /// in `Resumed`. Waits for the data if it is still loading.
+    Resume {
+        checkpoint: String,
+        #[serde(default)]
+        history: History,
+    },
     /// Where to train: `auto` (WebGPU where there is an adapter), `webgpu` or `cpu`.
     /// `simulate` is for tests: `unavailable` (no adapter) or `lose:N` (the
     /// device is lost after N more steps).
@@ -55,6 +66,18 @@ pub enum Command {
         #[serde(default)]
         simulate: Option<String>,
     },
+}
+
+/// What the page shows of a run (its loss per step, its evaluations as
+/// `(step, accuracy)`, the seconds spent training), kept with its checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    #[serde(default)]
+    pub losses: Vec<f32>,
+    #[serde(default)]
+    pub evals: Vec<(usize, f32)>,
+    #[serde(default)]
+    pub elapsed_s: f32,
 }
 
 /// The page's backend selector.
@@ -105,6 +128,11 @@ pub enum Event {
     Weights { purpose: String, spec: ModelSpec, steps: usize, safetensors: String },
     /// `LoadWeights` succeeded: `tensors` tensors replaced the model's.
     WeightsLoaded { tensors: usize },
+    /// For `GetCheckpoint`: the run's spec, steps, training time and checkpoint
+    /// (safetensors, base64).
+    Checkpoint { spec: ModelSpec, steps: usize, elapsed_s: f32, checkpoint: String },
+    /// `Resume` succeeded: the run goes on after step `steps`.
+    Resumed { steps: usize, history: History },
     /// For `Export`: the files (name, base64 contents).
     Exported { format: String, files: Vec<(String, String)> },
     /// Where training runs now: `active` is `webgpu` or `cpu`, `adapter` the GPU's
@@ -166,6 +194,10 @@ pub struct Session {
     last_predicted: Vec<u8>,
     /// Loaded weights (checked) for the next trainer, when the data is still loading.
     pending_weights: Option<Vec<u8>>,
+    /// A checkpoint (and its history) to go on from, for the next trainer.
+    pending_resume: Option<(Vec<u8>, History)>,
+    /// The history of a run just continued from a checkpoint, for `Resumed`.
+    resumed: Option<History>,
     /// Where new trainers live.
     device: Device,
     /// For a trainer on the GPU: a CPU copy of its model (evaluation and the
@@ -215,7 +247,7 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new(), pending_weights: None, device: Device::Cpu, mirror: None, generation: 0 }
+        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new(), pending_weights: None, pending_resume: None, resumed: None, device: Device::Cpu, mirror: None, generation: 0 }
     }
 
     pub fn is_running(&self) -> bool {
@@ -232,7 +264,9 @@ impl Session {
         self.trainer = None;
         let mut events = vec![ev];
         // Weights that came before the data (a restored model): show how good they are.
-        if self.pending_weights.is_some() && self.ensure_model().is_ok() {
+        if self.pending_resume.is_some() {
+            events.extend(self.resume_now());
+        } else if self.pending_weights.is_some() && self.ensure_model().is_ok() {
             events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
         }
         events
@@ -310,6 +344,17 @@ impl Session {
             Command::GetWeights { purpose } => self.weights(purpose),
             Command::LoadWeights { safetensors } => self.load_weights(&safetensors),
             Command::Export { format } => self.export(&format),
+            Command::GetCheckpoint => self.checkpoint(),
+            Command::Resume { checkpoint, history } => {
+                let Ok(bytes) = B64.decode(&checkpoint) else { return vec![Event::Error { message: "the checkpoint could not be read (not base64)".into() }] };
+                let mut events = self.reset();
+                self.pending_resume = Some((bytes, history));
+                let generated = self.spec.as_ref().is_some_and(|s| s.input.is_tokens());
+                if self.data.is_some() || generated {
+                    events.extend(self.resume_now());
+                }
+                events
+            }
             Command::SetLr { lr } => {
                 if !(lr.is_finite() && lr > 0.0) {
                     return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
@@ -330,6 +375,8 @@ impl Session {
         self.mirror = None;
         self.generation += 1;
         self.pending_weights = None;
+        self.pending_resume = None;
+        self.resumed = None;
         self.running = false;
         self.elapsed_s = 0.0;
         vec![Event::Running { running: false }]
@@ -492,6 +539,30 @@ impl Session {
         events
     }
 
+    /// Builds the trainer from the pending checkpoint: `Resumed` and a quick
+    /// evaluation, or why the run could not be continued.
+    fn resume_now(&mut self) -> Vec<Event> {
+        if let Err(message) = self.ensure_model() {
+            return vec![Event::Error { message }];
+        }
+        let Some(history) = self.resumed.take() else { return vec![] };
+        let steps = self.trainer.as_ref().map_or(0, |t| t.steps_done());
+        vec![Event::Resumed { steps, history }, self.evaluation(Some(QUICK_EVAL_SAMPLES))]
+    }
+
+    fn checkpoint(&self) -> Vec<Event> {
+        let Some(t) = self.trainer.as_ref() else { return vec![Event::Error { message: "there is no training to keep yet".into() }] };
+        // A GPU run's checkpoint is its CPU copy's, brought up to date first (`needs_sync`).
+        let host = match &self.mirror {
+            Some(m) => m.host.clone(),
+            None => ready(t.checkpoint().to_host()).expect("a CPU checkpoint"),
+        };
+        match t.checkpoint_to_bytes(&host) {
+            Ok(bytes) => vec![Event::Checkpoint { spec: t.model.spec.clone(), steps: host.step(), elapsed_s: self.elapsed_s as f32, checkpoint: B64.encode(bytes) }],
+            Err(e) => vec![Event::Error { message: e.to_string() }],
+        }
+    }
+
     fn export(&self, format: &str) -> Vec<Event> {
         let export = match format {
             "pytorch" => crate::io::export::pytorch,
@@ -519,7 +590,7 @@ impl Session {
             return Ok(());
         }
         let spec = self.spec.as_ref().ok_or("no model yet")?;
-        let trainer = match Data::generated(&spec.input, spec.training.seed) {
+        let mut trainer = match Data::generated(&spec.input, spec.training.seed) {
             Some((train, test)) => Trainer::new(spec, train, test),
             None => {
                 let (train, test) = self.data.as_ref().ok_or("the MNIST data is still loading")?;
@@ -529,6 +600,12 @@ impl Session {
         .map_err(|e| e.to_string())?;
         if let Some(bytes) = self.pending_weights.take() {
             crate::io::weights::load_parameters(trainer.parameters(), &bytes).map_err(|e| e.to_string())?;
+        }
+        if let Some((bytes, history)) = self.pending_resume.take() {
+            let host = trainer.checkpoint_from_bytes(&bytes).map_err(|e| format!("The training kept in this browser could not be continued ({e}); training starts over."))?;
+            trainer.restore(&host, &Device::Cpu);
+            self.elapsed_s = history.elapsed_s as f64;
+            self.resumed = Some(history);
         }
         self.trainer = Some(trainer);
         self.generation += 1;
@@ -610,7 +687,7 @@ impl Session {
     /// Whether the CPU copy of a GPU run must be brought up to date before `cmd`
     /// (commands that need the current weights exactly).
     pub fn needs_sync(&self, cmd: &Command) -> bool {
-        self.mirror_stale() && matches!(cmd, Command::Pause | Command::GetWeights { .. } | Command::Export { .. } | Command::SetBackend { .. })
+        self.mirror_stale() && matches!(cmd, Command::Pause | Command::GetWeights { .. } | Command::GetCheckpoint | Command::Export { .. } | Command::SetBackend { .. })
     }
 
     /// The GPU run has trained since its CPU copy was refreshed.

@@ -164,15 +164,22 @@ def main():
             assert max(tasks or [0]) <= MAX_TASK_MS, f"a main-thread task took {max(tasks)} ms"
 
         def reload_restores():
-            # The trained model is kept in the browser: a reload brings it back.
+            # The run is kept in the browser: a reload goes on with it, with its
+            # loss chart, and the next step is the one after.
             before = page.by_testid("accuracy-value")
-            time.sleep(1)  # the weights are stored right after the evaluation
+            chart = lambda: (int(page.by_testid("loss-chart", "data-points") or 0), page.by_testid("loss-chart", "data-first-loss"), page.by_testid("loss-chart", "data-last-loss"))
+            points, first, last = chart()
+            time.sleep(1)  # the checkpoint is stored right after the evaluation
             req("POST", page.s + "/url", {"url": url})
-            page.wait("the restored weights", lambda: "Loaded the weights" in (page.by_testid("status") or ""), 90)
+            status = page.wait("the run to continue", lambda: "Continued the run kept in this browser" in (page.by_testid("status") or "") and page.by_testid("status"), 90)
             after = page.wait("the accuracy after the reload", lambda: "%" in (page.by_testid("accuracy-value") or "") and page.by_testid("accuracy-value"), 30)
-            print(f"e2e: test accuracy before the reload {before}, after {after}; notice: {page.by_testid('notice')}", flush=True)
+            print(f"e2e: test accuracy before the reload {before}, after {after}; loss chart {points} points, after {chart()}; status: {status}; notice: {page.by_testid('notice')}", flush=True)
             assert before == after, f"{before} != {after}"
             assert "Restored the model trained in this browser" in (page.by_testid("notice") or ""), page.by_testid("notice")
+            assert f"{points} steps trained" in status, status
+            assert chart() == (points, first, last), f"the loss chart after the reload: {chart()} != {(points, first, last)}"
+            page.click("step-button")
+            page.wait("one more step", lambda: f"Paused after {points + 1} steps" in (page.by_testid("status") or ""), 30)
 
         def wait_file(name, timeout=60):
             path = os.path.join(downloads, name)

@@ -179,8 +179,10 @@ fn profile() {
         g.start_profile();
         let started = std::time::Instant::now();
         losses(&mut t, 3);
-        eprintln!("{preset}: {:.2} s per step", started.elapsed().as_secs_f64() / 3.0);
-        for (k, n, s) in g.profile().iter().take(8) {
+        let kernels = g.profile();
+        let dispatches: usize = kernels.iter().map(|(_, n, _)| *n as usize).sum();
+        eprintln!("{preset}: {:.2} s per step, {} dispatches per step", started.elapsed().as_secs_f64() / 3.0, dispatches / 3);
+        for (k, n, s) in kernels.iter().take(8) {
             eprintln!("  {k:<24} {:>6} calls {:>8.3} s per step", n / 3, s / 3.0);
         }
     }

@@ -167,6 +167,29 @@ fn dropout_with_a_fixed_mask() {
 }
 
 #[test]
+fn fused_lstm_cell() {
+    gradcheck("lstm_cell", &[randn(&[3, 8], 150), randn(&[3, 2], 151)], |t| t[0].lstm_cell(&t[1]));
+    // The same values as the LSTM written out gate by gate.
+    let (a, c) = (randn(&[4, 12], 152), randn(&[4, 3], 153));
+    let (ta, tc) = (Tensor::new(a), Tensor::new(c));
+    let gate = |k: usize| ta.slice(1, 3 * k, 3 * k + 3);
+    let c2 = gate(1).sigmoid().mul(&tc).add(&gate(0).sigmoid().mul(&gate(2).tanh()));
+    let h = gate(3).sigmoid().mul(&c2.tanh());
+    assert_eq!(ta.lstm_cell(&tc).to_array(), Tensor::concat(&[h, c2], 1).to_array());
+}
+
+#[test]
+fn fused_gru_cell() {
+    gradcheck("gru_cell", &[randn(&[3, 6], 154), randn(&[3, 6], 155), randn(&[3, 2], 156)], |t| t[0].gru_cell(&t[1], &t[2]));
+    let (a, b, h) = (Tensor::new(randn(&[4, 9], 157)), Tensor::new(randn(&[4, 9], 158)), Tensor::new(randn(&[4, 3], 159)));
+    let gate = |t: &Tensor, k: usize| t.slice(1, 3 * k, 3 * k + 3);
+    let r = gate(&a, 0).add(&gate(&b, 0)).sigmoid();
+    let z = gate(&a, 1).add(&gate(&b, 1)).sigmoid();
+    let n = gate(&a, 2).add(&r.mul(&gate(&b, 2))).tanh();
+    assert_eq!(a.gru_cell(&b, &h).to_array(), n.add(&z.mul(&h.sub(&n))).to_array());
+}
+
+#[test]
 fn softmax_and_cross_entropy() {
     for (i, shape) in [vec![3, 5], vec![2, 3, 4]].iter().enumerate() {
         gradcheck("softmax", &[randn(shape, 130 + i as u64)], |t| t[0].softmax());

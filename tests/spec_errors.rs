@@ -201,6 +201,12 @@ fn parameters_edited_as_text() {
     assert_eq!(ln.param_text("epsilon"), "0.00001", "an f32 shows as typed, not as its f64 expansion");
     let drop = LayerSpec::default_for("Dropout").unwrap().with_param("rate", "0.1").unwrap();
     assert_eq!(drop.param_text("rate"), "0.1");
+    // The palette's groups hold every type the spec accepts, once.
+    let mut grouped: Vec<&str> = layerlab::nn::spec::LAYER_GROUPS.iter().flat_map(|(_, t)| t.iter().copied()).collect();
+    let mut known = layerlab::nn::spec::LAYER_TYPES.to_vec();
+    grouped.sort();
+    known.sort();
+    assert_eq!(grouped, known);
     for (_, types) in layerlab::nn::spec::LAYER_GROUPS {
         for ty in *types {
             let l = LayerSpec::default_for(ty).unwrap();

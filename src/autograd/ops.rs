@@ -323,6 +323,34 @@ impl Tensor {
         Tensor::from_op(value, &[self], move |g, _| vec![Some(be::binary(MapOp::Mul, g, &mask))])
     }
 
+    // ----- fused recurrent cells -------------------------------------------------
+
+    /// One LSTM step from the gate pre-activations `self` [N, 4H] (PyTorch's
+    /// gate order i, f, g, o) and the cell state `c` [N, H]: `[h | c']` as
+    /// [N, 2H], with c' = σ(f) c + σ(i) tanh(g) and h = σ(o) tanh(c'). One
+    /// kernel forward and one backward instead of a dozen small ops.
+    pub fn lstm_cell(&self, c: &Tensor) -> Tensor {
+        let value = be::lstm_cell(&self.storage(), &c.storage());
+        let (gates, c_prev, out) = (self.clone(), c.clone(), value.clone());
+        Tensor::from_op(value, &[self, c], move |g, need| {
+            let (dgates, dc) = be::lstm_cell_backward(&gates.storage(), &c_prev.storage(), &out, g);
+            vec![need[0].then_some(dgates), need[1].then_some(dc)]
+        })
+    }
+
+    /// One GRU step (PyTorch's): from the input's gate pre-activations `self`
+    /// [N, 3H] (r, z, n, biases included), the hidden state's `gh` [N, 3H] and
+    /// the hidden state `h` [N, H], h' = n + z (h - n) with r = σ(·_r),
+    /// z = σ(·_z), n = tanh(x_n + r gh_n). Fused like `lstm_cell`.
+    pub fn gru_cell(&self, gh: &Tensor, h: &Tensor) -> Tensor {
+        let value = be::gru_cell(&self.storage(), &gh.storage(), &h.storage());
+        let (gi, gh_, h_) = (self.clone(), gh.clone(), h.clone());
+        Tensor::from_op(value, &[self, gh, h], move |g, need| {
+            let (dgi, dgh, dh) = be::gru_cell_backward(&gi.storage(), &gh_.storage(), &h_.storage(), g);
+            vec![need[0].then_some(dgi), need[1].then_some(dgh), need[2].then_some(dh)]
+        })
+    }
+
     // ----- softmax and loss -----------------------------------------------------
 
     /// Softmax over the last axis.

@@ -5,7 +5,7 @@
 //! Conventions: images are NCHW and contiguous (`as_standard_layout` first);
 //! matrices may have any strides, so transposes cost nothing.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, IxDyn};
 
 /// `c = a @ b + beta * c` for 2-d views with arbitrary strides.
 pub fn gemm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
@@ -404,4 +404,105 @@ pub fn gelu_parts(x: f32) -> (f32, f32) {
     let y = 0.5 * x * (1.0 + t);
     let dy = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * C * (1.0 + 3.0 * 0.044715 * x * x);
     (y, dy)
+}
+
+/// Rows of a 2-d array as one contiguous slice (copied if it is a view).
+fn rows_of(a: &ArrayD<f32>) -> std::borrow::Cow<'_, [f32]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+/// The LSTM cell's gate activations at hidden unit `j` of a row of
+/// pre-activations `a` [4H]: (i, f, g, o).
+fn lstm_gates(a: &[f32], h: usize, j: usize) -> (f32, f32, f32, f32) {
+    (sigmoid(a[j]), sigmoid(a[h + j]), fast_tanh(a[2 * h + j]), sigmoid(a[3 * h + j]))
+}
+
+/// One LSTM step: `[h | c']` [N, 2H] from the gates' pre-activations [N, 4H]
+/// and the cell state [N, H] (the same arithmetic as the composed ops).
+pub fn lstm_cell(gates: &ArrayD<f32>, c: &ArrayD<f32>) -> ArrayD<f32> {
+    let (n, h) = (c.shape()[0], c.shape()[1]);
+    let (a, c) = (rows_of(gates), rows_of(c));
+    let mut out = vec![0.0f32; n * 2 * h];
+    for ((o, a), c) in out.chunks_mut(2 * h).zip(a.chunks(4 * h)).zip(c.chunks(h)) {
+        for j in 0..h {
+            let (i, f, g, og) = lstm_gates(a, h, j);
+            let c2 = f * c[j] + i * g;
+            o[j] = og * fast_tanh(c2);
+            o[h + j] = c2;
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&[n, 2 * h]), out).unwrap()
+}
+
+/// The LSTM step's gradients: of the gates' pre-activations [N, 4H] and of the
+/// cell state [N, H], from `dout`, the gradient of `[h | c']`.
+pub fn lstm_cell_backward(gates: &ArrayD<f32>, c: &ArrayD<f32>, out: &ArrayD<f32>, dout: &ArrayD<f32>) -> (ArrayD<f32>, ArrayD<f32>) {
+    let (n, h) = (c.shape()[0], c.shape()[1]);
+    let (a, c, out, dout) = (rows_of(gates), rows_of(c), rows_of(out), rows_of(dout));
+    let (mut da, mut dc) = (vec![0.0f32; n * 4 * h], vec![0.0f32; n * h]);
+    for r in 0..n {
+        let (a, c, o, d) = (&a[r * 4 * h..(r + 1) * 4 * h], &c[r * h..(r + 1) * h], &out[r * 2 * h..(r + 1) * 2 * h], &dout[r * 2 * h..(r + 1) * 2 * h]);
+        let (dar, dcr) = (&mut da[r * 4 * h..(r + 1) * 4 * h], &mut dc[r * h..(r + 1) * h]);
+        for j in 0..h {
+            let (i, f, g, og) = lstm_gates(a, h, j);
+            let tc = fast_tanh(o[h + j]);
+            let dh = d[j];
+            let dc2 = d[h + j] + dh * og * (1.0 - tc * tc);
+            dar[j] = dc2 * g * i * (1.0 - i);
+            dar[h + j] = dc2 * c[j] * f * (1.0 - f);
+            dar[2 * h + j] = dc2 * i * (1.0 - g * g);
+            dar[3 * h + j] = dh * tc * og * (1.0 - og);
+            dcr[j] = dc2 * f;
+        }
+    }
+    (ArrayD::from_shape_vec(IxDyn(&[n, 4 * h]), da).unwrap(), ArrayD::from_shape_vec(IxDyn(&[n, h]), dc).unwrap())
+}
+
+/// The GRU cell's gates at unit `j` from rows `a` (input) and `b` (hidden
+/// state) of pre-activations [3H]: (r, z, n).
+fn gru_gates(a: &[f32], b: &[f32], h: usize, j: usize) -> (f32, f32, f32) {
+    let r = sigmoid(a[j] + b[j]);
+    let z = sigmoid(a[h + j] + b[h + j]);
+    (r, z, fast_tanh(a[2 * h + j] + r * b[2 * h + j]))
+}
+
+/// One GRU step: h' = n + z (h - n) [N, H] (the same arithmetic as the composed ops).
+pub fn gru_cell(gi: &ArrayD<f32>, gh: &ArrayD<f32>, h: &ArrayD<f32>) -> ArrayD<f32> {
+    let (n, u) = (h.shape()[0], h.shape()[1]);
+    let (a, b, h) = (rows_of(gi), rows_of(gh), rows_of(h));
+    let mut out = vec![0.0f32; n * u];
+    for (((o, a), b), h) in out.chunks_mut(u).zip(a.chunks(3 * u)).zip(b.chunks(3 * u)).zip(h.chunks(u)) {
+        for j in 0..u {
+            let (_, z, c) = gru_gates(a, b, u, j);
+            o[j] = c + z * (h[j] - c);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&[n, u]), out).unwrap()
+}
+
+/// The GRU step's gradients: of the input's and the hidden state's gate
+/// pre-activations [N, 3H] and of the hidden state [N, H], from `d`, that of h'.
+pub fn gru_cell_backward(gi: &ArrayD<f32>, gh: &ArrayD<f32>, h: &ArrayD<f32>, d: &ArrayD<f32>) -> (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>) {
+    let (n, u) = (h.shape()[0], h.shape()[1]);
+    let (a, b, h, d) = (rows_of(gi), rows_of(gh), rows_of(h), rows_of(d));
+    let (mut da, mut db, mut dh) = (vec![0.0f32; n * 3 * u], vec![0.0f32; n * 3 * u], vec![0.0f32; n * u]);
+    for r in 0..n {
+        let (ar, br) = (&a[r * 3 * u..(r + 1) * 3 * u], &b[r * 3 * u..(r + 1) * 3 * u]);
+        for j in 0..u {
+            let (rg, z, c) = gru_gates(ar, br, u, j);
+            let (k, g) = (r * u + j, d[r * u + j]);
+            let dn = g * (1.0 - z) * (1.0 - c * c);
+            let dz = g * (h[k] - c) * z * (1.0 - z);
+            let dr = dn * br[2 * u + j] * rg * (1.0 - rg);
+            let base = r * 3 * u + j;
+            (da[base], da[base + u], da[base + 2 * u]) = (dr, dz, dn);
+            (db[base], db[base + u], db[base + 2 * u]) = (dr, dz, dn * rg);
+            dh[k] = g * z;
+        }
+    }
+    let s3 = IxDyn(&[n, 3 * u]);
+    (ArrayD::from_shape_vec(s3.clone(), da).unwrap(), ArrayD::from_shape_vec(s3, db).unwrap(), ArrayD::from_shape_vec(IxDyn(&[n, u]), dh).unwrap())
 }

@@ -582,6 +582,71 @@ pub fn scatter_rows(g: &Storage, ids: &Indices, rows: usize) -> Storage {
     }
 }
 
+// ----- fused recurrent cells ----------------------------------------------------
+
+/// `x` on the device of `like` (a CPU zero state meeting GPU gates).
+fn beside<'a>(x: &'a Storage, like: &Storage) -> Cow<'a, Storage> {
+    match (x, like) {
+        (Storage::Cpu(_), Storage::Gpu(g)) => Cow::Owned(x.upload_to(&Device::Gpu(g.gpu().clone()))),
+        _ => Cow::Borrowed(x),
+    }
+}
+
+/// One LSTM step: `[h | c']` [N, 2H] from the gate pre-activations [N, 4H]
+/// (i, f, g, o) and the cell state [N, H].
+pub fn lstm_cell(gates: &Storage, c: &Storage) -> Storage {
+    let c = beside(c, gates);
+    match (gates, &*c) {
+        (Storage::Gpu(a), Storage::Gpu(c)) => Storage::Gpu(gpu::lstm_cell(a, c)),
+        (Storage::Cpu(a), Storage::Cpu(c)) => Storage::Cpu(cpu::lstm_cell(a, c)),
+        _ => unreachable!("LSTM cell on mixed devices"),
+    }
+}
+
+/// The gradients of the gates and of the cell state from `g`, that of `[h | c']`.
+pub fn lstm_cell_backward(gates: &Storage, c: &Storage, out: &Storage, g: &Storage) -> (Storage, Storage) {
+    let (c, out, g) = (beside(c, gates), beside(out, gates), beside(g, gates));
+    match (gates, &*c, &*out, &*g) {
+        (Storage::Gpu(a), Storage::Gpu(c), Storage::Gpu(o), Storage::Gpu(g)) => {
+            let (da, dc) = gpu::lstm_cell_backward(a, c, o, g);
+            (Storage::Gpu(da), Storage::Gpu(dc))
+        }
+        (Storage::Cpu(a), Storage::Cpu(c), Storage::Cpu(o), Storage::Cpu(g)) => {
+            let (da, dc) = cpu::lstm_cell_backward(a, c, o, g);
+            (Storage::Cpu(da), Storage::Cpu(dc))
+        }
+        _ => unreachable!("LSTM cell backward on mixed devices"),
+    }
+}
+
+/// One GRU step: h' [N, H] from the input's and the hidden state's gate
+/// pre-activations [N, 3H] (r, z, n) and the hidden state [N, H].
+pub fn gru_cell(gi: &Storage, gh: &Storage, h: &Storage) -> Storage {
+    let (gh, h) = (beside(gh, gi), beside(h, gi));
+    match (gi, &*gh, &*h) {
+        (Storage::Gpu(a), Storage::Gpu(b), Storage::Gpu(h)) => Storage::Gpu(gpu::gru_cell(a, b, h)),
+        (Storage::Cpu(a), Storage::Cpu(b), Storage::Cpu(h)) => Storage::Cpu(cpu::gru_cell(a, b, h)),
+        _ => unreachable!("GRU cell on mixed devices"),
+    }
+}
+
+/// The GRU step's gradients of both gate pre-activations and of the hidden
+/// state, from `g`, that of h'.
+pub fn gru_cell_backward(gi: &Storage, gh: &Storage, h: &Storage, g: &Storage) -> (Storage, Storage, Storage) {
+    let (gh, h, g) = (beside(gh, gi), beside(h, gi), beside(g, gi));
+    match (gi, &*gh, &*h, &*g) {
+        (Storage::Gpu(a), Storage::Gpu(b), Storage::Gpu(h), Storage::Gpu(g)) => {
+            let (da, db, dh) = gpu::gru_cell_backward(a, b, h, g);
+            (Storage::Gpu(da), Storage::Gpu(db), Storage::Gpu(dh))
+        }
+        (Storage::Cpu(a), Storage::Cpu(b), Storage::Cpu(h), Storage::Cpu(g)) => {
+            let (da, db, dh) = cpu::gru_cell_backward(a, b, h, g);
+            (Storage::Cpu(da), Storage::Cpu(db), Storage::Cpu(dh))
+        }
+        _ => unreachable!("GRU cell backward on mixed devices"),
+    }
+}
+
 /// Softmax over the last axis.
 pub fn softmax(x: &Storage) -> Storage {
     match x {

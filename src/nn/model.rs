@@ -331,7 +331,6 @@ fn recurrent_forward(x: &Tensor, kind: Cell, units: usize, [w_ih, w_hh, b_ih, b_
     let mut h = Tensor::zeros(&[n, h_dim]);
     let mut c = Tensor::zeros(&[n, h_dim]);
     let mut outputs = Vec::with_capacity(if return_sequences { steps } else { 0 });
-    let gate = |g: &Tensor, k: usize| g.slice(1, k * h_dim, (k + 1) * h_dim);
     for t in 0..steps {
         let x_t = x.slice(1, t, t + 1).reshape(&[n, features]);
         let gi = x_t.matmul(&w_ih_t).add(b_ih); // [N, G*H]
@@ -339,18 +338,13 @@ fn recurrent_forward(x: &Tensor, kind: Cell, units: usize, [w_ih, w_hh, b_ih, b_
         h = match kind {
             Cell::Rnn => gi.add(&gh).tanh(),
             Cell::Lstm => {
-                let g = gi.add(&gh);
-                let (i, f, cand, o) = (gate(&g, 0).sigmoid(), gate(&g, 1).sigmoid(), gate(&g, 2).tanh(), gate(&g, 3).sigmoid());
-                c = f.mul(&c).add(&i.mul(&cand));
-                o.mul(&c.tanh())
+                // [h | c'] from one fused op (see `Tensor::lstm_cell`).
+                let hc = gi.add(&gh).lstm_cell(&c);
+                c = hc.slice(1, h_dim, 2 * h_dim);
+                hc.slice(1, 0, h_dim)
             }
-            Cell::Gru => {
-                // PyTorch: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) n + z h
-                let r = gate(&gi, 0).add(&gate(&gh, 0)).sigmoid();
-                let z = gate(&gi, 1).add(&gate(&gh, 1)).sigmoid();
-                let cand = gate(&gi, 2).add(&r.mul(&gate(&gh, 2))).tanh();
-                cand.add(&z.mul(&h.sub(&cand)))
-            }
+            // PyTorch: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) n + z h
+            Cell::Gru => gi.gru_cell(&gh, &h),
         };
         if return_sequences {
             outputs.push(h.reshape(&[n, 1, h_dim]));

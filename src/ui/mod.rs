@@ -102,6 +102,17 @@ pub struct TrainView {
     pub backend: RwSignal<(String, String)>,
     /// Why training is not where the selector says, or that it moved to the CPU.
     pub backend_notice: RwSignal<Option<String>>,
+    /// A checkpoint that came before the losses of all its steps (a GPU run
+    /// reports a slice's losses at its end): kept once they are here.
+    unkept: StoredValue<Option<Unkept>>,
+}
+
+/// `Event::Checkpoint`'s contents, waiting for its steps' losses.
+struct Unkept {
+    spec: ModelSpec,
+    steps: usize,
+    elapsed_s: f32,
+    checkpoint: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -132,6 +143,7 @@ impl TrainView {
             hidden: RwSignal::new(None),
             backend: RwSignal::new(("cpu".into(), String::new())),
             backend_notice: RwSignal::new(None),
+            unkept: StoredValue::new(None),
         }
     }
 
@@ -149,6 +161,22 @@ impl TrainView {
         self.attention.set(None);
         self.hidden.set(None);
         self.inspection.set(None);
+        self.unkept.set_value(None);
+    }
+
+    /// Keeps the run in this browser with the page's history of it, once the
+    /// page has the losses of all its steps.
+    fn keep(&self, run: Unkept) {
+        if self.losses.with_untracked(|l| l.len()) < run.steps {
+            self.unkept.set_value(Some(run));
+            return;
+        }
+        let history = crate::worker::History {
+            losses: self.losses.with_untracked(|l| l[..run.steps].to_vec()),
+            evals: self.evals.get_untracked().into_iter().filter(|e| e.0 <= run.steps).collect(),
+            elapsed_s: run.elapsed_s,
+        };
+        files::on_checkpoint(run.spec, run.steps, &run.checkpoint, history);
     }
 
     fn apply(&self, event: Event) {
@@ -162,6 +190,9 @@ impl TrainView {
                     l.truncate(first_step.saturating_sub(1));
                     l.extend(losses)
                 });
+                if let Some(run) = self.unkept.try_update_value(|u| u.take()).flatten() {
+                    self.keep(run);
+                }
                 self.samples_per_s.set(samples_per_s);
                 self.elapsed_s.set(elapsed_s);
                 self.epoch.set(epoch);
@@ -184,14 +215,7 @@ impl TrainView {
             }
             Event::Weights { purpose, spec, safetensors, .. } => files::on_weights(&purpose, spec, &safetensors),
             Event::Exported { format, files } => files::on_exported(format, files, self.message),
-            Event::Checkpoint { spec, steps, elapsed_s, checkpoint } => {
-                let history = crate::worker::History {
-                    losses: self.losses.with_untracked(|l| l[..l.len().min(steps)].to_vec()),
-                    evals: self.evals.get_untracked().into_iter().filter(|e| e.0 <= steps).collect(),
-                    elapsed_s,
-                };
-                files::on_checkpoint(spec, steps, &checkpoint, history);
-            }
+            Event::Checkpoint { spec, steps, elapsed_s, checkpoint } => self.keep(Unkept { spec, steps, elapsed_s, checkpoint }),
             Event::Resumed { steps, history } => {
                 self.clear();
                 self.losses.set(history.losses);

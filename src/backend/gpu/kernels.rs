@@ -34,6 +34,15 @@ fn fast_tanh(x0: f32) -> f32 {
     return x * q / d;
 }
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+// The LSTM gates (i, f, g, o) from their pre-activations.
+fn lstm_gates(ai: f32, af: f32, ag: f32, ao: f32) -> vec4<f32> {
+    return vec4<f32>(sigmoid(ai), sigmoid(af), fast_tanh(ag), sigmoid(ao));
+}
+// The GRU gates (r, z, n) from the input's (a) and hidden state's (b) pre-activations.
+fn gru_gates(ar: f32, az: f32, an: f32, br: f32, bz: f32, bn: f32) -> vec3<f32> {
+    let r = sigmoid(ar + br);
+    return vec3<f32>(r, sigmoid(az + bz), fast_tanh(an + r * bn));
+}
 const GELU_C: f32 = 0.7978846;
 fn gelu(x: f32) -> f32 { return 0.5 * x * (1.0 + fast_tanh(GELU_C * (x + 0.044715 * x * x * x))); }
 fn gelu_d(x: f32) -> f32 {
@@ -551,6 +560,126 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
     }
     dx[i] = acc / f32(p(3u) * p(4u));
+}
+"#,
+};
+
+/// One LSTM step, one thread per (row, unit): `out` [N, 2H] = [h | c'] from
+/// the gates' pre-activations [N, 4H] (i, f, g, o) and `c` [N, H].
+/// Words: 0 N·H, 1 H.
+pub const LSTM_CELL: Kernel = Kernel {
+    name: "lstm_cell",
+    body: r#"
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k = flat(wg, li);
+    if (k >= p(0u)) { return; }
+    let h = p(1u);
+    let r = k / h;
+    let j = k % h;
+    let b = r * 4u * h + j;
+    let q = lstm_gates(a[b], a[b + h], a[b + 2u * h], a[b + 3u * h]);
+    let c2 = q.y * c[k] + q.x * q.z;
+    out[r * 2u * h + j] = q.w * fast_tanh(c2);
+    out[r * 2u * h + h + j] = c2;
+}
+"#,
+};
+
+/// The LSTM step's gradients, one thread per (row, unit): `da` [N, 4H] and
+/// `dc` [N, H] from `d`, the gradient of `out` = [h | c']. Words as `LSTM_CELL`.
+pub const LSTM_CELL_BACKWARD: Kernel = Kernel {
+    name: "lstm_cell_backward",
+    body: r#"
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> c: array<f32>;
+@group(0) @binding(3) var<storage, read> out: array<f32>;
+@group(0) @binding(4) var<storage, read> d: array<f32>;
+@group(0) @binding(5) var<storage, read_write> da: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dc: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k = flat(wg, li);
+    if (k >= p(0u)) { return; }
+    let h = p(1u);
+    let r = k / h;
+    let j = k % h;
+    let b = r * 4u * h + j;
+    let q = lstm_gates(a[b], a[b + h], a[b + 2u * h], a[b + 3u * h]);
+    let i = q.x;
+    let f = q.y;
+    let g = q.z;
+    let o = q.w;
+    let tc = fast_tanh(out[r * 2u * h + h + j]);
+    let dh = d[r * 2u * h + j];
+    let dc2 = d[r * 2u * h + h + j] + dh * o * (1.0 - tc * tc);
+    da[b] = dc2 * g * i * (1.0 - i);
+    da[b + h] = dc2 * c[k] * f * (1.0 - f);
+    da[b + 2u * h] = dc2 * i * (1.0 - g * g);
+    da[b + 3u * h] = dh * tc * o * (1.0 - o);
+    dc[k] = dc2 * f;
+}
+"#,
+};
+
+/// One GRU step, one thread per (row, unit): h' [N, H] from the input's and
+/// the hidden state's gate pre-activations [N, 3H] (r, z, n) and `h` [N, H].
+/// Words: 0 N·H, 1 H.
+pub const GRU_CELL: Kernel = Kernel {
+    name: "gru_cell",
+    body: r#"
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> h: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k = flat(wg, li);
+    if (k >= p(0u)) { return; }
+    let u = p(1u);
+    let base = (k / u) * 3u * u + k % u;
+    let q = gru_gates(a[base], a[base + u], a[base + 2u * u], b[base], b[base + u], b[base + 2u * u]);
+    out[k] = q.z + q.y * (h[k] - q.z);
+}
+"#,
+};
+
+/// The GRU step's gradients, one thread per (row, unit): `da`, `db` [N, 3H]
+/// and `dh` [N, H] from `d`, the gradient of h'. Words as `GRU_CELL`.
+pub const GRU_CELL_BACKWARD: Kernel = Kernel {
+    name: "gru_cell_backward",
+    body: r#"
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> h: array<f32>;
+@group(0) @binding(4) var<storage, read> d: array<f32>;
+@group(0) @binding(5) var<storage, read_write> da: array<f32>;
+@group(0) @binding(6) var<storage, read_write> db: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dh: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k = flat(wg, li);
+    if (k >= p(0u)) { return; }
+    let u = p(1u);
+    let base = (k / u) * 3u * u + k % u;
+    let q = gru_gates(a[base], a[base + u], a[base + 2u * u], b[base], b[base + u], b[base + 2u * u]);
+    let r = q.x;
+    let z = q.y;
+    let c = q.z;
+    let g = d[k];
+    let dn = g * (1.0 - z) * (1.0 - c * c);
+    let dz = g * (h[k] - c) * z * (1.0 - z);
+    let dr = dn * b[base + 2u * u] * r * (1.0 - r);
+    da[base] = dr;
+    da[base + u] = dz;
+    da[base + 2u * u] = dn;
+    db[base] = dr;
+    db[base + u] = dz;
+    db[base + 2u * u] = dn * r;
+    dh[k] = g * z;
 }
 "#,
 };

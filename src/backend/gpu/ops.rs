@@ -432,6 +432,46 @@ pub fn avg_pool_backward(dy: &GpuArray, g: &Window) -> GpuArray {
     dx
 }
 
+/// One LSTM step: `[h | c']` from the gates' pre-activations and the cell state.
+pub fn lstm_cell(gates: &GpuArray, c: &GpuArray) -> GpuArray {
+    let (gates, c) = (contiguous(gates), contiguous(c));
+    let gpu = gates.gpu();
+    let (n, h) = (c.shape[0], c.shape[1]);
+    let out = gpu.alloc(&[n, 2 * h]);
+    gpu.dispatch(&k::LSTM_CELL, &[(n * h) as u32, h as u32], &[gates.raw(), c.raw(), out.raw()], grid(n * h));
+    out
+}
+
+/// The LSTM step's gradients of the gates and of the cell state, from `d`.
+pub fn lstm_cell_backward(gates: &GpuArray, c: &GpuArray, out: &GpuArray, d: &GpuArray) -> (GpuArray, GpuArray) {
+    let (gates, c, out, d) = (contiguous(gates), contiguous(c), contiguous(out), contiguous(d));
+    let gpu = gates.gpu();
+    let (n, h) = (c.shape[0], c.shape[1]);
+    let (da, dc) = (gpu.alloc(&[n, 4 * h]), gpu.alloc(&[n, h]));
+    gpu.dispatch(&k::LSTM_CELL_BACKWARD, &[(n * h) as u32, h as u32], &[gates.raw(), c.raw(), out.raw(), d.raw(), da.raw(), dc.raw()], grid(n * h));
+    (da, dc)
+}
+
+/// One GRU step: h' from both gate pre-activations and the hidden state.
+pub fn gru_cell(gi: &GpuArray, gh: &GpuArray, h: &GpuArray) -> GpuArray {
+    let (gi, gh, h) = (contiguous(gi), contiguous(gh), contiguous(h));
+    let gpu = gi.gpu();
+    let (n, u) = (h.shape[0], h.shape[1]);
+    let out = gpu.alloc(&[n, u]);
+    gpu.dispatch(&k::GRU_CELL, &[(n * u) as u32, u as u32], &[gi.raw(), gh.raw(), h.raw(), out.raw()], grid(n * u));
+    out
+}
+
+/// The GRU step's gradients of both gate pre-activations and of the hidden state.
+pub fn gru_cell_backward(gi: &GpuArray, gh: &GpuArray, h: &GpuArray, d: &GpuArray) -> (GpuArray, GpuArray, GpuArray) {
+    let (gi, gh, h, d) = (contiguous(gi), contiguous(gh), contiguous(h), contiguous(d));
+    let gpu = gi.gpu();
+    let (n, u) = (h.shape[0], h.shape[1]);
+    let (da, db, dh) = (gpu.alloc(&[n, 3 * u]), gpu.alloc(&[n, 3 * u]), gpu.alloc(&[n, u]));
+    gpu.dispatch(&k::GRU_CELL_BACKWARD, &[(n * u) as u32, u as u32], &[gi.raw(), gh.raw(), h.raw(), d.raw(), da.raw(), db.raw(), dh.raw()], grid(n * u));
+    (da, db, dh)
+}
+
 /// Softmax over the last axis.
 pub fn softmax(x: &GpuArray) -> GpuArray {
     let x = contiguous(x);

@@ -232,10 +232,14 @@ impl std::fmt::Debug for Storage {
 
 /// Both operands on one device: a CPU one meeting a GPU one is uploaded.
 fn pair<'a>(a: &'a Storage, b: &'a Storage) -> (Cow<'a, Storage>, Cow<'a, Storage>) {
-    match (a, b) {
-        (Storage::Cpu(_), Storage::Gpu(g)) => (Cow::Owned(a.upload_to(&Device::Gpu(g.gpu().clone()))), Cow::Borrowed(b)),
-        (Storage::Gpu(g), Storage::Cpu(_)) => (Cow::Borrowed(a), Cow::Owned(b.upload_to(&Device::Gpu(g.gpu().clone())))),
-        _ => (Cow::Borrowed(a), Cow::Borrowed(b)),
+    (beside(a, b), beside(b, a))
+}
+
+/// `x` on the device of `like`, uploaded if `x` is on the CPU and `like` on the GPU.
+fn beside<'a>(x: &'a Storage, like: &Storage) -> Cow<'a, Storage> {
+    match (x, like) {
+        (Storage::Cpu(_), Storage::Gpu(g)) => Cow::Owned(x.upload_to(&Device::Gpu(g.gpu().clone()))),
+        _ => Cow::Borrowed(x),
     }
 }
 
@@ -584,19 +588,11 @@ pub fn scatter_rows(g: &Storage, ids: &Indices, rows: usize) -> Storage {
 
 // ----- fused recurrent cells ----------------------------------------------------
 
-/// `x` on the device of `like` (a CPU zero state meeting GPU gates).
-fn beside<'a>(x: &'a Storage, like: &Storage) -> Cow<'a, Storage> {
-    match (x, like) {
-        (Storage::Cpu(_), Storage::Gpu(g)) => Cow::Owned(x.upload_to(&Device::Gpu(g.gpu().clone()))),
-        _ => Cow::Borrowed(x),
-    }
-}
-
 /// One LSTM step: `[h | c']` [N, 2H] from the gate pre-activations [N, 4H]
 /// (i, f, g, o) and the cell state [N, H].
 pub fn lstm_cell(gates: &Storage, c: &Storage) -> Storage {
-    let c = beside(c, gates);
-    match (gates, &*c) {
+    let (gates, c) = pair(gates, c);
+    match (&*gates, &*c) {
         (Storage::Gpu(a), Storage::Gpu(c)) => Storage::Gpu(gpu::lstm_cell(a, c)),
         (Storage::Cpu(a), Storage::Cpu(c)) => Storage::Cpu(cpu::lstm_cell(a, c)),
         _ => unreachable!("LSTM cell on mixed devices"),

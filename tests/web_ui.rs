@@ -315,6 +315,17 @@ fn set_hash(hash: &str) {
     web_sys::window().unwrap().location().set_hash(hash).unwrap();
 }
 
+/// Mounts the page opened from a lesson link for `preset`.
+async fn open_lesson(preset: &str, title: &str, instruction: &str, hide: Vec<layerlab::io::share::Control>) -> (HtmlElement, impl Drop) {
+    use layerlab::io::share::{Experiment, Lesson};
+    let mut e = Experiment::new(layerlab::preset(preset).unwrap());
+    e.lesson = Some(Lesson { title: title.into(), instruction: instruction.into(), hide });
+    set_hash(&e.fragment());
+    let mounted = mount();
+    settle().await;
+    mounted
+}
+
 #[wasm_bindgen_test]
 async fn the_share_dialog_links_the_whole_experiment() {
     use layerlab::io::share::{decode, Control, Panel};
@@ -372,12 +383,8 @@ async fn opening_a_share_link_restores_it_and_undo_brings_back_ones_own_model() 
 
 #[wasm_bindgen_test]
 async fn a_lesson_link_fixes_the_model_and_settings_and_can_be_left() {
-    use layerlab::io::share::{Control, Experiment, Lesson};
-    let mut e = Experiment::new(layerlab::preset("reverse-transformer").unwrap());
-    e.lesson = Some(Lesson { title: "Attention reverses".into(), instruction: "Press Train and watch the last layer.".into(), hide: vec![Control::Palette, Control::Hyperparameters] });
-    set_hash(&e.fragment());
-    let (root, _h) = mount();
-    settle().await;
+    use layerlab::io::share::Control;
+    let (root, _h) = open_lesson("reverse-transformer", "Attention reverses", "Press Train and watch the last layer.", vec![Control::Palette, Control::Hyperparameters]).await;
     assert_eq!(one(&root, "lesson-title-shown").text_content().unwrap(), "Attention reverses");
     assert_eq!(one(&root, "lesson-instruction-shown").text_content().unwrap(), "Press Train and watch the last layer.");
     assert!(all(&root, "notice").is_empty(), "a lesson needs no notice");
@@ -483,12 +490,8 @@ async fn presenter_mode_is_a_toggle_remembered_in_this_browser() {
 
 #[wasm_bindgen_test]
 async fn a_lesson_that_fixes_only_the_settings_allows_edits_but_no_undo_out_of_it() {
-    use layerlab::io::share::{Control, Experiment, Lesson};
-    let mut e = Experiment::new(layerlab::preset("mlp").unwrap());
-    e.lesson = Some(Lesson { title: "Try more layers".into(), instruction: String::new(), hide: vec![Control::Hyperparameters] });
-    set_hash(&e.fragment());
-    let (root, _h) = mount();
-    settle().await;
+    use layerlab::io::share::Control;
+    let (root, _h) = open_lesson("mlp", "Try more layers", "", vec![Control::Hyperparameters]).await;
     let undo = || one(&root, "undo-button").unchecked_into::<web_sys::HtmlButtonElement>();
     assert!(undo().disabled(), "nothing to undo inside the lesson yet");
     let n = card_types(&root).len();
@@ -539,12 +542,8 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
 
 #[wasm_bindgen_test]
 async fn a_lesson_can_hide_the_backend_selector() {
-    use layerlab::io::share::{Control, Experiment, Lesson};
-    let mut e = Experiment::new(layerlab::preset("mlp").unwrap());
-    e.lesson = Some(Lesson { title: "On any computer".into(), instruction: String::new(), hide: vec![Control::Backend] });
-    set_hash(&e.fragment());
-    let (root, _h) = mount();
-    settle().await;
+    use layerlab::io::share::Control;
+    let (root, _h) = open_lesson("mlp", "On any computer", "", vec![Control::Backend]).await;
     let backend = root.query_selector(".backend").unwrap().unwrap();
     assert!(backend.class_list().contains("hidden"), "the lesson hides the backend selector");
     one(&root, "lesson-leave").click();

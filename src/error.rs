@@ -40,7 +40,7 @@ pub enum Error {
     Input(String),
     #[error(
         "the loss became {value} at step {step}: training diverged. The weights of the last good \
-         step are kept; try a smaller learning rate (e.g. {suggested_lr})"
+         step are kept; try a smaller learning rate (e.g. {})", lr_text(.suggested_lr)
     )]
     NonFiniteLoss { step: usize, value: f32, suggested_lr: f32 },
     #[error("the GPU failed: {0}. Training can go on on the CPU")]
@@ -59,3 +59,18 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn lr_text(lr: &f32) -> String {
+    format_lr(*lr)
+}
+
+/// A learning rate as people write one: `0.01`, `0.5`, `3`, and in
+/// scientific notation outside [0.01, 1000): `1e-3`, `2.5e-5`, `1e35`
+/// (never a 38-digit integer).
+pub fn format_lr(lr: f32) -> String {
+    if lr == 0.0 || !lr.is_finite() || (1e-2..1e3).contains(&lr.abs()) {
+        format!("{lr}")
+    } else {
+        format!("{lr:e}")
+    }
+}

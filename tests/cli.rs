@@ -9,15 +9,16 @@ use layerlab::nn::{Mode, Model};
 use layerlab::Tensor;
 use safetensors::tensor::{Dtype, TensorView};
 
+mod common;
+
 fn cli(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_layerlab")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `name` in a folder of its own (no two calls, and so no two tests, share one).
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("layerlab-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::unique_dir("cli").join(name)
 }
 
 #[test]

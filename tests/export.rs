@@ -25,9 +25,8 @@ fn write_export(name: &str, spec: &ModelSpec, format: &str) -> PathBuf {
             ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.6
         });
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("export-{format}")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    // A folder of its own: two tests exporting the same model never share one.
+    let dir = common::unique_dir(&format!("export-{format}-{name}"));
     let files = if format == "keras" { layerlab::io::keras::keras(&model) } else { export::pytorch(&model) };
     for (file, bytes) in files.unwrap() {
         std::fs::write(dir.join(file), bytes).unwrap();
@@ -58,6 +57,12 @@ fn python_with(modules: &str) -> Result<String, String> {
     }
 }
 
+/// A Python that can import `modules`, or `None` after saying that `what`
+/// was skipped and why.
+fn python_or_skip(modules: &str, what: &str) -> Option<String> {
+    python_with(modules).map_err(|why| eprintln!("SKIPPED: {what} needs {modules} ({why}); `bash scripts/test.sh` installs them")).ok()
+}
+
 #[test]
 fn exported_code_compiles() {
     for format in ["pytorch", "keras"] {
@@ -75,13 +80,7 @@ fn exported_code_compiles() {
 
 #[test]
 fn exported_pytorch_models_give_layerlabs_logits_and_train() {
-    let python = match python_with("torch, numpy, safetensors") {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED: the PyTorch round trip needs torch ({why}); `bash scripts/test.sh` installs it");
-            return;
-        }
-    };
+    let Some(python) = python_or_skip("torch, numpy, safetensors", "the PyTorch round trip") else { return };
     let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
     for (name, spec) in models() {
         let dir = write_export(&name, &spec, "pytorch");
@@ -129,13 +128,7 @@ fn the_page_download_is_a_zip_of_the_export() {
 
 #[test]
 fn exported_keras_models_give_layerlabs_logits_and_train() {
-    let python = match python_with("keras, torch, numpy, safetensors") {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED: the Keras round trip needs keras and torch ({why}); `bash scripts/test.sh` installs them");
-            return;
-        }
-    };
+    let Some(python) = python_or_skip("keras, torch, numpy, safetensors", "the Keras round trip") else { return };
     let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
     for (name, spec) in models() {
         let dir = write_export(&name, &spec, "keras");
@@ -147,4 +140,101 @@ fn exported_keras_models_give_layerlabs_logits_and_train() {
             assert!(out.contains("test accuracy") && dir.join("trained.weights.h5").exists(), "{name}: {out}");
         }
     }
+}
+
+/// Keras's defaults that a user's ~/.keras/keras.json can change (image data
+/// format, float type) are pinned in the export: with "channels_first" and
+/// float64 configured, the export still gives layerlab's logits
+/// (`keras-export-conv-flatten.json` failed by 7.7 when Flatten followed the config).
+#[test]
+fn keras_export_ignores_the_users_keras_config() {
+    let Some(python) = python_or_skip("keras, torch, numpy, safetensors", "the Keras check") else { return };
+    let regression = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions/keras-export-conv-flatten.json");
+    let mut specs = vec![("conv-flatten".to_string(), ModelSpec::from_json(&std::fs::read_to_string(regression).unwrap()).unwrap())];
+    specs.extend(models().into_iter().filter(|(n, _)| ["seed-cnn", "tiny-vit", "seed-lstm", "tokens-sinusoidal"].contains(&n.as_str())));
+    let keras_home = common::unique_dir("keras-home");
+    std::fs::write(keras_home.join("keras.json"), r#"{"floatx": "float64", "epsilon": 0.1, "backend": "torch", "image_data_format": "channels_first"}"#).unwrap();
+    for (name, spec) in specs {
+        let dir = write_export(&name, &spec, "keras");
+        let out = Command::new(&python).arg("check.py").current_dir(&dir).env("KERAS_HOME", &keras_home).env("OMP_NUM_THREADS", "1").output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{name} with a channels_first keras.json: {text}");
+        eprintln!("keras {name} (channels_first, float64 config): {}", text.lines().last().unwrap_or("").trim());
+    }
+}
+
+/// Two steps of the exported `train.py` from the exported weights, on the
+/// same batches as layerlab, give layerlab's weights within 1e-6: Adam with
+/// non-default betas and a large epsilon (where torch.optim.Adam's placement of
+/// epsilon differs ~29x) and SGD with momentum, in both exports.
+#[test]
+fn exported_training_makes_layerlabs_update() {
+    let Some(python) = python_or_skip("keras, torch, numpy, safetensors", "the optimizer check") else { return };
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    for optimizer in [r#"{"type": "Adam", "lr": 0.01, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1.0}"#, r#"{"type": "Adam", "lr": 0.0005, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-7}"#, r#"{"type": "SGD", "lr": 0.05, "momentum": 0.9}"#] {
+        let spec = ModelSpec::from_json(&format!(
+            r#"{{"name": "step", "input": {{"dataset": "mnist", "shape": [784]}}, "layers": [{{"type": "Dense", "units": 16, "activation": "tanh"}}, {{"type": "Dense", "units": 10}}], "training": {{"optimizer": {optimizer}, "batch_size": 32, "seed": 3}}}}"#
+        ))
+        .unwrap();
+        // layerlab: two steps from the spec's initial weights, on the first two batches.
+        let (train, test) = (layerlab::data::Mnist::load_dir(&mnist, true).unwrap(), layerlab::data::Mnist::load_dir(&mnist, false).unwrap());
+        let mut trainer = layerlab::Trainer::new(&spec, train, test).unwrap();
+        let start = layerlab::io::weights::save_parameters(trainer.parameters()).unwrap();
+        trainer.step().unwrap();
+        trainer.step().unwrap();
+        let stepped = layerlab::io::weights::save_parameters(trainer.parameters()).unwrap();
+        let moved = largest_difference(&start, &stepped);
+        for format in ["pytorch", "keras"] {
+            let model = Model::new(&spec).unwrap();
+            let files = if format == "keras" { layerlab::io::keras::keras(&model) } else { export::pytorch(&model) }.unwrap();
+            let dir = common::unique_dir(&format!("optimizer-{format}"));
+            for (file, bytes) in files {
+                std::fs::write(dir.join(file), bytes).unwrap();
+            }
+            assert_eq!(std::fs::read(dir.join("weights.safetensors")).unwrap(), start, "the export starts from the same weights");
+            std::fs::write(dir.join("layerlab.safetensors"), &stepped).unwrap();
+            run(&python, &dir, &["train.py", "--epochs", "1", "--steps", "2", "--data", mnist.to_str().unwrap()]);
+            let diff = if format == "pytorch" {
+                largest_difference(&stepped, &std::fs::read(dir.join("trained.safetensors")).unwrap())
+            } else {
+                let compare = "import os\nos.environ.setdefault('KERAS_BACKEND', 'torch')\nimport numpy as np\nfrom model import build_model, load_layerlab_weights\n\
+                               a = build_model()\na.load_weights('trained.weights.h5')\nb = build_model()\nload_layerlab_weights(b, 'layerlab.safetensors')\n\
+                               print(max(float(np.abs(x - y).max()) for x, y in zip(a.get_weights(), b.get_weights())))\n";
+                run(&python, &dir, &["-c", compare]).trim().lines().last().unwrap().parse::<f32>().unwrap()
+            };
+            eprintln!("{format} {optimizer}: weights moved up to {moved:.2e}; exported training differs from layerlab's by {diff:.2e}");
+            assert!(diff <= 1e-6, "{format} {optimizer}: the exported train.py's weights differ from layerlab's by {diff} (the steps moved them by {moved})");
+        }
+    }
+}
+
+/// The largest difference between two safetensors files' same-named tensors.
+fn largest_difference(a: &[u8], b: &[u8]) -> f32 {
+    let (a, b) = (layerlab::io::weights::read_all(a).unwrap(), layerlab::io::weights::read_all(b).unwrap());
+    assert_eq!(a.len(), b.len());
+    a.iter().map(|(name, x)| (x - &b[name]).iter().fold(0f32, |m, v| m.max(v.abs()))).fold(0f32, f32::max)
+}
+
+/// Open reads every valid form of a zip: deflated entries (the user's own zip
+/// tool), data descriptors (streamed writers), folder entries, `\` in names.
+#[test]
+fn open_reads_zips_made_by_other_tools() {
+    use std::io::Write;
+    let model = Model::new(&layerlab::preset("mlp").unwrap()).unwrap();
+    let files = export::pytorch(&model).unwrap();
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    // Streamed: sizes and CRCs in data descriptors after each entry.
+    let mut w = zip::ZipWriter::new_stream(Vec::new());
+    w.add_directory("mlp/", deflated).unwrap();
+    w.add_directory("mlp/sub/", deflated).unwrap();
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        let entry = if i % 2 == 0 { format!("mlp/{name}") } else { format!("mlp\\sub\\{name}") };
+        w.start_file(entry, deflated).unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    let bytes = w.finish().unwrap().into_inner();
+    assert_eq!(export::unzip(&bytes, 1 << 30).unwrap(), files);
+    // Sizes are checked on what is read, not on what the archive declares.
+    let e = export::unzip(&bytes, 1000).unwrap_err().to_string();
+    assert!(e.contains("more than layerlab opens"), "{e}");
 }

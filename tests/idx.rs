@@ -84,3 +84,33 @@ fn mismatched_and_mislabelled_files() {
     extra.push(0);
     assert!(err(&extra, &labels(&[1])).contains("1 bytes of data after"));
 }
+
+/// A multi-member gzip (`cat a.gz b.gz`, bgzip, chunked writers) is one valid
+/// file: every member is read, not only the first.
+#[test]
+fn multi_member_gzip_is_read_whole() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    let raw = layerlab::data::idx::maybe_gunzip("t10k-labels", &std::fs::read(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap()).unwrap();
+    let raw_images = layerlab::data::idx::maybe_gunzip("t10k-images", &std::fs::read(dir.join("t10k-images-idx3-ubyte.gz")).unwrap()).unwrap();
+    for cut in [1, 8, 5000, raw.len() - 1] {
+        let mut members = gz(&raw[..cut]);
+        members.extend(gz(&raw[cut..]));
+        let mut three = gz(&raw_images[..100_000]);
+        three.extend(gz(&raw_images[100_000..4_000_000]));
+        three.extend(gz(&raw_images[4_000_000..]));
+        let m = Mnist::from_idx("images.gz", &three, "labels.gz", &members).unwrap();
+        assert_eq!(m, Mnist::load_dir(&dir, false).unwrap(), "cut at {cut}");
+    }
+    // A member cut short is still an error.
+    let mut cut_short = gz(&raw[..100]);
+    let second = gz(&raw[100..]);
+    cut_short.extend(&second[..second.len() / 2]);
+    assert!(err(&gz(&images(1)), &cut_short).contains("damaged or truncated"));
+}
+
+/// An empty file is refused with its name: accuracy over no example is no figure.
+#[test]
+fn a_file_with_no_examples_is_refused() {
+    let e = err(&images(0), &labels(&[]));
+    assert!(e.starts_with("images.gz: the file holds no images"), "{e}");
+}

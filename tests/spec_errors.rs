@@ -138,8 +138,8 @@ fn training_errors() {
             Err(e) => e.to_string(),
         }
     };
-    assert_eq!(bad(r#"{"batch_size": 0}"#), "training: batch_size must be at least 1");
-    assert_eq!(bad(r#"{"epochs": 0}"#), "training: epochs must be at least 1");
+    assert_eq!(bad(r#"{"batch_size": 0}"#), "training: batch_size must be between 1 and 4096, got 0; 64 is usual");
+    assert_eq!(bad(r#"{"epochs": 0}"#), "training: epochs must be between 1 and 1000, got 0");
     assert!(bad(r#"{"optimizer": {"type": "Adam", "lr": -1}}"#).contains("the learning rate must be a positive number, got -1"));
     assert!(bad(r#"{"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 1.5}}"#).contains("SGD momentum must be in [0, 1), got 1.5"));
     assert!(bad(r#"{"optimizer": {"type": "RMSprop", "lr": 0.1}}"#).contains("unknown variant `RMSprop`"));

@@ -218,6 +218,37 @@ async fn sequence_presets_bring_the_attention_panel_and_task_fields() {
     assert!(one(&root, "layer-error").text_content().unwrap().contains("layer 0 Embedding: takes token ids"));
 }
 
+/// Training fields take the spec's own checks: a count past its stated
+/// maximum (or text that is no number) is refused with a message naming the
+/// field, and the model keeps its last good value.
+#[wasm_bindgen_test]
+async fn training_fields_refuse_counts_past_their_maximum_with_a_message() {
+    let (root, _h) = mount();
+    settle().await;
+    for (field, text, message) in [
+        ("epochs-input", "6148914691236517206", "training: epochs must be between 1 and 1000, got 6148914691236517206"),
+        ("batch-input", "5000", "training: batch_size must be between 1 and 4096, got 5000; 64 is usual"),
+        ("lr-input", "-1", "training: the learning rate must be a positive number, got -1"),
+        ("epochs-input", "lots", "Epochs: \"lots\" is not a number"),
+    ] {
+        change(&one(&root, field), text);
+        settle().await;
+        let shown = one(&root, &format!("{field}-error")).text_content().unwrap();
+        assert!(shown.starts_with(message), "{field} {text}: {shown}");
+    }
+    // A good value clears the message and is taken.
+    change(&one(&root, "epochs-input"), "3");
+    settle().await;
+    assert!(all(&root, "epochs-input-error").is_empty());
+    assert!(all(&root, "batch-input-error").len() == 1, "each field keeps its own message");
+    change(&one(&root, "preset-select"), "reverse-transformer");
+    settle().await;
+    change(&one(&root, "seq-len-input"), "100000");
+    settle().await;
+    assert!(one(&root, "seq-len-input-error").text_content().unwrap().contains("seq_len must be between 1 and 256, got 100000"));
+    assert!(one(&root, "input-card").text_content().unwrap().contains("token ids [8]"), "the model keeps its sequence length");
+}
+
 /// One pixel of a canvas, RGBA.
 fn canvas_pixel(canvas: &web_sys::HtmlCanvasElement, x: f64, y: f64) -> Vec<u8> {
     let ctx: web_sys::CanvasRenderingContext2d = canvas.get_context("2d").unwrap().unwrap().unchecked_into();

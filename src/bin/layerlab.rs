@@ -262,6 +262,12 @@ mod cli {
         if let Some(s) = opts.seed {
             spec.training.seed = s;
         }
+        if opts.limit_test == Some(0) {
+            return Err(Error::Input("--limit-test 0 leaves no test example to measure accuracy on; give at least 1 (or leave it out for all 10,000)".into()));
+        }
+        if opts.limit_train == Some(0) {
+            return Err(Error::Input("--limit-train 0 leaves no training example; give at least 1 (or leave it out)".into()));
+        }
         let (mut train_set, test_set) = load_data(args, &spec)?;
         if let Some(n) = opts.limit_train {
             truncate(&mut train_set, n);
@@ -274,16 +280,29 @@ mod cli {
             let host = trainer.checkpoint_from_bytes(&read(path)?).map_err(in_file(path))?;
             trainer.restore(&host, device);
         }
-        let total_steps = (trainer.steps_per_epoch() * spec.training.epochs).saturating_sub(trainer.steps_done());
+        // Epochs are at most MAX_EPOCHS (the spec checked them), so this cannot
+        // wrap; checked all the same, as every count a user gives.
+        let all_steps = trainer
+            .steps_per_epoch()
+            .checked_mul(spec.training.epochs)
+            .ok_or_else(|| Error::Input(format!("{} epochs of {} steps are more steps than can be counted; ask for fewer epochs", spec.training.epochs, trainer.steps_per_epoch())))?;
+        let total_steps = all_steps.saturating_sub(trainer.steps_done());
+        if total_steps == 0 {
+            return Err(Error::Input(format!(
+                "the run has taken all {all_steps} steps of its {} epochs already; ask for more with --epochs",
+                spec.training.epochs
+            )));
+        }
         let bar = progress(total_steps as u64);
         let samples_before = trainer.samples_seen();
         let started = Instant::now();
-        let mut recent = Vec::new();
+        // The last 100 losses, summed in f64: f32 overflows on losses near 1e37.
+        let mut recent = std::collections::VecDeque::new();
         for _ in 0..total_steps {
             let m = trainer.step()?;
-            recent.push(m.loss);
+            recent.push_back(m.loss as f64);
             if recent.len() > 100 {
-                recent.remove(0);
+                recent.pop_front();
             }
             bar.inc(1);
             if m.step % 20 == 0 {
@@ -302,7 +321,8 @@ mod cli {
             let bytes = trainer.checkpoint_to_bytes(&host).map_err(in_file(path))?;
             std::fs::write(path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
         }
-        let final_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
+        let final_loss = recent.iter().sum::<f64>() / recent.len() as f64;
+        finite_figures(&[("the mean of the last losses", final_loss), ("the test loss", eval.loss as f64), ("the test accuracy", eval.accuracy as f64)], trainer.optimizer.lr())?;
         Ok(json!({
             "model": spec.name,
             "backend": device.name(),
@@ -318,6 +338,18 @@ mod cli {
         .to_string())
     }
 
+    /// A result that claims success has only finite figures: a figure that
+    /// overflowed is a divergence, with its message.
+    fn finite_figures(figures: &[(&str, f64)], lr: f32) -> Result<()> {
+        match figures.iter().find(|(_, v)| !v.is_finite()) {
+            None => Ok(()),
+            Some((what, v)) => Err(Error::Input(format!(
+                "{what} is {v}: training diverged; try a smaller learning rate (e.g. {})",
+                layerlab::error::format_lr(lr / 10.0)
+            ))),
+        }
+    }
+
     fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
@@ -331,6 +363,11 @@ mod cli {
     }
 
     fn bench(args: &ModelArgs, device: &Device, BenchOptions { steps, warmup, runs, limit_test }: BenchOptions) -> Result<String> {
+        for (flag, value) in [("--steps", Some(steps)), ("--runs", Some(runs)), ("--limit-test", limit_test)] {
+            if value == Some(0) {
+                return Err(Error::Input(format!("{flag} 0 leaves nothing to measure; give at least 1")));
+            }
+        }
         let spec = load_spec(args)?;
         let (train_set, mut test_set) = load_data(args, &spec)?;
         if let Some(n) = limit_test {
@@ -338,13 +375,13 @@ mod cli {
         }
         let batch_size = spec.training.batch_size;
         let mut trainer = Trainer::with_device(&spec, train_set, test_set.clone(), device)?;
-        let bar = progress((warmup + steps * runs.max(1)) as u64);
+        let bar = progress(steps.saturating_mul(runs).saturating_add(warmup) as u64);
         for _ in 0..warmup {
             trainer.step()?;
             bar.inc(1);
         }
         let mut windows = Vec::new();
-        for _ in 0..runs.max(1) {
+        for _ in 0..runs {
             let t = Instant::now();
             let mut samples = 0usize;
             for _ in 0..steps {

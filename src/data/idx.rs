@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use crate::error::{Error, Result};
 
@@ -17,13 +17,23 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Un-gzips `bytes` if they start with the gzip magic; plain IDX passes through.
+/// The most bytes an IDX file may hold once un-gzipped (MNIST's largest is
+/// 47 MB): more is refused rather than filling the memory (a gzip bomb).
+pub const MAX_IDX_BYTES: u64 = 512 << 20;
+
+/// Un-gzips `bytes` if they start with the gzip magic, every member of a
+/// multi-member gzip (what `cat a.gz b.gz`, bgzip and chunked writers make, RFC
+/// 1952 section 2.2) in turn; plain IDX passes through.
 pub fn maybe_gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(bytes.len() * 4);
-        GzDecoder::new(bytes)
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(MAX_IDX_BYTES as usize));
+        MultiGzDecoder::new(bytes)
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::data(name, format!("the gzip data is damaged or truncated ({e}); download the file again")))?;
+        if out.len() as u64 > MAX_IDX_BYTES {
+            return Err(Error::data(name, format!("un-gzipped it is larger than {} MB, more than layerlab reads; is it the right file?", MAX_IDX_BYTES >> 20)));
+        }
         Ok(out)
     } else {
         Ok(bytes.to_vec())

@@ -32,6 +32,9 @@ impl Mnist {
         if lab.dims.len() != 1 || lab.dims[0] != img.dims[0] {
             return Err(Error::data(labels_name, format!("{} labels for {} images in {images_name}; the two files do not belong together", lab.dims.first().copied().unwrap_or(0), img.dims[0])));
         }
+        if img.dims[0] == 0 {
+            return Err(Error::data(images_name, "the file holds no images (its header says 0); it is empty or was cut short when written"));
+        }
         if let Some((i, &bad)) = lab.data.iter().enumerate().find(|(_, &l)| l as usize >= CLASSES) {
             return Err(Error::data(labels_name, format!("label {bad} at position {i} is not a digit 0-9; the file is damaged or mislabelled")));
         }

@@ -88,12 +88,14 @@ impl DatasetSpec {
         let err = |m: String| Err(SpecError { layer: None, layer_type: String::new(), message: format!("input: {m}"), fix: None });
         match self {
             DatasetSpec::Mnist { shape } => {
-                let total: usize = shape.iter().product();
-                if shape.is_empty() || shape.contains(&0) {
-                    return err(format!("shape must have positive sizes, got {shape:?}; use [1, 28, 28]"));
+                if shape.is_empty() || shape.contains(&0) || shape.len() > 8 {
+                    return err(format!("shape must have 1 to 8 positive sizes, got {shape:?}; use [1, 28, 28]"));
                 }
-                if total != mnist::PIXELS {
-                    return err(format!("shape {shape:?} holds {total} values but an MNIST image has 784 (28x28); use [1, 28, 28]"));
+                // Checked: a product that wrapped could pass for 784.
+                let total = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+                if total != Some(mnist::PIXELS) {
+                    let holds = total.map_or("more than 2^64".to_string(), |t| t.to_string());
+                    return err(format!("shape {shape:?} holds {holds} values but an MNIST image has 784 (28x28); use [1, 28, 28]"));
                 }
                 Ok(shape.clone())
             }

@@ -175,22 +175,22 @@ fn hw(s: Size2) -> String {
     if h == w { h.to_string() } else { format!("({h}, {w})") }
 }
 
-/// The module for an activation (None for linear); `last` leaves a final softmax
+/// The module for an activation (None for linear); `output_softmax` leaves the output softmax
 /// out, as layerlab does: the loss takes logits.
-fn activation_module(a: Option<Activation>, last: bool) -> Option<&'static str> {
+fn activation_module(a: Option<Activation>, output_softmax: bool) -> Option<&'static str> {
     match a? {
         Activation::Linear => None,
         Activation::Relu => Some("nn.ReLU()"),
         Activation::Tanh => Some("nn.Tanh()"),
         Activation::Sigmoid => Some("nn.Sigmoid()"),
         Activation::Gelu => Some("nn.GELU(approximate=\"tanh\")"),
-        Activation::Softmax if last => None,
+        Activation::Softmax if output_softmax => None,
         Activation::Softmax => Some("nn.Softmax(dim=-1)"),
     }
 }
 
 /// One layer as a PyTorch module expression, and the helper classes it needs.
-fn module(layer: &LayerSpec, input: &[usize], output: &[usize], last: bool, pad: [usize; 4], helpers: &mut BTreeSet<&'static str>) -> String {
+fn module(layer: &LayerSpec, input: &[usize], output: &[usize], output_softmax: bool, pad: [usize; 4], helpers: &mut BTreeSet<&'static str>) -> String {
     let mut need = |h: &'static str| {
         helpers.insert(h);
     };
@@ -198,7 +198,7 @@ fn module(layer: &LayerSpec, input: &[usize], output: &[usize], last: bool, pad:
         LayerSpec::Dense { units, activation, use_bias } => {
             let fan_in = input.last().copied().unwrap_or(0);
             let bias = if use_bias.unwrap_or(true) { "" } else { ", bias=False" };
-            match activation_module(*activation, last) {
+            match activation_module(*activation, output_softmax) {
                 None => format!("nn.Linear({fan_in}, {units}{bias})"),
                 Some(a) => {
                     need("Linear");
@@ -215,7 +215,7 @@ fn module(layer: &LayerSpec, input: &[usize], output: &[usize], last: bool, pad:
                 args.push_str(", bias=False");
             }
             let same = padding.unwrap_or_default() == Padding::Same && pad != [0; 4];
-            let act = activation_module(*activation, last);
+            let act = activation_module(*activation, output_softmax);
             if !same && act.is_none() {
                 return format!("nn.Conv2d({args})");
             }
@@ -238,7 +238,7 @@ fn module(layer: &LayerSpec, input: &[usize], output: &[usize], last: bool, pad:
             format!("Reshape({})", output.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
         }
         LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => {
-            activation_module(layer.activation(), last).unwrap_or("nn.Identity()").to_string()
+            activation_module(layer.activation(), output_softmax).unwrap_or("nn.Identity()").to_string()
         }
         LayerSpec::SimpleRNN { units, return_sequences } | LayerSpec::LSTM { units, return_sequences } | LayerSpec::GRU { units, return_sequences } => {
             let class = match layer {
@@ -299,8 +299,9 @@ fn same_pad(layer: &LayerSpec, input: &[usize], output: &[usize]) -> [usize; 4] 
     [th / 2, th - th / 2, tw / 2, tw - tw / 2]
 }
 
-/// The spec's name, or "model" for an unnamed one.
-pub(crate) fn model_name(spec: &ModelSpec) -> &str {
+/// The spec's name, or "model" for an unnamed one: user text, which reaches
+/// generated files only through `io::escape`.
+pub fn model_name(spec: &ModelSpec) -> &str {
     if spec.name.is_empty() { "model" } else { spec.name.as_str() }
 }
 
@@ -314,20 +315,21 @@ pub(crate) fn describe_input(spec: &ModelSpec) -> String {
 /// `model.py`: the helper classes the model needs and `build_model()`.
 pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
     let mut helpers = BTreeSet::new();
-    let n = spec.layers.len();
     let mut lines = Vec::new();
     for (i, (layer, li)) in spec.layers.iter().zip(&info.layers).enumerate() {
-        let last = i + 1 == n;
+        // The output softmax is the loss's (decided once, in the spec).
+        let output_softmax = info.softmax_output == Some(i);
         let pad = same_pad(layer, &li.input_shape, &li.output_shape);
-        let m = module(layer, &li.input_shape, &li.output_shape, last, pad, &mut helpers);
+        let m = module(layer, &li.input_shape, &li.output_shape, output_softmax, pad, &mut helpers);
         let mut comment = format!("{i} {} -> {:?}", layer.type_name(), li.output_shape);
-        if last && layer.activation() == Some(Activation::Softmax) {
+        if output_softmax {
             comment.push_str(" (softmax left out: the loss takes logits)");
         }
         lines.push(format!("        {m},  # {comment}"));
     }
     let uses_gelu = spec.layers.iter().any(|l| matches!(l, LayerSpec::TransformerEncoder { activation: Some(Activation::Gelu), .. }));
-    let name = model_name(spec);
+    // User text: escaped so that no name can end the docstring.
+    let name = super::escape::python_doc_text(model_name(spec));
     let mut out = format!(
         r#""""The {name} model, exported from layerlab.
 
@@ -439,13 +441,19 @@ def load_data(folder):
 /// on its data set, on one process or many (torchrun + DDP).
 pub fn train_py(spec: &ModelSpec) -> String {
     let t = &spec.training;
-    let optimizer = match t.optimizer {
-        // Keras's Adam update with its epsilon (1e-7, PyTorch's default is 1e-8).
-        OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => format!("torch.optim.Adam(params, lr={}, betas=({}, {}), eps={})", py_float(lr), py_float(beta_1), py_float(beta_2), py_float(epsilon)),
-        OptimizerSpec::SGD { lr, momentum } => format!("torch.optim.SGD(params, lr={}, momentum={})", py_float(lr), py_float(momentum)),
+    let (optimizer, class) = match t.optimizer {
+        // Keras's Adam update (epsilon before the bias correction), which
+        // torch.optim.Adam does not make: the small class below does.
+        OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => {
+            (format!("KerasAdam(params, lr={}, beta_1={}, beta_2={}, epsilon={})", py_float(lr), py_float(beta_1), py_float(beta_2), py_float(epsilon)), KERAS_ADAM_PY)
+        }
+        // PyTorch's momentum buffer b = momentum * b + g, w -= lr * b is Keras's
+        // v = momentum * v - lr * g, w += v with v = -lr * b: the same update.
+        OptimizerSpec::SGD { lr, momentum } => (format!("torch.optim.SGD(params, lr={}, momentum={})", py_float(lr), py_float(momentum)), ""),
     };
     let (dataset, task_line) = task_lines(spec);
     TRAIN_TEMPLATE
+        .replace("{{OPTIMIZER_CLASS}}", class)
         .replace("{{DATA_PY}}", DATA_PY)
         .replace("{{DATASET}}", &dataset)
         .replace("{{TASK_LINE}}", &task_line)
@@ -454,6 +462,36 @@ pub fn train_py(spec: &ModelSpec) -> String {
         .replace("{{EPOCHS}}", &t.epochs.to_string())
         .replace("{{OPTIMIZER}}", &optimizer)
 }
+
+/// Adam as Keras and layerlab apply it, for PyTorch.
+const KERAS_ADAM_PY: &str = r#"class KerasAdam(torch.optim.Optimizer):
+    """Adam as Keras (and layerlab) apply it: epsilon is added to sqrt(v), and the
+    bias correction goes into the step size,
+        w -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon).
+    torch.optim.Adam adds epsilon after the correction instead, which moves the
+    weights differently (by far, for a large epsilon)."""
+
+    def __init__(self, params, lr, beta_1, beta_2, epsilon):
+        super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, b1, b2, eps = group["lr"], group["beta_1"], group["beta_2"], group["epsilon"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["t"], state["m"], state["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                state["t"] += 1
+                t, m, v, g = state["t"], state["m"], state["v"], p.grad
+                m.add_((g - m) * (1 - b1))
+                v.add_((g * g - v) * (1 - b2))
+                p.sub_(lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (v.sqrt() + eps))
+
+
+"#;
 
 const TRAIN_TEMPLATE: &str = r#""""Trains the exported model with layerlab's recipe.
 
@@ -469,6 +507,7 @@ same on any number of GPUs.
 """
 import argparse
 import gzip
+import math
 import os
 
 import numpy as np
@@ -486,7 +525,7 @@ BATCH_SIZE = {{BATCH}}
 EPOCHS = {{EPOCHS}}
 
 
-def make_optimizer(params):
+{{OPTIMIZER_CLASS}}def make_optimizer(params):
     return {{OPTIMIZER}}
 
 
@@ -596,7 +635,7 @@ sys.exit(0 if diff <= 1e-4 else 1)
 "#;
 
 fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
-    let name = model_name(spec);
+    let name = super::escape::markdown_text(model_name(spec));
     let data = if spec.input.is_tokens() { "The sequence task is generated by train.py itself." } else { "train.py reads MNIST from ./mnist (the four .gz files; `--data DIR` to point elsewhere)." };
     format!(
         "# {name}, exported from layerlab\n\n\
@@ -665,26 +704,33 @@ pub fn zip(folder: &str, files: &[File]) -> Result<Vec<u8>> {
     Ok(w.finish().map_err(|e| fail(&e))?.into_inner())
 }
 
-/// The files of a zip archive (the page's Download, or an export): name and
-/// contents, folders left out. Entries may be stored or deflated.
+/// The files of a zip archive (the page's Download, an export, or the same files
+/// zipped again by the user's own tool): name and contents, folders left out.
+/// Entries may be stored or deflated, with or without data descriptors; names
+/// may use `/` or `\`. At most `max_bytes` in all are read, whatever sizes
+/// the archive declares (a zip bomb stops there).
 pub fn unzip(bytes: &[u8], max_bytes: usize) -> Result<Vec<File>> {
     use std::io::Read;
     let fail = |m: String| crate::error::Error::Input(m);
+    let too_large = || fail(format!("its files add up to more than {} MB, more than layerlab opens", max_bytes >> 20));
     let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| fail(format!("not a zip archive ({e})")))?;
     let mut out = Vec::new();
     let mut total = 0usize;
     for i in 0..archive.len() {
-        let mut f = archive.by_index(i).map_err(|e| fail(format!("a damaged zip archive ({e})")))?;
+        let f = archive.by_index(i).map_err(|e| fail(format!("a damaged zip archive ({e})")))?;
         if f.is_dir() {
             continue;
         }
-        total += f.size() as usize;
-        if total > max_bytes {
-            return Err(fail(format!("its files add up to more than {} MB, more than layerlab opens", max_bytes >> 20)));
+        let name = f.name().rsplit(['/', '\\']).next().unwrap_or_default().to_string();
+        if f.size() as usize > max_bytes - total {
+            return Err(too_large());
         }
-        let name = f.name().rsplit('/').next().unwrap_or_default().to_string();
         let mut data = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut data).map_err(|e| fail(format!("{name} in it cannot be read ({e}); unzip it and open its files")))?;
+        f.take((max_bytes - total) as u64 + 1).read_to_end(&mut data).map_err(|e| fail(format!("{name} in it cannot be read ({e}); unzip it and open its files")))?;
+        total += data.len();
+        if total > max_bytes {
+            return Err(too_large());
+        }
         out.push((name, data));
     }
     Ok(out)

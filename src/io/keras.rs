@@ -167,7 +167,7 @@ fn hw(s: Size2) -> String {
 }
 
 /// A Keras activation argument ("relu", ...) or None; a final softmax is left out.
-fn activation_arg(a: Option<Activation>, last: bool, helpers: &mut BTreeSet<&'static str>) -> Option<&'static str> {
+fn activation_arg(a: Option<Activation>, output_softmax: bool, helpers: &mut BTreeSet<&'static str>) -> Option<&'static str> {
     match a? {
         Activation::Linear => None,
         Activation::Relu => Some("\"relu\""),
@@ -177,15 +177,15 @@ fn activation_arg(a: Option<Activation>, last: bool, helpers: &mut BTreeSet<&'st
             helpers.insert("gelu_tanh");
             Some("gelu_tanh")
         }
-        Activation::Softmax if last => None,
+        Activation::Softmax if output_softmax => None,
         Activation::Softmax => Some("\"softmax\""),
     }
 }
 
 /// One layer as a Keras layer expression, and how its weights are set.
-fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, last: bool, helpers: &mut BTreeSet<&'static str>, converters: &mut BTreeSet<&'static str>) -> (String, Option<String>) {
+fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, output_softmax: bool, helpers: &mut BTreeSet<&'static str>, converters: &mut BTreeSet<&'static str>) -> (String, Option<String>) {
     let p = format!("\"{i}.");
-    let act = |helpers: &mut BTreeSet<&'static str>, a| activation_arg(a, last, helpers).map(|a| format!(", activation={a}")).unwrap_or_default();
+    let act = |helpers: &mut BTreeSet<&'static str>, a| activation_arg(a, output_softmax, helpers).map(|a| format!(", activation={a}")).unwrap_or_default();
     match layer {
         LayerSpec::Dense { units, activation, use_bias } => {
             let bias = use_bias.unwrap_or(true);
@@ -214,11 +214,13 @@ fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, la
         LayerSpec::MaxPool2D { pool_size, strides } => (format!("layers.MaxPooling2D({}, strides={}, data_format=\"channels_first\")", hw(*pool_size), hw(strides.unwrap_or(*pool_size))), None),
         LayerSpec::AveragePool2D { pool_size, strides } => (format!("layers.AveragePooling2D({}, strides={}, data_format=\"channels_first\")", hw(*pool_size), hw(strides.unwrap_or(*pool_size))), None),
         // Flattens in memory order: channels, then rows, then columns, as layerlab.
-        LayerSpec::Flatten => ("layers.Flatten()".into(), None),
+        // "channels_last" is pinned: it means "no reordering", where a user's
+        // keras.json with "channels_first" would move the channels to the end first.
+        LayerSpec::Flatten => ("layers.Flatten(data_format=\"channels_last\")".into(), None),
         LayerSpec::Dropout { rate } => (format!("layers.Dropout({})", py_float(*rate)), None),
         LayerSpec::Reshape { .. } => (format!("layers.Reshape({})", py_tuple(&info.output_shape)), None),
         LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => {
-            let code = match activation_arg(layer.activation(), last, helpers) {
+            let code = match activation_arg(layer.activation(), output_softmax, helpers) {
                 Some(a) => format!("layers.Activation({a})"),
                 None => "layers.Identity()".into(),
             };
@@ -272,7 +274,8 @@ fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, la
             helpers.insert("Patchify");
             (format!("Patchify({patch_size})"), None)
         }
-        LayerSpec::GlobalAveragePooling1D => ("layers.GlobalAveragePooling1D()".into(), None),
+        // [batch, steps, features]: pinned, or keras.json could make it average the features.
+        LayerSpec::GlobalAveragePooling1D => ("layers.GlobalAveragePooling1D(data_format=\"channels_last\")".into(), None),
         LayerSpec::Embedding { input_dim, output_dim } => (format!("layers.Embedding({input_dim}, {output_dim})"), Some(format!("[w[{p}weight\"]]"))),
     }
 }
@@ -281,14 +284,14 @@ fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, la
 pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
     let mut helpers = BTreeSet::new();
     let mut converters = BTreeSet::new();
-    let n = spec.layers.len();
     let mut layer_lines = Vec::new();
     let mut weight_lines = Vec::new();
     for (i, (layer, li)) in spec.layers.iter().zip(&info.layers).enumerate() {
-        let last = i + 1 == n;
-        let (code, weights) = layer_code(i, layer, li, last, &mut helpers, &mut converters);
+        // The output softmax is the loss's (decided once, in the spec).
+        let output_softmax = info.softmax_output == Some(i);
+        let (code, weights) = layer_code(i, layer, li, output_softmax, &mut helpers, &mut converters);
         let mut comment = format!("{i} {} -> {:?}", layer.type_name(), li.output_shape);
-        if last && layer.activation() == Some(Activation::Softmax) {
+        if output_softmax {
             comment.push_str(" (softmax left out: the loss takes logits)");
         }
         layer_lines.push(format!("        {code},  # {comment}"));
@@ -309,7 +312,8 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
             (None, _) => {}
         }
     }
-    let name = super::export::model_name(spec);
+    // User text: escaped so that no name can end the docstring.
+    let name = super::escape::python_doc_text(super::export::model_name(spec));
     let mut out = format!(
         r#""""The {name} model for Keras 3, exported from layerlab.
 
@@ -353,9 +357,19 @@ from safetensors.numpy import load_file  # noqa: E402
             out.push('\n');
         }
     }
-    let _ = write!(out, "\ndef build_model():\n    return keras.Sequential([\n        keras.Input(shape={}),\n", py_tuple(&info.input_shape));
-    out.push_str(&layer_lines.join("\n"));
-    let _ = write!(out, "\n    ], name=\"{}\")\n", name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let _ = write!(
+        out,
+        "\ndef build_model():\n    \
+         # float32 as layerlab computes, whatever ~/.keras/keras.json or a global dtype\n    \
+         # policy says (every layer with a data_format has it written out, too).\n    \
+         policy = keras.config.dtype_policy()\n    \
+         keras.config.set_dtype_policy(\"float32\")\n    \
+         try:\n        \
+         return keras.Sequential([\n            keras.Input(shape={}, dtype=\"float32\"),\n",
+        py_tuple(&info.input_shape)
+    );
+    out.push_str(&layer_lines.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
+    let _ = write!(out, "\n        ], name={})\n    finally:\n        keras.config.set_dtype_policy(policy)\n", super::escape::python_str(&super::escape::identifier(super::export::model_name(spec), "model")));
     out.push_str("\n\ndef load_layerlab_weights(model, path=\"weights.safetensors\"):\n    \"\"\"Sets the model's weights from layerlab's file (PyTorch names and layouts).\"\"\"\n    w = load_file(path)\n");
     if weight_lines.is_empty() {
         out.push_str("    del w, model  # this model has no weights\n");
@@ -469,7 +483,7 @@ sys.exit(0 if diff <= 1e-4 else 1)
 "#;
 
 fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
-    let name = super::export::model_name(spec);
+    let name = super::escape::markdown_text(super::export::model_name(spec));
     let data = if spec.input.is_tokens() { "The sequence task is generated by train.py itself." } else { "train.py reads MNIST from ./mnist (`--data DIR` to point elsewhere)." };
     format!(
         "# {name} for Keras 3, exported from layerlab\n\n\

@@ -33,15 +33,34 @@ pub fn save_parameters(params: &[(String, Tensor)]) -> Result<Vec<u8>> {
     to_bytes(&arrays)
 }
 
-/// Reads every tensor of a safetensors file as f32 (F32, or I64 widened, for labels).
+/// An IEEE half-precision float (binary16) as f32, exactly.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = (h >> 10) & 0x1f;
+    let frac = (h & 0x3ff) as f32;
+    sign * match exp {
+        0 => frac * 2f32.powi(-24),
+        31 if frac == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        e => (1.0 + frac / 1024.0) * 2f32.powi(e as i32 - 15),
+    }
+}
+
+/// Reads every tensor of a safetensors file as f32: F32 as it is; F16, BF16
+/// and F64 (what PyTorch saves from a half-precision or double model) converted;
+/// I64 widened (labels, token ids). The header's `__metadata__` (PyTorch writes
+/// `{"format": "pt"}`) is allowed and ignored here (`read_metadata` reads it).
 pub fn read_all(bytes: &[u8]) -> Result<HashMap<String, ArrayD<f32>>> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
         let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::F16 => view.data().chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            Dtype::BF16 => view.data().chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
             Dtype::I64 => view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            other => return Err(Error::Weights(format!("tensor \"{name}\" has dtype {other:?}; only F32 (and I64 for labels) are supported"))),
+            other => return Err(Error::Weights(format!("tensor \"{name}\" has dtype {other:?}; layerlab reads F32, F16, BF16 and F64 weights (and I64 labels)"))),
         };
         out.insert(name.clone(), ArrayD::from_shape_vec(IxDyn(view.shape()), data).unwrap());
     }

@@ -144,25 +144,28 @@ impl Model {
         matches!(self.layers.first(), Some(Layer::Embedding { .. }))
     }
 
-    /// The model's output for a batch `x` [N, ..input shape]. A softmax at the very
-    /// end is left out: losses and predictions work on logits.
+    /// The model's output for a batch `x` [N, ..input shape], as logits: the
+    /// output softmax the spec decided on (`ModelInfo::softmax_output`) is left
+    /// out, so losses and predictions read logits (the loss applies softmax itself).
     pub fn forward_logits(&self, x: &Tensor, mut mode: Mode) -> Tensor {
-        let n = self.layers.len();
         let mut h = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            let last = i + 1 == n;
-            h = layer.forward(&h, &mut mode, last);
+            h = layer.forward(&h, &mut mode, self.folds_softmax(i));
         }
         h
     }
 
+    /// Whether layer `i`'s softmax is the one the loss folds in.
+    fn folds_softmax(&self, i: usize) -> bool {
+        self.info.softmax_output == Some(i)
+    }
+
     /// Every layer's output for `x`, in evaluation mode (for inspecting a model).
     pub fn activations(&self, x: &Tensor) -> Vec<Tensor> {
-        let n = self.layers.len();
         let mut h = x.clone();
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, &mut Mode::Eval, i + 1 == n);
+            h = layer.forward(&h, &mut Mode::Eval, self.folds_softmax(i));
             out.push(h.clone());
         }
         out
@@ -182,7 +185,6 @@ impl Model {
     /// their last state.
     pub fn hidden_states(&self, x: &Tensor) -> Vec<(usize, ArrayD<f32>)> {
         crate::autograd::no_grad(|| {
-            let n = self.layers.len();
             let mut h = x.clone();
             let mut out = Vec::new();
             for (i, layer) in self.layers.iter().enumerate() {
@@ -191,7 +193,7 @@ impl Model {
                     let s = all.shape();
                     out.push((i, ArrayD::from_shape_vec(IxDyn(&s[1..]), all.to_vec()).expect("one example")));
                 }
-                h = layer.forward(&h, &mut Mode::Eval, i + 1 == n);
+                h = layer.forward(&h, &mut Mode::Eval, self.folds_softmax(i));
             }
             out
         })
@@ -207,7 +209,9 @@ impl Model {
 }
 
 impl Layer {
-    fn forward(&self, x: &Tensor, mode: &mut Mode, last: bool) -> Tensor {
+    /// `fold_softmax`: this layer's softmax is the model's output softmax, which
+    /// the loss applies (left out here).
+    fn forward(&self, x: &Tensor, mode: &mut Mode, fold_softmax: bool) -> Tensor {
         match self {
             Layer::Dense { weight, bias, activation } => {
                 // y = x W^T + b over the last axis (W is [out, in], as PyTorch).
@@ -215,9 +219,9 @@ impl Layer {
                 if let Some(b) = bias {
                     y = y.add(b);
                 }
-                apply_activation(&y, *activation, last)
+                apply_activation(&y, *activation, fold_softmax)
             }
-            Layer::Conv2D { weight, bias, stride, pad, activation } => apply_activation(&x.conv2d(weight, bias.as_ref(), *stride, *pad), *activation, last),
+            Layer::Conv2D { weight, bias, stride, pad, activation } => apply_activation(&x.conv2d(weight, bias.as_ref(), *stride, *pad), *activation, fold_softmax),
             Layer::MaxPool2D { size, stride } => x.max_pool2d(*size, *stride),
             Layer::AveragePool2D { size, stride } => x.avg_pool2d(*size, *stride),
             Layer::Flatten => {
@@ -233,7 +237,7 @@ impl Layer {
                 s.extend_from_slice(shape);
                 x.reshape(&s)
             }
-            Layer::Activation(a) => apply_activation(x, Some(*a), last),
+            Layer::Activation(a) => apply_activation(x, Some(*a), fold_softmax),
             Layer::Recurrent { kind, units, w_ih, w_hh, b_ih, b_hh, return_sequences } => recurrent_forward(x, *kind, *units, [w_ih, w_hh, b_ih, b_hh], *return_sequences),
             Layer::LayerNorm { weight, bias, eps } => layer_norm(x, weight, bias, *eps),
             Layer::Position { learned, table } => x.add(learned.as_ref().unwrap_or(table)),
@@ -375,15 +379,15 @@ fn orthogonal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> ArrayD<f32> {
     ArrayD::from_shape_fn(IxDyn(&[rows, cols]), |i| q[i[1]][i[0]] as f32)
 }
 
-fn apply_activation(x: &Tensor, activation: Option<Activation>, last: bool) -> Tensor {
+fn apply_activation(x: &Tensor, activation: Option<Activation>, fold_softmax: bool) -> Tensor {
     match activation {
         None | Some(Activation::Linear) => x.clone(),
         Some(Activation::Relu) => x.relu(),
         Some(Activation::Tanh) => x.tanh(),
         Some(Activation::Sigmoid) => x.sigmoid(),
         Some(Activation::Gelu) => x.gelu(),
-        // The loss takes logits; a final softmax would only be undone by it.
-        Some(Activation::Softmax) if last => x.clone(),
+        // The output softmax: the loss applies it to the logits (log-sum-exp).
+        Some(Activation::Softmax) if fold_softmax => x.clone(),
         Some(Activation::Softmax) => x.softmax(),
     }
 }

@@ -416,6 +416,12 @@ pub struct ModelInfo {
     pub output_shape: Vec<usize>,
     pub layers: Vec<LayerInfo>,
     pub total_params: usize,
+    /// The layer whose softmax makes the model's output probabilities (Keras's
+    /// `from_logits=False`): a softmax followed only by Flatten or Reshape. The
+    /// loss applies that softmax itself, to logits, so the model (CPU and GPU),
+    /// the evaluation and both exporters leave it out; decided once, here.
+    #[serde(default)]
+    pub softmax_output: Option<usize>,
 }
 
 impl ModelSpec {
@@ -427,7 +433,7 @@ impl ModelSpec {
         };
         for key in obj.keys() {
             if !["name", "input", "layers", "training"].contains(&key.as_str()) {
-                return Err(top_error(format!("unknown key \"{key}\" in the model spec; expected name, input, layers, training")).into());
+                return Err(top_error(format!("unknown key {:?} in the model spec; expected name, input, layers, training", crate::io::escape::shorten(key))).into());
             }
         }
         let name = match obj.get("name") {
@@ -464,8 +470,58 @@ impl ModelSpec {
         }
         let output_shape = layers.last().map_or(input_shape.clone(), |l| l.output_shape.clone());
         self.input.check_output(&output_shape, self.layers.len())?;
+        let softmax_output = self.output_softmax(&layers)?;
         let total_params = layers.iter().map(|l| l.param_count).sum();
-        Ok(ModelInfo { input_shape, output_shape, layers, total_params })
+        Ok(ModelInfo { input_shape, output_shape, layers, total_params, softmax_output })
+    }
+
+    /// Which softmax, if any, makes the output probabilities: the last layer
+    /// with a softmax when only Flatten or Reshape follow it (they move values,
+    /// never change them, so its rows are the loss's rows). Stacks whose meaning
+    /// would depend on reading probabilities as logits are refused instead of
+    /// applying softmax twice: a Dropout after that softmax (in training it
+    /// would drop probabilities), a softmax over another axis than the classes,
+    /// and a Softmax layer right after another softmax.
+    fn output_softmax(&self, infos: &[LayerInfo]) -> Result<Option<usize>, SpecError> {
+        let passes = |l: &LayerSpec| matches!(l, LayerSpec::Flatten | LayerSpec::Reshape { .. } | LayerSpec::Dropout { .. });
+        let before_passing = |end: usize| (0..end).rev().find(|&i| !passes(&self.layers[i]));
+        let Some(s) = before_passing(self.layers.len()) else { return Ok(None) };
+        let softmax = &self.layers[s];
+        if softmax.activation() != Some(Activation::Softmax) {
+            return Ok(None);
+        }
+        let ty = softmax.type_name();
+        if let Some(d) = (s + 1..self.layers.len()).find(|&i| matches!(self.layers[i], LayerSpec::Dropout { .. })) {
+            return Err(layer_error(
+                d,
+                "Dropout",
+                format!("comes after the output softmax of layer {s} {ty}, so in training it would drop class probabilities, not features; put Dropout before layer {s} or remove it"),
+                Some(Fix::Remove { index: d }),
+            ));
+        }
+        let axis = infos[s].output_shape.last().copied().unwrap_or(0);
+        let classes = self.input.classes();
+        if axis != classes {
+            let fix = matches!(softmax, LayerSpec::Softmax).then_some(Fix::Remove { index: s });
+            let how = if fix.is_some() { "remove this layer" } else { "set its activation to linear" };
+            return Err(layer_error(
+                s,
+                ty,
+                format!("applies softmax over the last axis of {:?} ({axis} values), but the model's output is read as probabilities over the {classes} classes; {how}: the loss applies softmax itself", infos[s].output_shape),
+                fix,
+            ));
+        }
+        if matches!(softmax, LayerSpec::Softmax) {
+            if let Some(p) = before_passing(s).filter(|&p| self.layers[p].activation() == Some(Activation::Softmax)) {
+                return Err(layer_error(
+                    s,
+                    ty,
+                    format!("its input is already probabilities, from the softmax of layer {p} {}; a second softmax would flatten them; remove this layer", self.layers[p].type_name()),
+                    Some(Fix::Remove { index: s }),
+                ));
+            }
+        }
+        Ok(Some(s))
     }
 
     /// The layers that infer cleanly, up to the first invalid one, so an editor can
@@ -509,18 +565,30 @@ fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
     };
     if !LAYER_TYPES.contains(&ty.as_str()) {
         let hint = LAYER_TYPES.iter().find(|k| k.eq_ignore_ascii_case(&ty)).map(|k| format!("did you mean {k}? ")).unwrap_or_default();
-        return Err(layer_error(index, &ty, format!("unknown layer type \"{ty}\"; {hint}known types: {}", LAYER_TYPES.join(", ")), None));
+        // The type is user text: quoted and escaped (no control characters reach a terminal).
+        let shown = format!("{:?}", crate::io::escape::shorten(&ty));
+        return Err(layer_error(index, &shown[1..shown.len() - 1], format!("unknown layer type {shown}; {hint}known types: {}", LAYER_TYPES.join(", ")), None));
     }
     serde_json::from_value(value.clone()).map_err(|e| layer_error(index, &ty, format!("{e}"), None))
 }
 
+impl TrainingSpec {
+    /// The checks every spec's training section passes (from a file, a link, a
+    /// page field or a CLI flag): batch size and epochs within their stated
+    /// maxima, a positive finite learning rate, the optimizer's ranges. The
+    /// message names the field.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        validate_training(self)
+    }
+}
+
 fn validate_training(t: &TrainingSpec) -> Result<(), SpecError> {
     let bad = |m: String| Err(top_error(format!("training: {m}")));
-    if t.batch_size == 0 {
-        return bad("batch_size must be at least 1".into());
+    if !(1..=MAX_BATCH_SIZE).contains(&t.batch_size) {
+        return bad(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}, got {}; 64 is usual", t.batch_size));
     }
-    if t.epochs == 0 {
-        return bad("epochs must be at least 1".into());
+    if !(1..=MAX_EPOCHS).contains(&t.epochs) {
+        return bad(format!("epochs must be between 1 and {MAX_EPOCHS}, got {}", t.epochs));
     }
     let lr = t.optimizer.lr();
     if !(lr.is_finite() && lr > 0.0) {
@@ -528,7 +596,7 @@ fn validate_training(t: &TrainingSpec) -> Result<(), SpecError> {
     }
     match t.optimizer {
         OptimizerSpec::SGD { momentum, .. } if !(0.0..1.0).contains(&momentum) => bad(format!("SGD momentum must be in [0, 1), got {momentum}")),
-        OptimizerSpec::Adam { beta_1, beta_2, epsilon, .. } if !((0.0..1.0).contains(&beta_1) && (0.0..1.0).contains(&beta_2) && epsilon > 0.0) => {
+        OptimizerSpec::Adam { beta_1, beta_2, epsilon, .. } if !((0.0..1.0).contains(&beta_1) && (0.0..1.0).contains(&beta_2) && epsilon > 0.0 && epsilon.is_finite()) => {
             bad(format!("Adam needs 0 <= beta_1, beta_2 < 1 and epsilon > 0, got beta_1 {beta_1}, beta_2 {beta_2}, epsilon {epsilon}"))
         }
         _ => Ok(()),
@@ -548,6 +616,7 @@ pub fn recurrent_gates(layer: &LayerSpec) -> usize {
 fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Option<&LayerSpec>, token_vocab: Option<usize>) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
     let ty = layer.type_name();
     let err = |m: String, fix: Option<Fix>| Err(layer_error(index, ty, m, fix));
+    check_limits(index, layer)?;
     match layer {
         LayerSpec::Dense { units, use_bias, .. } => {
             if *units == 0 {
@@ -707,6 +776,57 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
             }
             Ok((vec![input[0], *output_dim], vec![("weight".into(), vec![*input_dim, *output_dim])]))
         }
+    }
+}
+
+/// The most epochs a run may ask for (a stated maximum: steps are counted in
+/// `usize` and `epochs * steps per epoch` must never wrap).
+pub const MAX_EPOCHS: usize = 1000;
+/// The most examples in one batch (the page's field allows the same).
+pub const MAX_BATCH_SIZE: usize = 4096;
+/// The most units, filters, heads, `ff_dim`, `key_dim`, `input_dim` or
+/// `output_dim` one layer may have.
+pub const MAX_WIDTH: usize = 65_536;
+/// The largest kernel, pool, stride or patch size.
+pub const MAX_WINDOW: usize = 1024;
+
+/// Every count a layer takes, against its stated maximum, before any
+/// arithmetic on it: the message names the field.
+fn check_limits(index: usize, layer: &LayerSpec) -> Result<(), SpecError> {
+    let ty = layer.type_name();
+    let at_most = |field: &str, value: usize, max: usize| {
+        if value > max {
+            Err(layer_error(index, ty, format!("{field} {value} is more than the {max} layerlab allows; use a smaller {field}"), None))
+        } else {
+            Ok(())
+        }
+    };
+    let window = |field: &str, size: Option<Size2>| size.map_or(Ok(()), |s| s.hw().iter().try_for_each(|&v| at_most(field, v, MAX_WINDOW)));
+    match layer {
+        LayerSpec::Dense { units, .. } | LayerSpec::SimpleRNN { units, .. } | LayerSpec::LSTM { units, .. } | LayerSpec::GRU { units, .. } => at_most("units", *units, MAX_WIDTH),
+        LayerSpec::Conv2D { filters, kernel_size, strides, .. } => {
+            at_most("filters", *filters, MAX_WIDTH)?;
+            window("kernel_size", Some(*kernel_size))?;
+            window("strides", *strides)
+        }
+        LayerSpec::MaxPool2D { pool_size, strides } | LayerSpec::AveragePool2D { pool_size, strides } => {
+            window("pool_size", Some(*pool_size))?;
+            window("strides", *strides)
+        }
+        LayerSpec::MultiHeadAttention { num_heads, key_dim, .. } => {
+            at_most("num_heads", *num_heads, MAX_WIDTH)?;
+            at_most("key_dim", key_dim.unwrap_or(0), MAX_WIDTH)
+        }
+        LayerSpec::TransformerEncoder { num_heads, ff_dim, .. } => {
+            at_most("num_heads", *num_heads, MAX_WIDTH)?;
+            at_most("ff_dim", *ff_dim, MAX_WIDTH)
+        }
+        LayerSpec::Patchify { patch_size } => at_most("patch_size", *patch_size, MAX_WINDOW),
+        LayerSpec::Embedding { input_dim, output_dim } => {
+            at_most("input_dim", *input_dim, MAX_WIDTH)?;
+            at_most("output_dim", *output_dim, MAX_WIDTH)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -113,8 +113,18 @@ impl Trainer {
             return Err(bad(format!("it was saved training on {train_examples} examples, but this training set has {}", self.train.len())));
         }
         let (step, epoch, cursor, samples_seen): (usize, usize, usize, usize) = (num(&meta, "step")?, num(&meta, "epoch")?, num(&meta, "cursor")?, num(&meta, "samples_seen")?);
-        if cursor > train_examples {
+        if cursor >= train_examples {
             return Err(bad(format!("its position in the epoch ({cursor}) is past the training set ({train_examples}); the file is damaged")));
+        }
+        // Counts from a file: bounded before any arithmetic on them (a step
+        // counter near the largest integer would wrap on the next step).
+        let most_steps = self.steps_per_epoch().checked_mul(epoch.saturating_add(1)).filter(|_| epoch < crate::nn::spec::MAX_EPOCHS);
+        if most_steps.is_none_or(|most| step > most) {
+            return Err(bad(format!("its step {step} and epoch {epoch} do not fit a run of {} steps per epoch; the file is damaged", self.steps_per_epoch())));
+        }
+        let optimizer_t: u64 = num(&meta, "optimizer_t")?;
+        if optimizer_t > step as u64 {
+            return Err(bad(format!("its optimizer has counted {optimizer_t} updates in {step} steps; the file is damaged")));
         }
         let dropout_seed = unhex(get("dropout_seed")).ok_or_else(|| bad("its \"dropout_seed\" is not 64 hexadecimal digits; the file is damaged".into()))?;
         let mut dropout_rng = ChaCha8Rng::from_seed(dropout_seed);
@@ -143,6 +153,6 @@ impl Trainer {
             return Err(bad(format!("it has a tensor \"{name}\" that this model does not have; it was saved from a different model")));
         }
         let order = lcg_permutation(train_examples, epoch_shuffle_seed(seed, epoch));
-        Ok(HostCheckpoint { weights: weights_out, optimizer_state: state, optimizer_t: num(&meta, "optimizer_t")?, counters: Counters { cursor, epoch, step, samples_seen, order, dropout_rng } })
+        Ok(HostCheckpoint { weights: weights_out, optimizer_state: state, optimizer_t, counters: Counters { cursor, epoch, step, samples_seen, order, dropout_rng } })
     }
 }

@@ -153,7 +153,12 @@ impl Trainer {
         let (train, test) = (train.into(), test.into());
         let model = Model::new(spec)?;
         if train.is_empty() {
-            return Err(Error::Input("the training set is empty".into()));
+            return Err(Error::Input("the training set is empty: there is nothing to train on; give it at least one example".into()));
+        }
+        // Accuracy and loss are means over the test set: over nothing they would
+        // be made-up figures.
+        if test.is_empty() {
+            return Err(Error::Input("the test set is empty: there is nothing to measure accuracy on; give it at least one example".into()));
         }
         let params = model.parameters();
         let optimizer = Optimizer::new(&spec.training.optimizer, &params);
@@ -282,8 +287,9 @@ impl Trainer {
             p.zero_grad();
         }
         loss.backward();
-        // A sum is finite only if every term is (or it overflowed, which is divergence too).
-        if !self.params.iter().all(|(_, p)| p.grad().is_none_or(|g| g.sum().is_finite())) {
+        // Every gradient entry must be finite (an f32 sum of large finite entries
+        // could overflow and call a healthy step diverged).
+        if !self.params.iter().all(|(_, p)| p.grad().is_none_or(|g| g.iter().all(|v| v.is_finite()))) {
             return Err(self.diverged(f32::NAN));
         }
         // These weights gave a finite loss: they are the last good ones.
@@ -402,6 +408,9 @@ impl Trainer {
 
 /// Evaluates `model` on `data` in batches of 1000, without recording a graph.
 /// Accuracy is per prediction: per image, or per position of a sequence.
+/// `data` and `limit` must leave at least one example (a `Trainer` refuses an
+/// empty test set, the CLI `--limit-test 0`): over none, the figures are NaN.
+/// Loss sums are f64.
 pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics {
     let n = limit.map_or(data.len(), |l| l.min(data.len()));
     let classes = *model.info.output_shape.last().unwrap_or(&1);
@@ -435,9 +444,10 @@ pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics
             rows += batch.labels.len();
         }
     });
-    let denom = rows.max(1) as f32;
-    let sequence_accuracy = (per_example > 1).then(|| whole as f32 / n.max(1) as f32);
-    EvalMetrics { loss: (loss_sum / denom as f64) as f32, accuracy: correct as f32 / denom, samples: n, sequence_accuracy, confusion, predicted }
+    // Over no example these are 0/0 = NaN, never a made-up 0.
+    let rows = rows as f64;
+    let sequence_accuracy = (per_example > 1).then(|| (whole as f64 / n as f64) as f32);
+    EvalMetrics { loss: (loss_sum / rows) as f32, accuracy: (correct as f64 / rows) as f32, samples: n, sequence_accuracy, confusion, predicted }
 }
 
 pub fn argmax(row: &[f32]) -> usize {

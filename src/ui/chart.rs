@@ -18,7 +18,8 @@ const MAX_POINTS: usize = 600;
 /// The loss series reduced to at most `MAX_POINTS` (step, loss) pairs.
 fn bucketed(losses: &[f32]) -> Vec<(f32, f32)> {
     let per = losses.len().div_ceil(MAX_POINTS).max(1);
-    losses.chunks(per).enumerate().map(|(i, c)| (((i * per) + c.len()) as f32, c.iter().sum::<f32>() / c.len() as f32)).collect()
+    // Means in f64: an f32 sum of losses near 1e37 overflows.
+    losses.chunks(per).enumerate().map(|(i, c)| (((i * per) + c.len()) as f32, (c.iter().map(|&l| l as f64).sum::<f64>() / c.len() as f64) as f32)).collect()
 }
 
 /// Exponential moving average, as TensorBoard's smoothing.
@@ -42,7 +43,7 @@ fn mean_of(v: &[f32]) -> String {
     if v.is_empty() {
         String::new()
     } else {
-        (v.iter().sum::<f32>() / v.len() as f32).to_string()
+        ((v.iter().map(|&l| l as f64).sum::<f64>() / v.len() as f64) as f32).to_string()
     }
 }
 
@@ -55,6 +56,16 @@ fn polyline(points: &[(f32, f32)], max_x: f32, (lo, hi): (f32, f32), log: bool) 
         .map(|&(x, y)| format!("{:.1},{:.1}", x / max_x.max(1.0) * CHART_W, CHART_H - (tf(y) - lo) / span * CHART_H))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The message under a field whose text was refused.
+#[component]
+fn FieldError(error: RwSignal<Option<String>>, testid: &'static str) -> impl IntoView {
+    view! {
+        <Show when=move || error.get().is_some()>
+            <span class="field-error" role="alert" data-testid=format!("{testid}-error")>{move || error.get()}</span>
+        </Show>
+    }
 }
 
 #[component]
@@ -125,7 +136,7 @@ fn settings_summary(s: &crate::nn::ModelSpec) -> String {
         OptimizerSpec::SGD { .. } => "SGD with momentum",
     };
     let t = &s.training;
-    format!("{data} · {opt}, learning rate {} · batch {} · {} epoch{} · seed {}", t.optimizer.lr(), t.batch_size, t.epochs, if t.epochs == 1 { "" } else { "s" }, t.seed)
+    format!("{data} · {opt}, learning rate {} · batch {} · {} epoch{} · seed {}", crate::error::format_lr(t.optimizer.lr()), t.batch_size, t.epochs, if t.epochs == 1 { "" } else { "s" }, t.seed)
 }
 
 #[component]
@@ -158,45 +169,60 @@ pub fn TrainingPanel() -> impl IntoView {
         }
     };
     let training = move || editor.spec.with(|s| s.training.clone());
-    let number_field = move |label: &'static str, testid: &'static str, get: fn(&crate::nn::spec::TrainingSpec) -> String, set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> bool| {
-        let error = RwSignal::new(false);
+    // A training setting: the same checks as a spec from a file or a link
+    // (`TrainingSpec::validate`), with the message under the field.
+    let number_field = move |label: &'static str, testid: &'static str, get: fn(&crate::nn::spec::TrainingSpec) -> String, set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Option<()>| {
+        let error = RwSignal::new(None::<String>);
         view! {
-            <label class="field" class:invalid=move || error.get()>
+            <label class="field" class:invalid=move || error.get().is_some()>
                 {label}
                 <input type="text" inputmode="decimal" data-testid=testid prop:value=move || get(&training())
                     on:change=move |ev| {
                         let text = event_target_value(&ev);
                         let mut t = training();
-                        let ok = set(&mut t, &text);
-                        error.set(!ok);
-                        if ok {
-                            editor.edit(|s| s.training = t);
+                        let checked = set(&mut t, text.trim()).ok_or_else(|| format!("{label}: {:?} is not a number", text.trim())).and_then(|()| t.validate().map_err(|e| e.message));
+                        match checked {
+                            Ok(()) => {
+                                error.set(None);
+                                editor.edit(|s| s.training = t);
+                            }
+                            Err(m) => error.set(Some(m)),
                         }
                     }/>
+                <FieldError error testid/>
             </label>
         }
     };
-    // seq_len or vocab of a sequence task.
+    // seq_len or vocab of a sequence task, checked as the spec checks it.
     let task_field = move |label: &'static str, testid: &'static str, vocab: bool| {
-        let error = RwSignal::new(false);
+        let error = RwSignal::new(None::<String>);
         let get = move || editor.spec.with(|s| if vocab { s.input.classes() } else { s.input.shape().first().copied().unwrap_or(0) }).to_string();
         view! {
-            <label class="field" class:invalid=move || error.get()>
+            <label class="field" class:invalid=move || error.get().is_some()>
                 {label}
                 <input type="text" inputmode="numeric" data-testid=testid prop:value=get
                     on:change=move |ev| {
-                        let Ok(v) = event_target_value(&ev).trim().parse::<usize>() else {
-                            error.set(true);
+                        let text = event_target_value(&ev);
+                        let Ok(v) = text.trim().parse::<usize>() else {
+                            error.set(Some(format!("{label}: {:?} is not a whole number", text.trim())));
                             return;
                         };
-                        error.set(false);
-                        editor.edit(|s| match &mut s.input {
+                        let mut input = editor.spec.with_untracked(|s| s.input.clone());
+                        match &mut input {
                             DatasetSpec::Reverse { seq_len, vocab: voc } | DatasetSpec::Sort { seq_len, vocab: voc } | DatasetSpec::Copy { seq_len, vocab: voc } => {
                                 if vocab { *voc = v } else { *seq_len = v }
                             }
                             DatasetSpec::Mnist { .. } => {}
-                        });
+                        }
+                        match input.validate() {
+                            Ok(_) => {
+                                error.set(None);
+                                editor.edit(|s| s.input = input);
+                            }
+                            Err(e) => error.set(Some(e.message)),
+                        }
                     }/>
+                <FieldError error testid/>
             </label>
         }
     };
@@ -239,10 +265,10 @@ pub fn TrainingPanel() -> impl IntoView {
                         <option value="SGD" selected=move || matches!(training().optimizer, OptimizerSpec::SGD { .. })>"SGD (momentum 0.9)"</option>
                     </select>
                 </label>
-                {number_field("Learning rate", "lr-input", |t| t.optimizer.lr().to_string(), |t, v| v.trim().parse::<f32>().ok().filter(|x| x.is_finite() && *x > 0.0).map(|x| t.optimizer.set_lr(x)).is_some())}
-                {number_field("Batch size", "batch-input", |t| t.batch_size.to_string(), |t, v| v.trim().parse::<usize>().ok().filter(|x| (1..=4096).contains(x)).map(|x| t.batch_size = x).is_some())}
-                {number_field("Epochs", "epochs-input", |t| t.epochs.to_string(), |t, v| v.trim().parse::<usize>().ok().filter(|x| (1..=100).contains(x)).map(|x| t.epochs = x).is_some())}
-                {number_field("Seed", "seed-input", |t| t.seed.to_string(), |t, v| v.trim().parse::<u64>().ok().map(|x| t.seed = x).is_some())}
+                {number_field("Learning rate", "lr-input", |t| t.optimizer.lr().to_string(), |t, v| v.parse::<f32>().ok().map(|x| t.optimizer.set_lr(x)))}
+                {number_field("Batch size", "batch-input", |t| t.batch_size.to_string(), |t, v| v.parse::<usize>().ok().map(|x| t.batch_size = x))}
+                {number_field("Epochs", "epochs-input", |t| t.epochs.to_string(), |t, v| v.parse::<usize>().ok().map(|x| t.epochs = x))}
+                {number_field("Seed", "seed-input", |t| t.seed.to_string(), |t, v| v.parse::<u64>().ok().map(|x| t.seed = x))}
             </div>
             <BackendSelector/>
             <div class="controls">

@@ -48,7 +48,7 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) {
 }
 
 fn file_stem(spec: &ModelSpec) -> String {
-    crate::io::export::model_name(spec).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
+    crate::io::escape::file_stem(&spec.name, "model")
 }
 
 /// The worker sent weights: download them, or keep them in the browser.

@@ -235,7 +235,11 @@ impl TrainView {
             }
             Event::Running { running } => self.running.set(running),
             Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
-            Event::Diverged { message } => self.message.set(Some(message)),
+            Event::Diverged { message } => {
+                // The worker has paused: training does not go on by itself.
+                self.running.set(false);
+                self.message.set(Some(message));
+            }
             Event::Prediction { probs } => self.prediction.set(Some(probs)),
             Event::DataFailed { message } => self.data.set(DataState::Failed(message)),
             Event::Error { message } => self.message.set(Some(message)),

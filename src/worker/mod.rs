@@ -386,6 +386,13 @@ impl Session {
     fn evaluation(&mut self, limit: Option<usize>) -> Event {
         let t = self.trainer.as_ref().expect("evaluation needs a trainer");
         let e = crate::train::evaluate(self.view_model().expect("a trainer"), t.test_set(), limit);
+        if !e.loss.is_finite() {
+            // Every step's loss was finite, yet the model's outputs overflow on the
+            // test set: a divergence, never a figure of NaN or infinity.
+            let lr = crate::error::format_lr(t.optimizer.lr() / 10.0);
+            self.running = false;
+            return Event::Diverged { message: format!("the test loss became {} after step {}: training diverged; try a smaller learning rate (e.g. {lr})", e.loss, t.steps_done()) };
+        }
         self.last_predicted = e.predicted;
         Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples, sequence_accuracy: e.sequence_accuracy, confusion: e.confusion }
     }
@@ -766,8 +773,10 @@ impl Session {
         Some(Slice { first_step: t.steps_done() + 1, samples_before: t.samples_seen(), started: Instant::now(), max_steps, budget_s, losses: Vec::new(), last: None, events: Vec::new(), stop: false })
     }
 
+    /// Every step of the run's epochs (at most `MAX_EPOCHS`, checked by the spec;
+    /// saturating all the same, never wrapping to a short run).
     fn total_steps(t: &Trainer) -> usize {
-        t.steps_per_epoch() * t.model.spec.training.epochs
+        t.steps_per_epoch().saturating_mul(t.model.spec.training.epochs)
     }
 
     /// Whether the slice should take another step.

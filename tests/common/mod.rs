@@ -97,6 +97,9 @@ pub fn models() -> Vec<(String, ModelSpec)> {
         {"type": "Embedding", "input_dim": 7, "output_dim": 8}, {"type": "PositionalEmbedding", "kind": "sinusoidal"},
         {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 16, "dropout": 0.1},
         {"type": "GELU"}, {"type": "Tanh"}, {"type": "Dense", "units": 7}]"#)));
+    // The output softmax before a Flatten: left out of the model and both exports.
+    out.push(("softmax-flatten".into(), spec(r#"{"dataset": "mnist", "shape": [1, 784]}"#, r#"[
+        {"type": "Dense", "units": 10, "activation": "relu"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}, {"type": "Flatten"}]"#)));
     out
 }
 
@@ -110,4 +113,18 @@ pub fn mnist(train: usize, test: usize) -> (layerlab::data::Mnist, layerlab::dat
     a.truncate(train);
     b.truncate(test);
     (a, b)
+}
+
+/// A new, empty folder that belongs to the calling test alone (its name has
+/// the process, a counter and the clock), under the system's temporary folder.
+/// No two calls share one, so tests never race on files.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn unique_dir(label: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let label: String = label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let dir = std::env::temp_dir().join(format!("layerlab-{label}-{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -232,9 +232,14 @@ fn open_reads_zips_made_by_other_tools() {
         w.start_file(entry, deflated).unwrap();
         w.write_all(bytes).unwrap();
     }
+    // What macOS's Finder adds: resource forks beside and under __MACOSX/.
+    for junk in ["__MACOSX/mlp/._model.json", "mlp/._weights.safetensors", "__MACOSX/._mlp"] {
+        w.start_file(junk, deflated).unwrap();
+        w.write_all(b"\x00\x05\x16\x07 resource fork").unwrap();
+    }
     let bytes = w.finish().unwrap().into_inner();
     assert_eq!(export::unzip(&bytes, 1 << 30).unwrap(), files);
-    // Sizes are checked on what is read, not on what the archive declares.
+    // A cap on what is read in all.
     let e = export::unzip(&bytes, 1000).unwrap_err().to_string();
     assert!(e.contains("more than layerlab opens"), "{e}");
 }

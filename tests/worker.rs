@@ -399,3 +399,19 @@ fn checkpoints_that_do_not_fit_are_refused_with_the_reason() {
     let bytes = base64::engine::general_purpose::STANDARD.decode(&checkpoint).unwrap();
     assert!(err(&mut s, &mlp, b64(&bytes[..bytes.len() / 2])).contains("not a valid safetensors file"));
 }
+
+/// Weights whose outputs overflow f32 on the test set: the evaluation reports a
+/// divergence (and pauses), never an accuracy or a loss of infinity or NaN.
+#[test]
+fn an_evaluation_that_overflows_is_a_divergence_not_a_figure() {
+    let spec = layerlab::ModelSpec::from_json(r#"{"input": {"dataset": "mnist", "shape": [784]}, "layers": [{"type": "Dense", "units": 10}]}"#).unwrap();
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: spec.clone() });
+    let model = layerlab::Model::new(&spec).unwrap();
+    let huge: Vec<(String, layerlab::tensor::Array)> = model.parameters().iter().enumerate().map(|(i, (n, p))| (n.clone(), p.to_array().mapv(|_| if i == 0 { 1e37 } else { 0.0 }))).collect();
+    let events = s.handle(Command::LoadWeights { safetensors: b64(&layerlab::io::weights::to_bytes(&huge).unwrap()) });
+    assert!(!events.iter().any(|e| matches!(e, Event::Evaluation { .. })), "{events:?}");
+    let message = events.iter().find_map(|e| if let Event::Diverged { message } = e { Some(message.clone()) } else { None }).expect("a divergence");
+    assert!(message.starts_with("the test loss is ") && message.contains("with these weights: the model's outputs overflow"), "{message}");
+    assert!(!s.is_running());
+}

@@ -451,6 +451,9 @@ mod cli {
         let x = tensors.get("x").ok_or_else(|| Error::Input(format!("{}: the batch has no tensor \"x\"", batch_path.display())))?;
         let (y_shape, y) = weights::read_i64(&batch_bytes, "y").map_err(|e| Error::Input(format!("{}: {e}", batch_path.display())))?;
         let input = &model.info.input_shape;
+        if x.shape().first() == Some(&0) {
+            return Err(Error::Input(format!("{}: \"x\" holds no example (shape {:?}); the loss is a mean over the batch, so give at least one", batch_path.display(), x.shape())));
+        }
         if x.ndim() != input.len() + 1 || &x.shape()[1..] != input.as_slice() {
             return Err(Error::Input(format!("{}: \"x\" has shape {:?} but the model takes [batch, {}]", batch_path.display(), x.shape(), input.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))));
         }

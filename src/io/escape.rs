@@ -47,6 +47,13 @@ pub fn shorten(text: &str) -> String {
     s
 }
 
+/// `text` to quote in a message (a terminal, the page): shortened, and every
+/// control character (escape sequences, line breaks, NUL) written as an escape
+/// such as `\u{1b}`, so user text cannot restyle a terminal or break a line.
+pub fn printable(text: &str) -> String {
+    shorten(text).chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 /// `text` for one line of a docstring or a comment in generated Python: shortened,
 /// then escaped as `python_str_body` (so `"""`, a trailing backslash or a line
 /// break cannot end the docstring or the comment).
@@ -73,11 +80,20 @@ pub fn markdown_text(text: &str) -> String {
     out
 }
 
+/// Names Windows keeps for devices, whatever follows them.
+const DEVICES: &[&str] = &["CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9"];
+
 /// A file or folder name made from `text` (a model's name): ASCII letters,
 /// digits, `-` and `_` only (runs of anything else become one `-`), no leading
 /// or trailing `-`, at most 64 characters; `fallback` when nothing is left. It
-/// can name no other folder (`..`, `/`, `\`), no hidden file, no device.
+/// can name no other folder (`..`, `/`, `\`), no hidden file, no device
+/// (`CON`, `nul`, `COM1`, ... get a `_`).
 pub fn file_stem(text: &str, fallback: &str) -> String {
+    let stem = stem_chars(text, fallback);
+    if DEVICES.iter().any(|d| d.eq_ignore_ascii_case(stem.split('-').next().unwrap_or(""))) { format!("_{stem}") } else { stem }
+}
+
+fn stem_chars(text: &str, fallback: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() || c == '_' {
@@ -121,6 +137,10 @@ mod tests {
         assert_eq!(file_stem("C:\\Users\\nina\\x", "model"), "C-Users-nina-x");
         assert_eq!(file_stem(&"a".repeat(500), "m").len(), 64);
         assert_eq!(identifier("2 layers", "model"), "_2_layers");
+        assert_eq!(file_stem("con", "model"), "_con");
+        assert_eq!(file_stem("NUL.txt", "model"), "_NUL-txt");
+        assert_eq!(file_stem("console", "model"), "console");
+        assert_eq!(printable("a\u{1b}[31m\nb"), "a\\u{1b}[31m\\nb");
     }
 
     #[test]

@@ -578,6 +578,8 @@ def main():
     for epoch in range(args.epochs):
         order = torch.tensor(lcg_permutation(n, epoch_seed(epoch)))
         for begin in range(0, n, BATCH_SIZE):
+            if min(BATCH_SIZE, n - begin) < world:
+                break  # a last batch too small to give every process an example
             batch = order[begin:begin + BATCH_SIZE][rank::world]
             x, y = x_train[batch].to(device), y_train[batch].to(device)
             logits = net(x)
@@ -705,7 +707,8 @@ pub fn zip(folder: &str, files: &[File]) -> Result<Vec<u8>> {
 }
 
 /// The files of a zip archive (the page's Download, an export, or the same files
-/// zipped again by the user's own tool): name and contents, folders left out.
+/// zipped again by the user's own tool): name and contents, folders and
+/// macOS's `__MACOSX/` and `._` entries left out.
 /// Entries may be stored or deflated, with or without data descriptors; names
 /// may use `/` or `\`. At most `max_bytes` in all are read, whatever sizes
 /// the archive declares (a zip bomb stops there).
@@ -718,10 +721,13 @@ pub fn unzip(bytes: &[u8], max_bytes: usize) -> Result<Vec<File>> {
     let mut total = 0usize;
     for i in 0..archive.len() {
         let f = archive.by_index(i).map_err(|e| fail(format!("a damaged zip archive ({e})")))?;
-        if f.is_dir() {
+        // Folders, and what macOS's Finder adds to a zip it makes (`__MACOSX/`,
+        // `._name` resource forks), are not the user's files.
+        let path = f.name().to_string();
+        let name = path.rsplit(['/', '\\']).next().unwrap_or_default().to_string();
+        if f.is_dir() || name.is_empty() || name.starts_with("._") || path.split(['/', '\\']).any(|part| part == "__MACOSX") {
             continue;
         }
-        let name = f.name().rsplit(['/', '\\']).next().unwrap_or_default().to_string();
         if f.size() as usize > max_bytes - total {
             return Err(too_large());
         }

@@ -60,7 +60,7 @@ pub fn read_all(bytes: &[u8]) -> Result<HashMap<String, ArrayD<f32>>> {
             Dtype::F16 => view.data().chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
             Dtype::BF16 => view.data().chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
             Dtype::I64 => view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            other => return Err(Error::Weights(format!("tensor \"{name}\" has dtype {other:?}; layerlab reads F32, F16, BF16 and F64 weights (and I64 labels)"))),
+            other => return Err(Error::Weights(format!("tensor \"{}\" has dtype {other:?}; layerlab reads F32, F16, BF16 and F64 weights (and I64 labels)", crate::io::escape::printable(&name)))),
         };
         out.insert(name.clone(), ArrayD::from_shape_vec(IxDyn(view.shape()), data).unwrap());
     }
@@ -89,14 +89,21 @@ pub fn checked<'a>(loaded: &'a HashMap<String, ArrayD<f32>>, name: &str, shape: 
     Ok(a)
 }
 
-/// Reads one I64 tensor exactly (labels, token ids).
+/// Reads one integer tensor exactly (labels, token ids): I64 as PyTorch's
+/// `long`, or I32, I16, I8, U8 (`torch.int`, a NumPy `uint8` label file) widened.
 pub fn read_i64(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
     let view = st.tensor(name).map_err(|_| Error::Weights(format!("the file has no tensor \"{name}\"")))?;
-    if view.dtype() != Dtype::I64 {
-        return Err(Error::Weights(format!("tensor \"{name}\" must be I64, found {:?}", view.dtype())));
-    }
-    Ok((view.shape().to_vec(), view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()))
+    let data = view.data();
+    let values: Vec<i64> = match view.dtype() {
+        Dtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+        Dtype::I32 => data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
+        Dtype::I16 => data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
+        Dtype::I8 => data.iter().map(|&b| b as i8 as i64).collect(),
+        Dtype::U8 => data.iter().map(|&b| b as i64).collect(),
+        other => return Err(Error::Weights(format!("tensor \"{name}\" must hold integers (I64, I32, I16, I8 or U8), found {other:?}"))),
+    };
+    Ok((view.shape().to_vec(), values))
 }
 
 /// Loads weights into `params`, checking that names and shapes match exactly
@@ -110,10 +117,28 @@ pub fn load_parameters(params: &[(String, Tensor)], bytes: &[u8]) -> Result<()> 
     let mut extra: Vec<&String> = loaded.keys().filter(|k| !expected.contains(&k.as_str())).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(Error::Weights(format!("the file has a tensor \"{name}\" that this model does not have; it was saved from a different model")));
+        return Err(Error::Weights(format!("the file has a tensor \"{}\" that this model does not have; it was saved from a different model", crate::io::escape::printable(name))));
     }
     for (name, p) in params {
         p.set_value(&loaded.remove(name).unwrap());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24), "the smallest subnormal");
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24), "the largest subnormal");
+        assert_eq!(f16_to_f32(0x7bff), 65504.0, "the largest normal");
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+    }
 }

@@ -318,7 +318,7 @@ impl LayerSpec {
             let value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
             obj.insert(name.to_string(), value);
         }
-        serde_json::from_value(Value::Object(obj)).map_err(|e| format!("{name}: {e}"))
+        serde_json::from_value(Value::Object(obj)).map_err(|e| format!("{name}: {}", crate::io::escape::printable(&e.to_string())))
     }
 
     /// The text a parameter shows in an editor (empty when unset).
@@ -442,7 +442,7 @@ impl ModelSpec {
             Some(_) => return Err(top_error("\"name\" must be a string").into()),
         };
         let input = obj.get("input").ok_or_else(|| top_error("the spec has no \"input\" (e.g. {\"dataset\": \"mnist\", \"shape\": [1, 28, 28]})"))?;
-        let input: DatasetSpec = serde_json::from_value(input.clone()).map_err(|e| top_error(format!("input: {e}")))?;
+        let input: DatasetSpec = serde_json::from_value(input.clone()).map_err(|e| top_error(format!("input: {}", crate::io::escape::printable(&e.to_string()))))?;
         let layers_value = obj.get("layers").ok_or_else(|| top_error("the spec has no \"layers\" list"))?;
         let Value::Array(items) = layers_value else {
             return Err(top_error("\"layers\" must be a list of layers").into());
@@ -450,7 +450,7 @@ impl ModelSpec {
         let layers = items.iter().enumerate().map(|(i, v)| parse_layer(i, v)).collect::<Result<Vec<_>, _>>()?;
         let training = match obj.get("training") {
             None => TrainingSpec::default(),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| top_error(format!("training: {e}")))?,
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| top_error(format!("training: {}", crate::io::escape::printable(&e.to_string()))))?,
         };
         Ok(ModelSpec { name, input, layers, training })
     }
@@ -569,7 +569,8 @@ fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
         let shown = format!("{:?}", crate::io::escape::shorten(&ty));
         return Err(layer_error(index, &shown[1..shown.len() - 1], format!("unknown layer type {shown}; {hint}known types: {}", LAYER_TYPES.join(", ")), None));
     }
-    serde_json::from_value(value.clone()).map_err(|e| layer_error(index, &ty, format!("{e}"), None))
+    // serde quotes the user's text (an unknown variant or field): printable only.
+    serde_json::from_value(value.clone()).map_err(|e| layer_error(index, &ty, crate::io::escape::printable(&e.to_string()), None))
 }
 
 impl TrainingSpec {
@@ -796,7 +797,7 @@ fn check_limits(index: usize, layer: &LayerSpec) -> Result<(), SpecError> {
     let ty = layer.type_name();
     let at_most = |field: &str, value: usize, max: usize| {
         if value > max {
-            Err(layer_error(index, ty, format!("{field} {value} is more than the {max} layerlab allows; use a smaller {field}"), None))
+            Err(layer_error(index, ty, format!("{field} {value} is more than the {max} layerlab allows; use at most {max}"), None))
         } else {
             Ok(())
         }

@@ -97,12 +97,13 @@ impl Trainer {
             meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("its \"{key}\" is missing or not a number; the file is damaged")))
         }
         if get("version") != VERSION {
-            return Err(bad(format!("version {} is newer than this layerlab reads ({VERSION}); reload the page or update layerlab", get("version"))));
+            return Err(bad(format!("version {} is newer than this layerlab reads ({VERSION}); reload the page or update layerlab", crate::io::escape::printable(get("version")))));
         }
         let training = &self.model.spec.training;
         let optimizer = optimizer_name(&self.optimizer.spec);
         if get("optimizer") != optimizer {
-            return Err(bad(format!("it was saved training with {}, but the model trains with {optimizer}; choose {} to continue it", get("optimizer"), get("optimizer"))));
+            let saved = crate::io::escape::printable(get("optimizer"));
+            return Err(bad(format!("it was saved training with {saved}, but the model trains with {optimizer}; choose {saved} to continue it")));
         }
         let seed: u64 = num(&meta, "seed")?;
         if seed != training.seed {
@@ -118,13 +119,16 @@ impl Trainer {
         }
         // Counts from a file: bounded before any arithmetic on them (a step
         // counter near the largest integer would wrap on the next step).
-        let most_steps = self.steps_per_epoch().checked_mul(epoch.saturating_add(1)).filter(|_| epoch < crate::nn::spec::MAX_EPOCHS);
+        let most_steps = self.steps_per_epoch().checked_mul(epoch.saturating_add(1)).filter(|_| epoch <= crate::nn::spec::MAX_EPOCHS);
         if most_steps.is_none_or(|most| step > most) {
             return Err(bad(format!("its step {step} and epoch {epoch} do not fit a run of {} steps per epoch; the file is damaged", self.steps_per_epoch())));
         }
         let optimizer_t: u64 = num(&meta, "optimizer_t")?;
         if optimizer_t > step as u64 {
             return Err(bad(format!("its optimizer has counted {optimizer_t} updates in {step} steps; the file is damaged")));
+        }
+        if samples_seen > step.saturating_mul(crate::nn::spec::MAX_BATCH_SIZE) {
+            return Err(bad(format!("it counts {samples_seen} examples seen in {step} steps; the file is damaged")));
         }
         let dropout_seed = unhex(get("dropout_seed")).ok_or_else(|| bad("its \"dropout_seed\" is not 64 hexadecimal digits; the file is damaged".into()))?;
         let mut dropout_rng = ChaCha8Rng::from_seed(dropout_seed);
@@ -150,7 +154,7 @@ impl Trainer {
         let mut extra: Vec<&String> = loaded.keys().filter(|k| !expected.contains(k)).collect();
         extra.sort();
         if let Some(name) = extra.first() {
-            return Err(bad(format!("it has a tensor \"{name}\" that this model does not have; it was saved from a different model")));
+            return Err(bad(format!("it has a tensor \"{}\" that this model does not have; it was saved from a different model", crate::io::escape::printable(name))));
         }
         let order = lcg_permutation(train_examples, epoch_shuffle_seed(seed, epoch));
         Ok(HostCheckpoint { weights: weights_out, optimizer_state: state, optimizer_t, counters: Counters { cursor, epoch, step, samples_seen, order, dropout_rng } })

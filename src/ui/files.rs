@@ -139,7 +139,7 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
         };
         if lower.ends_with(".zip") {
             match crate::io::export::unzip(&bytes, MAX_WEIGHTS_BYTES) {
-                Ok(entries) => items.extend(entries.into_iter().filter(|(n, _)| n.ends_with(".json") || n.ends_with(".safetensors")).map(|(n, b)| (format!("{name}: {n}"), b))),
+                Ok(entries) => items.extend(entries.into_iter().filter(|(n, _)| n.to_lowercase().ends_with(".json") || n.to_lowercase().ends_with(".safetensors")).map(|(n, b)| (format!("{name}: {n}"), b))),
                 Err(e) => return Notice::problem(format!("{name}: {e}")),
             }
             if !items.iter().any(|(n, _)| n.starts_with(&name)) {
@@ -153,7 +153,7 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
     let mut spec = None;
     let mut weights = None;
     for (name, bytes) in items {
-        if name.ends_with(".json") {
+        if name.to_lowercase().ends_with(".json") {
             if bytes.len() > MAX_SPEC_BYTES {
                 return Notice::problem(format!("{name}: too large for a model file (at most {} MB)", MAX_SPEC_BYTES >> 20));
             }

@@ -389,9 +389,12 @@ impl Session {
         if !e.loss.is_finite() {
             // Every step's loss was finite, yet the model's outputs overflow on the
             // test set: a divergence, never a figure of NaN or infinity.
-            let lr = crate::error::format_lr(t.optimizer.lr() / 10.0);
             self.running = false;
-            return Event::Diverged { message: format!("the test loss became {} after step {}: training diverged; try a smaller learning rate (e.g. {lr})", e.loss, t.steps_done()) };
+            let message = match t.steps_done() {
+                0 => format!("the test loss is {} with these weights: the model's outputs overflow; the weights come from a diverged run", e.loss),
+                steps => format!("the test loss became {} after step {steps}: training diverged; try a smaller learning rate (e.g. {})", e.loss, crate::error::format_lr(t.optimizer.lr() / 10.0)),
+            };
+            return Event::Diverged { message };
         }
         self.last_predicted = e.predicted;
         Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples, sequence_accuracy: e.sequence_accuracy, confusion: e.confusion }
@@ -872,7 +875,13 @@ impl Session {
         let Some(t) = self.trainer.as_ref() else { return };
         if step % EVAL_EVERY == 0 && t.steps_done() == step && step < Self::total_steps(t) {
             let ev = self.evaluation(Some(QUICK_EVAL_SAMPLES));
+            let diverged = matches!(ev, Event::Diverged { .. });
             slice.events.push(ev);
+            if diverged {
+                // Paused: no further step in this slice.
+                slice.stop = true;
+                slice.events.push(Event::Running { running: false });
+            }
         }
     }
 
@@ -889,9 +898,14 @@ impl Session {
         }
         let steps = trainer.steps_done();
         if steps >= total_steps && self.running {
+            let ev = self.evaluation(None);
+            // A final evaluation that diverged says so; the run is not "finished".
+            let diverged = matches!(ev, Event::Diverged { .. });
+            events.push(ev);
+            if !diverged {
+                events.push(Event::Finished { steps });
+            }
             self.running = false;
-            events.push(self.evaluation(None));
-            events.push(Event::Finished { steps });
             events.push(Event::Running { running: false });
         }
         events

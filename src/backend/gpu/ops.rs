@@ -503,8 +503,10 @@ pub fn cross_entropy(x: &GpuArray, labels: &Buffer) -> (GpuArray, GpuArray) {
     let probs = gpu.alloc(&x.shape);
     let row_loss = gpu.alloc(&[rows]);
     gpu.dispatch(&k::CROSS_ENTROPY, &[rows as u32, classes as u32], &[x.raw(), labels.raw(), probs.raw(), row_loss.raw()], grid(rows));
-    let total = sum_to(&row_loss, &[]);
-    (unary(MapOp::Scale, &total, 1.0 / rows.max(1) as f32), probs)
+    // Each row's share first, then the sum: a sum of losses near 1e37 would
+    // overflow f32 before the division (the CPU sums in f64).
+    let shares = unary(MapOp::Scale, &row_loss, 1.0 / rows.max(1) as f32);
+    (sum_to(&shares, &[]), probs)
 }
 
 /// `(probs - onehot) · g / rows`, `g` a scalar array.

@@ -64,11 +64,11 @@ fn lr_text(lr: &f32) -> String {
     format_lr(*lr)
 }
 
-/// A learning rate as people write one: `0.01`, `0.5`, `3`, and in
-/// scientific notation outside [0.01, 1000): `1e-3`, `2.5e-5`, `1e35`
+/// A learning rate as people write one: `0.001`, `0.5`, `3`, and in
+/// scientific notation outside [0.001, 10000): `1e-4`, `2.5e-5`, `1e35`
 /// (never a 38-digit integer).
 pub fn format_lr(lr: f32) -> String {
-    if lr == 0.0 || !lr.is_finite() || (1e-2..1e3).contains(&lr.abs()) {
+    if lr == 0.0 || !lr.is_finite() || (1e-3..1e4).contains(&lr.abs()) {
         format!("{lr}")
     } else {
         format!("{lr:e}")

@@ -229,7 +229,8 @@ async fn training_fields_refuse_counts_past_their_maximum_with_a_message() {
         ("epochs-input", "6148914691236517206", "training: epochs must be between 1 and 1000, got 6148914691236517206"),
         ("batch-input", "5000", "training: batch_size must be between 1 and 4096, got 5000; 64 is usual"),
         ("lr-input", "-1", "training: the learning rate must be a positive number, got -1"),
-        ("epochs-input", "lots", "Epochs: \"lots\" is not a number"),
+        ("epochs-input", "lots", "training: epochs \"lots\" is not a whole number"),
+        ("epochs-input", "4000", "training: epochs must be between 1 and 1000, got 4000"),
     ] {
         change(&one(&root, field), text);
         settle().await;

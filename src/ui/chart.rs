@@ -7,7 +7,7 @@ use super::share::{Fold, PageState};
 use super::{client, DataState, Editor, TrainView};
 use crate::io::share::Panel;
 use crate::data::DatasetSpec;
-use crate::nn::spec::OptimizerSpec;
+use crate::nn::spec::{OptimizerSpec, MAX_BATCH_SIZE, MAX_EPOCHS};
 use crate::worker::{BackendChoice, Command};
 
 const CHART_W: f32 = 560.0;
@@ -56,6 +56,13 @@ fn polyline(points: &[(f32, f32)], max_x: f32, (lo, hi): (f32, f32), log: bool) 
         .map(|&(x, y)| format!("{:.1},{:.1}", x / max_x.max(1.0) * CHART_W, CHART_H - (tf(y) - lo) / span * CHART_H))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A count typed into a field: a whole number, refused like any count past its
+/// maximum where it would not even fit the page's `usize` (32 bits in wasm32).
+fn count(field: &str, text: &str, max: usize) -> Result<usize, String> {
+    let v: u128 = text.parse().map_err(|_| format!("training: {field} {text:?} is not a whole number"))?;
+    usize::try_from(v).map_err(|_| format!("training: {field} must be between 1 and {max}, got {v}"))
 }
 
 /// The message under a field whose text was refused.
@@ -171,7 +178,7 @@ pub fn TrainingPanel() -> impl IntoView {
     let training = move || editor.spec.with(|s| s.training.clone());
     // A training setting: the same checks as a spec from a file or a link
     // (`TrainingSpec::validate`), with the message under the field.
-    let number_field = move |label: &'static str, testid: &'static str, get: fn(&crate::nn::spec::TrainingSpec) -> String, set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Option<()>| {
+    let number_field = move |label: &'static str, testid: &'static str, get: fn(&crate::nn::spec::TrainingSpec) -> String, set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Result<(), String>| {
         let error = RwSignal::new(None::<String>);
         view! {
             <label class="field" class:invalid=move || error.get().is_some()>
@@ -180,7 +187,7 @@ pub fn TrainingPanel() -> impl IntoView {
                     on:change=move |ev| {
                         let text = event_target_value(&ev);
                         let mut t = training();
-                        let checked = set(&mut t, text.trim()).ok_or_else(|| format!("{label}: {:?} is not a number", text.trim())).and_then(|()| t.validate().map_err(|e| e.message));
+                        let checked = set(&mut t, text.trim()).and_then(|()| t.validate().map_err(|e| e.message));
                         match checked {
                             Ok(()) => {
                                 error.set(None);
@@ -265,10 +272,10 @@ pub fn TrainingPanel() -> impl IntoView {
                         <option value="SGD" selected=move || matches!(training().optimizer, OptimizerSpec::SGD { .. })>"SGD (momentum 0.9)"</option>
                     </select>
                 </label>
-                {number_field("Learning rate", "lr-input", |t| t.optimizer.lr().to_string(), |t, v| v.parse::<f32>().ok().map(|x| t.optimizer.set_lr(x)))}
-                {number_field("Batch size", "batch-input", |t| t.batch_size.to_string(), |t, v| v.parse::<usize>().ok().map(|x| t.batch_size = x))}
-                {number_field("Epochs", "epochs-input", |t| t.epochs.to_string(), |t, v| v.parse::<usize>().ok().map(|x| t.epochs = x))}
-                {number_field("Seed", "seed-input", |t| t.seed.to_string(), |t, v| v.parse::<u64>().ok().map(|x| t.seed = x))}
+                {number_field("Learning rate", "lr-input", |t| t.optimizer.lr().to_string(), |t, v| v.parse::<f32>().map(|x| t.optimizer.set_lr(x)).map_err(|_| format!("training: the learning rate {v:?} is not a number")))}
+                {number_field("Batch size", "batch-input", |t| t.batch_size.to_string(), |t, v| count("batch_size", v, MAX_BATCH_SIZE).map(|x| t.batch_size = x))}
+                {number_field("Epochs", "epochs-input", |t| t.epochs.to_string(), |t, v| count("epochs", v, MAX_EPOCHS).map(|x| t.epochs = x))}
+                {number_field("Seed", "seed-input", |t| t.seed.to_string(), |t, v| v.parse::<u64>().map(|x| t.seed = x).map_err(|_| format!("training: the seed {v:?} is not a whole number from 0 to {}", u64::MAX)))}
             </div>
             <BackendSelector/>
             <div class="controls">

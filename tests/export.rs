@@ -63,6 +63,27 @@ fn python_or_skip(modules: &str, what: &str) -> Option<String> {
     python_with(modules).map_err(|why| eprintln!("SKIPPED: {what} needs {modules} ({why}); `bash scripts/test.sh` installs them")).ok()
 }
 
+/// The Python the exporters include (`src/io/export/py/`) is Python on its
+/// own, placeholders included, so editors and linters read it as such.
+#[test]
+fn the_python_sources_compile_as_they_are() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/io/export/py");
+    let mut files = Vec::new();
+    for sub in ["", "pytorch", "keras"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "py") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 20, "{files:?}");
+    // compile() checks the syntax without writing __pycache__ into the source tree.
+    let check = "import sys\nfor f in sys.argv[1:]:\n    compile(open(f, encoding='utf-8').read(), f, 'exec')\n";
+    let out = Command::new("python3").arg("-c").arg(check).args(&files).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn exported_code_compiles() {
     for format in ["pytorch", "keras"] {

@@ -3,6 +3,8 @@
 
 pub mod escape;
 pub mod export;
-pub mod keras;
 pub mod share;
 pub mod weights;
+
+/// The Keras exporter, also under its old path.
+pub use export::keras;

@@ -9,162 +9,26 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::export::{py_float, py_tuple, File, DATA_PY};
+use super::{hw, py_float, py_tuple, File};
 use crate::error::Result;
-use crate::nn::spec::{Activation, LayerSpec, OptimizerSpec, Padding, PositionKind, Size2};
+use crate::nn::spec::{Activation, LayerSpec, OptimizerSpec, Padding, PositionKind};
 use crate::nn::{Model, ModelInfo, ModelSpec};
 
 const HELPERS: &[(&str, &str)] = &[
-    (
-        "gelu_tanh",
-        r#"def gelu_tanh(x):
-    """GELU in its tanh form, as layerlab (and PyTorch's approximate="tanh") compute it."""
-    return keras.activations.gelu(x, approximate=True)
-"#,
-    ),
-    (
-        "Patchify",
-        r#"class Patchify(layers.Layer):
-    """Image [batch, C, H, W] -> tokens [batch, (H/p)*(W/p), C*p*p]: the p x p
-    patches, row by row."""
-
-    def __init__(self, patch_size, **kwargs):
-        super().__init__(**kwargs)
-        self.p = patch_size
-
-    def call(self, x):
-        c, h, w = x.shape[1], x.shape[2], x.shape[3]
-        p = self.p
-        x = ops.reshape(x, (-1, c, h // p, p, w // p, p))
-        x = ops.transpose(x, (0, 2, 4, 1, 3, 5))
-        return ops.reshape(x, (-1, (h // p) * (w // p), c * p * p))
-"#,
-    ),
-    (
-        "PositionalEmbedding",
-        r#"class PositionalEmbedding(layers.Layer):
-    """Adds a position code to [batch, steps, features]: a learned `weight`, or the
-    fixed sinusoids of "Attention is all you need" (sin on even features, cos on
-    odd ones)."""
-
-    def __init__(self, learned=True, **kwargs):
-        super().__init__(**kwargs)
-        self.learned = learned
-
-    def build(self, input_shape):
-        steps, features = input_shape[1], input_shape[2]
-        if self.learned:
-            self.weight = self.add_weight(shape=(steps, features), initializer=keras.initializers.RandomNormal(stddev=0.02), name="weight")
-        else:
-            pos = np.arange(steps, dtype=np.float32)[:, None]
-            k = np.arange(features)
-            angle = pos / 10000 ** ((k - k % 2).astype(np.float32) / features)
-            self.weight = ops.convert_to_tensor(np.where(k % 2 == 0, np.sin(angle), np.cos(angle)).astype(np.float32))
-
-    def call(self, x):
-        return x + self.weight
-"#,
-    ),
-    (
-        "SelfAttention",
-        r#"class SelfAttention(layers.Layer):
-    """Multi-head self-attention over [batch, steps, features] (optionally causal:
-    a step sees only itself and earlier steps)."""
-
-    def __init__(self, num_heads, key_dim, causal=False, **kwargs):
-        super().__init__(**kwargs)
-        self.mha = layers.MultiHeadAttention(num_heads, key_dim)
-        self.causal = causal
-
-    def call(self, x):
-        return self.mha(x, x, use_causal_mask=self.causal)
-"#,
-    ),
-    (
-        "TransformerEncoder",
-        r#"class TransformerEncoder(layers.Layer):
-    """PyTorch's TransformerEncoderLayer in Keras: self-attention and a two-layer
-    MLP, each with a residual connection and LayerNorm (before each block with
-    norm_first, after it otherwise)."""
-
-    def __init__(self, num_heads, ff_dim, activation="relu", dropout=0.0, norm_first=False, **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads, self.ff_dim, self.activation = num_heads, ff_dim, activation
-        self.norm_first = norm_first
-        self.drop = layers.Dropout(dropout)
-        self.norm1 = layers.LayerNormalization(epsilon=1e-5)
-        self.norm2 = layers.LayerNormalization(epsilon=1e-5)
-
-    def build(self, input_shape):
-        d = input_shape[-1]
-        self.attn = layers.MultiHeadAttention(self.num_heads, d // self.num_heads)
-        self.linear1 = layers.Dense(self.ff_dim, activation=self.activation)
-        self.linear2 = layers.Dense(d)
-
-    def feed_forward(self, x, training):
-        return self.drop(self.linear2(self.drop(self.linear1(x), training=training)), training=training)
-
-    def call(self, x, training=False):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.drop(self.attn(h, h), training=training)
-            return x + self.feed_forward(self.norm2(x), training)
-        x = self.norm1(x + self.drop(self.attn(x, x), training=training))
-        return self.norm2(x + self.feed_forward(x, training))
-"#,
-    ),
+    ("gelu_tanh", include_str!("py/keras/gelu_tanh.py")),
+    ("Patchify", include_str!("py/keras/patchify.py")),
+    ("PositionalEmbedding", include_str!("py/keras/positional_embedding.py")),
+    ("SelfAttention", include_str!("py/keras/self_attention.py")),
+    ("TransformerEncoder", include_str!("py/keras/transformer_encoder.py")),
 ];
 
 /// Weight conversions, each emitted only when a layer needs it.
 const CONVERTERS: &[(&str, &str)] = &[
-    (
-        "conv_kernel",
-        r#"def conv_kernel(t):
-    """PyTorch [out, in, h, w] -> Keras [h, w, in, out]."""
-    return t.transpose(2, 3, 1, 0)
-"#,
-    ),
-    (
-        "recurrent",
-        r#"def recurrent(w, p):
-    """SimpleRNN and LSTM: kernels transposed; PyTorch's two biases summed (Keras
-    has one). LSTM gates are in the same order (i, f, g/c, o) in both."""
-    return [w[p + "weight_ih_l0"].T, w[p + "weight_hh_l0"].T, w[p + "bias_ih_l0"] + w[p + "bias_hh_l0"]]
-"#,
-    ),
-    (
-        "gru",
-        r#"def gru(w, p):
-    """GRU: PyTorch's gates r, z, n become Keras's z, r, h; both biases are kept
-    (Keras's reset_after=True applies the reset gate as PyTorch does)."""
-
-    def zrn(t):
-        r, z, n = np.split(t, 3, axis=0)
-        return np.concatenate([z, r, n], axis=0)
-
-    return [zrn(w[p + "weight_ih_l0"]).T, zrn(w[p + "weight_hh_l0"]).T, np.stack([zrn(w[p + "bias_ih_l0"]), zrn(w[p + "bias_hh_l0"])])]
-"#,
-    ),
-    (
-        "attention",
-        r#"def attention(w, p, heads):
-    """PyTorch's fused in_proj [3E, E] and out_proj -> Keras's per-head query, key,
-    value and output kernels."""
-    e = w[p + "in_proj_weight"].shape[1]
-    kd = e // heads
-    q, k, v = np.split(w[p + "in_proj_weight"], 3)
-    bq, bk, bv = np.split(w[p + "in_proj_bias"], 3)
-    out = w[p + "out_proj.weight"].T.reshape(heads, kd, e)
-    per_head = lambda m: m.T.reshape(e, heads, kd)
-    return [per_head(q), bq.reshape(heads, kd), per_head(k), bk.reshape(heads, kd), per_head(v), bv.reshape(heads, kd), out, w[p + "out_proj.bias"]]
-"#,
-    ),
+    ("conv_kernel", include_str!("py/keras/conv_kernel.py")),
+    ("recurrent", include_str!("py/keras/recurrent.py")),
+    ("gru", include_str!("py/keras/gru.py")),
+    ("attention", include_str!("py/keras/attention.py")),
 ];
-
-fn hw(s: Size2) -> String {
-    let [h, w] = s.hw();
-    if h == w { h.to_string() } else { format!("({h}, {w})") }
-}
 
 /// A Keras activation argument ("relu", ...) or None; a final softmax is left out.
 fn activation_arg(a: Option<Activation>, output_softmax: bool, helpers: &mut BTreeSet<&'static str>) -> Option<&'static str> {
@@ -313,7 +177,7 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
         }
     }
     // User text: escaped so that no name can end the docstring.
-    let name = super::escape::python_doc_text(super::export::model_name(spec));
+    let name = crate::io::escape::python_doc_text(super::model_name(spec));
     let mut out = format!(
         r#""""The {name} model for Keras 3, exported from layerlab.
 
@@ -339,24 +203,12 @@ from keras import layers, ops  # noqa: E402,F401
 from safetensors.numpy import load_file  # noqa: E402
 
 "#,
-        input = super::export::describe_input(spec),
+        input = super::describe_input(spec),
         ishape = info.input_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
         oshape = info.output_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
     );
-    for (h, src) in HELPERS {
-        if helpers.contains(h) {
-            out.push('\n');
-            out.push_str(src);
-            out.push('\n');
-        }
-    }
-    for (h, src) in CONVERTERS {
-        if converters.contains(h) {
-            out.push('\n');
-            out.push_str(src);
-            out.push('\n');
-        }
-    }
+    super::push_used(&mut out, HELPERS, &helpers);
+    super::push_used(&mut out, CONVERTERS, &converters);
     let _ = write!(
         out,
         "\ndef build_model():\n    \
@@ -369,7 +221,7 @@ from safetensors.numpy import load_file  # noqa: E402
         py_tuple(&info.input_shape)
     );
     out.push_str(&layer_lines.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
-    let _ = write!(out, "\n        ], name={})\n    finally:\n        keras.config.set_dtype_policy(policy)\n", super::escape::python_str(&super::escape::identifier(super::export::model_name(spec), "model")));
+    let _ = write!(out, "\n        ], name={})\n    finally:\n        keras.config.set_dtype_policy(policy)\n", crate::io::escape::python_str(&crate::io::escape::identifier(super::model_name(spec), "model")));
     out.push_str("\n\ndef load_layerlab_weights(model, path=\"weights.safetensors\"):\n    \"\"\"Sets the model's weights from layerlab's file (PyTorch names and layouts).\"\"\"\n    w = load_file(path)\n");
     if weight_lines.is_empty() {
         out.push_str("    del w, model  # this model has no weights\n");
@@ -387,103 +239,16 @@ pub fn train_py(spec: &ModelSpec) -> String {
         OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => format!("keras.optimizers.Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={})", py_float(lr), py_float(beta_1), py_float(beta_2), py_float(epsilon)),
         OptimizerSpec::SGD { lr, momentum } => format!("keras.optimizers.SGD(learning_rate={}, momentum={})", py_float(lr), py_float(momentum)),
     };
-    let (dataset, task_line) = super::export::task_lines(spec);
-    TRAIN_TEMPLATE
-        .replace("{{DATA_PY}}", DATA_PY)
-        .replace("{{DATASET}}", &dataset)
-        .replace("{{TASK_LINE}}", &task_line)
-        .replace("{{SEED}}", &t.seed.to_string())
-        .replace("{{BATCH}}", &t.batch_size.to_string())
-        .replace("{{EPOCHS}}", &t.epochs.to_string())
-        .replace("{{OPTIMIZER}}", &optimizer)
+    super::fill_train(TRAIN_TEMPLATE, spec, &optimizer)
 }
 
-const TRAIN_TEMPLATE: &str = r#""""Trains the exported Keras model with layerlab's recipe and data order.
-
-    python train.py [--epochs N] [--steps N] [--data DIR]
-
-It starts from weights.safetensors (the weights layerlab exported) when that file
-is beside it, and saves the trained weights to trained.weights.h5
-(model.load_weights("trained.weights.h5") on a build_model()).
-"""
-import argparse
-import gzip
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from model import build_model, load_layerlab_weights  # noqa: E402
-
-DATASET = "{{DATASET}}"
-{{TASK_LINE}}
-SEED = {{SEED}}
-BATCH_SIZE = {{BATCH}}
-EPOCHS = {{EPOCHS}}
-
-{{DATA_PY}}
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    here = os.path.dirname(os.path.abspath(__file__))
-    parser.add_argument("--data", default=os.path.join(here, "mnist"), help="folder with the four MNIST .gz files")
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--steps", type=int, default=None, help="batches per epoch (a quick check)")
-    parser.add_argument("--out", default=os.path.join(here, "trained.weights.h5"))
-    args = parser.parse_args()
-
-    keras.utils.set_random_seed(SEED)
-    model = build_model()
-    start = os.path.join(here, "weights.safetensors")
-    if os.path.exists(start):
-        load_layerlab_weights(model, start)
-    model.compile(optimizer={{OPTIMIZER}},
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    x_train, y_train, x_test, y_test = load_data(args.data)
-    for epoch in range(args.epochs):
-        order = np.array(lcg_permutation(len(x_train), epoch_seed(epoch)))
-        if args.steps is not None:
-            order = order[:args.steps * BATCH_SIZE]
-        model.fit(x_train[order], y_train[order], batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=2)
-    loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
-    print(f"test accuracy {accuracy * 100:.2f} %")
-    model.save_weights(args.out)
-    print(f"trained weights: {args.out}")
-
-
-if __name__ == "__main__":
-    main()
-"#;
+const TRAIN_TEMPLATE: &str = include_str!("py/keras/train.py");
 
 /// `check.py` for Keras: layerlab's logits on the check batch, within 1e-4.
-pub const CHECK_PY: &str = r#""""Checks the export: the Keras model, with layerlab's weights converted, gives
-layerlab's logits on a fixed batch (check.safetensors holds the batch `x` and
-layerlab's `logits`). Prints the largest difference; exits 1 above 1e-4."""
-import os
-import sys
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
-import numpy as np  # noqa: E402
-from safetensors.numpy import load_file  # noqa: E402
-
-from model import build_model, load_layerlab_weights  # noqa: E402
-
-here = os.path.dirname(os.path.abspath(__file__))
-model = build_model()
-load_layerlab_weights(model, os.path.join(here, "weights.safetensors"))
-check = load_file(os.path.join(here, "check.safetensors"))
-logits = np.asarray(model.predict(check["x"], verbose=0))
-diff = float(np.abs(logits - check["logits"]).max())
-print(f"largest difference from layerlab's logits: {diff:.2e}")
-sys.exit(0 if diff <= 1e-4 else 1)
-"#;
+pub const CHECK_PY: &str = include_str!("py/keras/check.py");
 
 fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
-    let name = super::escape::markdown_text(super::export::model_name(spec));
+    let name = crate::io::escape::markdown_text(super::model_name(spec));
     let data = if spec.input.is_tokens() { "The sequence task is generated by train.py itself." } else { "train.py reads MNIST from ./mnist (`--data DIR` to point elsewhere)." };
     format!(
         "# {name} for Keras 3, exported from layerlab\n\n\
@@ -495,11 +260,11 @@ fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
          - `weights.safetensors`, `check.safetensors`, `model.json` (the layerlab spec).\n\n\
          Needs `keras` (3), a backend (`torch` by default; set KERAS_BACKEND=jax or tensorflow for another), `numpy` and `safetensors`.\n",
         params = info.total_params,
-        input = super::export::describe_input(spec),
+        input = super::describe_input(spec),
     )
 }
 
 /// Every file of a Keras export of `model` with its current weights.
 pub fn keras(model: &Model) -> Result<Vec<File>> {
-    super::export::bundle(model, model_py(&model.spec, &model.info), train_py(&model.spec), CHECK_PY, readme(&model.spec, &model.info))
+    super::bundle(model, model_py(&model.spec, &model.info), train_py(&model.spec), CHECK_PY, readme(&model.spec, &model.info))
 }

@@ -11,9 +11,9 @@ pub mod nn;
 pub mod optim;
 pub mod tensor;
 pub mod train;
-pub mod worker;
 #[cfg(target_arch = "wasm32")]
 pub mod ui;
+pub mod worker;
 
 pub use error::{Error, Result, SpecError};
 pub use nn::{Model, ModelSpec};

@@ -8,6 +8,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    eprintln!("layerlab-web is the page; build and serve it with `bash scripts/serve.sh`. The native tool is `layerlab`.");
+    eprintln!(
+        "layerlab-web is the page; build and serve it with `bash scripts/serve.sh`. The native tool is `layerlab`."
+    );
 }
-

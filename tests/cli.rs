@@ -12,8 +12,16 @@ use safetensors::tensor::{Dtype, TensorView};
 mod common;
 
 fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_layerlab")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_layerlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `name` in a folder of its own (no two calls, and so no two tests, share one).
@@ -37,7 +45,10 @@ fn info_reports_an_invalid_model() {
     let (code, out, err) = cli(&["info", "--model", path.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(out.is_empty());
-    assert_eq!(err.trim(), "error: invalid model: layer 1 Dense: expects a flat input but gets [8, 26, 26]; insert Flatten before it");
+    assert_eq!(
+        err.trim(),
+        "error: invalid model: layer 1 Dense: expects a flat input but gets [8, 26, 26]; insert Flatten before it"
+    );
     let (code, _, err) = cli(&["info", "--model", "no-such-model.json"]);
     assert_eq!(code, 1);
     assert!(err.contains("no-such-model.json: No such file"), "{err}");
@@ -46,7 +57,19 @@ fn info_reports_an_invalid_model() {
 #[test]
 fn train_reports_json_and_saves_weights() {
     let save = tmp("mlp.safetensors");
-    let (code, out, err) = cli(&["train", "--model", "mlp", "--limit-train", "3000", "--limit-test", "500", "--seed", "2", "--save", save.to_str().unwrap()]);
+    let (code, out, err) = cli(&[
+        "train",
+        "--model",
+        "mlp",
+        "--limit-train",
+        "3000",
+        "--limit-test",
+        "500",
+        "--seed",
+        "2",
+        "--save",
+        save.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     for key in ["test_accuracy", "final_loss", "train_samples_per_s", "seconds"] {
@@ -58,18 +81,30 @@ fn train_reports_json_and_saves_weights() {
     weights::load_parameters(&model.parameters(), &std::fs::read(&save).unwrap()).unwrap();
 
     // Training can start from saved weights, and refuses those of another model.
-    let (code, out, err) = cli(&["train", "--model", "mlp", "--limit-train", "640", "--limit-test", "500", "--weights", save.to_str().unwrap()]);
+    let (code, out, err) = cli(&[
+        "train",
+        "--model",
+        "mlp",
+        "--limit-train",
+        "640",
+        "--limit-test",
+        "500",
+        "--weights",
+        save.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["test_accuracy"].as_f64().unwrap() > 0.75, "continues from the trained weights: {out}");
-    let (code, _, err) = cli(&["train", "--model", "seed-cnn", "--limit-train", "64", "--weights", save.to_str().unwrap()]);
+    let (code, _, err) =
+        cli(&["train", "--model", "seed-cnn", "--limit-train", "64", "--weights", save.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("mlp.safetensors: weights: the file has no tensor \"0.weight\""), "{err}");
 }
 
 #[test]
 fn a_run_saved_as_a_checkpoint_goes_on_exactly() {
-    let (whole, first, resumed, ckpt) = (tmp("whole.safetensors"), tmp("first.safetensors"), tmp("resumed.safetensors"), tmp("run.ckpt.safetensors"));
+    let (whole, first, resumed, ckpt) =
+        (tmp("whole.safetensors"), tmp("first.safetensors"), tmp("resumed.safetensors"), tmp("run.ckpt.safetensors"));
     let train = |extra: &[&str]| {
         let mut args = vec!["train", "--model", "mlp", "--limit-train", "640", "--limit-test", "100"];
         args.extend_from_slice(extra);
@@ -79,15 +114,26 @@ fn a_run_saved_as_a_checkpoint_goes_on_exactly() {
     };
     // Two epochs in one go, or one, a checkpoint, and the second from it.
     assert_eq!(train(&["--epochs", "2", "--save", whole.to_str().unwrap()])["steps"], 20);
-    assert_eq!(train(&["--epochs", "1", "--save", first.to_str().unwrap(), "--checkpoint", ckpt.to_str().unwrap()])["steps"], 10);
+    assert_eq!(
+        train(&["--epochs", "1", "--save", first.to_str().unwrap(), "--checkpoint", ckpt.to_str().unwrap()])["steps"],
+        10
+    );
     // The checkpoint's weights are the run's, under the same names.
     let ckpt_tensors = weights::read_all(&std::fs::read(&ckpt).unwrap()).unwrap();
     assert_eq!(ckpt_tensors["1.weight"], weights::read_all(&std::fs::read(&first).unwrap()).unwrap()["1.weight"]);
     assert!(ckpt_tensors.contains_key("optimizer.v.1.weight"));
-    assert_eq!(train(&["--epochs", "2", "--resume", ckpt.to_str().unwrap(), "--save", resumed.to_str().unwrap()])["steps"], 20);
-    assert_eq!(std::fs::read(&resumed).unwrap(), std::fs::read(&whole).unwrap(), "the resumed run ends with the same weights");
+    assert_eq!(
+        train(&["--epochs", "2", "--resume", ckpt.to_str().unwrap(), "--save", resumed.to_str().unwrap()])["steps"],
+        20
+    );
+    assert_eq!(
+        std::fs::read(&resumed).unwrap(),
+        std::fs::read(&whole).unwrap(),
+        "the resumed run ends with the same weights"
+    );
     // Another model, or a weights file given as a checkpoint: a message, exit 1.
-    let (code, _, err) = cli(&["train", "--model", "seed-cnn", "--limit-train", "640", "--resume", ckpt.to_str().unwrap()]);
+    let (code, _, err) =
+        cli(&["train", "--model", "seed-cnn", "--limit-train", "640", "--resume", ckpt.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("run.ckpt.safetensors: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"), "{err}");
     let (code, _, err) = cli(&["train", "--model", "mlp", "--limit-train", "64", "--resume", whole.to_str().unwrap()]);
@@ -98,7 +144,10 @@ fn a_run_saved_as_a_checkpoint_goes_on_exactly() {
 fn write_batch(path: &PathBuf, x: &[f32], x_shape: &[usize], y: &[i64]) {
     let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     let yb: Vec<u8> = y.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let views = vec![("x", TensorView::new(Dtype::F32, x_shape.to_vec(), &xb).unwrap()), ("y", TensorView::new(Dtype::I64, vec![y.len()], &yb).unwrap())];
+    let views = vec![
+        ("x", TensorView::new(Dtype::F32, x_shape.to_vec(), &xb).unwrap()),
+        ("y", TensorView::new(Dtype::I64, vec![y.len()], &yb).unwrap()),
+    ];
     std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
 }
 
@@ -111,12 +160,23 @@ fn step_writes_the_gradients_of_one_batch() {
     let x: Vec<f32> = (0..3 * 784).map(|i| ((i * 37) % 255) as f32 / 255.0).collect();
     let y = [3i64, 1, 4];
     write_batch(&b, &x, &[3, 1, 28, 28], &y);
-    let (code, out, err) = cli(&["step", "--model", "seed-cnn", "--weights", w.to_str().unwrap(), "--batch", b.to_str().unwrap(), "--grads", g.to_str().unwrap()]);
+    let (code, out, err) = cli(&[
+        "step",
+        "--model",
+        "seed-cnn",
+        "--weights",
+        w.to_str().unwrap(),
+        "--batch",
+        b.to_str().unwrap(),
+        "--grads",
+        g.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
 
     // The same pass in-process gives the same loss and gradients.
-    let loss = model.forward_logits(&Tensor::from_vec(&[3, 1, 28, 28], x), Mode::Eval).softmax_cross_entropy(&[3, 1, 4]);
+    let loss =
+        model.forward_logits(&Tensor::from_vec(&[3, 1, 28, 28], x), Mode::Eval).softmax_cross_entropy(&[3, 1, 4]);
     loss.backward();
     assert!((v["loss"].as_f64().unwrap() as f32 - loss.item()).abs() < 1e-6);
     let grads = weights::read_all(&std::fs::read(&g).unwrap()).unwrap();
@@ -124,7 +184,10 @@ fn step_writes_the_gradients_of_one_batch() {
     for (name, p) in model.parameters() {
         let expected = p.grad().unwrap().to_owned();
         assert_eq!(grads[&name].shape(), expected.shape(), "{name}");
-        assert!(grads[&name].iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs())), "{name}");
+        assert!(
+            grads[&name].iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs())),
+            "{name}"
+        );
     }
 }
 
@@ -134,7 +197,17 @@ fn step_rejects_a_batch_of_the_wrong_shape() {
     let (w, b, g) = (tmp("w2.safetensors"), tmp("b2.safetensors"), tmp("g2.safetensors"));
     std::fs::write(&w, weights::save_parameters(&model.parameters()).unwrap()).unwrap();
     write_batch(&b, &[0.0; 2 * 784], &[2, 784], &[1, 2]);
-    let args = ["step", "--model", "mlp", "--weights", w.to_str().unwrap(), "--batch", b.to_str().unwrap(), "--grads", g.to_str().unwrap()];
+    let args = [
+        "step",
+        "--model",
+        "mlp",
+        "--weights",
+        w.to_str().unwrap(),
+        "--batch",
+        b.to_str().unwrap(),
+        "--grads",
+        g.to_str().unwrap(),
+    ];
     let (code, _, err) = cli(&args);
     assert_eq!(code, 1);
     assert!(err.contains("\"x\" has shape [2, 784] but the model takes [batch, 1, 28, 28]"), "{err}");
@@ -148,23 +221,47 @@ fn step_rejects_a_batch_of_the_wrong_shape() {
 fn export_writes_pytorch_code_weights_and_data() {
     // Trained weights in, the same weights out under the same names.
     let saved = tmp("export-start.safetensors");
-    let (code, _, err) = cli(&["train", "--model", "mlp", "--limit-train", "256", "--limit-test", "100", "--save", saved.to_str().unwrap()]);
+    let (code, _, err) = cli(&[
+        "train",
+        "--model",
+        "mlp",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "100",
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let out = tmp("export-mlp");
-    let (code, stdout, err) = cli(&["export", "--model", "mlp", "--weights", saved.to_str().unwrap(), "--format", "pytorch", "--out", out.to_str().unwrap()]);
+    let (code, stdout, err) = cli(&[
+        "export",
+        "--model",
+        "mlp",
+        "--weights",
+        saved.to_str().unwrap(),
+        "--format",
+        "pytorch",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["files"].as_array().unwrap().len(), 11, "{v}");
     for f in ["model.py", "train.py", "check.py", "README.md", "model.json", "mnist/t10k-labels-idx1-ubyte.gz"] {
         assert!(out.join(f).exists(), "{f}");
     }
-    assert_eq!(weights::read_all(&std::fs::read(out.join("weights.safetensors")).unwrap()).unwrap(), weights::read_all(&std::fs::read(&saved).unwrap()).unwrap());
+    assert_eq!(
+        weights::read_all(&std::fs::read(out.join("weights.safetensors")).unwrap()).unwrap(),
+        weights::read_all(&std::fs::read(&saved).unwrap()).unwrap()
+    );
     // A sequence task needs no data files; a bad format or weights file is named.
     let out = tmp("export-reverse");
     assert_eq!(cli(&["export", "--model", "reverse-lstm", "--out", out.to_str().unwrap()]).0, 0);
     assert!(!out.join("mnist").exists());
     let (code, _, err) = cli(&["export", "--model", "mlp", "--format", "onnx", "--out", out.to_str().unwrap()]);
     assert!(code != 0 && err.contains("unknown export format \"onnx\"; use pytorch or keras"), "{err}");
-    let (code, _, err) = cli(&["export", "--model", "seed-cnn", "--weights", saved.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let (code, _, err) =
+        cli(&["export", "--model", "seed-cnn", "--weights", saved.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(code != 0 && err.contains("export-start.safetensors"), "{err}");
 }

@@ -48,7 +48,10 @@ fn python_with(modules: &str) -> Result<String, String> {
     match probe {
         Ok(o) if o.status.success() => Ok(python),
         Ok(o) => {
-            let why = format!("{python} cannot import {modules}: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+            let why = format!(
+                "{python} cannot import {modules}: {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
             // When the test command set up a Python for these checks, it must work.
             assert!(std::env::var("LAYERLAB_PYTHON").is_err(), "{why}");
             Err(why)
@@ -60,7 +63,9 @@ fn python_with(modules: &str) -> Result<String, String> {
 /// A Python that can import `modules`, or `None` after saying that `what`
 /// was skipped and why.
 fn python_or_skip(modules: &str, what: &str) -> Option<String> {
-    python_with(modules).map_err(|why| eprintln!("SKIPPED: {what} needs {modules} ({why}); `bash scripts/test.sh` installs them")).ok()
+    python_with(modules)
+        .map_err(|why| eprintln!("SKIPPED: {what} needs {modules} ({why}); `bash scripts/test.sh` installs them"))
+        .ok()
 }
 
 /// The Python the exporters include (`src/io/export/py/`) is Python on its
@@ -93,7 +98,11 @@ fn exported_code_compiles() {
                 run("python3", &dir, &["-m", "py_compile", file]);
             }
             let model_py = std::fs::read_to_string(dir.join("model.py")).unwrap();
-            assert_eq!(model_py.matches(",  # ").count(), spec.layers.len(), "{format} {name}: one line per layer, in order");
+            assert_eq!(
+                model_py.matches(",  # ").count(),
+                spec.layers.len(),
+                "{format} {name}: one line per layer, in order"
+            );
             assert!(dir.join("weights.safetensors").exists() && dir.join("check.safetensors").exists());
         }
     }
@@ -115,7 +124,8 @@ fn exported_pytorch_models_give_layerlabs_logits_and_train() {
                 // Two processes under torchrun: DistributedDataParallel on the CPU (gloo).
                 let torchrun = Path::new(&python).with_file_name("torchrun");
                 if torchrun.exists() {
-                    let out = run(torchrun.to_str().unwrap(), &dir, &["--nproc_per_node=2", "train.py", "--steps", "2"]);
+                    let out =
+                        run(torchrun.to_str().unwrap(), &dir, &["--nproc_per_node=2", "train.py", "--steps", "2"]);
                     assert!(out.contains("after 2 steps: test accuracy"), "{name} under torchrun: {out}");
                 }
             }
@@ -171,13 +181,30 @@ fn exported_keras_models_give_layerlabs_logits_and_train() {
 fn keras_export_ignores_the_users_keras_config() {
     let Some(python) = python_or_skip("keras, torch, numpy, safetensors", "the Keras check") else { return };
     let regression = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions/keras-export-conv-flatten.json");
-    let mut specs = vec![("conv-flatten".to_string(), ModelSpec::from_json(&std::fs::read_to_string(regression).unwrap()).unwrap())];
-    specs.extend(models().into_iter().filter(|(n, _)| ["seed-cnn", "tiny-vit", "seed-lstm", "tokens-sinusoidal"].contains(&n.as_str())));
+    let mut specs = vec![(
+        "conv-flatten".to_string(),
+        ModelSpec::from_json(&std::fs::read_to_string(regression).unwrap()).unwrap(),
+    )];
+    specs.extend(
+        models()
+            .into_iter()
+            .filter(|(n, _)| ["seed-cnn", "tiny-vit", "seed-lstm", "tokens-sinusoidal"].contains(&n.as_str())),
+    );
     let keras_home = common::unique_dir("keras-home");
-    std::fs::write(keras_home.join("keras.json"), r#"{"floatx": "float64", "epsilon": 0.1, "backend": "torch", "image_data_format": "channels_first"}"#).unwrap();
+    std::fs::write(
+        keras_home.join("keras.json"),
+        r#"{"floatx": "float64", "epsilon": 0.1, "backend": "torch", "image_data_format": "channels_first"}"#,
+    )
+    .unwrap();
     for (name, spec) in specs {
         let dir = write_export(&name, &spec, "keras");
-        let out = Command::new(&python).arg("check.py").current_dir(&dir).env("KERAS_HOME", &keras_home).env("OMP_NUM_THREADS", "1").output().unwrap();
+        let out = Command::new(&python)
+            .arg("check.py")
+            .current_dir(&dir)
+            .env("KERAS_HOME", &keras_home)
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{name} with a channels_first keras.json: {text}");
         eprintln!("keras {name} (channels_first, float64 config): {}", text.lines().last().unwrap_or("").trim());
@@ -192,13 +219,20 @@ fn keras_export_ignores_the_users_keras_config() {
 fn exported_training_makes_layerlabs_update() {
     let Some(python) = python_or_skip("keras, torch, numpy, safetensors", "the optimizer check") else { return };
     let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-    for optimizer in [r#"{"type": "Adam", "lr": 0.01, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1.0}"#, r#"{"type": "Adam", "lr": 0.0005, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-7}"#, r#"{"type": "SGD", "lr": 0.05, "momentum": 0.9}"#] {
+    for optimizer in [
+        r#"{"type": "Adam", "lr": 0.01, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1.0}"#,
+        r#"{"type": "Adam", "lr": 0.0005, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-7}"#,
+        r#"{"type": "SGD", "lr": 0.05, "momentum": 0.9}"#,
+    ] {
         let spec = ModelSpec::from_json(&format!(
             r#"{{"name": "step", "input": {{"dataset": "mnist", "shape": [784]}}, "layers": [{{"type": "Dense", "units": 16, "activation": "tanh"}}, {{"type": "Dense", "units": 10}}], "training": {{"optimizer": {optimizer}, "batch_size": 32, "seed": 3}}}}"#
         ))
         .unwrap();
         // layerlab: two steps from the spec's initial weights, on the first two batches.
-        let (train, test) = (layerlab::data::Mnist::load_dir(&mnist, true).unwrap(), layerlab::data::Mnist::load_dir(&mnist, false).unwrap());
+        let (train, test) = (
+            layerlab::data::Mnist::load_dir(&mnist, true).unwrap(),
+            layerlab::data::Mnist::load_dir(&mnist, false).unwrap(),
+        );
         let mut trainer = layerlab::Trainer::new(&spec, train, test).unwrap();
         let start = layerlab::io::weights::save_parameters(trainer.parameters()).unwrap();
         trainer.step().unwrap();
@@ -207,12 +241,17 @@ fn exported_training_makes_layerlabs_update() {
         let moved = largest_difference(&start, &stepped);
         for format in ["pytorch", "keras"] {
             let model = Model::new(&spec).unwrap();
-            let files = if format == "keras" { layerlab::io::keras::keras(&model) } else { export::pytorch(&model) }.unwrap();
+            let files =
+                if format == "keras" { layerlab::io::keras::keras(&model) } else { export::pytorch(&model) }.unwrap();
             let dir = common::unique_dir(&format!("optimizer-{format}"));
             for (file, bytes) in files {
                 std::fs::write(dir.join(file), bytes).unwrap();
             }
-            assert_eq!(std::fs::read(dir.join("weights.safetensors")).unwrap(), start, "the export starts from the same weights");
+            assert_eq!(
+                std::fs::read(dir.join("weights.safetensors")).unwrap(),
+                start,
+                "the export starts from the same weights"
+            );
             std::fs::write(dir.join("layerlab.safetensors"), &stepped).unwrap();
             run(&python, &dir, &["train.py", "--epochs", "1", "--steps", "2", "--data", mnist.to_str().unwrap()]);
             let diff = if format == "pytorch" {

@@ -20,7 +20,9 @@ fn gpu() -> Option<Device> {
             eprintln!("GPU: {}", g.adapter);
             Some(Device::Gpu(g))
         }
-        Err(e) if std::env::var_os("LAYERLAB_REQUIRE_GPU").is_some() => panic!("LAYERLAB_REQUIRE_GPU is set but there is no GPU: {e}"),
+        Err(e) if std::env::var_os("LAYERLAB_REQUIRE_GPU").is_some() => {
+            panic!("LAYERLAB_REQUIRE_GPU is set but there is no GPU: {e}")
+        }
         Err(e) => {
             eprintln!("SKIPPED: no GPU adapter ({e}); `apt-get install mesa-vulkan-drivers` gives a software one");
             None
@@ -84,7 +86,10 @@ fn w1_trains_the_same_on_both_backends() {
     let diffs: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).collect();
     let max = diffs.iter().copied().fold(0.0, f32::max);
     let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
-    eprintln!("W1 200 steps: CPU loss {:.4} -> {:.4}, GPU {:.4} -> {:.4}; largest difference {max:.2e}, mean {mean:.2e}", a[0], a[199], b[0], b[199]);
+    eprintln!(
+        "W1 200 steps: CPU loss {:.4} -> {:.4}, GPU {:.4} -> {:.4}; largest difference {max:.2e}, mean {mean:.2e}",
+        a[0], a[199], b[0], b[199]
+    );
     let early = diffs[..10].iter().copied().fold(0.0, f32::max);
     eprintln!("W1: largest difference in the first 10 steps {early:.2e}");
     assert!(early <= 1e-4, "the first 10 steps differ by {early}");
@@ -110,7 +115,11 @@ fn steady_training_compiles_allocates_and_reads_back_nothing_but_metrics() {
         assert_eq!(after.pipelines, before.pipelines, "{preset}: kernels were compiled during steady training");
         assert_eq!(after.buffers, before.buffers, "{preset}: buffers were created during steady training");
         assert_eq!(after.readbacks - before.readbacks, 3, "{preset}: one readback per step");
-        assert_eq!(after.readback_bytes - before.readback_bytes, 3 * 12, "{preset}: the readback is the three metric words");
+        assert_eq!(
+            after.readback_bytes - before.readback_bytes,
+            3 * 12,
+            "{preset}: the readback is the three metric words"
+        );
     }
 }
 
@@ -181,7 +190,11 @@ fn profile() {
         losses(&mut t, 3);
         let kernels = g.profile();
         let dispatches: usize = kernels.iter().map(|(_, n, _)| *n as usize).sum();
-        eprintln!("{preset}: {:.2} s per step, {} dispatches per step", started.elapsed().as_secs_f64() / 3.0, dispatches / 3);
+        eprintln!(
+            "{preset}: {:.2} s per step, {} dispatches per step",
+            started.elapsed().as_secs_f64() / 3.0,
+            dispatches / 3
+        );
         for (k, n, s) in kernels.iter().take(8) {
             eprintln!("  {k:<24} {:>6} calls {:>8.3} s per step", n / 3, s / 3.0);
         }
@@ -231,7 +244,12 @@ fn the_worker_session_trains_on_the_gpu_and_falls_back_to_the_cpu() {
     let Some(dev) = gpu() else { return };
     let (train, test) = mnist(64 * 60, 500);
     let spec = layerlab::preset("mlp").unwrap();
-    let losses = |events: &[Event]| -> Vec<f32> { events.iter().flat_map(|e| if let Event::Metrics { losses, .. } = e { losses.clone() } else { vec![] }).collect() };
+    let losses = |events: &[Event]| -> Vec<f32> {
+        events
+            .iter()
+            .flat_map(|e| if let Event::Metrics { losses, .. } = e { losses.clone() } else { vec![] })
+            .collect()
+    };
     let run = |s: &mut Session, steps: usize| -> Vec<Event> {
         let mut events = Vec::new();
         while losses(&events).len() < steps {
@@ -257,32 +275,52 @@ fn the_worker_session_trains_on_the_gpu_and_falls_back_to_the_cpu() {
     }
     // Pause evaluates on the CPU copy, brought up to date first.
     let paused = s.handle(Command::Pause);
-    let acc = |evs: &[Event]| evs.iter().find_map(|e| if let Event::Evaluation { accuracy, .. } = e { Some(*accuracy) } else { None });
+    let acc = |evs: &[Event]| {
+        evs.iter().find_map(|e| if let Event::Evaluation { accuracy, .. } = e { Some(*accuracy) } else { None })
+    };
     let (ga, ca) = (acc(&paused).expect("an evaluation"), acc(&cpu.handle(Command::Pause)).unwrap());
     assert!((ga - ca).abs() < 0.01, "accuracy GPU {ga}, CPU {ca}");
     // A download holds the GPU's current weights.
-    let Event::Weights { steps, .. } = &s.handle(Command::GetWeights { purpose: "download".into() })[0] else { panic!() };
+    let Event::Weights { steps, .. } = &s.handle(Command::GetWeights { purpose: "download".into() })[0] else {
+        panic!()
+    };
     assert_eq!(*steps, 30);
     // The run kept for a reload is the GPU's current one (brought back first),
     // and goes on in another worker.
     run(&mut s, 2);
     run(&mut cpu, 2);
-    let Event::Checkpoint { steps, checkpoint, spec, .. } = s.handle(Command::GetCheckpoint).remove(0) else { panic!() };
+    let Event::Checkpoint { steps, checkpoint, spec, .. } = s.handle(Command::GetCheckpoint).remove(0) else {
+        panic!()
+    };
     assert_eq!(steps, 32);
     let mut resumed = Session::new();
     let (train, test) = mnist(64 * 60, 500);
     resumed.set_data(train, test);
     resumed.handle(Command::SetSpec { spec });
-    assert!(resumed.handle(Command::Resume { checkpoint, history: Default::default() }).iter().any(|e| matches!(e, Event::Resumed { steps: 32, .. })));
+    assert!(resumed
+        .handle(Command::Resume { checkpoint, history: Default::default() })
+        .iter()
+        .any(|e| matches!(e, Event::Resumed { steps: 32, .. })));
 
     // The GPU fails: the next step's readback reports it, and training goes on
     // on the CPU from the last checkpoint (step 32, taken for the reload).
     dev.gpu().unwrap().fail("simulated device loss");
     let more = s.handle(Command::Step);
-    let notice = more.iter().find_map(|e| if let Event::Backend { active, notice, .. } = e { Some((active.clone(), notice.clone())) } else { None });
+    let notice = more.iter().find_map(|e| {
+        if let Event::Backend { active, notice, .. } = e {
+            Some((active.clone(), notice.clone()))
+        } else {
+            None
+        }
+    });
     let (active, notice) = notice.expect("a backend event");
     assert_eq!(active, "cpu");
-    assert!(notice.as_deref().unwrap_or("").contains("WebGPU stopped working (simulated device loss). Training goes on on the CPU from the weights of step 32"), "{notice:?}");
+    assert!(
+        notice.as_deref().unwrap_or("").contains(
+            "WebGPU stopped working (simulated device loss). Training goes on on the CPU from the weights of step 32"
+        ),
+        "{notice:?}"
+    );
     let after = run(&mut s, 5);
     let next = losses(&after);
     let reference = losses(&run(&mut cpu, 5));
@@ -292,4 +330,3 @@ fn the_worker_session_trains_on_the_gpu_and_falls_back_to_the_cpu() {
         assert!((x - z).abs() < 1e-3, "after the reload: CPU {x}, resumed {z}");
     }
 }
-

@@ -7,7 +7,8 @@ use layerlab::Tensor;
 
 #[test]
 fn add_sub_mul_div_with_broadcasting() {
-    let shapes: [(&[usize], &[usize]); 4] = [(&[3, 4], &[3, 4]), (&[2, 3, 4], &[4]), (&[2, 1, 4], &[3, 1]), (&[5], &[1])];
+    let shapes: [(&[usize], &[usize]); 4] =
+        [(&[3, 4], &[3, 4]), (&[2, 3, 4], &[4]), (&[2, 1, 4], &[3, 1]), (&[5], &[1])];
     for (i, (sa, sb)) in shapes.iter().enumerate() {
         let (a, b) = (randn(sa, i as u64), randn(sb, 100 + i as u64));
         gradcheck("add", &[a.clone(), b.clone()], |t| t[0].add(&t[1]));
@@ -42,7 +43,8 @@ fn unary_ops() {
 #[test]
 fn gelu_is_the_tanh_form() {
     let y = Tensor::from_vec(&[3], vec![-1.0, 0.5, 2.0]).gelu().to_vec();
-    let expected = [-1.0f32, 0.5, 2.0].map(|x: f32| 0.5 * x * (1.0 + ((2.0 / std::f32::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh()));
+    let expected = [-1.0f32, 0.5, 2.0]
+        .map(|x: f32| 0.5 * x * (1.0 + ((2.0 / std::f32::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh()));
     for (a, b) in y.iter().zip(expected) {
         assert!((a - b).abs() < 1e-6);
     }
@@ -82,8 +84,12 @@ fn matmul_plain_batched_and_transposed() {
     gradcheck("matmul nd @ 2d", &[randn(&[2, 3, 4], 42), randn(&[4, 2], 43)], |t| t[0].matmul(&t[1]));
     gradcheck("matmul batched", &[randn(&[2, 3, 4], 44), randn(&[2, 4, 5], 45)], |t| t[0].matmul(&t[1]));
     gradcheck("matmul batched 4d", &[randn(&[2, 2, 3, 4], 46), randn(&[2, 2, 4, 3], 47)], |t| t[0].matmul(&t[1]));
-    gradcheck("matmul with transposed weight", &[randn(&[3, 4], 48), randn(&[5, 4], 49)], |t| t[0].matmul(&t[1].transpose(0, 1)));
-    gradcheck("batched matmul with transposed operand", &[randn(&[2, 3, 4], 50), randn(&[2, 5, 4], 51)], |t| t[0].matmul(&t[1].transpose(1, 2)));
+    gradcheck("matmul with transposed weight", &[randn(&[3, 4], 48), randn(&[5, 4], 49)], |t| {
+        t[0].matmul(&t[1].transpose(0, 1))
+    });
+    gradcheck("batched matmul with transposed operand", &[randn(&[2, 3, 4], 50), randn(&[2, 5, 4], 51)], |t| {
+        t[0].matmul(&t[1].transpose(1, 2))
+    });
 }
 
 #[test]
@@ -148,7 +154,11 @@ fn conv2d_matches_direct_convolution() {
 
 #[test]
 fn pooling() {
-    for (i, (shape, size, stride)) in [(vec![2, 2, 4, 4], [2, 2], [2, 2]), (vec![1, 3, 5, 5], [2, 2], [2, 2]), (vec![1, 1, 5, 6], [3, 2], [1, 2])].into_iter().enumerate() {
+    for (i, (shape, size, stride)) in
+        [(vec![2, 2, 4, 4], [2, 2], [2, 2]), (vec![1, 3, 5, 5], [2, 2], [2, 2]), (vec![1, 1, 5, 6], [3, 2], [1, 2])]
+            .into_iter()
+            .enumerate()
+    {
         gradcheck("max_pool2d", &[spaced(&shape, 100 + i as u64)], |t| t[0].max_pool2d(size, stride));
         gradcheck("avg_pool2d", &[randn(&shape, 110 + i as u64)], |t| t[0].avg_pool2d(size, stride));
     }
@@ -180,8 +190,11 @@ fn fused_lstm_cell() {
 
 #[test]
 fn fused_gru_cell() {
-    gradcheck("gru_cell", &[randn(&[3, 6], 154), randn(&[3, 6], 155), randn(&[3, 2], 156)], |t| t[0].gru_cell(&t[1], &t[2]));
-    let (a, b, h) = (Tensor::new(randn(&[4, 9], 157)), Tensor::new(randn(&[4, 9], 158)), Tensor::new(randn(&[4, 3], 159)));
+    gradcheck("gru_cell", &[randn(&[3, 6], 154), randn(&[3, 6], 155), randn(&[3, 2], 156)], |t| {
+        t[0].gru_cell(&t[1], &t[2])
+    });
+    let (a, b, h) =
+        (Tensor::new(randn(&[4, 9], 157)), Tensor::new(randn(&[4, 9], 158)), Tensor::new(randn(&[4, 3], 159)));
     let gate = |t: &Tensor, k: usize| t.slice(1, 3 * k, 3 * k + 3);
     let r = gate(&a, 0).add(&gate(&b, 0)).sigmoid();
     let z = gate(&a, 1).add(&gate(&b, 1)).sigmoid();
@@ -197,12 +210,16 @@ fn softmax_and_cross_entropy() {
     let labels = [1usize, 0, 4];
     gradcheck("softmax_cross_entropy", &[randn(&[3, 5], 140)], |t| t[0].softmax_cross_entropy(&labels));
     let seq_labels = [0usize, 3, 2, 1, 1, 0];
-    gradcheck("softmax_cross_entropy per position", &[randn(&[2, 3, 4], 141)], |t| t[0].softmax_cross_entropy(&seq_labels));
+    gradcheck("softmax_cross_entropy per position", &[randn(&[2, 3, 4], 141)], |t| {
+        t[0].softmax_cross_entropy(&seq_labels)
+    });
 }
 
 #[test]
 fn cross_entropy_is_stable_for_huge_logits() {
-    let logits = Tensor::parameter(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1000.0, 0.0, -1000.0, -5e4, 5e4, 0.0]).unwrap());
+    let logits = Tensor::parameter(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1000.0, 0.0, -1000.0, -5e4, 5e4, 0.0]).unwrap(),
+    );
     let loss = logits.softmax_cross_entropy(&[0, 1]);
     assert!(loss.item().is_finite() && loss.item().abs() < 1e-6, "loss {}", loss.item());
     loss.backward();

@@ -60,7 +60,8 @@ fn plain_and_gzipped_files_both_parse() {
 #[test]
 fn wrong_magic_says_which_file_is_which() {
     assert_eq!(err(&labels(&[1]), &labels(&[1])), "images.gz: this is a label file (magic 2049) but an image file (magic 2051) was expected; check which file goes where");
-    assert!(err(&images(1), &images(1)).starts_with("labels.gz: this is an image file (magic 2051) but a label file (magic 2049) was expected"));
+    assert!(err(&images(1), &images(1))
+        .starts_with("labels.gz: this is an image file (magic 2051) but a label file (magic 2049) was expected"));
     assert!(err(&idx(0x1234, &[], &[]), &labels(&[1])).contains("not an IDX u8 file (magic 4660)"));
 }
 
@@ -76,10 +77,17 @@ fn truncated_files() {
 
 #[test]
 fn mismatched_and_mislabelled_files() {
-    assert_eq!(err(&images(3), &labels(&[1, 2])), "labels.gz: 2 labels for 3 images in images.gz; the two files do not belong together");
-    assert_eq!(err(&images(2), &labels(&[1, 12])), "labels.gz: label 12 at position 1 is not a digit 0-9; the file is damaged or mislabelled");
+    assert_eq!(
+        err(&images(3), &labels(&[1, 2])),
+        "labels.gz: 2 labels for 3 images in images.gz; the two files do not belong together"
+    );
+    assert_eq!(
+        err(&images(2), &labels(&[1, 12])),
+        "labels.gz: label 12 at position 1 is not a digit 0-9; the file is damaged or mislabelled"
+    );
     assert!(err(&idx(0x803, &[1, 28, 27], &[0; 756]), &labels(&[1])).contains("expected images of 28x28 pixels"));
-    assert!(err(&idx(0x803, &[u32::MAX, u32::MAX, 28], &[0; 10]), &labels(&[1])).contains("the file is truncated: the header promises"));
+    assert!(err(&idx(0x803, &[u32::MAX, u32::MAX, 28], &[0; 10]), &labels(&[1]))
+        .contains("the file is truncated: the header promises"));
     let mut extra = images(1);
     extra.push(0);
     assert!(err(&extra, &labels(&[1])).contains("1 bytes of data after"));
@@ -90,8 +98,16 @@ fn mismatched_and_mislabelled_files() {
 #[test]
 fn multi_member_gzip_is_read_whole() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-    let raw = layerlab::data::idx::maybe_gunzip("t10k-labels", &std::fs::read(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap()).unwrap();
-    let raw_images = layerlab::data::idx::maybe_gunzip("t10k-images", &std::fs::read(dir.join("t10k-images-idx3-ubyte.gz")).unwrap()).unwrap();
+    let raw = layerlab::data::idx::maybe_gunzip(
+        "t10k-labels",
+        &std::fs::read(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap(),
+    )
+    .unwrap();
+    let raw_images = layerlab::data::idx::maybe_gunzip(
+        "t10k-images",
+        &std::fs::read(dir.join("t10k-images-idx3-ubyte.gz")).unwrap(),
+    )
+    .unwrap();
     for cut in [1, 8, 5000, raw.len() - 1] {
         let mut members = gz(&raw[..cut]);
         members.extend(gz(&raw[cut..]));

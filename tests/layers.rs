@@ -9,7 +9,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn spec(layers: &str) -> ModelSpec {
-    ModelSpec::from_json(&format!(r#"{{"input": {{"dataset": "mnist", "shape": [1, 28, 28]}}, "layers": {layers}, "training": {{"seed": 3}}}}"#)).unwrap()
+    ModelSpec::from_json(&format!(
+        r#"{{"input": {{"dataset": "mnist", "shape": [1, 28, 28]}}, "layers": {layers}, "training": {{"seed": 3}}}}"#
+    ))
+    .unwrap()
 }
 
 fn loss(model: &Model, x: &Tensor, labels: &[usize]) -> f32 {
@@ -38,28 +41,45 @@ fn check_model(layers: &str) {
             p.value_mut().as_slice_mut().unwrap()[idx] = orig;
             let numeric = ((up - down) / (2.0 * eps as f64)) as f32;
             let a = g.as_slice().unwrap()[idx];
-            assert!((a - numeric).abs() <= 3e-2 * 1f32.max(a.abs()).max(numeric.abs()) + 2e-3, "{layers}\n{name}[{idx}]: autograd {a} vs finite difference {numeric}");
+            assert!(
+                (a - numeric).abs() <= 3e-2 * 1f32.max(a.abs()).max(numeric.abs()) + 2e-3,
+                "{layers}\n{name}[{idx}]: autograd {a} vs finite difference {numeric}"
+            );
         }
     }
 }
 
 #[test]
 fn dense_layers() {
-    check_model(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 8, "activation": "tanh"}, {"type": "Dense", "units": 10}]"#);
-    check_model(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 6, "activation": "sigmoid", "use_bias": false}, {"type": "Dense", "units": 10, "activation": "softmax"}]"#);
-    check_model(r#"[{"type": "Reshape", "target_shape": [784]}, {"type": "Dense", "units": 6, "activation": "gelu"}, {"type": "Dense", "units": 10}]"#);
+    check_model(
+        r#"[{"type": "Flatten"}, {"type": "Dense", "units": 8, "activation": "tanh"}, {"type": "Dense", "units": 10}]"#,
+    );
+    check_model(
+        r#"[{"type": "Flatten"}, {"type": "Dense", "units": 6, "activation": "sigmoid", "use_bias": false}, {"type": "Dense", "units": 10, "activation": "softmax"}]"#,
+    );
+    check_model(
+        r#"[{"type": "Reshape", "target_shape": [784]}, {"type": "Dense", "units": 6, "activation": "gelu"}, {"type": "Dense", "units": 10}]"#,
+    );
 }
 
 #[test]
 fn conv_and_pool_layers() {
-    check_model(r#"[{"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": 2, "activation": "tanh"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);
-    check_model(r#"[{"type": "Conv2D", "filters": 2, "kernel_size": [3, 5], "padding": "same", "strides": [3, 2], "use_bias": false}, {"type": "AveragePool2D", "pool_size": 3, "strides": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);
+    check_model(
+        r#"[{"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": 2, "activation": "tanh"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#,
+    );
+    check_model(
+        r#"[{"type": "Conv2D", "filters": 2, "kernel_size": [3, 5], "padding": "same", "strides": [3, 2], "use_bias": false}, {"type": "AveragePool2D", "pool_size": 3, "strides": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#,
+    );
 }
 
 #[test]
 fn activation_and_dropout_layers() {
-    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "Dense", "units": 4}, {"type": "GELU"}, {"type": "Flatten"}, {"type": "Dropout", "rate": 0.3}, {"type": "Dense", "units": 12}, {"type": "Sigmoid"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}]"#);
-    check_model(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}, {"type": "Dense", "units": 10}, {"type": "Tanh"}]"#);
+    check_model(
+        r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "Dense", "units": 4}, {"type": "GELU"}, {"type": "Flatten"}, {"type": "Dropout", "rate": 0.3}, {"type": "Dense", "units": 12}, {"type": "Sigmoid"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}]"#,
+    );
+    check_model(
+        r#"[{"type": "Flatten"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}, {"type": "Dense", "units": 10}, {"type": "Tanh"}]"#,
+    );
 }
 
 #[test]
@@ -106,7 +126,10 @@ fn keras_initialisation_is_glorot_uniform_with_zero_biases_and_seeded() {
 
 #[test]
 fn flatten_is_channel_height_width_order() {
-    let model = Model::new(&spec(r#"[{"type": "Reshape", "target_shape": [4, 14, 14]}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#)).unwrap();
+    let model = Model::new(&spec(
+        r#"[{"type": "Reshape", "target_shape": [4, 14, 14]}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#,
+    ))
+    .unwrap();
     // With the first Dense weight set to pick out element k, the logit equals the
     // k-th element in C,H,W order of the reshaped input.
     let x: Vec<f32> = (0..784).map(|i| i as f32).collect();
@@ -119,11 +142,19 @@ fn flatten_is_channel_height_width_order() {
 
 #[test]
 fn recurrent_layers() {
-    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "SimpleRNN", "units": 3}, {"type": "Dense", "units": 10}]"#);
-    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "LSTM", "units": 3}, {"type": "Dense", "units": 10}]"#);
-    check_model(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "GRU", "units": 3}, {"type": "Dense", "units": 10}]"#);
+    check_model(
+        r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "SimpleRNN", "units": 3}, {"type": "Dense", "units": 10}]"#,
+    );
+    check_model(
+        r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "LSTM", "units": 3}, {"type": "Dense", "units": 10}]"#,
+    );
+    check_model(
+        r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "GRU", "units": 3}, {"type": "Dense", "units": 10}]"#,
+    );
     // Sequences out, then per-step Dense, then a second recurrent layer.
-    check_model(r#"[{"type": "Reshape", "target_shape": [49, 16]}, {"type": "GRU", "units": 2, "return_sequences": true}, {"type": "Dense", "units": 3}, {"type": "LSTM", "units": 2}, {"type": "Dense", "units": 10}]"#);
+    check_model(
+        r#"[{"type": "Reshape", "target_shape": [49, 16]}, {"type": "GRU", "units": 2, "return_sequences": true}, {"type": "Dense", "units": 3}, {"type": "LSTM", "units": 2}, {"type": "Dense", "units": 10}]"#,
+    );
 }
 
 #[test]
@@ -133,13 +164,24 @@ fn lstm_has_pytorch_names_gate_layout_and_keras_init() {
     let names: Vec<(String, Vec<usize>)> = params.iter().map(|(n, t)| (n.clone(), t.shape())).collect();
     assert_eq!(
         names,
-        [("1.weight_ih_l0", vec![512, 28]), ("1.weight_hh_l0", vec![512, 128]), ("1.bias_ih_l0", vec![512]), ("1.bias_hh_l0", vec![512]), ("2.weight", vec![10, 128]), ("2.bias", vec![10])]
-            .map(|(n, s)| (n.to_string(), s))
+        [
+            ("1.weight_ih_l0", vec![512, 28]),
+            ("1.weight_hh_l0", vec![512, 128]),
+            ("1.bias_ih_l0", vec![512]),
+            ("1.bias_hh_l0", vec![512]),
+            ("2.weight", vec![10, 128]),
+            ("2.bias", vec![10])
+        ]
+        .map(|(n, s)| (n.to_string(), s))
     );
     assert_eq!(model.info.total_params, 82_186, "PyTorch's count for W2");
     // Forget-gate bias 1 (gates i, f, g, o), the rest 0.
     let b = params[2].1.to_vec();
-    assert!(b[..128].iter().all(|&v| v == 0.0) && b[128..256].iter().all(|&v| v == 1.0) && b[256..].iter().all(|&v| v == 0.0));
+    assert!(
+        b[..128].iter().all(|&v| v == 0.0)
+            && b[128..256].iter().all(|&v| v == 1.0)
+            && b[256..].iter().all(|&v| v == 0.0)
+    );
     // The recurrent kernel has orthonormal columns.
     let w = params[1].1.value().clone();
     for (a, bcol) in [(0usize, 0usize), (0, 1), (5, 77), (127, 127)] {
@@ -175,21 +217,43 @@ fn hidden_states_show_every_step_and_end_in_the_layer_output() {
 
 #[test]
 fn attention_layers() {
-    check_model(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "LayerNormalization"}, {"type": "Dense", "units": 8}, {"type": "PositionalEmbedding"}, {"type": "MultiHeadAttention", "num_heads": 2}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#);
-    check_model(r#"[{"type": "Patchify", "patch_size": 14}, {"type": "PositionalEmbedding", "kind": "sinusoidal"}, {"type": "MultiHeadAttention", "num_heads": 4, "causal": true}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);
-    check_model(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Dense", "units": 8}, {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 6, "activation": "gelu", "norm_first": true}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#);
-    check_model(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Dense", "units": 4}, {"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 5, "dropout": 0.2}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#);
+    check_model(
+        r#"[{"type": "Patchify", "patch_size": 7}, {"type": "LayerNormalization"}, {"type": "Dense", "units": 8}, {"type": "PositionalEmbedding"}, {"type": "MultiHeadAttention", "num_heads": 2}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#,
+    );
+    check_model(
+        r#"[{"type": "Patchify", "patch_size": 14}, {"type": "PositionalEmbedding", "kind": "sinusoidal"}, {"type": "MultiHeadAttention", "num_heads": 4, "causal": true}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#,
+    );
+    check_model(
+        r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Dense", "units": 8}, {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 6, "activation": "gelu", "norm_first": true}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#,
+    );
+    check_model(
+        r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Dense", "units": 4}, {"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 5, "dropout": 0.2}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#,
+    );
 }
 
 #[test]
 fn tiny_vit_has_pytorch_names_and_the_benchmark_size() {
     let model = Model::new(&layerlab::preset("tiny-vit").unwrap()).unwrap();
     assert_eq!(model.info.total_params, 71_946, "W3's parameter count");
-    let names: Vec<String> = model.parameters().iter().map(|(n, _)| n.clone()).filter(|n| n.starts_with("3.")).collect();
+    let names: Vec<String> =
+        model.parameters().iter().map(|(n, _)| n.clone()).filter(|n| n.starts_with("3.")).collect();
     assert_eq!(
         names,
-        ["self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
-            .map(|n| format!("3.{n}"))
+        [
+            "self_attn.in_proj_weight",
+            "self_attn.in_proj_bias",
+            "self_attn.out_proj.weight",
+            "self_attn.out_proj.bias",
+            "linear1.weight",
+            "linear1.bias",
+            "linear2.weight",
+            "linear2.bias",
+            "norm1.weight",
+            "norm1.bias",
+            "norm2.weight",
+            "norm2.bias"
+        ]
+        .map(|n| format!("3.{n}"))
     );
     assert_eq!(model.info.layers[0].output_shape, vec![16, 49]);
 }
@@ -197,7 +261,10 @@ fn tiny_vit_has_pytorch_names_and_the_benchmark_size() {
 #[test]
 fn patches_are_row_major_over_the_grid() {
     // Token 4*pr + pc holds patch (pr, pc), its 49 values row-major (BENCHMARKS.md W3).
-    let model = Model::new(&spec(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#)).unwrap();
+    let model = Model::new(&spec(
+        r#"[{"type": "Patchify", "patch_size": 7}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#,
+    ))
+    .unwrap();
     let x: Vec<f32> = (0..784).map(|i| i as f32).collect();
     let tokens = model.activations(&Tensor::from_vec(&[1, 1, 28, 28], x))[0].to_vec();
     let (pr, pc, r, c) = (2usize, 1usize, 3usize, 5usize);

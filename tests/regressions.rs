@@ -19,8 +19,16 @@ fn regression(name: &str) -> ModelSpec {
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_layerlab")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_layerlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -35,7 +43,10 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// Names that would end a Python string, docstring or comment, a Markdown
 /// line, or a path component, if pasted raw.
 fn hostile_names() -> Vec<String> {
-    let mut names: Vec<String> = ["export-name-closes-docstring.json", "export-name-backslash.json"].iter().map(|f| regression(f).name).collect();
+    let mut names: Vec<String> = ["export-name-closes-docstring.json", "export-name-backslash.json"]
+        .iter()
+        .map(|f| regression(f).name)
+        .collect();
     names.extend(
         [
             "\"\"\"",
@@ -66,7 +77,12 @@ fn exported_names_stay_text_and_never_run() {
             let mut spec = spec.clone();
             spec.name = name.clone();
             let model = Model::new(&spec).unwrap();
-            let files = if format == "keras" { layerlab::io::keras::keras(&model) } else { layerlab::io::export::pytorch(&model) }.unwrap();
+            let files = if format == "keras" {
+                layerlab::io::keras::keras(&model)
+            } else {
+                layerlab::io::export::pytorch(&model)
+            }
+            .unwrap();
             let dir = common::unique_dir("hostile-name");
             for (file, bytes) in &files {
                 std::fs::write(dir.join(file), bytes).unwrap();
@@ -88,11 +104,19 @@ fn exported_names_stay_text_and_never_run() {
             // The README's first line is one heading, with the name as literal text.
             let readme = String::from_utf8(files.iter().find(|f| f.0 == "README.md").unwrap().1.clone()).unwrap();
             let first = readme.lines().next().unwrap();
-            assert!(first.starts_with("# ") && !first[2..].starts_with('#') && !first.replace("\\<", "").contains('<'), "{format} {name:?}: {first}");
+            assert!(
+                first.starts_with("# ") && !first[2..].starts_with('#') && !first.replace("\\<", "").contains('<'),
+                "{format} {name:?}: {first}"
+            );
             assert!(readme.lines().nth(1) == Some(""), "{format} {name:?}: the name broke the heading");
             // A folder or zip entry named after the model stays inside its folder.
             let stem = escape::file_stem(&name, "model");
-            assert!(!stem.is_empty() && stem.len() <= 64 && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{stem}");
+            assert!(
+                !stem.is_empty()
+                    && stem.len() <= 64
+                    && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{stem}"
+            );
             let zip = layerlab::io::export::zip(&format!("{stem}-{format}"), &files).unwrap();
             for (entry, _) in layerlab::io::export::unzip(&zip, 1 << 30).unwrap() {
                 assert!(files.iter().any(|f| f.0 == entry), "{entry}");
@@ -112,16 +136,32 @@ fn the_reported_names_compile_and_inject_nothing() {
         for format in ["pytorch", "keras"] {
             let spec = regression(file);
             let model = Model::new(&spec).unwrap();
-            let files = if format == "keras" { layerlab::io::keras::keras(&model) } else { layerlab::io::export::pytorch(&model) }.unwrap();
+            let files = if format == "keras" {
+                layerlab::io::keras::keras(&model)
+            } else {
+                layerlab::io::export::pytorch(&model)
+            }
+            .unwrap();
             let dir = common::unique_dir("reported-name");
             for (f, bytes) in &files {
                 std::fs::write(dir.join(f), bytes).unwrap();
             }
-            let out = Command::new("python3").args(["-m", "py_compile", "model.py"]).current_dir(&dir).output().unwrap();
+            let out =
+                Command::new("python3").args(["-m", "py_compile", "model.py"]).current_dir(&dir).output().unwrap();
             assert!(out.status.success(), "{file} {format}: {}", String::from_utf8_lossy(&out.stderr));
             if let Some(python) = &python {
-                let out = Command::new(python).arg("check.py").current_dir(&dir).env("KERAS_BACKEND", "torch").output().unwrap();
-                assert!(out.status.success(), "{file} {format}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                let out = Command::new(python)
+                    .arg("check.py")
+                    .current_dir(&dir)
+                    .env("KERAS_BACKEND", "torch")
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{file} {format}: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             } else {
                 let _ = Command::new("python3").arg("model.py").current_dir(&dir).output().unwrap();
             }
@@ -134,9 +174,18 @@ fn the_reported_names_compile_and_inject_nothing() {
 /// quoted and escaped: no control character reaches a terminal or the page.
 #[test]
 fn user_text_in_messages_is_quoted() {
-    let e = ModelSpec::from_json("{\"input\": {\"dataset\": \"mnist\"}, \"layers\": [{\"type\": \"Dense\\u001b[31m\\n\"}]}").unwrap_err().to_string();
-    assert!(e.contains(r#"unknown layer type "Dense\u{1b}[31m\n""#) && !e.contains('\u{1b}') && !e.contains('\n'), "{e}");
-    let e = ModelSpec::from_json("{\"input\": {\"dataset\": \"mnist\"}, \"layers\": [], \"x\\u0007\": 1}").unwrap_err().to_string();
+    let e = ModelSpec::from_json(
+        "{\"input\": {\"dataset\": \"mnist\"}, \"layers\": [{\"type\": \"Dense\\u001b[31m\\n\"}]}",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(r#"unknown layer type "Dense\u{1b}[31m\n""#) && !e.contains('\u{1b}') && !e.contains('\n'),
+        "{e}"
+    );
+    let e = ModelSpec::from_json("{\"input\": {\"dataset\": \"mnist\"}, \"layers\": [], \"x\\u0007\": 1}")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(r#"unknown key "x\u{7}""#) && !e.contains('\u{7}'), "{e}");
 }
 
@@ -149,7 +198,8 @@ fn loss_by_hand(model: &Model, pixels: &[f32], label: usize) -> f64 {
     let params = model.parameters();
     let w = params[0].1.value().clone();
     let b = params[1].1.value().clone();
-    let z: Vec<f64> = (0..10).map(|k| b[[k]] as f64 + (0..784).map(|i| w[[k, i]] as f64 * pixels[i] as f64).sum::<f64>()).collect();
+    let z: Vec<f64> =
+        (0..10).map(|k| b[[k]] as f64 + (0..784).map(|i| w[[k, i]] as f64 * pixels[i] as f64).sum::<f64>()).collect();
     let max = z.iter().cloned().fold(f64::MIN, f64::max);
     let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
     log_sum - z[label]
@@ -188,7 +238,10 @@ fn a_softmax_before_flatten_or_reshape_is_the_output_softmax() {
     ] {
         let spec = common::spec(mnist_row, layers);
         let (loss, by_hand) = one_test_digit_loss(&spec);
-        assert!((loss - by_hand).abs() < 1e-5, "{layers}: {loss} vs {by_hand} (a double softmax gives a far larger loss)");
+        assert!(
+            (loss - by_hand).abs() < 1e-5,
+            "{layers}: {loss} vs {by_hand} (a double softmax gives a far larger loss)"
+        );
         // Both exporters leave that softmax out too (the loss takes logits).
         let info = spec.infer().unwrap();
         for code in [layerlab::io::export::model_py(&spec, &info), layerlab::io::keras::model_py(&spec, &info)] {
@@ -197,7 +250,10 @@ fn a_softmax_before_flatten_or_reshape_is_the_output_softmax() {
         }
     }
     // A hidden softmax (more layers follow that change values) stays a softmax.
-    let hidden = common::spec(mnist_row, r#"[{"type": "Dense", "units": 10, "activation": "softmax"}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#);
+    let hidden = common::spec(
+        mnist_row,
+        r#"[{"type": "Dense", "units": 10, "activation": "softmax"}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]"#,
+    );
     assert_eq!(hidden.infer().unwrap().softmax_output, None);
 }
 
@@ -206,15 +262,29 @@ fn stacks_that_would_read_probabilities_as_logits_are_refused() {
     let mnist = r#"{"dataset": "mnist", "shape": [784]}"#;
     let err = |layers: &str| common::spec(mnist, layers).infer().unwrap_err();
     let e = err(r#"[{"type": "Dense", "units": 10, "activation": "softmax"}, {"type": "Softmax"}]"#);
-    assert!(e.to_string().starts_with("layer 1 Softmax: its input is already probabilities, from the softmax of layer 0 Dense"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("layer 1 Softmax: its input is already probabilities, from the softmax of layer 0 Dense"),
+        "{e}"
+    );
     assert_eq!(e.fix, Some(Fix::Remove { index: 1 }));
-    let e = err(r#"[{"type": "Dense", "units": 10}, {"type": "Reshape", "target_shape": [10, 1]}, {"type": "Softmax"}, {"type": "Flatten"}]"#);
-    assert!(e.to_string().starts_with("layer 2 Softmax: applies softmax over the last axis of [10, 1] (1 values)"), "{e}");
-    let e = err(r#"[{"type": "Dense", "units": 10, "activation": "softmax"}, {"type": "Flatten"}, {"type": "Dropout", "rate": 0.1}]"#);
+    let e = err(
+        r#"[{"type": "Dense", "units": 10}, {"type": "Reshape", "target_shape": [10, 1]}, {"type": "Softmax"}, {"type": "Flatten"}]"#,
+    );
+    assert!(
+        e.to_string().starts_with("layer 2 Softmax: applies softmax over the last axis of [10, 1] (1 values)"),
+        "{e}"
+    );
+    let e = err(
+        r#"[{"type": "Dense", "units": 10, "activation": "softmax"}, {"type": "Flatten"}, {"type": "Dropout", "rate": 0.1}]"#,
+    );
     assert_eq!((e.layer, e.fix), (Some(2), Some(Fix::Remove { index: 2 })));
     // Sequence tasks: the same rule over the tokens' scores.
     let tokens = r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#;
-    let spec = common::spec(tokens, r#"[{"type": "Embedding", "input_dim": 5, "output_dim": 8}, {"type": "Dense", "units": 5, "activation": "softmax"}]"#);
+    let spec = common::spec(
+        tokens,
+        r#"[{"type": "Embedding", "input_dim": 5, "output_dim": 8}, {"type": "Dense", "units": 5, "activation": "softmax"}]"#,
+    );
     assert_eq!(spec.infer().unwrap().softmax_output, Some(1));
     let e = common::spec(tokens, r#"[{"type": "Embedding", "input_dim": 5, "output_dim": 8}, {"type": "Dense", "units": 5, "activation": "softmax"}, {"type": "Dropout", "rate": 0.5}]"#).infer().unwrap_err();
     assert_eq!(e.layer, Some(2));
@@ -241,17 +311,57 @@ fn every_count_has_a_stated_maximum_and_never_wraps() {
     let huge = "6148914691236517206";
     let cases = [
         (r#"{"dataset": "mnist", "shape": [784]}"#, format!(r#"[{{"type": "Dense", "units": {huge}}}]"#), "units"),
-        (r#"{"dataset": "mnist", "shape": [28, 28]}"#, format!(r#"[{{"type": "LSTM", "units": {huge}}}, {{"type": "Dense", "units": 10}}]"#), "units"),
-        (r#"{"dataset": "mnist"}"#, format!(r#"[{{"type": "Conv2D", "filters": {huge}, "kernel_size": 3}}]"#), "filters"),
-        (r#"{"dataset": "mnist"}"#, format!(r#"[{{"type": "Conv2D", "filters": 2, "kernel_size": {huge}, "padding": "same"}}]"#), "kernel_size"),
-        (r#"{"dataset": "mnist"}"#, format!(r#"[{{"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": [1, {huge}]}}]"#), "strides"),
+        (
+            r#"{"dataset": "mnist", "shape": [28, 28]}"#,
+            format!(r#"[{{"type": "LSTM", "units": {huge}}}, {{"type": "Dense", "units": 10}}]"#),
+            "units",
+        ),
+        (
+            r#"{"dataset": "mnist"}"#,
+            format!(r#"[{{"type": "Conv2D", "filters": {huge}, "kernel_size": 3}}]"#),
+            "filters",
+        ),
+        (
+            r#"{"dataset": "mnist"}"#,
+            format!(r#"[{{"type": "Conv2D", "filters": 2, "kernel_size": {huge}, "padding": "same"}}]"#),
+            "kernel_size",
+        ),
+        (
+            r#"{"dataset": "mnist"}"#,
+            format!(r#"[{{"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": [1, {huge}]}}]"#),
+            "strides",
+        ),
         (r#"{"dataset": "mnist"}"#, format!(r#"[{{"type": "MaxPool2D", "pool_size": {huge}}}]"#), "pool_size"),
         (r#"{"dataset": "mnist"}"#, format!(r#"[{{"type": "Patchify", "patch_size": {huge}}}]"#), "patch_size"),
-        (r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#, format!(r#"[{{"type": "Embedding", "input_dim": 5, "output_dim": {huge}}}]"#), "output_dim"),
-        (r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#, format!(r#"[{{"type": "Embedding", "input_dim": {huge}, "output_dim": 4}}]"#), "input_dim"),
-        (r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#, format!(r#"[{{"type": "Embedding", "input_dim": 5, "output_dim": 4}}, {{"type": "TransformerEncoder", "num_heads": 2, "ff_dim": {huge}}}]"#), "ff_dim"),
-        (r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#, format!(r#"[{{"type": "Embedding", "input_dim": 5, "output_dim": 4}}, {{"type": "MultiHeadAttention", "num_heads": {huge}}}]"#), "num_heads"),
-        (r#"{"dataset": "mnist", "shape": [784]}"#, format!(r#"[{{"type": "Reshape", "target_shape": [{huge}, {huge}, -1]}}]"#), "reshape"),
+        (
+            r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#,
+            format!(r#"[{{"type": "Embedding", "input_dim": 5, "output_dim": {huge}}}]"#),
+            "output_dim",
+        ),
+        (
+            r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#,
+            format!(r#"[{{"type": "Embedding", "input_dim": {huge}, "output_dim": 4}}]"#),
+            "input_dim",
+        ),
+        (
+            r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#,
+            format!(
+                r#"[{{"type": "Embedding", "input_dim": 5, "output_dim": 4}}, {{"type": "TransformerEncoder", "num_heads": 2, "ff_dim": {huge}}}]"#
+            ),
+            "ff_dim",
+        ),
+        (
+            r#"{"dataset": "reverse", "seq_len": 4, "vocab": 5}"#,
+            format!(
+                r#"[{{"type": "Embedding", "input_dim": 5, "output_dim": 4}}, {{"type": "MultiHeadAttention", "num_heads": {huge}}}]"#
+            ),
+            "num_heads",
+        ),
+        (
+            r#"{"dataset": "mnist", "shape": [784]}"#,
+            format!(r#"[{{"type": "Reshape", "target_shape": [{huge}, {huge}, -1]}}]"#),
+            "reshape",
+        ),
         (&format!(r#"{{"dataset": "reverse", "seq_len": {huge}, "vocab": 5}}"#), "[]".to_string(), "seq_len"),
         (&format!(r#"{{"dataset": "sort", "seq_len": 4, "vocab": {huge}}}"#), "[]".to_string(), "vocab"),
         // 5 x 3689348814741910480 wraps to exactly 784 in 64 bits.
@@ -261,8 +371,13 @@ fn every_count_has_a_stated_maximum_and_never_wraps() {
         let e = common::spec(input, &layers).infer().unwrap_err().to_string();
         assert!(e.contains(field), "{input} {layers}: {e}");
     }
-    let training = |t: &str| ModelSpec::from_json(&format!(r#"{{"input": {{"dataset": "mnist", "shape": [784]}}, "layers": [{{"type": "Dense", "units": 10}}], "training": {t}}}"#)).unwrap().infer().unwrap_err().to_string();
-    assert_eq!(training(&format!(r#"{{"batch_size": {huge}}}"#)), format!("training: batch_size must be between 1 and 4096, got {huge}; 64 is usual"));
+    let training = |t: &str| {
+        ModelSpec::from_json(&format!(r#"{{"input": {{"dataset": "mnist", "shape": [784]}}, "layers": [{{"type": "Dense", "units": 10}}], "training": {t}}}"#)).unwrap().infer().unwrap_err().to_string()
+    };
+    assert_eq!(
+        training(&format!(r#"{{"batch_size": {huge}}}"#)),
+        format!("training: batch_size must be between 1 and 4096, got {huge}; 64 is usual")
+    );
     assert!(training(r#"{"optimizer": {"type": "Adam", "epsilon": 1e39}}"#).contains("epsilon inf"));
     // The page's fields run the same check.
     let mut t = layerlab::nn::spec::TrainingSpec::default();
@@ -281,7 +396,8 @@ fn a_huge_learning_rate_reports_finite_figures_or_a_divergence() {
         "linear.json",
         r#"{"name": "linear-huge-lr", "input": {"dataset": "mnist", "shape": [784]}, "layers": [{"type": "Dense", "units": 10}], "training": {"optimizer": {"type": "SGD", "lr": 1e36}, "batch_size": 64}}"#,
     );
-    let (code, out, err) = cli(&["train", "--model", spec.to_str().unwrap(), "--limit-train", "640", "--limit-test", "100"]);
+    let (code, out, err) =
+        cli(&["train", "--model", spec.to_str().unwrap(), "--limit-train", "640", "--limit-test", "100"]);
     // Every step's loss is finite (~1e36): the run succeeds, with finite figures
     // (an f32 sum of the last losses made the mean `null` here).
     assert_eq!(code, 0, "{err}");
@@ -329,19 +445,52 @@ fn averages_over_nothing_are_refused() {
     std::fs::write(&w, layerlab::io::weights::save_parameters(&model.parameters()).unwrap()).unwrap();
     let y: [u8; 0] = [];
     let views = vec![
-        ("x".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![0, 1, 28, 28], &[]).unwrap()),
+        (
+            "x".to_string(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![0, 1, 28, 28], &[]).unwrap(),
+        ),
         ("y".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![0], &y).unwrap()),
     ];
     std::fs::write(&b, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
-    let (code, _, err) = cli(&["step", "--model", "mlp", "--weights", w.to_str().unwrap(), "--batch", b.to_str().unwrap(), "--grads", g.to_str().unwrap()]);
+    let (code, _, err) = cli(&[
+        "step",
+        "--model",
+        "mlp",
+        "--weights",
+        w.to_str().unwrap(),
+        "--batch",
+        b.to_str().unwrap(),
+        "--grads",
+        g.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("\"x\" holds no example"), "{err}");
     // A run that has nothing left to train says so instead of reporting a mean of no losses.
     let dir = common::unique_dir("resume-done");
     let ckpt = dir.join("run.safetensors");
-    let (code, _, err) = cli(&["train", "--model", "mlp", "--limit-train", "128", "--limit-test", "10", "--checkpoint", ckpt.to_str().unwrap()]);
+    let (code, _, err) = cli(&[
+        "train",
+        "--model",
+        "mlp",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "10",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = cli(&["train", "--model", "mlp", "--limit-train", "128", "--limit-test", "10", "--resume", ckpt.to_str().unwrap()]);
+    let (code, _, err) = cli(&[
+        "train",
+        "--model",
+        "mlp",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "10",
+        "--resume",
+        ckpt.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("the run has taken all 2 steps of its 1 epochs already"), "{err}");
 }
@@ -358,7 +507,8 @@ fn checkpoint_counts_are_checked() {
     let host = pollster::block_on(trainer.checkpoint().to_host()).unwrap();
     let bytes = trainer.checkpoint_to_bytes(&host).unwrap();
     let meta = layerlab::io::weights::read_metadata(&bytes).unwrap();
-    let tensors: Vec<(String, layerlab::tensor::Array)> = layerlab::io::weights::read_all(&bytes).unwrap().into_iter().collect();
+    let tensors: Vec<(String, layerlab::tensor::Array)> =
+        layerlab::io::weights::read_all(&bytes).unwrap().into_iter().collect();
     assert!(trainer.checkpoint_from_bytes(&bytes).is_ok());
     for (key, value, message) in [
         ("step", usize::MAX.to_string(), "do not fit a run of 4 steps per epoch"),

@@ -40,7 +40,11 @@ fn view_state_and_lesson_round_trip() {
         v: VERSION,
         spec,
         view: ViewState { closed: vec![Panel::Draw, Panel::Filters], log_scale: true, example: 17 },
-        lesson: Some(Lesson { title: "Attention reverses".into(), instruction: "Press Train; watch the anti-diagonal appear. Ünïcode ✓".into(), hide: vec![Control::Palette, Control::Hyperparameters] }),
+        lesson: Some(Lesson {
+            title: "Attention reverses".into(),
+            instruction: "Press Train; watch the anti-diagonal appear. Ünïcode ✓".into(),
+            hide: vec![Control::Palette, Control::Hyperparameters],
+        }),
     };
     let back = decode(&e.encode()).unwrap().experiment;
     assert_eq!(back, e);
@@ -64,8 +68,12 @@ fn damaged_empty_and_foreign_links_get_messages() {
     assert!(decode("#x=abc$def*").unwrap_err().to_string().contains("ask for the link again"));
     // Valid base64 that is not a deflate stream.
     assert!(matches!(decode("#x=SGVsbG8gd29ybGQh").unwrap_err(), ShareError::Unreadable(_) | ShareError::Truncated));
-    assert!(matches!(decode(&payload("[1, 2, 3]")).unwrap_err(), ShareError::Unreadable(m) if m.contains("not an experiment")));
-    assert!(matches!(decode(&payload(r#"{"spec": {}}"#)).unwrap_err(), ShareError::Unreadable(m) if m.contains("no format version")));
+    assert!(
+        matches!(decode(&payload("[1, 2, 3]")).unwrap_err(), ShareError::Unreadable(m) if m.contains("not an experiment"))
+    );
+    assert!(
+        matches!(decode(&payload(r#"{"spec": {}}"#)).unwrap_err(), ShareError::Unreadable(m) if m.contains("no format version"))
+    );
     assert!(matches!(decode(&format!("x={}", "A".repeat(200_000))).unwrap_err(), ShareError::TooLong(200_000)));
     // A deflate bomb: 4 MB of spaces in a tiny payload.
     let bomb = payload(&format!("{{\"v\": 1, \"spec\": {}{}}}", spec_json("mlp"), " ".repeat(4 << 20)));
@@ -77,7 +85,10 @@ fn damaged_empty_and_foreign_links_get_messages() {
 fn a_link_from_a_newer_version_says_to_reload() {
     let err = decode(&payload(&format!(r#"{{"v": {}, "spec": {}}}"#, VERSION + 1, spec_json("mlp")))).unwrap_err();
     assert_eq!(err, ShareError::Newer(VERSION + 1));
-    assert!(err.to_string().contains("made by a newer layerlab") && err.to_string().contains("reload the page"), "{err}");
+    assert!(
+        err.to_string().contains("made by a newer layerlab") && err.to_string().contains("reload the page"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -85,9 +96,15 @@ fn older_or_partial_links_open_and_say_what_they_cannot_restore() {
     // Only the fields the first version requires.
     let r = decode(&payload(&format!(r#"{{"v": 1, "spec": {}}}"#, spec_json("seed-cnn")))).unwrap();
     assert_eq!(r.experiment.spec, layerlab::preset("seed-cnn").unwrap());
-    assert_eq!((r.experiment.view.clone(), r.experiment.lesson.clone(), r.warnings.len()), (ViewState::default(), None, 0));
+    assert_eq!(
+        (r.experiment.view.clone(), r.experiment.lesson.clone(), r.warnings.len()),
+        (ViewState::default(), None, 0)
+    );
     // Panels and controls this version does not know, and an unreadable view.
-    let json = format!(r#"{{"v": 1, "spec": {}, "view": {{"closed": ["draw", "hologram"]}}, "lesson": {{"title": "T", "hide": ["palette", "time_machine"]}}}}"#, spec_json("mlp"));
+    let json = format!(
+        r#"{{"v": 1, "spec": {}, "view": {{"closed": ["draw", "hologram"]}}, "lesson": {{"title": "T", "hide": ["palette", "time_machine"]}}}}"#,
+        spec_json("mlp")
+    );
     let r = decode(&payload(&json)).unwrap();
     assert_eq!(r.experiment.view.closed, vec![Panel::Draw]);
     assert_eq!(r.experiment.lesson.as_ref().unwrap().hide, vec![Control::Palette]);

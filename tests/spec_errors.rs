@@ -20,7 +20,9 @@ fn parse_err(text: &str) -> String {
 
 #[test]
 fn dense_on_an_image_asks_for_flatten() {
-    let e = infer_err(r#"[{"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "ReLU"}, {"type": "Dense", "units": 64}]"#);
+    let e = infer_err(
+        r#"[{"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "ReLU"}, {"type": "Dense", "units": 64}]"#,
+    );
     assert_eq!(e.to_string(), "layer 6 Dense: expects a flat input but gets [64, 3, 3]; insert Flatten before it");
     assert_eq!(e.layer, Some(6));
     assert_eq!(e.fix, Some(Fix::Insert { index: 6, layer: LayerSpec::Flatten }));
@@ -62,10 +64,22 @@ fn pool_larger_than_input() {
 
 #[test]
 fn zero_and_out_of_range_parameters() {
-    assert_eq!(infer_err(r#"[{"type": "Conv2D", "filters": 0, "kernel_size": 3}]"#).to_string(), "layer 0 Conv2D: filters must be at least 1");
-    assert_eq!(infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 0}]"#).to_string(), "layer 0 Conv2D: kernel_size must be at least 1, got 0x0");
-    assert_eq!(infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": 0}]"#).to_string(), "layer 0 Conv2D: strides must be at least 1, got 0x0");
-    assert_eq!(infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 0}]"#).to_string(), "layer 1 Dense: units must be at least 1");
+    assert_eq!(
+        infer_err(r#"[{"type": "Conv2D", "filters": 0, "kernel_size": 3}]"#).to_string(),
+        "layer 0 Conv2D: filters must be at least 1"
+    );
+    assert_eq!(
+        infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 0}]"#).to_string(),
+        "layer 0 Conv2D: kernel_size must be at least 1, got 0x0"
+    );
+    assert_eq!(
+        infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": 0}]"#).to_string(),
+        "layer 0 Conv2D: strides must be at least 1, got 0x0"
+    );
+    assert_eq!(
+        infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 0}]"#).to_string(),
+        "layer 1 Dense: units must be at least 1"
+    );
     let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dropout", "rate": -0.1}, {"type": "Dense", "units": 10}]"#);
     assert_eq!(e.to_string(), "layer 1 Dropout: rate must be in [0, 1), got -0.1; 0.2 to 0.5 is usual");
     assert!(infer_err(r#"[{"type": "Dropout", "rate": 1.0}]"#).to_string().contains("rate must be in [0, 1)"));
@@ -92,7 +106,10 @@ fn misspelled_parameter() {
 #[test]
 fn unknown_layer_type_lists_known_ones_and_suggests() {
     let e = parse_err(&spec_with(r#"[{"type": "Conv3D", "filters": 3}]"#));
-    assert!(e.starts_with("invalid model: layer 0 Conv3D: unknown layer type \"Conv3D\"; known types: Dense, Conv2D,"), "{e}");
+    assert!(
+        e.starts_with("invalid model: layer 0 Conv3D: unknown layer type \"Conv3D\"; known types: Dense, Conv2D,"),
+        "{e}"
+    );
     let e = parse_err(&spec_with(r#"[{"type": "Flatten"}, {"type": "dense", "units": 3}]"#));
     assert!(e.contains("layer 1 dense: unknown layer type \"dense\"; did you mean Dense?"), "{e}");
     let e = parse_err(&spec_with(r#"[{"units": 3}]"#));
@@ -102,7 +119,10 @@ fn unknown_layer_type_lists_known_ones_and_suggests() {
 #[test]
 fn bad_reshape() {
     let e = infer_err(r#"[{"type": "Reshape", "target_shape": [27, 28]}]"#);
-    assert_eq!(e.to_string(), "layer 0 Reshape: cannot reshape [1, 28, 28] (784 values) to [27, 28]: the target holds 756 values");
+    assert_eq!(
+        e.to_string(),
+        "layer 0 Reshape: cannot reshape [1, 28, 28] (784 values) to [27, 28]: the target holds 756 values"
+    );
     let e = infer_err(r#"[{"type": "Reshape", "target_shape": [-1, 5]}]"#);
     assert!(e.to_string().contains("784 is not divisible by 5"), "{e}");
 }
@@ -111,16 +131,25 @@ fn bad_reshape() {
 fn wrong_output_size_asks_for_the_classifier() {
     let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 64}]"#);
     assert_eq!(e.to_string(), "layer 1: the model ends with shape [64] but mnist has 10 classes; end with Dense 10");
-    assert_eq!(e.fix, Some(Fix::Insert { index: 2, layer: LayerSpec::Dense { units: 10, activation: None, use_bias: None } }));
+    assert_eq!(
+        e.fix,
+        Some(Fix::Insert { index: 2, layer: LayerSpec::Dense { units: 10, activation: None, use_bias: None } })
+    );
     let e = infer_err("[]");
-    assert!(e.to_string().contains("ends with shape [1, 28, 28] but mnist has 10 classes; end with Flatten and Dense 10"), "{e}");
+    assert!(
+        e.to_string().contains("ends with shape [1, 28, 28] but mnist has 10 classes; end with Flatten and Dense 10"),
+        "{e}"
+    );
 }
 
 #[test]
 fn input_errors() {
     let spec = ModelSpec::from_json(r#"{"input": {"dataset": "mnist", "shape": [1, 28, 27]}, "layers": []}"#);
     let e = spec.unwrap().infer().unwrap_err();
-    assert_eq!(e.to_string(), "input: shape [1, 28, 27] holds 756 values but an MNIST image has 784 (28x28); use [1, 28, 28]");
+    assert_eq!(
+        e.to_string(),
+        "input: shape [1, 28, 27] holds 756 values but an MNIST image has 784 (28x28); use [1, 28, 28]"
+    );
     let e = parse_err(r#"{"input": {"dataset": "cifar"}, "layers": []}"#);
     assert!(e.contains("input: unknown variant `cifar`, expected one of `mnist`, `reverse`, `sort`, `copy`"), "{e}");
     let e = parse_err(r#"{"layers": []}"#);
@@ -132,7 +161,9 @@ fn input_errors() {
 #[test]
 fn training_errors() {
     let bad = |training: &str| {
-        let text = format!(r#"{{"input": {{"dataset": "mnist"}}, "layers": [{{"type": "Flatten"}}, {{"type": "Dense", "units": 10}}], "training": {training}}}"#);
+        let text = format!(
+            r#"{{"input": {{"dataset": "mnist"}}, "layers": [{{"type": "Flatten"}}, {{"type": "Dense", "units": 10}}], "training": {training}}}"#
+        );
         match ModelSpec::from_json(&text) {
             Ok(s) => s.infer().unwrap_err().to_string(),
             Err(e) => e.to_string(),
@@ -140,8 +171,10 @@ fn training_errors() {
     };
     assert_eq!(bad(r#"{"batch_size": 0}"#), "training: batch_size must be between 1 and 4096, got 0; 64 is usual");
     assert_eq!(bad(r#"{"epochs": 0}"#), "training: epochs must be between 1 and 1000, got 0");
-    assert!(bad(r#"{"optimizer": {"type": "Adam", "lr": -1}}"#).contains("the learning rate must be a positive number, got -1"));
-    assert!(bad(r#"{"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 1.5}}"#).contains("SGD momentum must be in [0, 1), got 1.5"));
+    assert!(bad(r#"{"optimizer": {"type": "Adam", "lr": -1}}"#)
+        .contains("the learning rate must be a positive number, got -1"));
+    assert!(bad(r#"{"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 1.5}}"#)
+        .contains("SGD momentum must be in [0, 1), got 1.5"));
     assert!(bad(r#"{"optimizer": {"type": "RMSprop", "lr": 0.1}}"#).contains("unknown variant `RMSprop`"));
 }
 
@@ -149,7 +182,10 @@ fn training_errors() {
 fn malformed_json_is_an_error_not_a_panic() {
     assert!(matches!(ModelSpec::from_json("{\"input\": "), Err(Error::Json(_))));
     assert!(ModelSpec::from_json("[1, 2]").unwrap_err().to_string().contains("must be a JSON object"));
-    assert!(ModelSpec::from_json(r#"{"input": {"dataset": "mnist"}, "layers": [], "extra": 1}"#).unwrap_err().to_string().contains("unknown key \"extra\""));
+    assert!(ModelSpec::from_json(r#"{"input": {"dataset": "mnist"}, "layers": [], "extra": 1}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown key \"extra\""));
 }
 
 #[test]
@@ -165,7 +201,19 @@ fn presets_are_valid_and_round_trip() {
 fn shape_inference_of_the_seed_cnn() {
     let info = layerlab::preset("seed-cnn").unwrap().infer().unwrap();
     let shapes: Vec<Vec<usize>> = info.layers.iter().map(|l| l.output_shape.clone()).collect();
-    assert_eq!(shapes, vec![vec![32, 26, 26], vec![32, 13, 13], vec![64, 11, 11], vec![64, 5, 5], vec![64, 3, 3], vec![576], vec![64], vec![10]]);
+    assert_eq!(
+        shapes,
+        vec![
+            vec![32, 26, 26],
+            vec![32, 13, 13],
+            vec![64, 11, 11],
+            vec![64, 5, 5],
+            vec![64, 3, 3],
+            vec![576],
+            vec![64],
+            vec![10]
+        ]
+    );
     let counts: Vec<usize> = info.layers.iter().map(|l| l.param_count).collect();
     assert_eq!(counts, vec![320, 0, 18_496, 0, 36_928, 0, 36_928, 650]);
     // "same" padding keeps the size (ceil(in / stride)).
@@ -176,12 +224,22 @@ fn shape_inference_of_the_seed_cnn() {
 #[test]
 fn models_too_large_for_a_browser_are_refused_not_crashed() {
     let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 65536}, {"type": "Dense", "units": 10}]"#);
-    assert!(e.to_string().starts_with("layer 1 Dense: would have 51445760 parameters, more than the 50000000 a layer may have here"), "{e}");
-    let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 100000000}, {"type": "Dense", "units": 10}]"#);
-    assert_eq!(e.to_string(), "layer 1 Dense: units 100000000 is more than the 65536 layerlab allows; use at most 65536");
+    assert!(
+        e.to_string()
+            .starts_with("layer 1 Dense: would have 51445760 parameters, more than the 50000000 a layer may have here"),
+        "{e}"
+    );
+    let e =
+        infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 100000000}, {"type": "Dense", "units": 10}]"#);
+    assert_eq!(
+        e.to_string(),
+        "layer 1 Dense: units 100000000 is more than the 65536 layerlab allows; use at most 65536"
+    );
     let e = infer_err(r#"[{"type": "Conv2D", "filters": 40000, "kernel_size": 3, "padding": "same"}]"#);
     assert!(e.to_string().starts_with("layer 0 Conv2D: outputs [40000, 28, 28] = 31360000 values per example"), "{e}");
-    let e = infer_err(r#"[{"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "Conv2D", "filters": 1, "kernel_size": 20, "padding": "same"}]"#);
+    let e = infer_err(
+        r#"[{"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "Conv2D", "filters": 1, "kernel_size": 20, "padding": "same"}]"#,
+    );
     assert!(e.to_string().contains("layer 1 Conv2D: unfolds"), "{e}");
     let e = infer_err(r#"[{"type": "Reshape", "target_shape": [9223372036854775807, 9223372036854775807]}]"#);
     assert!(e.to_string().contains("cannot reshape"), "{e}");
@@ -197,7 +255,10 @@ fn parameters_edited_as_text() {
     assert_eq!(c.param_text("kernel_size"), "[3, 5]");
     let c = c.with_param("activation", "").unwrap();
     assert_eq!(c.activation(), None);
-    assert_eq!(conv.with_param("filters", "many").unwrap_err(), "filters: invalid type: string \"many\", expected usize");
+    assert_eq!(
+        conv.with_param("filters", "many").unwrap_err(),
+        "filters: invalid type: string \"many\", expected usize"
+    );
     assert!(conv.with_param("padding", "middle").unwrap_err().starts_with("padding: unknown variant `middle`"));
     let ln = LayerSpec::default_for("LayerNormalization").unwrap().with_param("epsilon", "1e-5").unwrap();
     assert_eq!(ln.param_text("epsilon"), "0.00001", "an f32 shows as typed, not as its f64 expansion");
@@ -223,26 +284,51 @@ fn parameters_edited_as_text() {
 
 #[test]
 fn lstm_after_conv_without_reshape_names_both() {
-    let e = infer_err(r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "LSTM", "units": 8}, {"type": "Dense", "units": 10}]"#);
+    let e = infer_err(
+        r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "LSTM", "units": 8}, {"type": "Dense", "units": 10}]"#,
+    );
     assert_eq!(e.to_string(), "layer 1 LSTM: expects a sequence [steps, features] but gets [4, 26, 26] from layer 0 Conv2D; insert Reshape [4, 676] before it");
     assert_eq!(e.fix, Some(Fix::Insert { index: 1, layer: LayerSpec::Reshape { target_shape: vec![4, 676] } }));
     let e = infer_err(r#"[{"type": "GRU", "units": 8}]"#);
     assert_eq!(e.to_string(), "layer 0 GRU: expects a sequence [steps, features] but gets [1, 28, 28] from the input; insert Reshape [28, 28] before it");
-    assert_eq!(infer_err(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "SimpleRNN", "units": 0}]"#).to_string(), "layer 1 SimpleRNN: units must be at least 1");
+    assert_eq!(
+        infer_err(r#"[{"type": "Reshape", "target_shape": [28, 28]}, {"type": "SimpleRNN", "units": 0}]"#).to_string(),
+        "layer 1 SimpleRNN: units must be at least 1"
+    );
 }
 
 #[test]
 fn attention_errors() {
     let e = infer_err(r#"[{"type": "Patchify", "patch_size": 5}]"#);
-    assert_eq!(e.to_string(), "layer 0 Patchify: patch_size 5 does not divide the image 28x28; use one of 1, 2, 4, 7, 14, 28");
+    assert_eq!(
+        e.to_string(),
+        "layer 0 Patchify: patch_size 5 does not divide the image 28x28; use one of 1, 2, 4, 7, 14, 28"
+    );
     let e = infer_err(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "MultiHeadAttention", "num_heads": 5}]"#);
-    assert_eq!(e.to_string(), "layer 1 MultiHeadAttention: num_heads 5 must divide the feature size 49; use one of 1, 7, 49");
-    let e = infer_err(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "MultiHeadAttention", "num_heads": 7, "key_dim": 8}]"#);
+    assert_eq!(
+        e.to_string(),
+        "layer 1 MultiHeadAttention: num_heads 5 must divide the feature size 49; use one of 1, 7, 49"
+    );
+    let e = infer_err(
+        r#"[{"type": "Patchify", "patch_size": 7}, {"type": "MultiHeadAttention", "num_heads": 7, "key_dim": 8}]"#,
+    );
     assert!(e.to_string().contains("key_dim 8 must be features / num_heads = 7"), "{e}");
     let e = infer_err(r#"[{"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 8}]"#);
-    assert!(e.to_string().starts_with("layer 0 TransformerEncoder: expects a sequence [steps, features] but gets [1, 28, 28] from the input"), "{e}");
-    let e = infer_err(r#"[{"type": "Patchify", "patch_size": 7}, {"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 0}]"#);
+    assert!(
+        e.to_string().starts_with(
+            "layer 0 TransformerEncoder: expects a sequence [steps, features] but gets [1, 28, 28] from the input"
+        ),
+        "{e}"
+    );
+    let e = infer_err(
+        r#"[{"type": "Patchify", "patch_size": 7}, {"type": "TransformerEncoder", "num_heads": 1, "ff_dim": 0}]"#,
+    );
     assert_eq!(e.to_string(), "layer 1 TransformerEncoder: ff_dim must be at least 1");
     let e = infer_err(r#"[{"type": "Flatten"}, {"type": "GlobalAveragePooling1D"}]"#);
-    assert!(e.to_string().contains("layer 1 GlobalAveragePooling1D: expects a sequence [steps, features] but gets [784] from layer 0 Flatten"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "layer 1 GlobalAveragePooling1D: expects a sequence [steps, features] but gets [784] from layer 0 Flatten"
+        ),
+        "{e}"
+    );
 }

@@ -31,7 +31,10 @@ fn tasks_are_seeded_and_correct() {
 }
 
 fn spec(layers: &str) -> ModelSpec {
-    ModelSpec::from_json(&format!(r#"{{"input": {{"dataset": "reverse", "seq_len": 8, "vocab": 10}}, "layers": {layers}}}"#)).unwrap()
+    ModelSpec::from_json(&format!(
+        r#"{{"input": {{"dataset": "reverse", "seq_len": 8, "vocab": 10}}, "layers": {layers}}}"#
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -40,25 +43,36 @@ fn sequence_specs_and_their_errors() {
     assert_eq!(info.input_shape, vec![8]);
     assert_eq!(info.output_shape, vec![8, 10]);
     assert_eq!(info.layers[0].params, vec![("weight".to_string(), vec![10, 64])]);
-    let e = spec(r#"[{"type": "Embedding", "input_dim": 6, "output_dim": 4}, {"type": "Dense", "units": 10}]"#).infer().unwrap_err();
-    assert_eq!(e.to_string(), "layer 0 Embedding: input_dim 6 is smaller than the task's vocabulary of 10 tokens; use input_dim 10");
+    let e = spec(r#"[{"type": "Embedding", "input_dim": 6, "output_dim": 4}, {"type": "Dense", "units": 10}]"#)
+        .infer()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "layer 0 Embedding: input_dim 6 is smaller than the task's vocabulary of 10 tokens; use input_dim 10"
+    );
     let e = spec(r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 4}, {"type": "Embedding", "input_dim": 10, "output_dim": 4}]"#).infer().unwrap_err();
     assert!(e.to_string().starts_with("layer 1 Embedding: takes token ids, so it must be the first layer"), "{e}");
     assert_eq!(e.fix, Some(Fix::Remove { index: 1 }));
     let e = spec(r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 4}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#).infer().unwrap_err();
     assert_eq!(e.to_string(), "layer 2: the model ends with shape [10] but reverse needs [8, 10], a score for each of the 10 tokens at each of the 8 positions; end with Dense 10 on the sequence");
     let e = spec(r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 4}]"#).infer().unwrap_err();
-    assert_eq!(e.fix, Some(Fix::Insert { index: 1, layer: LayerSpec::Dense { units: 10, activation: None, use_bias: None } }));
+    assert_eq!(
+        e.fix,
+        Some(Fix::Insert { index: 1, layer: LayerSpec::Dense { units: 10, activation: None, use_bias: None } })
+    );
     let mnist = ModelSpec::from_json(r#"{"input": {"dataset": "mnist", "shape": [784]}, "layers": [{"type": "Embedding", "input_dim": 10, "output_dim": 4}]}"#).unwrap();
     assert!(mnist.infer().unwrap_err().to_string().contains("must be the first layer of a model on a sequence task"));
-    let bad = ModelSpec::from_json(r#"{"input": {"dataset": "sort", "seq_len": 0, "vocab": 10}, "layers": []}"#).unwrap();
+    let bad =
+        ModelSpec::from_json(r#"{"input": {"dataset": "sort", "seq_len": 0, "vocab": 10}, "layers": []}"#).unwrap();
     assert_eq!(bad.infer().unwrap_err().to_string(), "input: seq_len must be between 1 and 256, got 0");
 }
 
 #[test]
 fn a_transformer_learns_to_reverse() {
-    let mut spec = spec(r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 32}, {"type": "PositionalEmbedding"},
-        {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 64, "activation": "gelu", "norm_first": true}, {"type": "Dense", "units": 10}]"#);
+    let mut spec = spec(
+        r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 32}, {"type": "PositionalEmbedding"},
+        {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 64, "activation": "gelu", "norm_first": true}, {"type": "Dense", "units": 10}]"#,
+    );
     spec.training.optimizer.set_lr(0.003);
     let (train, test) = Data::generated(&spec.input, 0).unwrap();
     let mut trainer = Trainer::new(&spec, train, test).unwrap();

@@ -29,7 +29,12 @@ fn mlp_learns_mnist() {
     let losses: Vec<f32> = (0..120).map(|_| trainer.step().unwrap().loss).collect();
     assert!(mean(&losses[110..]) < 0.6 * mean(&losses[..10]), "loss {:?} -> {:?}", &losses[..10], &losses[110..]);
     let after = trainer.evaluate(None);
-    assert!(after.accuracy > 0.8 && after.accuracy > before.accuracy + 0.5, "accuracy {} -> {}", before.accuracy, after.accuracy);
+    assert!(
+        after.accuracy > 0.8 && after.accuracy > before.accuracy + 0.5,
+        "accuracy {} -> {}",
+        before.accuracy,
+        after.accuracy
+    );
     assert_eq!(after.confusion.iter().flatten().sum::<u32>(), 1000);
     assert_eq!(trainer.steps_done(), 120);
     assert_eq!(trainer.epoch(), 1, "4000 examples at batch 64 is 63 steps an epoch");

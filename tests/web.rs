@@ -15,7 +15,10 @@ const TEST_LABELS: &[u8] = include_bytes!("../assets/mnist/t10k-labels-idx1-ubyt
 fn presets_infer_in_the_browser() {
     let info = layerlab::preset("seed-cnn").unwrap().infer().unwrap();
     assert_eq!(info.total_params, 93_322);
-    let e = ModelSpec::from_json(r#"{"input": {"dataset": "mnist"}, "layers": [{"type": "Dense", "units": 10}]}"#).unwrap().infer().unwrap_err();
+    let e = ModelSpec::from_json(r#"{"input": {"dataset": "mnist"}, "layers": [{"type": "Dense", "units": 10}]}"#)
+        .unwrap()
+        .infer()
+        .unwrap_err();
     assert_eq!(e.to_string(), "layer 0 Dense: expects a flat input but gets [1, 28, 28]; insert Flatten before it");
 }
 
@@ -61,9 +64,13 @@ fn simd_gemm_matches_a_plain_loop() {
                 gemm_into(a.view(), b.view(), beta, &mut c.view_mut());
                 for i in 0..m {
                     for j in 0..n {
-                        let want: f32 = (0..k).map(|p| a[[i, p]] * b[[p, j]]).sum::<f32>() + if beta == 0.0 { 0.0 } else { beta * c0[[i, j]] };
+                        let want: f32 = (0..k).map(|p| a[[i, p]] * b[[p, j]]).sum::<f32>()
+                            + if beta == 0.0 { 0.0 } else { beta * c0[[i, j]] };
                         let got = c[[i, j]];
-                        assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{m}x{k}x{n} ta {ta} tb {tb} beta {beta} at ({i}, {j}): {got} vs {want}");
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{m}x{k}x{n} ta {ta} tb {tb} beta {beta} at ({i}, {j}): {got} vs {want}"
+                        );
                     }
                 }
             }
@@ -85,7 +92,9 @@ mod common;
 #[wasm_bindgen_test]
 async fn webgpu_gives_the_cpus_numbers() {
     use layerlab::backend::{parity, Device, Gpu};
-    let gpu = Gpu::new().await.unwrap_or_else(|e| panic!("no WebGPU adapter (webdriver.json must pass --enable-unsafe-webgpu): {e}"));
+    let gpu = Gpu::new()
+        .await
+        .unwrap_or_else(|e| panic!("no WebGPU adapter (webdriver.json must pass --enable-unsafe-webgpu): {e}"));
     web_sys::console::log_1(&format!("WebGPU adapter: {}", gpu.adapter).into());
     let dev = Device::Gpu(gpu);
     let mut results = parity::kernel_cases(&dev).await;

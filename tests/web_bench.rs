@@ -43,6 +43,8 @@ async fn workloads_in_the_browser() {
             breathe().await;
         }
         rates.sort_by(f64::total_cmp);
-        web_sys::console::log_1(&format!("{name}: {:.0} samples/s in the browser (median of 3 x 40 steps)", rates[1]).into());
+        web_sys::console::log_1(
+            &format!("{name}: {:.0} samples/s in the browser (median of 3 x 40 steps)", rates[1]).into(),
+        );
     }
 }

@@ -58,7 +58,10 @@ fn change(input: &HtmlElement, value: &str) {
 async fn starts_with_the_seed_cnn_and_its_shapes() {
     let (root, _h) = mount();
     settle().await;
-    assert_eq!(card_types(&root), ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dense", "Dense"]);
+    assert_eq!(
+        card_types(&root),
+        ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dense", "Dense"]
+    );
     let shapes: Vec<String> = all(&root, "layer-shape").iter().map(|e| e.text_content().unwrap()).collect();
     assert_eq!(shapes[0], "→ [32, 26, 26] · 320 params");
     assert_eq!(shapes[5], "→ [576] · 0 params");
@@ -107,7 +110,10 @@ async fn an_invalid_stack_shows_the_error_disables_train_and_offers_the_fix() {
     settle().await;
     let errors = all(&root, "layer-error");
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].text_content().unwrap().contains("layer 5 Dense: expects a flat input but gets [64, 3, 3]; insert Flatten before it"));
+    assert!(errors[0]
+        .text_content()
+        .unwrap()
+        .contains("layer 5 Dense: expects a flat input but gets [64, 3, 3]; insert Flatten before it"));
     assert!(one(&root, "train-button").unchecked_into::<web_sys::HtmlButtonElement>().disabled());
     assert!(one(&root, "status").text_content().unwrap().starts_with("Fix the model to train"));
     one(&root, "fix-button").click();
@@ -133,7 +139,11 @@ async fn editing_a_parameter_updates_shapes_and_bad_text_is_reported() {
     change(&kernel, "big");
     settle().await;
     assert!(one(&root, "param-error").text_content().unwrap().starts_with("kernel_size:"));
-    assert_eq!(all(&root, "layer-shape")[0].text_content().unwrap(), "→ [8, 26, 26] · 80 params", "a bad value changes nothing");
+    assert_eq!(
+        all(&root, "layer-shape")[0].text_content().unwrap(),
+        "→ [8, 26, 26] · 80 params",
+        "a bad value changes nothing"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -188,11 +198,17 @@ async fn drag_and_drop_inserts_and_reorders() {
     assert_eq!(palette.get_attribute("draggable").as_deref(), Some("true"));
     drop_on(&all(&root, "layer-card")[6], "new:Dropout");
     settle().await;
-    assert_eq!(card_types(&root), ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dropout", "Dense", "Dense"]);
+    assert_eq!(
+        card_types(&root),
+        ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dropout", "Dense", "Dense"]
+    );
     // Card 6 (the Dropout) dragged onto card 1 moves before it.
     drop_on(&all(&root, "layer-card")[1], "move:6");
     settle().await;
-    assert_eq!(card_types(&root), ["Conv2D", "Dropout", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dense", "Dense"]);
+    assert_eq!(
+        card_types(&root),
+        ["Conv2D", "Dropout", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "Flatten", "Dense", "Dense"]
+    );
     one(&root, "undo-button").click();
     settle().await;
     assert_eq!(card_types(&root)[6], "Dropout");
@@ -205,7 +221,10 @@ async fn sequence_presets_bring_the_attention_panel_and_task_fields() {
     assert!(all(&root, "attention-panel").is_empty(), "no attention in the Seed CNN");
     change(&one(&root, "preset-select"), "reverse-transformer");
     settle().await;
-    assert_eq!(card_types(&root), ["Embedding", "PositionalEmbedding", "TransformerEncoder", "TransformerEncoder", "Dense"]);
+    assert_eq!(
+        card_types(&root),
+        ["Embedding", "PositionalEmbedding", "TransformerEncoder", "TransformerEncoder", "Dense"]
+    );
     assert_eq!(all(&root, "attention-panel").len(), 1);
     assert!(one(&root, "input-card").text_content().unwrap().contains("reverse task, token ids [8]"));
     // A longer sequence changes every shape, through the task's own field.
@@ -246,8 +265,14 @@ async fn training_fields_refuse_counts_past_their_maximum_with_a_message() {
     settle().await;
     change(&one(&root, "seq-len-input"), "100000");
     settle().await;
-    assert!(one(&root, "seq-len-input-error").text_content().unwrap().contains("seq_len must be between 1 and 256, got 100000"));
-    assert!(one(&root, "input-card").text_content().unwrap().contains("token ids [8]"), "the model keeps its sequence length");
+    assert!(one(&root, "seq-len-input-error")
+        .text_content()
+        .unwrap()
+        .contains("seq_len must be between 1 and 256, got 100000"));
+    assert!(
+        one(&root, "input-card").text_content().unwrap().contains("token ids [8]"),
+        "the model keeps its sequence length"
+    );
 }
 
 /// One pixel of a canvas, RGBA.
@@ -285,7 +310,15 @@ async fn attention_panel_labels_tokens_and_overlays_patches() {
         (1..ths.length()).map(|i| ths.item(i).unwrap().text_content().unwrap()).collect()
     };
     assert_eq!(header, tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "input tokens label the columns");
-    let first_row_label = rows.item(1).unwrap().unchecked_into::<HtmlElement>().query_selector("th").unwrap().unwrap().text_content().unwrap();
+    let first_row_label = rows
+        .item(1)
+        .unwrap()
+        .unchecked_into::<HtmlElement>()
+        .query_selector("th")
+        .unwrap()
+        .unwrap()
+        .text_content()
+        .unwrap();
     assert_eq!(first_row_label, tokens[7].to_string(), "output 0's target (the last input token) labels row 0");
 
     // A ViT: each patch of the digit is tinted by the attention it gets.
@@ -297,10 +330,21 @@ async fn attention_panel_labels_tokens_and_overlays_patches() {
         weights[q * 16 + (q + 1) % 16] = 1.0;
     }
     let maps = vec![AttentionMap { layer: 3, heads: 1, steps: 16, weights }];
-    layerlab::ui::deliver(Event::AttentionMaps { index: 0, maps, tokens: vec![], targets: vec![], image: vec![0; 784], label: 7, grid: vec![4, 4] });
+    layerlab::ui::deliver(Event::AttentionMaps {
+        index: 0,
+        maps,
+        tokens: vec![],
+        targets: vec![],
+        image: vec![0; 784],
+        label: 7,
+        grid: vec![4, 4],
+    });
     settle().await;
     let canvas: web_sys::HtmlCanvasElement = root.query_selector("canvas.patches").unwrap().unwrap().unchecked_into();
-    assert!(one(&root, "attention-query").text_content().unwrap().contains("Digit 7 on its 4x4 patch grid: where all patches look"));
+    assert!(one(&root, "attention-query")
+        .text_content()
+        .unwrap()
+        .contains("Digit 7 on its 4x4 patch grid: where all patches look"));
     // Averaged over all patches every patch gets the same weight: all tinted.
     let centre = |patch: usize| ((patch % 4) as f64 * 28.0 + 14.0, (patch / 4) as f64 * 28.0 + 14.0);
     let (x0, y0) = centre(0);
@@ -336,10 +380,14 @@ async fn hidden_state_panel_shows_each_recurrent_layer_over_time() {
     settle().await;
     let layers = all(&root, "hidden-layer");
     assert_eq!(layers.len(), 1);
-    assert_eq!((layers[0].get_attribute("data-steps").unwrap(), layers[0].get_attribute("data-units").unwrap()), ("8".to_string(), "128".to_string()));
+    assert_eq!(
+        (layers[0].get_attribute("data-steps").unwrap(), layers[0].get_attribute("data-units").unwrap()),
+        ("8".to_string(), "128".to_string())
+    );
     assert!(layers[0].text_content().unwrap().contains("layer 1 LSTM: 128 units × 8 steps"));
     assert_eq!(layers[0].query_selector_all(".step-tokens span").unwrap().length(), 8, "the token read at each step");
-    let canvas: web_sys::HtmlCanvasElement = layers[0].query_selector("canvas.states").unwrap().unwrap().unchecked_into();
+    let canvas: web_sys::HtmlCanvasElement =
+        layers[0].query_selector("canvas.states").unwrap().unwrap().unchecked_into();
     assert_eq!((canvas.width(), canvas.height()), (128, 8));
 }
 
@@ -348,7 +396,12 @@ fn set_hash(hash: &str) {
 }
 
 /// Mounts the page opened from a lesson link for `preset`.
-async fn open_lesson(preset: &str, title: &str, instruction: &str, hide: Vec<layerlab::io::share::Control>) -> (HtmlElement, impl Drop) {
+async fn open_lesson(
+    preset: &str,
+    title: &str,
+    instruction: &str,
+    hide: Vec<layerlab::io::share::Control>,
+) -> (HtmlElement, impl Drop) {
     use layerlab::io::share::{Experiment, Lesson};
     let mut e = Experiment::new(layerlab::preset(preset).unwrap());
     e.lesson = Some(Lesson { title: title.into(), instruction: instruction.into(), hide });
@@ -406,8 +459,15 @@ async fn opening_a_share_link_restores_it_and_undo_brings_back_ones_own_model() 
     assert_eq!(one(&root, "lr-input").unchecked_into::<HtmlInputElement>().value(), "0.0005");
     assert!(one(&root, "log-scale").unchecked_into::<HtmlInputElement>().checked());
     assert!(root.query_selector(".draw.folded").unwrap().is_some());
-    assert!(one(&root, "notice").text_content().unwrap().contains("Opened a shared experiment. Undo brings back the model you had."));
-    assert_eq!(web_sys::window().unwrap().location().hash().unwrap(), "", "the address is clean again: the experiment is now this browser's work");
+    assert!(one(&root, "notice")
+        .text_content()
+        .unwrap()
+        .contains("Opened a shared experiment. Undo brings back the model you had."));
+    assert_eq!(
+        web_sys::window().unwrap().location().hash().unwrap(),
+        "",
+        "the address is clean again: the experiment is now this browser's work"
+    );
     one(&root, "undo-button").click();
     settle().await;
     assert_eq!(card_types(&root)[0], "Conv2D", "the Seed CNN this browser had");
@@ -416,7 +476,13 @@ async fn opening_a_share_link_restores_it_and_undo_brings_back_ones_own_model() 
 #[wasm_bindgen_test]
 async fn a_lesson_link_fixes_the_model_and_settings_and_can_be_left() {
     use layerlab::io::share::Control;
-    let (root, _h) = open_lesson("reverse-transformer", "Attention reverses", "Press Train and watch the last layer.", vec![Control::Palette, Control::Hyperparameters]).await;
+    let (root, _h) = open_lesson(
+        "reverse-transformer",
+        "Attention reverses",
+        "Press Train and watch the last layer.",
+        vec![Control::Palette, Control::Hyperparameters],
+    )
+    .await;
     assert_eq!(one(&root, "lesson-title-shown").text_content().unwrap(), "Attention reverses");
     assert_eq!(one(&root, "lesson-instruction-shown").text_content().unwrap(), "Press Train and watch the last layer.");
     assert!(all(&root, "notice").is_empty(), "a lesson needs no notice");
@@ -424,15 +490,24 @@ async fn a_lesson_link_fixes_the_model_and_settings_and_can_be_left() {
     assert!(one(&root, "open-button").class_list().contains("hidden"), "no opening another model");
     assert!(root.query_selector(".card-actions:not(.hidden)").unwrap().is_none(), "no move or remove buttons");
     assert!(one(&root, "param-units").unchecked_into::<HtmlInputElement>().read_only());
-    assert!(one(&root, "settings-summary").text_content().unwrap().contains("reverse task (length 8, vocabulary 10) · Adam, learning rate 0.001 · batch 64 · 1 epoch · seed 0"));
+    assert!(one(&root, "settings-summary")
+        .text_content()
+        .unwrap()
+        .contains("reverse task (length 8, vocabulary 10) · Adam, learning rate 0.001 · batch 64 · 1 epoch · seed 0"));
     assert!(root.query_selector(".settings.hidden").unwrap().is_some());
-    assert!(web_sys::window().unwrap().location().hash().unwrap().starts_with("#x="), "a reload shows the lesson again");
+    assert!(
+        web_sys::window().unwrap().location().hash().unwrap().starts_with("#x="),
+        "a reload shows the lesson again"
+    );
     // Ctrl+Z does not step out of the lesson.
     let init = web_sys::KeyboardEventInit::new();
     init.set_key("z");
     init.set_ctrl_key(true);
     init.set_bubbles(true);
-    web_sys::window().unwrap().dispatch_event(&web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap()).unwrap();
+    web_sys::window()
+        .unwrap()
+        .dispatch_event(&web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap())
+        .unwrap();
     settle().await;
     assert_eq!(card_types(&root)[0], "Embedding", "still the lesson's model");
     one(&root, "lesson-leave").click();
@@ -494,14 +569,19 @@ async fn model_files_dropped_on_the_page_are_opened_or_named_in_an_error() {
     assert_eq!(card_types(&root), ["Embedding", "LSTM", "Dense"]);
     root.query_selector("[data-testid=notice] button").unwrap().unwrap().unchecked_into::<HtmlElement>().click();
     settle().await;
-    drop_files(&one(&root, "model-totals"), &[("broken.json", br#"{"input": {"dataset": "mnist"}, "layers": [{"type": "Dense", "units": -3}]}"#)]);
+    drop_files(
+        &one(&root, "model-totals"),
+        &[("broken.json", br#"{"input": {"dataset": "mnist"}, "layers": [{"type": "Dense", "units": -3}]}"#)],
+    );
     let n = wait_for_notice(&root).await;
     assert!(n.starts_with("broken.json: invalid model: layer 0 Dense"), "{n}");
     assert_eq!(card_types(&root), ["Embedding", "LSTM", "Dense"], "a bad file changes nothing");
     root.query_selector("[data-testid=notice] button").unwrap().unwrap().unchecked_into::<HtmlElement>().click();
     settle().await;
     drop_files(&one(&root, "model-totals"), &[("notes.txt", b"hello")]);
-    assert!(wait_for_notice(&root).await.starts_with("notes.txt: layerlab opens a model file (.json) and its weights (.safetensors)"));
+    assert!(wait_for_notice(&root)
+        .await
+        .starts_with("notes.txt: layerlab opens a model file (.json) and its weights (.safetensors)"));
 }
 
 #[wasm_bindgen_test]
@@ -514,7 +594,10 @@ async fn presenter_mode_is_a_toggle_remembered_in_this_browser() {
     one(&root, "presenter-toggle").click();
     settle().await;
     assert!(app().class_list().contains("presenter"));
-    assert_eq!(web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("layerlab.presenter").unwrap().as_deref(), Some("1"));
+    assert_eq!(
+        web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("layerlab.presenter").unwrap().as_deref(),
+        Some("1")
+    );
     one(&root, "presenter-toggle").click();
     settle().await;
     assert!(!app().class_list().contains("presenter"));
@@ -545,7 +628,12 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
     settle().await;
     let select = one(&root, "backend-select").unchecked_into::<HtmlSelectElement>();
     assert_eq!(select.value(), "auto");
-    layerlab::ui::deliver(Event::Backend { choice: BackendChoice::Auto, active: "webgpu".into(), adapter: "google swiftshader (software)".into(), notice: None });
+    layerlab::ui::deliver(Event::Backend {
+        choice: BackendChoice::Auto,
+        active: "webgpu".into(),
+        adapter: "google swiftshader (software)".into(),
+        notice: None,
+    });
     settle().await;
     let active = one(&root, "backend-active");
     assert_eq!(active.get_attribute("data-active").as_deref(), Some("webgpu"));
@@ -553,7 +641,12 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
     assert!(all(&root, "backend-notice").is_empty());
     // The GPU is lost: the page says so and shows the CPU.
     let why = "WebGPU stopped working (the GPU device was lost). Training goes on on the CPU from the weights of step 25; nothing else is lost.";
-    layerlab::ui::deliver(Event::Backend { choice: BackendChoice::Auto, active: "cpu".into(), adapter: String::new(), notice: Some(why.into()) });
+    layerlab::ui::deliver(Event::Backend {
+        choice: BackendChoice::Auto,
+        active: "cpu".into(),
+        adapter: String::new(),
+        notice: Some(why.into()),
+    });
     settle().await;
     assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU");
     assert_eq!(one(&root, "backend-notice").text_content().unwrap(), why);

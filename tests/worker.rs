@@ -68,9 +68,17 @@ fn divergence_pauses_with_a_message() {
     s.handle(Command::SetSpec { spec });
     s.handle(Command::Train);
     let events = run_until_stopped(&mut s, 0.05, 50);
-    assert!(events.iter().any(|e| matches!(e, Event::Diverged { message } if message.contains("try a smaller learning rate"))), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Diverged { message } if message.contains("try a smaller learning rate"))),
+        "{events:?}"
+    );
     assert!(!s.is_running());
-    assert!(s.handle(Command::SetLr { lr: -1.0 })[0] == Event::Error { message: "the learning rate must be a positive number, got -1".into() });
+    assert!(
+        s.handle(Command::SetLr { lr: -1.0 })[0]
+            == Event::Error { message: "the learning rate must be a positive number, got -1".into() }
+    );
     s.handle(Command::SetLr { lr: 0.001 });
     assert!(losses(&s.handle(Command::Step)).iter().all(|l| l.is_finite()));
 }
@@ -95,7 +103,10 @@ fn errors_instead_of_panics() {
 fn messages_are_json() {
     let cmd: Command = serde_json::from_str(r#"{"cmd": "SetLr", "lr": 0.01}"#).unwrap();
     assert_eq!(cmd, Command::SetLr { lr: 0.01 });
-    assert_eq!(serde_json::to_string(&Event::Running { running: true }).unwrap(), r#"{"event":"Running","running":true}"#);
+    assert_eq!(
+        serde_json::to_string(&Event::Running { running: true }).unwrap(),
+        r#"{"event":"Running","running":true}"#
+    );
 }
 
 #[test]
@@ -109,7 +120,9 @@ fn predicts_a_drawing_with_the_current_weights() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&s.handle(Command::Predict { pixels: vec![0.0; 5] })[0], Event::Error { message } if message.contains("784 pixels")));
+    assert!(
+        matches!(&s.handle(Command::Predict { pixels: vec![0.0; 5] })[0], Event::Error { message } if message.contains("784 pixels"))
+    );
 }
 
 #[test]
@@ -143,7 +156,9 @@ fn confusion_examples_and_inspection() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&s.handle(Command::Inspect { index: 10_000 })[0], Event::Error { message } if message.contains("no test example 10000")));
+    assert!(
+        matches!(&s.handle(Command::Inspect { index: 10_000 })[0], Event::Error { message } if message.contains("no test example 10000"))
+    );
 }
 
 #[test]
@@ -157,13 +172,18 @@ fn attention_maps_and_token_models() {
         Event::AttentionMaps { maps, tokens, targets, image, grid, .. } => {
             assert!(image.is_empty() && grid.is_empty(), "tokens are not patches");
             assert_eq!(maps.len(), 2);
-            assert_eq!((maps[0].layer, maps[1].layer, maps[0].heads, maps[0].steps, maps[0].weights.len()), (2, 3, 4, 8, 256));
+            assert_eq!(
+                (maps[0].layer, maps[1].layer, maps[0].heads, maps[0].steps, maps[0].weights.len()),
+                (2, 3, 4, 8, 256)
+            );
             assert_eq!(tokens.len(), 8);
             assert_eq!(targets, &tokens.iter().rev().copied().collect::<Vec<_>>());
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&s.handle(Command::Predict { pixels: vec![0.0; 784] })[0], Event::Error { message } if message.contains("reads token sequences")));
+    assert!(
+        matches!(&s.handle(Command::Predict { pixels: vec![0.0; 784] })[0], Event::Error { message } if message.contains("reads token sequences"))
+    );
     assert!(matches!(&s.handle(Command::Inspect { index: 0 })[0], Event::Error { .. }));
 }
 
@@ -181,7 +201,9 @@ fn vit_attention_comes_with_the_digit_and_its_patch_grid() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&s.handle(Command::Attention { index: 500 })[0], Event::Error { message } if message.contains("no test example 500")));
+    assert!(
+        matches!(&s.handle(Command::Attention { index: 500 })[0], Event::Error { message } if message.contains("no test example 500"))
+    );
 }
 
 #[test]
@@ -202,7 +224,9 @@ fn hidden_states_of_every_recurrent_layer() {
     }
     // A model without recurrent layers has none to show.
     s.handle(Command::SetSpec { spec: layerlab::preset("reverse-transformer").unwrap() });
-    assert!(matches!(&s.handle(Command::Hidden { index: 0 })[0], Event::HiddenStates { layers, .. } if layers.is_empty()));
+    assert!(
+        matches!(&s.handle(Command::Hidden { index: 0 })[0], Event::HiddenStates { layers, .. } if layers.is_empty())
+    );
     // A GRU that returns only its last state still shows every step; rows of a
     // digit come with the digit.
     let mut s = session(64);
@@ -211,7 +235,10 @@ fn hidden_states_of_every_recurrent_layer() {
     s.handle(Command::SetSpec { spec });
     match &s.handle(Command::Hidden { index: 0 })[0] {
         Event::HiddenStates { layers, image, .. } => {
-            assert_eq!((layers.len(), layers[0].layer, layers[0].steps, layers[0].units, image.len()), (1, 1, 28, 5, 784));
+            assert_eq!(
+                (layers.len(), layers[0].layer, layers[0].steps, layers[0].units, image.len()),
+                (1, 1, 28, 5, 784)
+            );
             assert_eq!(layers[0].layer_type, "GRU");
         }
         other => panic!("{other:?}"),
@@ -224,7 +251,10 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn accuracy_of(events: &[Event]) -> f32 {
-    events.iter().find_map(|e| if let Event::Evaluation { accuracy, .. } = e { Some(*accuracy) } else { None }).expect("an evaluation")
+    events
+        .iter()
+        .find_map(|e| if let Event::Evaluation { accuracy, .. } = e { Some(*accuracy) } else { None })
+        .expect("an evaluation")
 }
 
 #[test]
@@ -235,20 +265,33 @@ fn trained_weights_come_back_with_the_same_accuracy() {
         s.handle(Command::Step);
     }
     let trained = accuracy_of(&s.handle(Command::Pause));
-    let Event::Weights { spec, steps, safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
+    let Event::Weights { spec, steps, safetensors, .. } =
+        s.handle(Command::GetWeights { purpose: "test".into() }).remove(0)
+    else {
+        panic!()
+    };
     assert_eq!(steps, 6);
     // A reload: a new worker, the stored spec and weights.
     let mut again = session(640);
     again.handle(Command::SetSpec { spec: spec.clone() });
     let events = again.handle(Command::LoadWeights { safetensors: safetensors.clone() });
-    assert!(events.contains(&Event::WeightsLoaded { tensors: spec.infer().unwrap().layers.iter().map(|l| l.params.len()).sum() }), "{events:?}");
+    assert!(
+        events.contains(&Event::WeightsLoaded {
+            tensors: spec.infer().unwrap().layers.iter().map(|l| l.params.len()).sum()
+        }),
+        "{events:?}"
+    );
     assert_eq!(accuracy_of(&events), trained, "the restored model is the trained one");
     // Weights that arrive before the data are kept until it is there.
     let mut early = Session::new();
     early.handle(Command::SetSpec { spec: spec.clone() });
     let events = early.handle(Command::LoadWeights { safetensors: safetensors.clone() });
     assert!(matches!(events.last(), Some(Event::WeightsLoaded { .. })), "{events:?}");
-    let Event::Weights { safetensors: held, .. } = early.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
+    let Event::Weights { safetensors: held, .. } =
+        early.handle(Command::GetWeights { purpose: "test".into() }).remove(0)
+    else {
+        panic!()
+    };
     assert_eq!(held, safetensors);
     let (a, b) = common::mnist(640, 500);
     let digit: Vec<f32> = b.image(0).iter().map(|&p| p as f32 / 255.0).collect();
@@ -262,14 +305,21 @@ fn trained_weights_come_back_with_the_same_accuracy() {
 fn weights_that_do_not_fit_are_refused_with_the_tensor_named() {
     let mut s = session(64);
     s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
-    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else {
+        panic!()
+    };
     s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
     let err = |events: Vec<Event>| match &events[..] {
         [Event::Error { message }] => message.clone(),
         other => panic!("{other:?}"),
     };
     let m = err(s.handle(Command::LoadWeights { safetensors }));
-    assert!(m.starts_with("these weights do not fit the model: weights: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"), "{m}");
+    assert!(
+        m.starts_with(
+            "these weights do not fit the model: weights: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"
+        ),
+        "{m}"
+    );
     assert!(err(s.handle(Command::LoadWeights { safetensors: "%%%".into() })).contains("not base64"));
     assert!(err(s.handle(Command::LoadWeights { safetensors: b64(b"not a safetensors file") })).contains("do not fit"));
     // NaN from a diverged run.
@@ -285,17 +335,32 @@ fn the_worker_exports_pytorch_code_with_its_weights() {
     let mut s = Session::new();
     s.handle(Command::SetSpec { spec: layerlab::preset("reverse-lstm").unwrap() });
     s.handle(Command::Step);
-    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else {
+        panic!()
+    };
     match s.handle(Command::Export { format: "pytorch".into() }).remove(0) {
         Event::Exported { format, files } => {
             assert_eq!(format, "pytorch");
             let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-            assert_eq!(names, ["model.py", "train.py", "check.py", "README.md", "model.json", "weights.safetensors", "check.safetensors"]);
+            assert_eq!(
+                names,
+                [
+                    "model.py",
+                    "train.py",
+                    "check.py",
+                    "README.md",
+                    "model.json",
+                    "weights.safetensors",
+                    "check.safetensors"
+                ]
+            );
             assert_eq!(files[5].1, safetensors, "the trained weights, not fresh ones");
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&s.handle(Command::Export { format: "onnx".into() })[0], Event::Error { message } if message.contains("unknown export format")));
+    assert!(
+        matches!(&s.handle(Command::Export { format: "onnx".into() })[0], Event::Error { message } if message.contains("unknown export format"))
+    );
 }
 
 fn checkpoint_of(s: &mut Session) -> (layerlab::nn::ModelSpec, usize, String) {
@@ -313,7 +378,10 @@ fn steps(s: &mut Session, n: usize) -> Vec<f32> {
 fn a_run_goes_on_from_its_checkpoint_exactly() {
     // Adam and SGD with momentum, a dropout layer, over an epoch's end (10 steps
     // an epoch): the continued run takes the steps the original takes.
-    for optimizer in [OptimizerSpec::Adam { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }, OptimizerSpec::SGD { lr: 0.05, momentum: 0.9 }] {
+    for optimizer in [
+        OptimizerSpec::Adam { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 },
+        OptimizerSpec::SGD { lr: 0.05, momentum: 0.9 },
+    ] {
         let mut spec = layerlab::preset("mlp").unwrap();
         spec.training.epochs = 3;
         spec.training.optimizer = optimizer;
@@ -328,7 +396,10 @@ fn a_run_goes_on_from_its_checkpoint_exactly() {
         let history = layerlab::worker::History { losses: vec![2.0; 7], evals: vec![(7, 0.5)], elapsed_s: 3.0 };
         let mut again = Session::new();
         again.handle(Command::SetSpec { spec: spec.clone() });
-        assert_eq!(again.handle(Command::Resume { checkpoint: checkpoint.clone(), history: history.clone() }), vec![Event::Running { running: false }]);
+        assert_eq!(
+            again.handle(Command::Resume { checkpoint: checkpoint.clone(), history: history.clone() }),
+            vec![Event::Running { running: false }]
+        );
         let (a, b) = common::mnist(640, 500);
         let events = again.set_data(a, b);
         assert_eq!(events[1], Event::Resumed { steps: 7, history: history.clone() }, "{events:?}");
@@ -367,7 +438,9 @@ fn checkpoints_that_do_not_fit_are_refused_with_the_reason() {
     let mut s = session(64);
     let mlp = layerlab::preset("mlp").unwrap();
     s.handle(Command::SetSpec { spec: mlp.clone() });
-    assert!(matches!(&s.handle(Command::GetCheckpoint)[..], [Event::Error { message }] if message.contains("no training to keep")));
+    assert!(
+        matches!(&s.handle(Command::GetCheckpoint)[..], [Event::Error { message }] if message.contains("no training to keep"))
+    );
     steps(&mut s, 1);
     let (_, _, checkpoint) = checkpoint_of(&mut s);
     let err = |s: &mut Session, spec: &layerlab::nn::ModelSpec, checkpoint: String| {
@@ -379,21 +452,29 @@ fn checkpoints_that_do_not_fit_are_refused_with_the_reason() {
         }
     };
     let m = err(&mut s, &layerlab::preset("seed-cnn").unwrap(), checkpoint.clone());
-    assert!(m.contains("could not be continued (checkpoint: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"), "{m}");
+    assert!(
+        m.contains("could not be continued (checkpoint: the file has no tensor \"0.weight\" (shape [32, 1, 3, 3])"),
+        "{m}"
+    );
     assert!(m.ends_with("training starts over."), "{m}");
     // After the message, training starts over from a fresh model.
     assert_eq!(losses(&s.handle(Command::Step)).len(), 1);
     let mut sgd = mlp.clone();
     sgd.training.optimizer = OptimizerSpec::SGD { lr: 0.1, momentum: 0.0 };
-    assert!(err(&mut s, &sgd, checkpoint.clone()).contains("saved training with Adam, but the model trains with SGD; choose Adam"));
+    assert!(err(&mut s, &sgd, checkpoint.clone())
+        .contains("saved training with Adam, but the model trains with SGD; choose Adam"));
     let mut seeded = mlp.clone();
     seeded.training.seed = 5;
     assert!(err(&mut s, &seeded, checkpoint.clone()).contains("saved with seed 0, but the training settings say 5"));
     // A weights file is not a checkpoint; damaged bytes are refused, not a panic.
-    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else { panic!() };
+    let Event::Weights { safetensors, .. } = s.handle(Command::GetWeights { purpose: "test".into() }).remove(0) else {
+        panic!()
+    };
     assert!(err(&mut s, &mlp, safetensors).contains("not a layerlab checkpoint"));
     assert!(err(&mut s, &mlp, b64(b"garbage")).contains("not a valid safetensors file"));
-    assert!(matches!(&s.handle(Command::Resume { checkpoint: "%%".into(), history: Default::default() })[..], [Event::Error { message }] if message.contains("not base64")));
+    assert!(
+        matches!(&s.handle(Command::Resume { checkpoint: "%%".into(), history: Default::default() })[..], [Event::Error { message }] if message.contains("not base64"))
+    );
     // A cut-off checkpoint.
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD.decode(&checkpoint).unwrap();
@@ -404,14 +485,29 @@ fn checkpoints_that_do_not_fit_are_refused_with_the_reason() {
 /// divergence (and pauses), never an accuracy or a loss of infinity or NaN.
 #[test]
 fn an_evaluation_that_overflows_is_a_divergence_not_a_figure() {
-    let spec = layerlab::ModelSpec::from_json(r#"{"input": {"dataset": "mnist", "shape": [784]}, "layers": [{"type": "Dense", "units": 10}]}"#).unwrap();
+    let spec = layerlab::ModelSpec::from_json(
+        r#"{"input": {"dataset": "mnist", "shape": [784]}, "layers": [{"type": "Dense", "units": 10}]}"#,
+    )
+    .unwrap();
     let mut s = session(640);
     s.handle(Command::SetSpec { spec: spec.clone() });
     let model = layerlab::Model::new(&spec).unwrap();
-    let huge: Vec<(String, layerlab::tensor::Array)> = model.parameters().iter().enumerate().map(|(i, (n, p))| (n.clone(), p.to_array().mapv(|_| if i == 0 { 1e37 } else { 0.0 }))).collect();
+    let huge: Vec<(String, layerlab::tensor::Array)> = model
+        .parameters()
+        .iter()
+        .enumerate()
+        .map(|(i, (n, p))| (n.clone(), p.to_array().mapv(|_| if i == 0 { 1e37 } else { 0.0 })))
+        .collect();
     let events = s.handle(Command::LoadWeights { safetensors: b64(&layerlab::io::weights::to_bytes(&huge).unwrap()) });
     assert!(!events.iter().any(|e| matches!(e, Event::Evaluation { .. })), "{events:?}");
-    let message = events.iter().find_map(|e| if let Event::Diverged { message } = e { Some(message.clone()) } else { None }).expect("a divergence");
-    assert!(message.starts_with("the test loss is ") && message.contains("with these weights: the model's outputs overflow"), "{message}");
+    let message = events
+        .iter()
+        .find_map(|e| if let Event::Diverged { message } = e { Some(message.clone()) } else { None })
+        .expect("a divergence");
+    assert!(
+        message.starts_with("the test loss is ")
+            && message.contains("with these weights: the model's outputs overflow"),
+        "{message}"
+    );
     assert!(!s.is_running());
 }

@@ -77,7 +77,11 @@ impl Tensor {
                     debug_assert_eq!(parent_grads.len(), parents.len());
                     for ((p, pg), need) in parents.iter().zip(parent_grads).zip(needs) {
                         let (Some(pg), true) = (pg, need) else { continue };
-                        debug_assert_eq!(pg.shape(), p.shape().as_slice(), "gradient shape of an input must equal its shape");
+                        debug_assert_eq!(
+                            pg.shape(),
+                            p.shape().as_slice(),
+                            "gradient shape of an input must equal its shape"
+                        );
                         match grads.get_mut(&p.id()) {
                             Some(acc) => acc.add_assign(&pg),
                             None => {

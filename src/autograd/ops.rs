@@ -31,14 +31,19 @@ impl Tensor {
     pub fn add(&self, other: &Tensor) -> Tensor {
         let value = self.binary_op(other, MapOp::Add);
         let (sa, sb) = (self.shape(), other.shape());
-        Tensor::from_op(value, &[self, other], move |g, need| vec![need[0].then(|| reduce_to_shape(g, &sa)), need[1].then(|| reduce_to_shape(g, &sb))])
+        Tensor::from_op(value, &[self, other], move |g, need| {
+            vec![need[0].then(|| reduce_to_shape(g, &sa)), need[1].then(|| reduce_to_shape(g, &sb))]
+        })
     }
 
     pub fn sub(&self, other: &Tensor) -> Tensor {
         let value = self.binary_op(other, MapOp::Sub);
         let (sa, sb) = (self.shape(), other.shape());
         Tensor::from_op(value, &[self, other], move |g, need| {
-            vec![need[0].then(|| reduce_to_shape(g, &sa)), need[1].then(|| reduce_to_shape(&be::unary(MapOp::Scale, g, -1.0), &sb))]
+            vec![
+                need[0].then(|| reduce_to_shape(g, &sa)),
+                need[1].then(|| reduce_to_shape(&be::unary(MapOp::Scale, g, -1.0), &sb)),
+            ]
         })
     }
 
@@ -138,8 +143,13 @@ impl Tensor {
     pub fn sum(&self, axes: &[usize], keepdim: bool) -> Tensor {
         let shape = self.shape();
         let axes = normalize_axes(axes, shape.len());
-        let kept_shape: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
-        let out_shape: Vec<usize> = if keepdim { kept_shape.clone() } else { shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect() };
+        let kept_shape: Vec<usize> =
+            shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+        let out_shape: Vec<usize> = if keepdim {
+            kept_shape.clone()
+        } else {
+            shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+        };
         let value = be::reshape(&be::sum_to(&self.storage(), &kept_shape), &out_shape);
         Tensor::from_op(value, &[self], move |g, _| vec![Some(be::broadcast_to(&be::reshape(g, &kept_shape), &shape))])
     }
@@ -159,14 +169,20 @@ impl Tensor {
         let value = if keepdim { be::reshape(&reduced, &kept_shape) } else { reduced };
         let mut reduced_shape = shape.clone();
         reduced_shape.remove(axis);
-        Tensor::from_op(value, &[self], move |g, _| vec![Some(be::max_axis_backward(&be::reshape(g, &reduced_shape), &arg, &shape, axis))])
+        Tensor::from_op(value, &[self], move |g, _| {
+            vec![Some(be::max_axis_backward(&be::reshape(g, &reduced_shape), &arg, &shape, axis))]
+        })
     }
 
     // ----- shape ----------------------------------------------------------------
 
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
         let old = self.shape();
-        assert_eq!(old.iter().product::<usize>(), shape.iter().product::<usize>(), "reshape: cannot view {old:?} as {shape:?}");
+        assert_eq!(
+            old.iter().product::<usize>(),
+            shape.iter().product::<usize>(),
+            "reshape: cannot view {old:?} as {shape:?}"
+        );
         let value = be::reshape(&self.storage(), shape);
         Tensor::from_op(value, &[self], move |g, _| vec![Some(be::reshape(g, &old))])
     }
@@ -232,10 +248,14 @@ impl Tensor {
         *out_shape.last_mut().unwrap() = n;
         if sb.len() == 2 {
             let rows: usize = sa[..sa.len() - 1].iter().product();
-            let value = be::reshape(&be::gemm(&self.storage(), &other.storage(), 1, rows, k, n, false, false, false), &out_shape);
+            let value = be::reshape(
+                &be::gemm(&self.storage(), &other.storage(), 1, rows, k, n, false, false, false),
+                &out_shape,
+            );
             Tensor::from_op(value, &[self, other], move |g, need| {
                 // da = g b^T, db = a^T g
-                let da = need[0].then(|| be::reshape(&be::gemm(g, &b.storage(), 1, rows, n, k, false, true, false), &sa));
+                let da =
+                    need[0].then(|| be::reshape(&be::gemm(g, &b.storage(), 1, rows, n, k, false, true, false), &sa));
                 let db = need[1].then(|| be::gemm(&a.storage(), g, 1, k, rows, n, true, false, false));
                 vec![da, db]
             })
@@ -243,10 +263,15 @@ impl Tensor {
             assert_eq!(sa[..sa.len() - 2], sb[..sb.len() - 2], "batched matmul: batch axes differ: {sa:?} @ {sb:?}");
             let batch: usize = sa[..sa.len() - 2].iter().product();
             let m = sa[sa.len() - 2];
-            let value = be::reshape(&be::gemm(&self.storage(), &other.storage(), batch, m, k, n, false, false, true), &out_shape);
+            let value = be::reshape(
+                &be::gemm(&self.storage(), &other.storage(), batch, m, k, n, false, false, true),
+                &out_shape,
+            );
             Tensor::from_op(value, &[self, other], move |g, need| {
-                let da = need[0].then(|| be::reshape(&be::gemm(g, &b.storage(), batch, m, n, k, false, true, true), &sa));
-                let db = need[1].then(|| be::reshape(&be::gemm(&a.storage(), g, batch, k, m, n, true, false, true), &sb));
+                let da =
+                    need[0].then(|| be::reshape(&be::gemm(g, &b.storage(), batch, m, n, k, false, true, true), &sa));
+                let db =
+                    need[1].then(|| be::reshape(&be::gemm(&a.storage(), g, batch, k, m, n, true, false, true), &sb));
                 vec![da, db]
             })
         }
@@ -260,7 +285,8 @@ impl Tensor {
         let xs = self.shape();
         let ws = weight.shape();
         assert!(xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1], "conv2d: input {xs:?} and weight {ws:?} do not fit");
-        let g = Window { n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: ws[2], kw: ws[3], sh: stride[0], sw: stride[1], pad };
+        let g =
+            Window { n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: ws[2], kw: ws[3], sh: stride[0], sw: stride[1], pad };
         let value = {
             let b = bias.map(|b| b.storage());
             be::conv2d(&self.storage(), &weight.storage(), b.as_deref(), &g)
@@ -367,9 +393,14 @@ impl Tensor {
         let classes = *shape.last().expect("cross-entropy of a scalar");
         let rows = self.len() / classes.max(1);
         assert_eq!(rows, labels.len(), "cross-entropy: {rows} rows of logits but {} labels", labels.len());
-        assert!(labels.iter().all(|&y| y < classes), "cross-entropy: a label is not below the number of classes ({classes})");
+        assert!(
+            labels.iter().all(|&y| y < classes),
+            "cross-entropy: a label is not below the number of classes ({classes})"
+        );
         let (loss, probs, labels) = be::cross_entropy(&self.storage(), labels);
-        Tensor::from_op(loss, &[self], move |g, _| vec![Some(be::reshape(&be::cross_entropy_backward(&probs, &labels, g), &shape))])
+        Tensor::from_op(loss, &[self], move |g, _| {
+            vec![Some(be::reshape(&be::cross_entropy_backward(&probs, &labels, g), &shape))]
+        })
     }
 }
 
@@ -382,6 +413,19 @@ fn normalize_axes(axes: &[usize], ndim: usize) -> Vec<usize> {
 }
 
 fn pool_window(xs: &[usize], size: [usize; 2], stride: [usize; 2]) -> Window {
-    assert!(xs.len() == 4 && size[0] <= xs[2] && size[1] <= xs[3], "pooling: window {size:?} does not fit input {xs:?}");
-    Window { n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: size[0], kw: size[1], sh: stride[0], sw: stride[1], pad: [0; 4] }
+    assert!(
+        xs.len() == 4 && size[0] <= xs[2] && size[1] <= xs[3],
+        "pooling: window {size:?} does not fit input {xs:?}"
+    );
+    Window {
+        n: xs[0],
+        c: xs[1],
+        h: xs[2],
+        w: xs[3],
+        kh: size[0],
+        kw: size[1],
+        sh: stride[0],
+        sw: stride[1],
+        pad: [0; 4],
+    }
 }

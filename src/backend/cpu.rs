@@ -150,7 +150,13 @@ pub fn col2im(cols: &[f32], g: &Window, images: std::ops::Range<usize>, dx: &mut
 /// whose tap lands inside the image: outputs `ox_range` read input row `iy` from
 /// column `ix0` on, every `sw` columns. Padding is what is skipped.
 #[inline]
-fn window_rows(g: &Window, i: usize, j: usize, ow: usize, mut f: impl FnMut(usize, usize, std::ops::Range<usize>, usize)) {
+fn window_rows(
+    g: &Window,
+    i: usize,
+    j: usize,
+    ow: usize,
+    mut f: impl FnMut(usize, usize, std::ops::Range<usize>, usize),
+) {
     let oh = g.out_h();
     // ox is valid when 0 <= ox*sw + j - pl < w.
     let ox_start = g.pad[2].saturating_sub(j).div_ceil(g.sw);
@@ -207,7 +213,13 @@ pub fn conv2d_forward(x: &[f32], weight: ArrayView2<f32>, bias: Option<&[f32]>, 
 /// Convolution backward: from `dy` [N,F,OH,OW], the gradients of the input (if
 /// `want_dx`), the weight [F, C*KH*KW] and the bias [F]. Patches are unfolded
 /// again rather than kept from the forward pass: cheaper than the memory.
-pub fn conv2d_backward(x: &[f32], weight: ArrayView2<f32>, dy: &[f32], g: &Window, want_dx: bool) -> (Option<Vec<f32>>, Array2<f32>, Vec<f32>) {
+pub fn conv2d_backward(
+    x: &[f32],
+    weight: ArrayView2<f32>,
+    dy: &[f32],
+    g: &Window,
+    want_dx: bool,
+) -> (Option<Vec<f32>>, Array2<f32>, Vec<f32>) {
     let f = weight.nrows();
     let ckk = weight.ncols();
     let hw = g.out_h() * g.out_w();
@@ -377,7 +389,15 @@ pub fn softmax_cross_entropy(logits: &[f32], classes: usize, labels: &[usize]) -
 #[inline]
 pub fn fast_tanh(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
-    const A: [f32; 7] = [4.893_524_6e-3, 6.372_619_3e-4, 1.485_722_4e-5, 5.122_297e-8, -8.604_671_5e-11, 2.000_187_9e-13, -2.760_768_5e-16];
+    const A: [f32; 7] = [
+        4.893_524_6e-3,
+        6.372_619_3e-4,
+        1.485_722_4e-5,
+        5.122_297e-8,
+        -8.604_671_5e-11,
+        2.000_187_9e-13,
+        -2.760_768_5e-16,
+    ];
     const B: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
     if x.abs() < 4e-4 {
         return x;
@@ -439,12 +459,22 @@ pub fn lstm_cell(gates: &ArrayD<f32>, c: &ArrayD<f32>) -> ArrayD<f32> {
 
 /// The LSTM step's gradients: of the gates' pre-activations [N, 4H] and of the
 /// cell state [N, H], from `dout`, the gradient of `[h | c']`.
-pub fn lstm_cell_backward(gates: &ArrayD<f32>, c: &ArrayD<f32>, out: &ArrayD<f32>, dout: &ArrayD<f32>) -> (ArrayD<f32>, ArrayD<f32>) {
+pub fn lstm_cell_backward(
+    gates: &ArrayD<f32>,
+    c: &ArrayD<f32>,
+    out: &ArrayD<f32>,
+    dout: &ArrayD<f32>,
+) -> (ArrayD<f32>, ArrayD<f32>) {
     let (n, h) = (c.shape()[0], c.shape()[1]);
     let (a, c, out, dout) = (rows_of(gates), rows_of(c), rows_of(out), rows_of(dout));
     let (mut da, mut dc) = (vec![0.0f32; n * 4 * h], vec![0.0f32; n * h]);
     for r in 0..n {
-        let (a, c, o, d) = (&a[r * 4 * h..(r + 1) * 4 * h], &c[r * h..(r + 1) * h], &out[r * 2 * h..(r + 1) * 2 * h], &dout[r * 2 * h..(r + 1) * 2 * h]);
+        let (a, c, o, d) = (
+            &a[r * 4 * h..(r + 1) * 4 * h],
+            &c[r * h..(r + 1) * h],
+            &out[r * 2 * h..(r + 1) * 2 * h],
+            &dout[r * 2 * h..(r + 1) * 2 * h],
+        );
         let (dar, dcr) = (&mut da[r * 4 * h..(r + 1) * 4 * h], &mut dc[r * h..(r + 1) * h]);
         for j in 0..h {
             let (i, f, g, og) = lstm_gates(a, h, j);
@@ -485,7 +515,12 @@ pub fn gru_cell(gi: &ArrayD<f32>, gh: &ArrayD<f32>, h: &ArrayD<f32>) -> ArrayD<f
 
 /// The GRU step's gradients: of the input's and the hidden state's gate
 /// pre-activations [N, 3H] and of the hidden state [N, H], from `d`, that of h'.
-pub fn gru_cell_backward(gi: &ArrayD<f32>, gh: &ArrayD<f32>, h: &ArrayD<f32>, d: &ArrayD<f32>) -> (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>) {
+pub fn gru_cell_backward(
+    gi: &ArrayD<f32>,
+    gh: &ArrayD<f32>,
+    h: &ArrayD<f32>,
+    d: &ArrayD<f32>,
+) -> (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>) {
     let (n, u) = (h.shape()[0], h.shape()[1]);
     let (a, b, h, d) = (rows_of(gi), rows_of(gh), rows_of(h), rows_of(d));
     let (mut da, mut db, mut dh) = (vec![0.0f32; n * 3 * u], vec![0.0f32; n * 3 * u], vec![0.0f32; n * u]);
@@ -504,5 +539,9 @@ pub fn gru_cell_backward(gi: &ArrayD<f32>, gh: &ArrayD<f32>, h: &ArrayD<f32>, d:
         }
     }
     let s3 = IxDyn(&[n, 3 * u]);
-    (ArrayD::from_shape_vec(s3.clone(), da).unwrap(), ArrayD::from_shape_vec(s3, db).unwrap(), ArrayD::from_shape_vec(IxDyn(&[n, u]), dh).unwrap())
+    (
+        ArrayD::from_shape_vec(s3.clone(), da).unwrap(),
+        ArrayD::from_shape_vec(s3, db).unwrap(),
+        ArrayD::from_shape_vec(IxDyn(&[n, u]), dh).unwrap(),
+    )
 }

@@ -134,7 +134,9 @@ impl Storage {
                 let a = a.as_standard_layout();
                 Storage::Gpu(g.upload(a.shape(), a.as_slice().expect("standard layout")))
             }
-            (Storage::Gpu(a), Device::Gpu(g)) if !Rc::ptr_eq(a.gpu(), g) => panic!("arrays of two different GPU devices met"),
+            (Storage::Gpu(a), Device::Gpu(g)) if !Rc::ptr_eq(a.gpu(), g) => {
+                panic!("arrays of two different GPU devices met")
+            }
             _ => self.clone(),
         }
     }
@@ -173,7 +175,9 @@ impl Storage {
             .iter()
             .map(|s| match s {
                 Storage::Cpu(a) => a.clone(),
-                Storage::Gpu(a) => ArrayD::from_shape_vec(IxDyn(&a.shape), read.next().expect("one per GPU array")).expect("shape"),
+                Storage::Gpu(a) => {
+                    ArrayD::from_shape_vec(IxDyn(&a.shape), read.next().expect("one per GPU array")).expect("shape")
+                }
             })
             .collect())
     }
@@ -318,7 +322,12 @@ pub fn broadcast_to(x: &Storage, shape: &[usize]) -> Storage {
 pub fn reshape(x: &Storage, shape: &[usize]) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::reshape(x, shape)),
-        Storage::Cpu(x) => Storage::Cpu(x.as_standard_layout().into_owned().into_shape_with_order(IxDyn(shape)).unwrap_or_else(|_| panic!("reshape: cannot view {:?} as {shape:?}", x.shape()))),
+        Storage::Cpu(x) => Storage::Cpu(
+            x.as_standard_layout()
+                .into_owned()
+                .into_shape_with_order(IxDyn(shape))
+                .unwrap_or_else(|_| panic!("reshape: cannot view {:?} as {shape:?}", x.shape())),
+        ),
     }
 }
 
@@ -411,7 +420,17 @@ pub fn max_axis_backward(g: &Storage, arg: &Indices, shape: &[usize], axis: usiz
 /// order ([batch, k, m] read transposed if `ta`), `b` [batch, k, n] ([batch, n, k]
 /// if `tb`), or one [k, n] for the whole batch if `!b_batch`. Returns [batch·m, n].
 #[allow(clippy::too_many_arguments)]
-pub fn gemm(a: &Storage, b: &Storage, batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool, b_batch: bool) -> Storage {
+pub fn gemm(
+    a: &Storage,
+    b: &Storage,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+    b_batch: bool,
+) -> Storage {
     let (a, b) = pair(a, b);
     match (&*a, &*b) {
         (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu::gemm(x, y, batch, m, k, n, ta, tb, b_batch)),
@@ -452,7 +471,9 @@ fn as_batch(x: &Array, batch: usize, rows: usize, cols: usize) -> CowArray<'_, f
     }
     match x.view().into_shape_with_order((batch, rows, cols)) {
         Ok(v) => CowArray::from(v),
-        Err(_) => CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((batch, rows, cols)).unwrap()),
+        Err(_) => {
+            CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((batch, rows, cols)).unwrap())
+        }
     }
 }
 
@@ -483,7 +504,13 @@ pub fn conv2d(x: &Storage, w: &Storage, bias: Option<&Storage>, g: &Window) -> S
 }
 
 /// Gradients of a convolution: input (if `want_dx`), weight [F,C,KH,KW], bias [F].
-pub fn conv2d_backward(x: &Storage, w: &Storage, dy: &Storage, g: &Window, want_dx: bool) -> (Option<Storage>, Storage, Storage) {
+pub fn conv2d_backward(
+    x: &Storage,
+    w: &Storage,
+    dy: &Storage,
+    g: &Window,
+    want_dx: bool,
+) -> (Option<Storage>, Storage, Storage) {
     let (x, w) = pair(x, w);
     let f = w.shape()[0];
     let ckk = g.c * g.kh * g.kw;
@@ -495,7 +522,13 @@ pub fn conv2d_backward(x: &Storage, w: &Storage, dy: &Storage, g: &Window, want_
         }
         (Storage::Cpu(xa), Storage::Cpu(wa), Storage::Cpu(dya)) => {
             let (xa, dya) = (xa.as_standard_layout(), dya.as_standard_layout());
-            let (dx, dw, db) = cpu::conv2d_backward(xa.as_slice().unwrap(), as_matrix(wa, f, ckk).view(), dya.as_slice().unwrap(), g, want_dx);
+            let (dx, dw, db) = cpu::conv2d_backward(
+                xa.as_slice().unwrap(),
+                as_matrix(wa, f, ckk).view(),
+                dya.as_slice().unwrap(),
+                g,
+                want_dx,
+            );
             (
                 dx.map(|dx| Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap())),
                 Storage::Cpu(dw.into_shape_with_order(IxDyn(&wshape)).unwrap()),
@@ -518,7 +551,10 @@ pub fn max_pool(x: &Storage, g: &Window) -> (Storage, Indices) {
         }
         Storage::Cpu(x) => {
             let (out, arg) = cpu::max_pool_forward(cpu_slice(x).as_slice().unwrap(), g);
-            (Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap()), Indices::Cpu(arg))
+            (
+                Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap()),
+                Indices::Cpu(arg),
+            )
         }
     }
 }
@@ -526,21 +562,39 @@ pub fn max_pool(x: &Storage, g: &Window) -> (Storage, Indices) {
 pub fn max_pool_backward(dy: &Storage, arg: &Indices, g: &Window) -> Storage {
     match dy {
         Storage::Gpu(dy) => Storage::Gpu(gpu::max_pool_backward(dy, arg.gpu(), g)),
-        Storage::Cpu(dy) => Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), cpu::max_pool_backward(cpu_slice(dy).as_slice().unwrap(), arg.cpu(), g)).unwrap()),
+        Storage::Cpu(dy) => Storage::Cpu(
+            ArrayD::from_shape_vec(
+                IxDyn(&[g.n, g.c, g.h, g.w]),
+                cpu::max_pool_backward(cpu_slice(dy).as_slice().unwrap(), arg.cpu(), g),
+            )
+            .unwrap(),
+        ),
     }
 }
 
 pub fn avg_pool(x: &Storage, g: &Window) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::avg_pool_forward(x, g)),
-        Storage::Cpu(x) => Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), cpu::avg_pool_forward(cpu_slice(x).as_slice().unwrap(), g)).unwrap()),
+        Storage::Cpu(x) => Storage::Cpu(
+            ArrayD::from_shape_vec(
+                IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]),
+                cpu::avg_pool_forward(cpu_slice(x).as_slice().unwrap(), g),
+            )
+            .unwrap(),
+        ),
     }
 }
 
 pub fn avg_pool_backward(dy: &Storage, g: &Window) -> Storage {
     match dy {
         Storage::Gpu(dy) => Storage::Gpu(gpu::avg_pool_backward(dy, g)),
-        Storage::Cpu(dy) => Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), cpu::avg_pool_backward(cpu_slice(dy).as_slice().unwrap(), g)).unwrap()),
+        Storage::Cpu(dy) => Storage::Cpu(
+            ArrayD::from_shape_vec(
+                IxDyn(&[g.n, g.c, g.h, g.w]),
+                cpu::avg_pool_backward(cpu_slice(dy).as_slice().unwrap(), g),
+            )
+            .unwrap(),
+        ),
     }
 }
 
@@ -664,7 +718,13 @@ pub fn softmax_backward(g: &Storage, y: &Storage) -> Storage {
             let classes = *y.shape().last().unwrap();
             let (g, y) = (g.as_standard_layout(), y.as_standard_layout());
             let mut dx = y.to_owned();
-            for ((dx_row, g_row), y_row) in dx.as_slice_mut().unwrap().chunks_mut(classes).zip(g.as_slice().unwrap().chunks(classes)).zip(y.as_slice().unwrap().chunks(classes)) {
+            for ((dx_row, g_row), y_row) in dx
+                .as_slice_mut()
+                .unwrap()
+                .chunks_mut(classes)
+                .zip(g.as_slice().unwrap().chunks(classes))
+                .zip(y.as_slice().unwrap().chunks(classes))
+            {
                 let dot: f32 = g_row.iter().zip(y_row).map(|(a, b)| a * b).sum();
                 for ((d, &gv), &y) in dx_row.iter_mut().zip(g_row).zip(y_row) {
                     *d = y * (gv - dot);
@@ -689,7 +749,11 @@ pub fn cross_entropy(x: &Storage, labels: &[usize]) -> (Storage, Storage, Indice
         Storage::Cpu(xa) => {
             let xa = xa.as_standard_layout();
             let (loss, probs) = cpu::softmax_cross_entropy(xa.as_slice().unwrap(), classes, labels);
-            (Storage::Cpu(ArrayD::from_elem(IxDyn(&[]), loss)), Storage::Cpu(ArrayD::from_shape_vec(IxDyn(xa.shape()), probs).unwrap()), Indices::Cpu(labels.iter().map(|&y| y as u32).collect()))
+            (
+                Storage::Cpu(ArrayD::from_elem(IxDyn(&[]), loss)),
+                Storage::Cpu(ArrayD::from_shape_vec(IxDyn(xa.shape()), probs).unwrap()),
+                Indices::Cpu(labels.iter().map(|&y| y as u32).collect()),
+            )
         }
     }
 }

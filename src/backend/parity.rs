@@ -44,7 +44,11 @@ impl std::fmt::Display for Comparison {
         let verdict = if self.ok() { "ok" } else { "OFF" };
         match &self.mismatch {
             Some(m) => write!(f, "{verdict} {} {}: {m}", self.case, self.what),
-            None => write!(f, "{verdict} {} {}: relative error {:.1e} (bound {:.0e})", self.case, self.what, self.error, self.tolerance),
+            None => write!(
+                f,
+                "{verdict} {} {}: relative error {:.1e} (bound {:.0e})",
+                self.case, self.what, self.error, self.tolerance
+            ),
         }
     }
 }
@@ -54,12 +58,20 @@ fn compare(case: &str, what: &str, cpu: Option<&Array>, other: Option<&Array>, t
     match (cpu, other) {
         (Some(a), Some(b)) if a.shape() == b.shape() => {
             let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-            let diff = a.iter().zip(b.iter()).fold(0.0f32, |m, (x, y)| if x.is_nan() != y.is_nan() { f32::INFINITY } else { m.max((x - y).abs()) });
+            let diff = a.iter().zip(b.iter()).fold(0.0f32, |m, (x, y)| {
+                if x.is_nan() != y.is_nan() {
+                    f32::INFINITY
+                } else {
+                    m.max((x - y).abs())
+                }
+            });
             c.error = diff / scale;
         }
         (Some(a), Some(b)) => c.mismatch = Some(format!("shape {:?} vs {:?}", a.shape(), b.shape())),
         (None, None) => {}
-        (a, _) => c.mismatch = Some(format!("gradient only on the {}", if a.is_some() { "CPU" } else { "other device" })),
+        (a, _) => {
+            c.mismatch = Some(format!("gradient only on the {}", if a.is_some() { "CPU" } else { "other device" }))
+        }
     }
     c
 }
@@ -135,28 +147,50 @@ fn cases() -> Vec<Case> {
         case("sum over two axes", vec![u(&[3, 4, 5], 18)], |t| t[0].sum(&[0, 2], false)),
         case("sum of everything", vec![u(&[3, 70], 19)], |t| t[0].sum(&[], false)),
         case("mean", vec![u(&[6, 5], 20)], |t| t[0].mean(&[1], true)),
-        case("sum of many terms (a convolution's bias gradient)", vec![u(&[16, 4, 26, 26], 47)], |t| t[0].sum(&[0, 2, 3], true)),
+        case("sum of many terms (a convolution's bias gradient)", vec![u(&[16, 4, 26, 26], 47)], |t| {
+            t[0].sum(&[0, 2, 3], true)
+        }),
         case("max over an axis", vec![u(&[3, 7, 4], 21)], |t| t[0].max(1, false)),
         case("max, kept", vec![u(&[5, 6], 22)], |t| t[0].max(1, true)),
         case("reshape of a permuted view", vec![u(&[2, 3, 4], 23)], |t| t[0].permute(&[2, 0, 1]).reshape(&[4, 6])),
-        case("slice and concat", vec![u(&[3, 8], 24), u(&[3, 2], 25)], |t| Tensor::concat(&[t[0].slice(1, 2, 5), t[1].clone(), t[0].slice(1, 0, 1)], 1)),
+        case("slice and concat", vec![u(&[3, 8], 24), u(&[3, 2], 25)], |t| {
+            Tensor::concat(&[t[0].slice(1, 2, 5), t[1].clone(), t[0].slice(1, 0, 1)], 1)
+        }),
         case("matmul", vec![u(&[5, 7], 26), u(&[7, 3], 27)], |t| t[0].matmul(&t[1])),
         case("matmul over rows of a 3-d input", vec![u(&[2, 70, 33], 28), u(&[33, 65], 29)], |t| t[0].matmul(&t[1])),
-        case("matmul of transposed views", vec![u(&[9, 4], 30), u(&[6, 9], 31)], |t| t[0].transpose(0, 1).matmul(&t[1].transpose(0, 1))),
-        case("batched matmul", vec![u(&[2, 3, 4, 5], 32), u(&[2, 3, 6, 5], 33)], |t| t[0].matmul(&t[1].transpose(2, 3))),
-        case("conv2d", vec![u(&[2, 3, 7, 6], 34), u(&[4, 3, 3, 2], 35), u(&[4], 36)], |t| t[0].conv2d(&t[1], Some(&t[2]), [1, 1], [0; 4])),
-        case("conv2d, stride 2, asymmetric padding, no bias", vec![u(&[3, 2, 9, 8], 37), u(&[5, 2, 3, 4], 38)], |t| t[0].conv2d(&t[1], None, [2, 2], [1, 1, 1, 2])),
+        case("matmul of transposed views", vec![u(&[9, 4], 30), u(&[6, 9], 31)], |t| {
+            t[0].transpose(0, 1).matmul(&t[1].transpose(0, 1))
+        }),
+        case("batched matmul", vec![u(&[2, 3, 4, 5], 32), u(&[2, 3, 6, 5], 33)], |t| {
+            t[0].matmul(&t[1].transpose(2, 3))
+        }),
+        case("conv2d", vec![u(&[2, 3, 7, 6], 34), u(&[4, 3, 3, 2], 35), u(&[4], 36)], |t| {
+            t[0].conv2d(&t[1], Some(&t[2]), [1, 1], [0; 4])
+        }),
+        case("conv2d, stride 2, asymmetric padding, no bias", vec![u(&[3, 2, 9, 8], 37), u(&[5, 2, 3, 4], 38)], |t| {
+            t[0].conv2d(&t[1], None, [2, 2], [1, 1, 1, 2])
+        }),
         case("max_pool2d, overlapping windows", vec![u(&[2, 3, 7, 7], 39)], |t| t[0].max_pool2d([3, 3], [2, 2])),
         case("max_pool2d", vec![u(&[2, 2, 8, 6], 40)], |t| t[0].max_pool2d([2, 2], [2, 2])),
         case("avg_pool2d", vec![u(&[2, 3, 7, 7], 41)], |t| t[0].avg_pool2d([2, 3], [2, 1])),
         case("gather_rows (repeated ids)", vec![u(&[5, 6], 42)], |t| t[0].gather_rows(&[0, 2, 2, 4, 1, 0, 2])),
         case("dropout (same mask)", vec![u(&[6, 50], 43)], |t| t[0].dropout(0.4, &mut ChaCha8Rng::seed_from_u64(7))),
-        case("lstm_cell", vec![u(&[5, 12], 48).mapv(|v| v * 4.0), u(&[5, 3], 49).mapv(|v| v * 2.0)], |t| t[0].lstm_cell(&t[1])),
-        case("lstm_cell of strided views", vec![u(&[12, 5], 50).mapv(|v| v * 4.0), u(&[5, 6], 51)], |t| t[0].transpose(0, 1).lstm_cell(&t[1].slice(1, 3, 6))),
-        case("gru_cell", vec![u(&[5, 9], 52).mapv(|v| v * 3.0), u(&[5, 9], 53).mapv(|v| v * 3.0), u(&[5, 3], 54)], |t| t[0].gru_cell(&t[1], &t[2])),
+        case("lstm_cell", vec![u(&[5, 12], 48).mapv(|v| v * 4.0), u(&[5, 3], 49).mapv(|v| v * 2.0)], |t| {
+            t[0].lstm_cell(&t[1])
+        }),
+        case("lstm_cell of strided views", vec![u(&[12, 5], 50).mapv(|v| v * 4.0), u(&[5, 6], 51)], |t| {
+            t[0].transpose(0, 1).lstm_cell(&t[1].slice(1, 3, 6))
+        }),
+        case(
+            "gru_cell",
+            vec![u(&[5, 9], 52).mapv(|v| v * 3.0), u(&[5, 9], 53).mapv(|v| v * 3.0), u(&[5, 3], 54)],
+            |t| t[0].gru_cell(&t[1], &t[2]),
+        ),
         case("softmax", vec![u(&[4, 3, 9], 44).mapv(|v| v * 5.0)], |t| t[0].softmax()),
         case("softmax of a strided view", vec![u(&[4, 6], 45)], |t| t[0].transpose(0, 1).softmax()),
-        case("softmax_cross_entropy", vec![u(&[2, 6, 5], 46).mapv(|v| v * 4.0)], |t| t[0].softmax_cross_entropy(&[0, 4, 1, 1, 3, 2, 0, 0, 4, 2, 1, 3])),
+        case("softmax_cross_entropy", vec![u(&[2, 6, 5], 46).mapv(|v| v * 4.0)], |t| {
+            t[0].softmax_cross_entropy(&[0, 4, 1, 1, 3, 2, 0, 0, 4, 2, 1, 3])
+        }),
     ]
 }
 
@@ -196,7 +230,10 @@ pub async fn kernel_cases(device: &Device) -> Vec<Comparison> {
 pub async fn model_case(name: &str, spec: &ModelSpec, device: &Device) -> Vec<Comparison> {
     let cpu = model_run(spec, &Device::Cpu).await;
     let other = model_run(spec, device).await;
-    let mut out = vec![compare(name, "logits", Some(&cpu.0), Some(&other.0), MODEL_TOLERANCE), compare(name, "loss", Some(&cpu.1), Some(&other.1), MODEL_TOLERANCE)];
+    let mut out = vec![
+        compare(name, "logits", Some(&cpu.0), Some(&other.0), MODEL_TOLERANCE),
+        compare(name, "loss", Some(&cpu.1), Some(&other.1), MODEL_TOLERANCE),
+    ];
     for ((pname, a), (_, b)) in cpu.2.iter().zip(&other.2) {
         out.push(compare(name, &format!("gradient of {pname}"), a.as_ref(), b.as_ref(), MODEL_TOLERANCE));
     }
@@ -215,7 +252,11 @@ async fn model_run(spec: &ModelSpec, device: &Device) -> ModelRun {
     let n: usize = shape.iter().product();
     let classes = *model.info.output_shape.last().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let x: Vec<f32> = if model.takes_ids() { (0..n).map(|_| rng.random_range(0..classes) as f32).collect() } else { (0..n).map(|_| rng.random::<f32>()).collect() };
+    let x: Vec<f32> = if model.takes_ids() {
+        (0..n).map(|_| rng.random_range(0..classes) as f32).collect()
+    } else {
+        (0..n).map(|_| rng.random::<f32>()).collect()
+    };
     let x = Tensor::from_vec(&shape, x);
     let mut dropout = ChaCha8Rng::seed_from_u64(4);
     let logits = model.forward_logits(&x, Mode::Train(&mut dropout));
@@ -226,10 +267,13 @@ async fn model_run(spec: &ModelSpec, device: &Device) -> ModelRun {
     let mut grads = Vec::new();
     for (pname, p) in model.parameters() {
         let g = p.grad_storage().map(|g| g.clone());
-        grads.push((pname, match g {
-            Some(g) => Some(host(&g).await),
-            None => None,
-        }));
+        grads.push((
+            pname,
+            match g {
+                Some(g) => Some(host(&g).await),
+                None => None,
+            },
+        ));
     }
     let (logits, loss) = (logits.storage().clone(), loss.storage().clone());
     (host(&logits).await, host(&loss).await, grads)

@@ -28,7 +28,21 @@ thread_local! {
 /// Every element `(i, j)` of each matrix within its dims, at its strides, must be
 /// in bounds, and C must not overlap A or B.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: *const f32, rsa: isize, csa: isize, b: *const f32, rsb: isize, csb: isize, beta: f32, c: *mut f32, rsc: isize, csc: isize) {
+pub unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
     BUFFERS.with(|buffers| {
         let mut buffers = buffers.borrow_mut();
         let (pa, pb) = &mut *buffers;

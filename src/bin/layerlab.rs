@@ -166,11 +166,30 @@ mod cli {
     pub fn run() -> i32 {
         let cli = Cli::parse();
         let result = match cli.command {
-            Command::Train { model, backend, epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume } => {
-                backend.device().and_then(|d| train(&model, &d, TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume }))
+            Command::Train {
+                model,
+                backend,
+                epochs,
+                seed,
+                limit_train,
+                limit_test,
+                weights,
+                save,
+                checkpoint,
+                resume,
+            } => backend.device().and_then(|d| {
+                train(
+                    &model,
+                    &d,
+                    TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume },
+                )
+            }),
+            Command::Bench { model, backend, steps, warmup, runs, limit_test } => {
+                backend.device().and_then(|d| bench(&model, &d, BenchOptions { steps, warmup, runs, limit_test }))
             }
-            Command::Bench { model, backend, steps, warmup, runs, limit_test } => backend.device().and_then(|d| bench(&model, &d, BenchOptions { steps, warmup, runs, limit_test })),
-            Command::Step { model, backend, weights, batch, grads } => backend.device().and_then(|d| step(&model, &d, &weights, &batch, &grads)),
+            Command::Step { model, backend, weights, batch, grads } => {
+                backend.device().and_then(|d| step(&model, &d, &weights, &batch, &grads))
+            }
             Command::Info { model } => info(&model),
             Command::Export { model, weights, format, out } => export(&model, weights.as_deref(), &format, &out),
         };
@@ -197,7 +216,8 @@ mod cli {
                 return Ok(spec);
             }
         }
-        let text = String::from_utf8(read(path)?).map_err(|_| Error::Input(format!("{}: the model file is not UTF-8 text", path.display())))?;
+        let text = String::from_utf8(read(path)?)
+            .map_err(|_| Error::Input(format!("{}: the model file is not UTF-8 text", path.display())))?;
         ModelSpec::from_json(&text)
     }
 
@@ -231,7 +251,11 @@ mod cli {
 
     fn progress(len: u64) -> ProgressBar {
         let bar = ProgressBar::new(len);
-        bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}").unwrap().progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
         bar
     }
 
@@ -266,7 +290,9 @@ mod cli {
             return Err(Error::Input("--limit-test 0 leaves no test example to measure accuracy on; give at least 1 (or leave it out for all 10,000)".into()));
         }
         if opts.limit_train == Some(0) {
-            return Err(Error::Input("--limit-train 0 leaves no training example; give at least 1 (or leave it out)".into()));
+            return Err(Error::Input(
+                "--limit-train 0 leaves no training example; give at least 1 (or leave it out)".into(),
+            ));
         }
         let (mut train_set, test_set) = load_data(args, &spec)?;
         if let Some(n) = opts.limit_train {
@@ -274,7 +300,8 @@ mod cli {
         }
         let mut trainer = Trainer::with_device(&spec, train_set, test_set, device)?;
         if let Some(path) = &opts.weights {
-            weights::load_parameters(trainer.parameters(), &read(path)?).map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+            weights::load_parameters(trainer.parameters(), &read(path)?)
+                .map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
         }
         if let Some(path) = &opts.resume {
             let host = trainer.checkpoint_from_bytes(&read(path)?).map_err(in_file(path))?;
@@ -282,10 +309,13 @@ mod cli {
         }
         // Epochs are at most MAX_EPOCHS (the spec checked them), so this cannot
         // wrap; checked all the same, as every count a user gives.
-        let all_steps = trainer
-            .steps_per_epoch()
-            .checked_mul(spec.training.epochs)
-            .ok_or_else(|| Error::Input(format!("{} epochs of {} steps are more steps than can be counted; ask for fewer epochs", spec.training.epochs, trainer.steps_per_epoch())))?;
+        let all_steps = trainer.steps_per_epoch().checked_mul(spec.training.epochs).ok_or_else(|| {
+            Error::Input(format!(
+                "{} epochs of {} steps are more steps than can be counted; ask for fewer epochs",
+                spec.training.epochs,
+                trainer.steps_per_epoch()
+            ))
+        })?;
         let total_steps = all_steps.saturating_sub(trainer.steps_done());
         if total_steps == 0 {
             return Err(Error::Input(format!(
@@ -322,7 +352,14 @@ mod cli {
             std::fs::write(path, bytes).map_err(|e| Error::io(path.display().to_string(), e))?;
         }
         let final_loss = recent.iter().sum::<f64>() / recent.len() as f64;
-        finite_figures(&[("the mean of the last losses", final_loss), ("the test loss", eval.loss as f64), ("the test accuracy", eval.accuracy as f64)], trainer.optimizer.lr())?;
+        finite_figures(
+            &[
+                ("the mean of the last losses", final_loss),
+                ("the test loss", eval.loss as f64),
+                ("the test accuracy", eval.accuracy as f64),
+            ],
+            trainer.optimizer.lr(),
+        )?;
         Ok(json!({
             "model": spec.name,
             "backend": device.name(),
@@ -362,7 +399,11 @@ mod cli {
         limit_test: Option<usize>,
     }
 
-    fn bench(args: &ModelArgs, device: &Device, BenchOptions { steps, warmup, runs, limit_test }: BenchOptions) -> Result<String> {
+    fn bench(
+        args: &ModelArgs,
+        device: &Device,
+        BenchOptions { steps, warmup, runs, limit_test }: BenchOptions,
+    ) -> Result<String> {
         for (flag, value) in [("--steps", Some(steps)), ("--runs", Some(runs)), ("--limit-test", limit_test)] {
             if value == Some(0) {
                 return Err(Error::Input(format!("{flag} 0 leaves nothing to measure; give at least 1")));
@@ -432,51 +473,95 @@ mod cli {
                 let logits = model.forward_logits(&Tensor::from_vec(&b.shape, b.x), Mode::Eval);
                 let lv = logits.to_array();
                 let lv = lv.as_standard_layout();
-                correct += lv.as_slice().unwrap().chunks(classes).zip(&b.labels).filter(|(r, &y)| argmax(r) == y).count();
+                correct +=
+                    lv.as_slice().unwrap().chunks(classes).zip(&b.labels).filter(|(r, &y)| argmax(r) == y).count();
             }
         });
         correct
     }
 
-    fn step(args: &ModelArgs, device: &Device, weights_path: &Path, batch_path: &Path, grads_path: &Path) -> Result<String> {
+    fn step(
+        args: &ModelArgs,
+        device: &Device,
+        weights_path: &Path,
+        batch_path: &Path,
+        grads_path: &Path,
+    ) -> Result<String> {
         let spec = load_spec(args)?;
         let model = Model::new(&spec)?;
         for t in model.tensors() {
             t.upload_to(device);
         }
         let params = model.parameters();
-        weights::load_parameters(&params, &read(weights_path)?).map_err(|e| Error::Weights(format!("{}: {e}", weights_path.display())))?;
+        weights::load_parameters(&params, &read(weights_path)?)
+            .map_err(|e| Error::Weights(format!("{}: {e}", weights_path.display())))?;
         let batch_bytes = read(batch_path)?;
-        let tensors = weights::read_all(&batch_bytes).map_err(|e| Error::Input(format!("{}: {e}", batch_path.display())))?;
-        let x = tensors.get("x").ok_or_else(|| Error::Input(format!("{}: the batch has no tensor \"x\"", batch_path.display())))?;
-        let (y_shape, y) = weights::read_i64(&batch_bytes, "y").map_err(|e| Error::Input(format!("{}: {e}", batch_path.display())))?;
+        let tensors =
+            weights::read_all(&batch_bytes).map_err(|e| Error::Input(format!("{}: {e}", batch_path.display())))?;
+        let x = tensors
+            .get("x")
+            .ok_or_else(|| Error::Input(format!("{}: the batch has no tensor \"x\"", batch_path.display())))?;
+        let (y_shape, y) =
+            weights::read_i64(&batch_bytes, "y").map_err(|e| Error::Input(format!("{}: {e}", batch_path.display())))?;
         let input = &model.info.input_shape;
         if x.shape().first() == Some(&0) {
-            return Err(Error::Input(format!("{}: \"x\" holds no example (shape {:?}); the loss is a mean over the batch, so give at least one", batch_path.display(), x.shape())));
+            return Err(Error::Input(format!(
+                "{}: \"x\" holds no example (shape {:?}); the loss is a mean over the batch, so give at least one",
+                batch_path.display(),
+                x.shape()
+            )));
         }
         if x.ndim() != input.len() + 1 || &x.shape()[1..] != input.as_slice() {
-            return Err(Error::Input(format!("{}: \"x\" has shape {:?} but the model takes [batch, {}]", batch_path.display(), x.shape(), input.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))));
+            return Err(Error::Input(format!(
+                "{}: \"x\" has shape {:?} but the model takes [batch, {}]",
+                batch_path.display(),
+                x.shape(),
+                input.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            )));
         }
         let classes = spec.input.classes() as i64;
         let want_y: Vec<usize> = if spec.input.is_tokens() { vec![x.shape()[0], input[0]] } else { vec![x.shape()[0]] };
         if y_shape != want_y {
-            return Err(Error::Input(format!("{}: \"y\" has shape {y_shape:?} but must be {want_y:?}, one label per example{}", batch_path.display(), if spec.input.is_tokens() { " and position" } else { "" })));
+            return Err(Error::Input(format!(
+                "{}: \"y\" has shape {y_shape:?} but must be {want_y:?}, one label per example{}",
+                batch_path.display(),
+                if spec.input.is_tokens() { " and position" } else { "" }
+            )));
         }
         if spec.input.is_tokens() {
             if let Some(bad) = x.iter().find(|&&t| t < 0.0 || t >= classes as f32 || t.fract() != 0.0) {
-                return Err(Error::Input(format!("{}: token {bad} in \"x\" is not an id in 0..{}", batch_path.display(), classes - 1)));
+                return Err(Error::Input(format!(
+                    "{}: token {bad} in \"x\" is not an id in 0..{}",
+                    batch_path.display(),
+                    classes - 1
+                )));
             }
         }
         if let Some(bad) = y.iter().find(|&&l| l < 0 || l >= classes) {
-            return Err(Error::Input(format!("{}: label {bad} in \"y\" is outside 0..{}", batch_path.display(), classes - 1)));
+            return Err(Error::Input(format!(
+                "{}: label {bad} in \"y\" is outside 0..{}",
+                batch_path.display(),
+                classes - 1
+            )));
         }
         let labels: Vec<usize> = y.iter().map(|&l| l as usize).collect();
         // Dropout off (as PyTorch's model.eval()) so the pass is deterministic.
         let logits = model.forward_logits(&Tensor::new(x.clone()), Mode::Eval);
         let loss = logits.softmax_cross_entropy(&labels);
         loss.backward();
-        let grads: Vec<(String, layerlab::tensor::Array)> = params.iter().map(|(n, p)| (n.clone(), p.grad_array().map(|g| g.as_standard_layout().into_owned()).unwrap_or_else(|| ndarray::ArrayD::zeros(p.shape())))).collect();
-        std::fs::write(grads_path, weights::to_bytes(&grads)?).map_err(|e| Error::io(grads_path.display().to_string(), e))?;
+        let grads: Vec<(String, layerlab::tensor::Array)> = params
+            .iter()
+            .map(|(n, p)| {
+                (
+                    n.clone(),
+                    p.grad_array()
+                        .map(|g| g.as_standard_layout().into_owned())
+                        .unwrap_or_else(|| ndarray::ArrayD::zeros(p.shape())),
+                )
+            })
+            .collect();
+        std::fs::write(grads_path, weights::to_bytes(&grads)?)
+            .map_err(|e| Error::io(grads_path.display().to_string(), e))?;
         Ok(json!({"loss": loss.item()}).to_string())
     }
 
@@ -484,7 +569,14 @@ mod cli {
         let spec = load_spec(args)?;
         let info = spec.infer()?;
         for l in &info.layers {
-            eprintln!("{:>3} {:<14} {:>16} -> {:<16} {:>9} params", l.index, l.layer_type, format!("{:?}", l.input_shape), format!("{:?}", l.output_shape), l.param_count);
+            eprintln!(
+                "{:>3} {:<14} {:>16} -> {:<16} {:>9} params",
+                l.index,
+                l.layer_type,
+                format!("{:?}", l.input_shape),
+                format!("{:?}", l.output_shape),
+                l.param_count
+            );
         }
         eprintln!("total: {} parameters", info.total_params);
         Ok(serde_json::to_string(&info).unwrap())
@@ -494,7 +586,8 @@ mod cli {
         let spec = load_spec(args)?;
         let model = Model::new(&spec)?;
         if let Some(path) = weights_path {
-            weights::load_parameters(&model.parameters(), &read(path)?).map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+            weights::load_parameters(&model.parameters(), &read(path)?)
+                .map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
         }
         let files = match format {
             "pytorch" | "torch" => layerlab::io::export::pytorch(&model)?,
@@ -513,7 +606,8 @@ mod cli {
             let to = out.join("mnist");
             std::fs::create_dir_all(&to).map_err(|e| Error::io(to.display().to_string(), e))?;
             for f in [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS] {
-                std::fs::copy(from.join(f), to.join(f)).map_err(|e| Error::io(from.join(f).display().to_string(), e))?;
+                std::fs::copy(from.join(f), to.join(f))
+                    .map_err(|e| Error::io(from.join(f).display().to_string(), e))?;
                 names.push(format!("mnist/{f}"));
             }
         }

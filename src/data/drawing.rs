@@ -24,7 +24,8 @@ pub fn mnist_from_drawing(ink: &[f32], width: usize, height: usize) -> Vec<f32> 
     }
     let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
     let scale = 20.0 / bw.max(bh) as f32;
-    let (nw, nh) = (((bw as f32 * scale).round() as usize).clamp(1, 20), ((bh as f32 * scale).round() as usize).clamp(1, 20));
+    let (nw, nh) =
+        (((bw as f32 * scale).round() as usize).clamp(1, 20), ((bh as f32 * scale).round() as usize).clamp(1, 20));
     // Area averaging: each target pixel is the mean of the source pixels it covers.
     let mut patch = vec![0.0f32; nw * nh];
     for ty in 0..nh {

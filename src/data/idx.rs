@@ -27,12 +27,17 @@ pub const MAX_IDX_BYTES: u64 = 512 << 20;
 pub fn maybe_gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(MAX_IDX_BYTES as usize));
-        MultiGzDecoder::new(bytes)
-            .take(MAX_IDX_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(name, format!("the gzip data is damaged or truncated ({e}); download the file again")))?;
+        MultiGzDecoder::new(bytes).take(MAX_IDX_BYTES + 1).read_to_end(&mut out).map_err(|e| {
+            Error::data(name, format!("the gzip data is damaged or truncated ({e}); download the file again"))
+        })?;
         if out.len() as u64 > MAX_IDX_BYTES {
-            return Err(Error::data(name, format!("un-gzipped it is larger than {} MB, more than layerlab reads; is it the right file?", MAX_IDX_BYTES >> 20)));
+            return Err(Error::data(
+                name,
+                format!(
+                    "un-gzipped it is larger than {} MB, more than layerlab reads; is it the right file?",
+                    MAX_IDX_BYTES >> 20
+                ),
+            ));
         }
         Ok(out)
     } else {
@@ -53,21 +58,34 @@ pub fn parse(name: &str, bytes: &[u8], expected: u32) -> Result<IdxArray> {
             LABELS_MAGIC => "a label file (magic 2049)".to_string(),
             other => format!("not an IDX u8 file (magic {other})"),
         };
-        return Err(Error::data(name, format!("this is {} but {} was expected; check which file goes where", what(magic), what(expected))));
+        return Err(Error::data(
+            name,
+            format!("this is {} but {} was expected; check which file goes where", what(magic), what(expected)),
+        ));
     }
     let ndim = (magic & 0xff) as usize;
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
-        return Err(Error::data(name, format!("the file is truncated inside its header ({} of {header} bytes)", bytes.len())));
+        return Err(Error::data(
+            name,
+            format!("the file is truncated inside its header ({} of {header} bytes)", bytes.len()),
+        ));
     }
-    let dims: Vec<usize> = (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
+    let dims: Vec<usize> =
+        (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let expected_len = dims.iter().fold(1usize, |a, &d| a.saturating_mul(d));
     let data = &bytes[header..];
     if data.len() < expected_len {
         return Err(Error::data(name, format!("the file is truncated: the header promises {dims:?} = {expected_len} bytes of data but only {} are there", data.len())));
     }
     if data.len() > expected_len {
-        return Err(Error::data(name, format!("the file has {} bytes of data after the {dims:?} its header declares; it is not a valid IDX file", data.len() - expected_len)));
+        return Err(Error::data(
+            name,
+            format!(
+                "the file has {} bytes of data after the {dims:?} its header declares; it is not a valid IDX file",
+                data.len() - expected_len
+            ),
+        ));
     }
     Ok(IdxArray { dims, data: data.to_vec() })
 }

@@ -27,16 +27,32 @@ impl Mnist {
         let img = idx::parse(images_name, images, IMAGES_MAGIC)?;
         let lab = idx::parse(labels_name, labels, LABELS_MAGIC)?;
         if img.dims.len() != 3 || img.dims[1] != SIDE || img.dims[2] != SIDE {
-            return Err(Error::data(images_name, format!("expected images of 28x28 pixels, the header says {:?}", img.dims)));
+            return Err(Error::data(
+                images_name,
+                format!("expected images of 28x28 pixels, the header says {:?}", img.dims),
+            ));
         }
         if lab.dims.len() != 1 || lab.dims[0] != img.dims[0] {
-            return Err(Error::data(labels_name, format!("{} labels for {} images in {images_name}; the two files do not belong together", lab.dims.first().copied().unwrap_or(0), img.dims[0])));
+            return Err(Error::data(
+                labels_name,
+                format!(
+                    "{} labels for {} images in {images_name}; the two files do not belong together",
+                    lab.dims.first().copied().unwrap_or(0),
+                    img.dims[0]
+                ),
+            ));
         }
         if img.dims[0] == 0 {
-            return Err(Error::data(images_name, "the file holds no images (its header says 0); it is empty or was cut short when written"));
+            return Err(Error::data(
+                images_name,
+                "the file holds no images (its header says 0); it is empty or was cut short when written",
+            ));
         }
         if let Some((i, &bad)) = lab.data.iter().enumerate().find(|(_, &l)| l as usize >= CLASSES) {
-            return Err(Error::data(labels_name, format!("label {bad} at position {i} is not a digit 0-9; the file is damaged or mislabelled")));
+            return Err(Error::data(
+                labels_name,
+                format!("label {bad} at position {i} is not a digit 0-9; the file is damaged or mislabelled"),
+            ));
         }
         Ok(Mnist { images: img.data, labels: lab.data })
     }

@@ -59,7 +59,8 @@ impl DatasetSpec {
             DatasetSpec::Copy { seq_len, vocab } => (TokenTaskKind::Copy, seq_len, vocab),
         };
         // The test set comes from another seed, so it holds unseen sequences.
-        let (seed, len) = if train { (seed, tokens::TRAIN_EXAMPLES) } else { (seed ^ 0x7e57_7e57_7e57_7e57, tokens::TEST_EXAMPLES) };
+        let (seed, len) =
+            if train { (seed, tokens::TRAIN_EXAMPLES) } else { (seed ^ 0x7e57_7e57_7e57_7e57, tokens::TEST_EXAMPLES) };
         Some(TokenTask { kind, seq_len, vocab, seed, len })
     }
 
@@ -67,14 +68,18 @@ impl DatasetSpec {
     pub fn shape(&self) -> Vec<usize> {
         match self {
             DatasetSpec::Mnist { shape } => shape.clone(),
-            DatasetSpec::Reverse { seq_len, .. } | DatasetSpec::Sort { seq_len, .. } | DatasetSpec::Copy { seq_len, .. } => vec![*seq_len],
+            DatasetSpec::Reverse { seq_len, .. }
+            | DatasetSpec::Sort { seq_len, .. }
+            | DatasetSpec::Copy { seq_len, .. } => vec![*seq_len],
         }
     }
 
     pub fn classes(&self) -> usize {
         match self {
             DatasetSpec::Mnist { .. } => 10,
-            DatasetSpec::Reverse { vocab, .. } | DatasetSpec::Sort { vocab, .. } | DatasetSpec::Copy { vocab, .. } => *vocab,
+            DatasetSpec::Reverse { vocab, .. } | DatasetSpec::Sort { vocab, .. } | DatasetSpec::Copy { vocab, .. } => {
+                *vocab
+            }
         }
     }
 
@@ -85,7 +90,9 @@ impl DatasetSpec {
 
     /// The model's input shape, or why the given one cannot hold this data.
     pub fn validate(&self) -> Result<Vec<usize>, SpecError> {
-        let err = |m: String| Err(SpecError { layer: None, layer_type: String::new(), message: format!("input: {m}"), fix: None });
+        let err = |m: String| {
+            Err(SpecError { layer: None, layer_type: String::new(), message: format!("input: {m}"), fix: None })
+        };
         match self {
             DatasetSpec::Mnist { shape } => {
                 if shape.is_empty() || shape.contains(&0) || shape.len() > 8 {
@@ -95,11 +102,15 @@ impl DatasetSpec {
                 let total = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
                 if total != Some(mnist::PIXELS) {
                     let holds = total.map_or("more than 2^64".to_string(), |t| t.to_string());
-                    return err(format!("shape {shape:?} holds {holds} values but an MNIST image has 784 (28x28); use [1, 28, 28]"));
+                    return err(format!(
+                        "shape {shape:?} holds {holds} values but an MNIST image has 784 (28x28); use [1, 28, 28]"
+                    ));
                 }
                 Ok(shape.clone())
             }
-            DatasetSpec::Reverse { seq_len, vocab } | DatasetSpec::Sort { seq_len, vocab } | DatasetSpec::Copy { seq_len, vocab } => {
+            DatasetSpec::Reverse { seq_len, vocab }
+            | DatasetSpec::Sort { seq_len, vocab }
+            | DatasetSpec::Copy { seq_len, vocab } => {
                 if !(1..=MAX_SEQ_LEN).contains(seq_len) {
                     return err(format!("seq_len must be between 1 and {MAX_SEQ_LEN}, got {seq_len}"));
                 }
@@ -119,7 +130,10 @@ impl DatasetSpec {
             if shape == want {
                 return Ok(());
             }
-            let fix = (shape.len() == 2 && shape[0] == want[0]).then(|| Fix::Insert { index: layer_count, layer: LayerSpec::Dense { units: classes, activation: None, use_bias: None } });
+            let fix = (shape.len() == 2 && shape[0] == want[0]).then(|| Fix::Insert {
+                index: layer_count,
+                layer: LayerSpec::Dense { units: classes, activation: None, use_bias: None },
+            });
             return Err(SpecError {
                 layer: layer_count.checked_sub(1),
                 layer_type: String::new(),

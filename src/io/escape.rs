@@ -70,7 +70,8 @@ pub fn markdown_text(text: &str) -> String {
     for c in shorten(text).chars() {
         match c {
             c if c.is_control() => out.push(' '),
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '+' | '-' | '.' | '!' | '|' | '~' | '&' | '"' | '\'' | '=' | ':' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '+' | '-' | '.' | '!'
+            | '|' | '~' | '&' | '"' | '\'' | '=' | ':' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -81,7 +82,10 @@ pub fn markdown_text(text: &str) -> String {
 }
 
 /// Names Windows keeps for devices, whatever follows them.
-const DEVICES: &[&str] = &["CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9"];
+const DEVICES: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
 
 /// A file or folder name made from `text` (a model's name): ASCII letters,
 /// digits, `-` and `_` only (runs of anything else become one `-`), no leading
@@ -90,7 +94,11 @@ const DEVICES: &[&str] = &["CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "
 /// (`CON`, `nul`, `COM1`, ... get a `_`).
 pub fn file_stem(text: &str, fallback: &str) -> String {
     let stem = stem_chars(text, fallback);
-    if DEVICES.iter().any(|d| d.eq_ignore_ascii_case(stem.split('-').next().unwrap_or(""))) { format!("_{stem}") } else { stem }
+    if DEVICES.iter().any(|d| d.eq_ignore_ascii_case(stem.split('-').next().unwrap_or(""))) {
+        format!("_{stem}")
+    } else {
+        stem
+    }
 }
 
 fn stem_chars(text: &str, fallback: &str) -> String {
@@ -106,14 +114,22 @@ fn stem_chars(text: &str, fallback: &str) -> String {
     while out.ends_with('-') {
         out.pop();
     }
-    if out.is_empty() { fallback.to_string() } else { out }
+    if out.is_empty() {
+        fallback.to_string()
+    } else {
+        out
+    }
 }
 
 /// An identifier for a Keras model's `name=` (letters, digits and `_`, not
 /// starting with a digit), or `fallback`.
 pub fn identifier(text: &str, fallback: &str) -> String {
     let stem = file_stem(text, fallback).replace('-', "_");
-    if stem.starts_with(|c: char| c.is_ascii_digit()) { format!("_{stem}") } else { stem }
+    if stem.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{stem}")
+    } else {
+        stem
+    }
 }
 
 #[cfg(test)]

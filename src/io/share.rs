@@ -180,11 +180,19 @@ pub fn decode(fragment: &str) -> Result<Restored, ShareError> {
     if json.len() as u64 > MAX_JSON_BYTES {
         return Err(ShareError::TooLarge);
     }
-    let root: Value = serde_json::from_slice(&json).map_err(|e| if e.is_eof() { ShareError::Truncated } else { ShareError::Unreadable(e.to_string()) })?;
+    let root: Value = serde_json::from_slice(&json).map_err(|e| {
+        if e.is_eof() {
+            ShareError::Truncated
+        } else {
+            ShareError::Unreadable(e.to_string())
+        }
+    })?;
     let Value::Object(obj) = root else {
         return Err(ShareError::Unreadable("it is not an experiment".into()));
     };
-    let v = obj.get("v").and_then(Value::as_u64).ok_or_else(|| ShareError::Unreadable("it has no format version".into()))? as u32;
+    let v =
+        obj.get("v").and_then(Value::as_u64).ok_or_else(|| ShareError::Unreadable("it has no format version".into()))?
+            as u32;
     if v > VERSION {
         return Err(ShareError::Newer(v));
     }
@@ -203,7 +211,9 @@ pub fn decode(fragment: &str) -> Result<Restored, ShareError> {
         Some(v) => match serde_json::from_value::<Lesson>(v.clone()) {
             Ok(l) => Some(l),
             Err(e) => {
-                warnings.push(format!("the lesson settings could not be restored ({e}); showing the experiment with every control"));
+                warnings.push(format!(
+                    "the lesson settings could not be restored ({e}); showing the experiment with every control"
+                ));
                 None
             }
         },

@@ -18,11 +18,18 @@ pub fn to_bytes(tensors: &[(String, Array)]) -> Result<Vec<u8>> {
 pub fn to_bytes_with(tensors: &[(String, Array)], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(name, a)| (name.clone(), a.as_standard_layout().iter().flat_map(|v| v.to_le_bytes()).collect(), a.shape().to_vec()))
+        .map(|(name, a)| {
+            (name.clone(), a.as_standard_layout().iter().flat_map(|v| v.to_le_bytes()).collect(), a.shape().to_vec())
+        })
         .collect();
     let views = bytes
         .iter()
-        .map(|(name, data, shape)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| Error::Weights(e.to_string()))?)))
+        .map(|(name, data, shape)| {
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| Error::Weights(e.to_string()))?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     safetensors::tensor::serialize(views, metadata).map_err(|e| Error::Weights(e.to_string()))
 }
@@ -51,16 +58,30 @@ fn f16_to_f32(h: u16) -> f32 {
 /// I64 widened (labels, token ids). The header's `__metadata__` (PyTorch writes
 /// `{"format": "pt"}`) is allowed and ignored here (`read_metadata` reads it).
 pub fn read_all(bytes: &[u8]) -> Result<HashMap<String, ArrayD<f32>>> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
         let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-            Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::F64 => {
+                view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+            }
             Dtype::F16 => view.data().chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-            Dtype::BF16 => view.data().chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
-            Dtype::I64 => view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            other => return Err(Error::Weights(format!("tensor \"{}\" has dtype {other:?}; layerlab reads F32, F16, BF16 and F64 weights (and I64 labels)", crate::io::escape::printable(&name)))),
+            Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .collect(),
+            Dtype::I64 => {
+                view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+            }
+            other => {
+                return Err(Error::Weights(format!(
+                    "tensor \"{}\" has dtype {other:?}; layerlab reads F32, F16, BF16 and F64 weights (and I64 labels)",
+                    crate::io::escape::printable(&name)
+                )))
+            }
         };
         out.insert(name.clone(), ArrayD::from_shape_vec(IxDyn(view.shape()), data).unwrap());
     }
@@ -69,16 +90,23 @@ pub fn read_all(bytes: &[u8]) -> Result<HashMap<String, ArrayD<f32>>> {
 
 /// The header's string metadata (empty if it has none).
 pub fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 
 /// The tensor `name` of a file read by `read_all`, checked against the shape
 /// the model needs and for values a diverged run leaves.
 /// The message says what is wrong, for the caller's error.
-pub fn checked<'a>(loaded: &'a HashMap<String, ArrayD<f32>>, name: &str, shape: &[usize]) -> std::result::Result<&'a ArrayD<f32>, String> {
+pub fn checked<'a>(
+    loaded: &'a HashMap<String, ArrayD<f32>>,
+    name: &str,
+    shape: &[usize],
+) -> std::result::Result<&'a ArrayD<f32>, String> {
     let Some(a) = loaded.get(name) else {
-        return Err(format!("the file has no tensor \"{name}\" (shape {shape:?}); it was saved from a different model"));
+        return Err(format!(
+            "the file has no tensor \"{name}\" (shape {shape:?}); it was saved from a different model"
+        ));
     };
     if a.shape() != shape {
         return Err(format!("tensor \"{name}\" has shape {:?} but the model needs {shape:?}", a.shape()));
@@ -92,7 +120,8 @@ pub fn checked<'a>(loaded: &'a HashMap<String, ArrayD<f32>>, name: &str, shape: 
 /// Reads one integer tensor exactly (labels, token ids): I64 as PyTorch's
 /// `long`, or I32, I16, I8, U8 (`torch.int`, a NumPy `uint8` label file) widened.
 pub fn read_i64(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file: {e}")))?;
     let view = st.tensor(name).map_err(|_| Error::Weights(format!("the file has no tensor \"{name}\"")))?;
     let data = view.data();
     let values: Vec<i64> = match view.dtype() {
@@ -101,7 +130,11 @@ pub fn read_i64(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
         Dtype::I16 => data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
         Dtype::I8 => data.iter().map(|&b| b as i8 as i64).collect(),
         Dtype::U8 => data.iter().map(|&b| b as i64).collect(),
-        other => return Err(Error::Weights(format!("tensor \"{name}\" must hold integers (I64, I32, I16, I8 or U8), found {other:?}"))),
+        other => {
+            return Err(Error::Weights(format!(
+                "tensor \"{name}\" must hold integers (I64, I32, I16, I8 or U8), found {other:?}"
+            )))
+        }
     };
     Ok((view.shape().to_vec(), values))
 }
@@ -117,7 +150,10 @@ pub fn load_parameters(params: &[(String, Tensor)], bytes: &[u8]) -> Result<()> 
     let mut extra: Vec<&String> = loaded.keys().filter(|k| !expected.contains(&k.as_str())).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(Error::Weights(format!("the file has a tensor \"{}\" that this model does not have; it was saved from a different model", crate::io::escape::printable(name))));
+        return Err(Error::Weights(format!(
+            "the file has a tensor \"{}\" that this model does not have; it was saved from a different model",
+            crate::io::escape::printable(name)
+        )));
     }
     for (name, p) in params {
         p.set_value(&loaded.remove(name).unwrap());

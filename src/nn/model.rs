@@ -20,22 +20,70 @@ pub enum Mode<'a> {
 }
 
 enum Layer {
-    Dense { weight: Tensor, bias: Option<Tensor>, activation: Option<Activation> },
-    Conv2D { weight: Tensor, bias: Option<Tensor>, stride: [usize; 2], pad: [usize; 4], activation: Option<Activation> },
-    MaxPool2D { size: [usize; 2], stride: [usize; 2] },
-    AveragePool2D { size: [usize; 2], stride: [usize; 2] },
+    Dense {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        activation: Option<Activation>,
+    },
+    Conv2D {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: [usize; 2],
+        pad: [usize; 4],
+        activation: Option<Activation>,
+    },
+    MaxPool2D {
+        size: [usize; 2],
+        stride: [usize; 2],
+    },
+    AveragePool2D {
+        size: [usize; 2],
+        stride: [usize; 2],
+    },
     Flatten,
-    Dropout { rate: f32 },
-    Reshape { shape: Vec<usize> },
+    Dropout {
+        rate: f32,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
     Activation(Activation),
-    Recurrent { kind: Cell, units: usize, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, return_sequences: bool },
-    LayerNorm { weight: Tensor, bias: Tensor, eps: f32 },
-    Position { learned: Option<Tensor>, table: Tensor },
+    Recurrent {
+        kind: Cell,
+        units: usize,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Tensor,
+        b_hh: Tensor,
+        return_sequences: bool,
+    },
+    LayerNorm {
+        weight: Tensor,
+        bias: Tensor,
+        eps: f32,
+    },
+    Position {
+        learned: Option<Tensor>,
+        table: Tensor,
+    },
     Attention(Attention),
-    Encoder { attn: Attention, linear1: (Tensor, Tensor), linear2: (Tensor, Tensor), norm1: (Tensor, Tensor), norm2: (Tensor, Tensor), activation: Activation, dropout: f32, norm_first: bool },
-    Patchify { patch: usize },
+    Encoder {
+        attn: Attention,
+        linear1: (Tensor, Tensor),
+        linear2: (Tensor, Tensor),
+        norm1: (Tensor, Tensor),
+        norm2: (Tensor, Tensor),
+        activation: Activation,
+        dropout: f32,
+        norm_first: bool,
+    },
+    Patchify {
+        patch: usize,
+    },
     GlobalAveragePooling1D,
-    Embedding { weight: Tensor },
+    Embedding {
+        weight: Tensor,
+    },
 }
 
 thread_local! {
@@ -91,7 +139,9 @@ impl Model {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             let named: Vec<(&str, &Tensor)> = match layer {
-                Layer::Recurrent { w_ih, w_hh, b_ih, b_hh, .. } => vec![("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)],
+                Layer::Recurrent { w_ih, w_hh, b_ih, b_hh, .. } => {
+                    vec![("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)]
+                }
                 Layer::LayerNorm { weight, bias, .. } => vec![("weight", weight), ("bias", bias)],
                 Layer::Embedding { weight } => vec![("weight", weight)],
                 Layer::Position { learned: Some(w), .. } => vec![("weight", w)],
@@ -221,7 +271,9 @@ impl Layer {
                 }
                 apply_activation(&y, *activation, fold_softmax)
             }
-            Layer::Conv2D { weight, bias, stride, pad, activation } => apply_activation(&x.conv2d(weight, bias.as_ref(), *stride, *pad), *activation, fold_softmax),
+            Layer::Conv2D { weight, bias, stride, pad, activation } => {
+                apply_activation(&x.conv2d(weight, bias.as_ref(), *stride, *pad), *activation, fold_softmax)
+            }
             Layer::MaxPool2D { size, stride } => x.max_pool2d(*size, *stride),
             Layer::AveragePool2D { size, stride } => x.avg_pool2d(*size, *stride),
             Layer::Flatten => {
@@ -238,7 +290,9 @@ impl Layer {
                 x.reshape(&s)
             }
             Layer::Activation(a) => apply_activation(x, Some(*a), fold_softmax),
-            Layer::Recurrent { kind, units, w_ih, w_hh, b_ih, b_hh, return_sequences } => recurrent_forward(x, *kind, *units, [w_ih, w_hh, b_ih, b_hh], *return_sequences),
+            Layer::Recurrent { kind, units, w_ih, w_hh, b_ih, b_hh, return_sequences } => {
+                recurrent_forward(x, *kind, *units, [w_ih, w_hh, b_ih, b_hh], *return_sequences)
+            }
             Layer::LayerNorm { weight, bias, eps } => layer_norm(x, weight, bias, *eps),
             Layer::Position { learned, table } => x.add(learned.as_ref().unwrap_or(table)),
             Layer::Attention(a) => a.forward(x),
@@ -265,7 +319,11 @@ impl Layer {
                 // [N, C, H, W] -> [N, H/p, W/p, C, p, p] -> [N, tokens, C*p*p]
                 let s = x.shape();
                 let (n, c, h, w, p) = (s[0], s[1], s[2], s[3], *patch);
-                x.reshape(&[n, c, h / p, p, w / p, p]).permute(&[0, 2, 4, 1, 3, 5]).reshape(&[n, (h / p) * (w / p), c * p * p])
+                x.reshape(&[n, c, h / p, p, w / p, p]).permute(&[0, 2, 4, 1, 3, 5]).reshape(&[
+                    n,
+                    (h / p) * (w / p),
+                    c * p * p,
+                ])
             }
             Layer::GlobalAveragePooling1D => x.mean(&[1], false),
             Layer::Embedding { weight } => {
@@ -294,7 +352,12 @@ impl Attention {
     fn named(&self, prefix: &'static str) -> Vec<(&'static str, &Tensor)> {
         let names: [&'static str; 4] = match prefix {
             "" => ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"],
-            _ => ["self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias"],
+            _ => [
+                "self_attn.in_proj_weight",
+                "self_attn.in_proj_bias",
+                "self_attn.out_proj.weight",
+                "self_attn.out_proj.bias",
+            ],
         };
         names.into_iter().zip([&self.in_w, &self.in_b, &self.out_w, &self.out_b]).collect()
     }
@@ -327,7 +390,13 @@ impl Attention {
 /// A recurrent layer over `x` [N, T, I], unrolled in time from zero state, built
 /// from primitives (backpropagation through time comes with them).
 /// Returns the last hidden state [N, H], or every one [N, T, H].
-fn recurrent_forward(x: &Tensor, kind: Cell, units: usize, [w_ih, w_hh, b_ih, b_hh]: [&Tensor; 4], return_sequences: bool) -> Tensor {
+fn recurrent_forward(
+    x: &Tensor,
+    kind: Cell,
+    units: usize,
+    [w_ih, w_hh, b_ih, b_hh]: [&Tensor; 4],
+    return_sequences: bool,
+) -> Tensor {
     let s = x.shape();
     let (n, steps, features) = (s[0], s[1], s[2]);
     let h_dim = units;
@@ -406,7 +475,14 @@ fn glorot(shape: &[usize; 2], rng: &mut ChaCha8Rng) -> Tensor {
 }
 
 fn attention(d: usize, heads: usize, causal: bool, rng: &mut ChaCha8Rng) -> Attention {
-    Attention { in_w: glorot(&[3 * d, d], rng), in_b: zeros(3 * d), out_w: glorot(&[d, d], rng), out_b: zeros(d), heads, causal }
+    Attention {
+        in_w: glorot(&[3 * d, d], rng),
+        in_b: zeros(3 * d),
+        out_w: glorot(&[d, d], rng),
+        out_b: zeros(d),
+        heads,
+        causal,
+    }
 }
 
 /// Keras's Glorot-uniform limit, sqrt(6 / (fan_in + fan_out)).
@@ -418,7 +494,8 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
     match layer {
         LayerSpec::Dense { units, activation, use_bias } => {
             let fan_in = *input.last().unwrap();
-            let weight = Tensor::parameter(crate::tensor::random_uniform(&[*units, fan_in], glorot_limit(fan_in, *units), rng));
+            let weight =
+                Tensor::parameter(crate::tensor::random_uniform(&[*units, fan_in], glorot_limit(fan_in, *units), rng));
             let bias = use_bias.unwrap_or(true).then(|| Tensor::parameter(ArrayD::zeros(IxDyn(&[*units]))));
             Layer::Dense { weight, bias, activation: *activation }
         }
@@ -442,12 +519,18 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
             };
             Layer::Conv2D { weight, bias, stride, pad, activation: *activation }
         }
-        LayerSpec::MaxPool2D { pool_size, strides } => Layer::MaxPool2D { size: pool_size.hw(), stride: strides.unwrap_or(*pool_size).hw() },
-        LayerSpec::AveragePool2D { pool_size, strides } => Layer::AveragePool2D { size: pool_size.hw(), stride: strides.unwrap_or(*pool_size).hw() },
+        LayerSpec::MaxPool2D { pool_size, strides } => {
+            Layer::MaxPool2D { size: pool_size.hw(), stride: strides.unwrap_or(*pool_size).hw() }
+        }
+        LayerSpec::AveragePool2D { pool_size, strides } => {
+            Layer::AveragePool2D { size: pool_size.hw(), stride: strides.unwrap_or(*pool_size).hw() }
+        }
         LayerSpec::Flatten => Layer::Flatten,
         LayerSpec::Dropout { rate } => Layer::Dropout { rate: *rate },
         LayerSpec::Reshape { .. } => Layer::Reshape { shape: output.to_vec() },
-        LayerSpec::SimpleRNN { units, return_sequences } | LayerSpec::LSTM { units, return_sequences } | LayerSpec::GRU { units, return_sequences } => {
+        LayerSpec::SimpleRNN { units, return_sequences }
+        | LayerSpec::LSTM { units, return_sequences }
+        | LayerSpec::GRU { units, return_sequences } => {
             let kind = match layer {
                 LayerSpec::LSTM { .. } => Cell::Lstm,
                 LayerSpec::GRU { .. } => Cell::Gru,
@@ -462,7 +545,15 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
                 // Keras's unit_forget_bias: the forget gate starts open.
                 b.slice_mut(ndarray::s![*units..2 * units]).fill(1.0);
             }
-            Layer::Recurrent { kind, units: *units, w_ih, w_hh, b_ih: Tensor::parameter(b), b_hh: Tensor::parameter(ArrayD::zeros(IxDyn(&[g]))), return_sequences: return_sequences.unwrap_or(false) }
+            Layer::Recurrent {
+                kind,
+                units: *units,
+                w_ih,
+                w_hh,
+                b_ih: Tensor::parameter(b),
+                b_hh: Tensor::parameter(ArrayD::zeros(IxDyn(&[g]))),
+                return_sequences: return_sequences.unwrap_or(false),
+            }
         }
         LayerSpec::LayerNormalization { epsilon } => {
             let d = *input.last().unwrap();
@@ -470,16 +561,23 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
         }
         LayerSpec::PositionalEmbedding { kind } => {
             let (t, d) = (input[0], input[1]);
-            let learned = (*kind == PositionKind::Learned).then(|| Tensor::parameter(crate::tensor::random_normal(&[t, d], 0.02, rng)));
+            let learned = (*kind == PositionKind::Learned)
+                .then(|| Tensor::parameter(crate::tensor::random_normal(&[t, d], 0.02, rng)));
             // sin on even features, cos on odd ones, as in "Attention is all you need".
             let table = ArrayD::from_shape_fn(IxDyn(&[t, d]), |i| {
                 let (pos, k) = (i[0] as f32, i[1]);
                 let angle = pos / 10000f32.powf((k - k % 2) as f32 / d as f32);
-                if k % 2 == 0 { angle.sin() } else { angle.cos() }
+                if k % 2 == 0 {
+                    angle.sin()
+                } else {
+                    angle.cos()
+                }
             });
             Layer::Position { learned, table: Tensor::new(table) }
         }
-        LayerSpec::MultiHeadAttention { num_heads, causal, .. } => Layer::Attention(attention(input[1], *num_heads, causal.unwrap_or(false), rng)),
+        LayerSpec::MultiHeadAttention { num_heads, causal, .. } => {
+            Layer::Attention(attention(input[1], *num_heads, causal.unwrap_or(false), rng))
+        }
         LayerSpec::TransformerEncoder { num_heads, ff_dim, activation, dropout, norm_first } => {
             let d = input[1];
             let attn = attention(d, *num_heads, false, rng);
@@ -499,7 +597,9 @@ fn build_layer(layer: &LayerSpec, input: &[usize], output: &[usize], rng: &mut C
         LayerSpec::Patchify { patch_size } => Layer::Patchify { patch: *patch_size },
         LayerSpec::GlobalAveragePooling1D => Layer::GlobalAveragePooling1D,
         // Keras's default: uniform in [-0.05, 0.05].
-        LayerSpec::Embedding { input_dim, output_dim } => Layer::Embedding { weight: Tensor::parameter(crate::tensor::random_uniform(&[*input_dim, *output_dim], 0.05, rng)) },
+        LayerSpec::Embedding { input_dim, output_dim } => Layer::Embedding {
+            weight: Tensor::parameter(crate::tensor::random_uniform(&[*input_dim, *output_dim], 0.05, rng)),
+        },
         other => Layer::Activation(other.activation().expect("the remaining layer types are activations")),
     }
 }

@@ -228,11 +228,16 @@ pub enum LayerSpec {
         norm_first: Option<bool>,
     },
     /// Image [C, H, W] -> tokens [H/p * W/p, C*p*p], patches row-major.
-    Patchify { patch_size: usize },
+    Patchify {
+        patch_size: usize,
+    },
     /// Mean over the steps of `[steps, features]`.
     GlobalAveragePooling1D,
     /// Token ids `[steps]` -> vectors `[steps, output_dim]` (PyTorch `weight` [input_dim, output_dim]).
-    Embedding { input_dim: usize, output_dim: usize },
+    Embedding {
+        input_dim: usize,
+        output_dim: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -244,14 +249,48 @@ pub enum PositionKind {
 }
 
 /// Every layer type the spec accepts, in palette order.
-pub const LAYER_TYPES: &[&str] = &["Dense", "Conv2D", "MaxPool2D", "AveragePool2D", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "SimpleRNN", "LSTM", "GRU", "LayerNormalization", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "Patchify", "GlobalAveragePooling1D", "Embedding"];
+pub const LAYER_TYPES: &[&str] = &[
+    "Dense",
+    "Conv2D",
+    "MaxPool2D",
+    "AveragePool2D",
+    "Flatten",
+    "Dropout",
+    "Reshape",
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "GELU",
+    "Softmax",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "LayerNormalization",
+    "PositionalEmbedding",
+    "MultiHeadAttention",
+    "TransformerEncoder",
+    "Patchify",
+    "GlobalAveragePooling1D",
+    "Embedding",
+];
 
 /// The palette: layer families and their types.
 pub const LAYER_GROUPS: &[(&str, &[&str])] = &[
     ("Core", &["Dense", "Flatten", "Dropout", "Reshape", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax"]),
     ("Convolution", &["Conv2D", "MaxPool2D", "AveragePool2D"]),
     ("Recurrent", &["SimpleRNN", "LSTM", "GRU"]),
-    ("Attention", &["Embedding", "Patchify", "PositionalEmbedding", "MultiHeadAttention", "TransformerEncoder", "LayerNormalization", "GlobalAveragePooling1D"]),
+    (
+        "Attention",
+        &[
+            "Embedding",
+            "Patchify",
+            "PositionalEmbedding",
+            "MultiHeadAttention",
+            "TransformerEncoder",
+            "LayerNormalization",
+            "GlobalAveragePooling1D",
+        ],
+    ),
 ];
 
 impl LayerSpec {
@@ -259,7 +298,14 @@ impl LayerSpec {
     pub fn default_for(ty: &str) -> Option<LayerSpec> {
         Some(match ty {
             "Dense" => LayerSpec::Dense { units: 64, activation: Some(Activation::Relu), use_bias: None },
-            "Conv2D" => LayerSpec::Conv2D { filters: 32, kernel_size: Size2::Square(3), strides: None, padding: None, activation: Some(Activation::Relu), use_bias: None },
+            "Conv2D" => LayerSpec::Conv2D {
+                filters: 32,
+                kernel_size: Size2::Square(3),
+                strides: None,
+                padding: None,
+                activation: Some(Activation::Relu),
+                use_bias: None,
+            },
             "MaxPool2D" => LayerSpec::MaxPool2D { pool_size: Size2::Square(2), strides: None },
             "AveragePool2D" => LayerSpec::AveragePool2D { pool_size: Size2::Square(2), strides: None },
             "Flatten" => LayerSpec::Flatten,
@@ -276,7 +322,13 @@ impl LayerSpec {
             "LayerNormalization" => LayerSpec::LayerNormalization { epsilon: None },
             "PositionalEmbedding" => LayerSpec::PositionalEmbedding { kind: PositionKind::Learned },
             "MultiHeadAttention" => LayerSpec::MultiHeadAttention { num_heads: 4, key_dim: None, causal: None },
-            "TransformerEncoder" => LayerSpec::TransformerEncoder { num_heads: 4, ff_dim: 128, activation: Some(Activation::Gelu), dropout: None, norm_first: Some(true) },
+            "TransformerEncoder" => LayerSpec::TransformerEncoder {
+                num_heads: 4,
+                ff_dim: 128,
+                activation: Some(Activation::Gelu),
+                dropout: None,
+                norm_first: Some(true),
+            },
             "Patchify" => LayerSpec::Patchify { patch_size: 7 },
             "GlobalAveragePooling1D" => LayerSpec::GlobalAveragePooling1D,
             "Embedding" => LayerSpec::Embedding { input_dim: 10, output_dim: 64 },
@@ -318,7 +370,8 @@ impl LayerSpec {
             let value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
             obj.insert(name.to_string(), value);
         }
-        serde_json::from_value(Value::Object(obj)).map_err(|e| format!("{name}: {}", crate::io::escape::printable(&e.to_string())))
+        serde_json::from_value(Value::Object(obj))
+            .map_err(|e| format!("{name}: {}", crate::io::escape::printable(&e.to_string())))
     }
 
     /// The text a parameter shows in an editor (empty when unset).
@@ -433,7 +486,11 @@ impl ModelSpec {
         };
         for key in obj.keys() {
             if !["name", "input", "layers", "training"].contains(&key.as_str()) {
-                return Err(top_error(format!("unknown key {:?} in the model spec; expected name, input, layers, training", crate::io::escape::shorten(key))).into());
+                return Err(top_error(format!(
+                    "unknown key {:?} in the model spec; expected name, input, layers, training",
+                    crate::io::escape::shorten(key)
+                ))
+                .into());
             }
         }
         let name = match obj.get("name") {
@@ -441,8 +498,11 @@ impl ModelSpec {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err(top_error("\"name\" must be a string").into()),
         };
-        let input = obj.get("input").ok_or_else(|| top_error("the spec has no \"input\" (e.g. {\"dataset\": \"mnist\", \"shape\": [1, 28, 28]})"))?;
-        let input: DatasetSpec = serde_json::from_value(input.clone()).map_err(|e| top_error(format!("input: {}", crate::io::escape::printable(&e.to_string()))))?;
+        let input = obj.get("input").ok_or_else(|| {
+            top_error("the spec has no \"input\" (e.g. {\"dataset\": \"mnist\", \"shape\": [1, 28, 28]})")
+        })?;
+        let input: DatasetSpec = serde_json::from_value(input.clone())
+            .map_err(|e| top_error(format!("input: {}", crate::io::escape::printable(&e.to_string()))))?;
         let layers_value = obj.get("layers").ok_or_else(|| top_error("the spec has no \"layers\" list"))?;
         let Value::Array(items) = layers_value else {
             return Err(top_error("\"layers\" must be a list of layers").into());
@@ -450,7 +510,8 @@ impl ModelSpec {
         let layers = items.iter().enumerate().map(|(i, v)| parse_layer(i, v)).collect::<Result<Vec<_>, _>>()?;
         let training = match obj.get("training") {
             None => TrainingSpec::default(),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| top_error(format!("training: {}", crate::io::escape::printable(&e.to_string()))))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| top_error(format!("training: {}", crate::io::escape::printable(&e.to_string()))))?,
         };
         Ok(ModelSpec { name, input, layers, training })
     }
@@ -483,7 +544,8 @@ impl ModelSpec {
     /// would drop probabilities), a softmax over another axis than the classes,
     /// and a Softmax layer right after another softmax.
     fn output_softmax(&self, infos: &[LayerInfo]) -> Result<Option<usize>, SpecError> {
-        let passes = |l: &LayerSpec| matches!(l, LayerSpec::Flatten | LayerSpec::Reshape { .. } | LayerSpec::Dropout { .. });
+        let passes =
+            |l: &LayerSpec| matches!(l, LayerSpec::Flatten | LayerSpec::Reshape { .. } | LayerSpec::Dropout { .. });
         let before_passing = |end: usize| (0..end).rev().find(|&i| !passes(&self.layers[i]));
         let Some(s) = before_passing(self.layers.len()) else { return Ok(None) };
         let softmax = &self.layers[s];
@@ -536,13 +598,21 @@ impl ModelSpec {
         for (index, layer) in self.layers.iter().enumerate() {
             let previous = index.checked_sub(1).map(|i| &self.layers[i]);
             let token_vocab = self.input.is_tokens().then(|| self.input.classes());
-            let inferred = infer_layer(index, layer, &shape, previous, token_vocab).and_then(|(out, params)| check_size(index, layer, &shape, &out, &params).map(|_| (out, params)));
+            let inferred = infer_layer(index, layer, &shape, previous, token_vocab)
+                .and_then(|(out, params)| check_size(index, layer, &shape, &out, &params).map(|_| (out, params)));
             let (output_shape, params) = match inferred {
                 Ok(x) => x,
                 Err(e) => return (layers, Some(e)),
             };
             let param_count = params.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-            layers.push(LayerInfo { index, layer_type: layer.type_name().to_string(), input_shape: shape.clone(), output_shape: output_shape.clone(), params, param_count });
+            layers.push(LayerInfo {
+                index,
+                layer_type: layer.type_name().to_string(),
+                input_shape: shape.clone(),
+                output_shape: output_shape.clone(),
+                params,
+                param_count,
+            });
             shape = output_shape;
         }
         (layers, None)
@@ -561,16 +631,28 @@ fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
     let ty = match value.get("type") {
         Some(Value::String(t)) => t.clone(),
         Some(_) => return Err(layer_error(index, "", "\"type\" must be a string such as \"Dense\"", None)),
-        None => return Err(layer_error(index, "", format!("has no \"type\"; use one of {}", LAYER_TYPES.join(", ")), None)),
+        None => {
+            return Err(layer_error(index, "", format!("has no \"type\"; use one of {}", LAYER_TYPES.join(", ")), None))
+        }
     };
     if !LAYER_TYPES.contains(&ty.as_str()) {
-        let hint = LAYER_TYPES.iter().find(|k| k.eq_ignore_ascii_case(&ty)).map(|k| format!("did you mean {k}? ")).unwrap_or_default();
+        let hint = LAYER_TYPES
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(&ty))
+            .map(|k| format!("did you mean {k}? "))
+            .unwrap_or_default();
         // The type is user text: quoted and escaped (no control characters reach a terminal).
         let shown = format!("{:?}", crate::io::escape::shorten(&ty));
-        return Err(layer_error(index, &shown[1..shown.len() - 1], format!("unknown layer type {shown}; {hint}known types: {}", LAYER_TYPES.join(", ")), None));
+        return Err(layer_error(
+            index,
+            &shown[1..shown.len() - 1],
+            format!("unknown layer type {shown}; {hint}known types: {}", LAYER_TYPES.join(", ")),
+            None,
+        ));
     }
     // serde quotes the user's text (an unknown variant or field): printable only.
-    serde_json::from_value(value.clone()).map_err(|e| layer_error(index, &ty, crate::io::escape::printable(&e.to_string()), None))
+    serde_json::from_value(value.clone())
+        .map_err(|e| layer_error(index, &ty, crate::io::escape::printable(&e.to_string()), None))
 }
 
 impl TrainingSpec {
@@ -614,7 +696,13 @@ pub fn recurrent_gates(layer: &LayerSpec) -> usize {
     }
 }
 
-fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Option<&LayerSpec>, token_vocab: Option<usize>) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
+fn infer_layer(
+    index: usize,
+    layer: &LayerSpec,
+    input: &[usize],
+    previous: Option<&LayerSpec>,
+    token_vocab: Option<usize>,
+) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>), SpecError> {
     let ty = layer.type_name();
     let err = |m: String, fix: Option<Fix>| Err(layer_error(index, ty, m, fix));
     check_limits(index, layer)?;
@@ -674,7 +762,10 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
             let [ph, pw] = pool_size.hw();
             let [sh, sw] = strides.map_or([ph, pw], Size2::hw);
             if ph == 0 || pw == 0 || sh == 0 || sw == 0 {
-                return err(format!("pool_size and strides must be at least 1, got pool {ph}x{pw}, strides {sh}x{sw}"), None);
+                return err(
+                    format!("pool_size and strides must be at least 1, got pool {ph}x{pw}, strides {sh}x{sw}"),
+                    None,
+                );
             }
             if ph > h || pw > w {
                 return err(
@@ -693,11 +784,22 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
         }
         LayerSpec::Reshape { target_shape } => {
             let total: usize = input.iter().product();
-            let out = resolve_reshape(target_shape, total).map_err(|m| layer_error(index, ty, format!("cannot reshape {input:?} ({total} values) to {target_shape:?}: {m}"), None))?;
+            let out = resolve_reshape(target_shape, total).map_err(|m| {
+                layer_error(
+                    index,
+                    ty,
+                    format!("cannot reshape {input:?} ({total} values) to {target_shape:?}: {m}"),
+                    None,
+                )
+            })?;
             Ok((out, vec![]))
         }
-        LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => Ok((input.to_vec(), vec![])),
-        LayerSpec::SimpleRNN { units, return_sequences } | LayerSpec::LSTM { units, return_sequences } | LayerSpec::GRU { units, return_sequences } => {
+        LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => {
+            Ok((input.to_vec(), vec![]))
+        }
+        LayerSpec::SimpleRNN { units, return_sequences }
+        | LayerSpec::LSTM { units, return_sequences }
+        | LayerSpec::GRU { units, return_sequences } => {
             let gates = recurrent_gates(layer);
             if *units == 0 {
                 return err("units must be at least 1".into(), None);
@@ -715,14 +817,18 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
         }
         LayerSpec::LayerNormalization { epsilon } => {
             if epsilon.is_some_and(|e| !(e > 0.0 && e.is_finite())) {
-                return err(format!("epsilon must be a small positive number, got {}; 1e-5 is usual", epsilon.unwrap()), None);
+                return err(
+                    format!("epsilon must be a small positive number, got {}; 1e-5 is usual", epsilon.unwrap()),
+                    None,
+                );
             }
             let d = *input.last().unwrap();
             Ok((input.to_vec(), vec![("weight".into(), vec![d]), ("bias".into(), vec![d])]))
         }
         LayerSpec::PositionalEmbedding { kind } => {
             let [steps, d] = sequence_input(index, ty, input, previous)?;
-            let params = if *kind == PositionKind::Learned { vec![("weight".to_string(), vec![steps, d])] } else { vec![] };
+            let params =
+                if *kind == PositionKind::Learned { vec![("weight".to_string(), vec![steps, d])] } else { vec![] };
             Ok((input.to_vec(), params))
         }
         LayerSpec::MultiHeadAttention { num_heads, key_dim, .. } => {
@@ -756,8 +862,12 @@ fn infer_layer(index: usize, layer: &LayerSpec, input: &[usize], previous: Optio
             let [c, h, w] = image_input(index, ty, input)?;
             let p = *patch_size;
             if p == 0 || h % p != 0 || w % p != 0 {
-                let divisors: Vec<String> = (1..=h.min(w)).filter(|d| h % d == 0 && w % d == 0).map(|d| d.to_string()).collect();
-                return err(format!("patch_size {p} does not divide the image {h}x{w}; use one of {}", divisors.join(", ")), None);
+                let divisors: Vec<String> =
+                    (1..=h.min(w)).filter(|d| h % d == 0 && w % d == 0).map(|d| d.to_string()).collect();
+                return err(
+                    format!("patch_size {p} does not divide the image {h}x{w}; use one of {}", divisors.join(", ")),
+                    None,
+                );
             }
             Ok((vec![(h / p) * (w / p), c * p * p], vec![]))
         }
@@ -797,14 +907,24 @@ fn check_limits(index: usize, layer: &LayerSpec) -> Result<(), SpecError> {
     let ty = layer.type_name();
     let at_most = |field: &str, value: usize, max: usize| {
         if value > max {
-            Err(layer_error(index, ty, format!("{field} {value} is more than the {max} layerlab allows; use at most {max}"), None))
+            Err(layer_error(
+                index,
+                ty,
+                format!("{field} {value} is more than the {max} layerlab allows; use at most {max}"),
+                None,
+            ))
         } else {
             Ok(())
         }
     };
-    let window = |field: &str, size: Option<Size2>| size.map_or(Ok(()), |s| s.hw().iter().try_for_each(|&v| at_most(field, v, MAX_WINDOW)));
+    let window = |field: &str, size: Option<Size2>| {
+        size.map_or(Ok(()), |s| s.hw().iter().try_for_each(|&v| at_most(field, v, MAX_WINDOW)))
+    };
     match layer {
-        LayerSpec::Dense { units, .. } | LayerSpec::SimpleRNN { units, .. } | LayerSpec::LSTM { units, .. } | LayerSpec::GRU { units, .. } => at_most("units", *units, MAX_WIDTH),
+        LayerSpec::Dense { units, .. }
+        | LayerSpec::SimpleRNN { units, .. }
+        | LayerSpec::LSTM { units, .. }
+        | LayerSpec::GRU { units, .. } => at_most("units", *units, MAX_WIDTH),
         LayerSpec::Conv2D { filters, kernel_size, strides, .. } => {
             at_most("filters", *filters, MAX_WIDTH)?;
             window("kernel_size", Some(*kernel_size))?;
@@ -843,7 +963,13 @@ fn volume(shape: &[usize]) -> usize {
 
 /// Keeps models within what a browser can hold, with a message instead of an
 /// out-of-memory crash.
-fn check_size(index: usize, layer: &LayerSpec, input: &[usize], output: &[usize], params: &[(String, Vec<usize>)]) -> Result<(), SpecError> {
+fn check_size(
+    index: usize,
+    layer: &LayerSpec,
+    input: &[usize],
+    output: &[usize],
+    params: &[(String, Vec<usize>)],
+) -> Result<(), SpecError> {
     let ty = layer.type_name();
     let count = params.iter().fold(0usize, |a, (_, s)| a.saturating_add(volume(s)));
     if count > MAX_LAYER_PARAMS {
@@ -875,16 +1001,31 @@ fn attention_params(prefix: &str, d: usize) -> Vec<(String, Vec<usize>)> {
 fn check_heads(index: usize, ty: &str, d: usize, heads: usize, key_dim: Option<usize>) -> Result<(), SpecError> {
     if heads == 0 || d % heads != 0 {
         let options: Vec<String> = (1..=d).filter(|h| d % h == 0).map(|h| h.to_string()).collect();
-        return Err(layer_error(index, ty, format!("num_heads {heads} must divide the feature size {d}; use one of {}", options.join(", ")), None));
+        return Err(layer_error(
+            index,
+            ty,
+            format!("num_heads {heads} must divide the feature size {d}; use one of {}", options.join(", ")),
+            None,
+        ));
     }
     if let Some(k) = key_dim.filter(|&k| k != d / heads) {
-        return Err(layer_error(index, ty, format!("key_dim {k} must be features / num_heads = {} (as in PyTorch); leave it out", d / heads), None));
+        return Err(layer_error(
+            index,
+            ty,
+            format!("key_dim {k} must be features / num_heads = {} (as in PyTorch); leave it out", d / heads),
+            None,
+        ));
     }
     Ok(())
 }
 
 /// The input of a sequence layer must be [steps, features].
-fn sequence_input(index: usize, ty: &str, input: &[usize], previous: Option<&LayerSpec>) -> Result<[usize; 2], SpecError> {
+fn sequence_input(
+    index: usize,
+    ty: &str,
+    input: &[usize],
+    previous: Option<&LayerSpec>,
+) -> Result<[usize; 2], SpecError> {
     if let [t, f] = *input {
         return Ok([t, f]);
     }
@@ -902,7 +1043,8 @@ fn sequence_input(index: usize, ty: &str, input: &[usize], previous: Option<&Lay
     } else {
         format!("expects a sequence [steps, features] but gets {input:?} from {from}; insert Reshape {suggestion:?} before it")
     };
-    let fix = (!suggestion.is_empty()).then(|| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape: suggestion } });
+    let fix =
+        (!suggestion.is_empty()).then(|| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape: suggestion } });
     Err(layer_error(index, ty, message, fix))
 }
 
@@ -919,10 +1061,19 @@ fn image_input(index: usize, ty: &str, input: &[usize]) -> Result<[usize; 3], Sp
         _ => None,
     };
     let message = match &suggestion {
-        Some(s) => format!("expects an image [channels, height, width] but gets {input:?}; insert Reshape {s:?} before it"),
-        None => format!("expects an image [channels, height, width] but gets {input:?}; reshape its input to 3 axes first"),
+        Some(s) => {
+            format!("expects an image [channels, height, width] but gets {input:?}; insert Reshape {s:?} before it")
+        }
+        None => {
+            format!("expects an image [channels, height, width] but gets {input:?}; reshape its input to 3 axes first")
+        }
     };
-    Err(layer_error(index, ty, message, suggestion.map(|target_shape| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape } })))
+    Err(layer_error(
+        index,
+        ty,
+        message,
+        suggestion.map(|target_shape| Fix::Insert { index, layer: LayerSpec::Reshape { target_shape } }),
+    ))
 }
 
 fn resolve_reshape(target: &[i64], total: usize) -> Result<Vec<usize>, String> {
@@ -933,7 +1084,10 @@ fn resolve_reshape(target: &[i64], total: usize) -> Result<Vec<usize>, String> {
     if unknown > 1 || target.iter().any(|&d| d == 0 || d < -1) {
         return Err("every size must be positive, with at most one -1 for \"the rest\"".into());
     }
-    let known = target.iter().filter(|&&d| d > 0).fold(1usize, |a, &d| a.saturating_mul(usize::try_from(d).unwrap_or(usize::MAX)));
+    let known = target
+        .iter()
+        .filter(|&&d| d > 0)
+        .fold(1usize, |a, &d| a.saturating_mul(usize::try_from(d).unwrap_or(usize::MAX)));
     let mut out: Vec<usize> = target.iter().map(|&d| usize::try_from(d.max(0)).unwrap_or(usize::MAX)).collect();
     if unknown == 1 {
         if total % known != 0 {

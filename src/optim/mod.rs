@@ -34,7 +34,11 @@ impl Optimizer {
             .iter()
             .map(|(_, p)| {
                 let (shape, device) = (p.shape(), p.device());
-                let v = if matches!(spec, OptimizerSpec::Adam { .. }) { Storage::full(&shape, 0.0, &device) } else { Storage::full(&[0], 0.0, &Device::Cpu) };
+                let v = if matches!(spec, OptimizerSpec::Adam { .. }) {
+                    Storage::full(&shape, 0.0, &device)
+                } else {
+                    Storage::full(&[0], 0.0, &Device::Cpu)
+                };
                 Slot { m: Storage::full(&shape, 0.0, &device), v }
             })
             .collect();
@@ -50,7 +54,11 @@ impl Optimizer {
     pub fn set_state(&mut self, state: Vec<(crate::tensor::Array, crate::tensor::Array)>, device: &Device) {
         for (s, (m, v)) in self.slots.iter_mut().zip(state) {
             s.m = Storage::Cpu(m).upload_to(device);
-            s.v = if v.len() > 0 && matches!(self.spec, OptimizerSpec::Adam { .. }) { Storage::Cpu(v).upload_to(device) } else { Storage::Cpu(v) };
+            s.v = if v.len() > 0 && matches!(self.spec, OptimizerSpec::Adam { .. }) {
+                Storage::Cpu(v).upload_to(device)
+            } else {
+                Storage::Cpu(v)
+            };
         }
     }
 

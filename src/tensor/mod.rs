@@ -61,7 +61,11 @@ impl Tensor {
 
     /// The result of an op. Records `backward` only if an input needs a gradient
     /// and grad mode is on, so inference builds no graph.
-    pub(crate) fn from_op(value: Storage, inputs: &[&Tensor], backward: impl Fn(&Storage, &[bool]) -> Vec<Option<Storage>> + 'static) -> Self {
+    pub(crate) fn from_op(
+        value: Storage,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Storage, &[bool]) -> Vec<Option<Storage>> + 'static,
+    ) -> Self {
         let needs = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         if needs {
             let parents = inputs.iter().map(|t| (*t).clone()).collect();
@@ -72,7 +76,8 @@ impl Tensor {
     }
 
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Self {
-        let value = Array::from_shape_vec(IxDyn(shape), data).expect("Tensor::from_vec: data length must equal the product of the shape");
+        let value = Array::from_shape_vec(IxDyn(shape), data)
+            .expect("Tensor::from_vec: data length must equal the product of the shape");
         Self::new(value)
     }
 
@@ -202,7 +207,8 @@ impl Tensor {
     /// The gradient as an ndarray, from any device.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn grad_array(&self) -> Option<Array> {
-        self.grad_storage().map(|g| g.to_array().unwrap_or_else(|e| panic!("reading a gradient back from the GPU failed: {e}")))
+        self.grad_storage()
+            .map(|g| g.to_array().unwrap_or_else(|e| panic!("reading a gradient back from the GPU failed: {e}")))
     }
     pub fn zero_grad(&self) {
         *self.0.grad.borrow_mut() = None;

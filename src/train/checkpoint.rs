@@ -54,7 +54,8 @@ impl Trainer {
     /// bytes of one safetensors file.
     pub fn checkpoint_to_bytes(&self, host: &HostCheckpoint) -> Result<Vec<u8>> {
         let adam = matches!(self.optimizer.spec, OptimizerSpec::Adam { .. });
-        let mut tensors: Vec<(String, Array)> = self.params.iter().zip(&host.weights).map(|((name, _), w)| (name.clone(), w.clone())).collect();
+        let mut tensors: Vec<(String, Array)> =
+            self.params.iter().zip(&host.weights).map(|((name, _), w)| (name.clone(), w.clone())).collect();
         for ((name, _), (m, v)) in self.params.iter().zip(&host.optimizer_state) {
             tensors.push((format!("optimizer.m.{name}"), m.clone()));
             if adam {
@@ -94,10 +95,15 @@ impl Trainer {
         }
         let get = |key: &str| meta.get(key).map(String::as_str).unwrap_or("");
         fn num<T: FromStr>(meta: &HashMap<String, String>, key: &str) -> Result<T> {
-            meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("its \"{key}\" is missing or not a number; the file is damaged")))
+            meta.get(key)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad(format!("its \"{key}\" is missing or not a number; the file is damaged")))
         }
         if get("version") != VERSION {
-            return Err(bad(format!("version {} is newer than this layerlab reads ({VERSION}); reload the page or update layerlab", crate::io::escape::printable(get("version")))));
+            return Err(bad(format!(
+                "version {} is newer than this layerlab reads ({VERSION}); reload the page or update layerlab",
+                crate::io::escape::printable(get("version"))
+            )));
         }
         let training = &self.model.spec.training;
         let optimizer = optimizer_name(&self.optimizer.spec);
@@ -111,26 +117,41 @@ impl Trainer {
         }
         let train_examples: usize = num(&meta, "train_examples")?;
         if train_examples != self.train.len() {
-            return Err(bad(format!("it was saved training on {train_examples} examples, but this training set has {}", self.train.len())));
+            return Err(bad(format!(
+                "it was saved training on {train_examples} examples, but this training set has {}",
+                self.train.len()
+            )));
         }
-        let (step, epoch, cursor, samples_seen): (usize, usize, usize, usize) = (num(&meta, "step")?, num(&meta, "epoch")?, num(&meta, "cursor")?, num(&meta, "samples_seen")?);
+        let (step, epoch, cursor, samples_seen): (usize, usize, usize, usize) =
+            (num(&meta, "step")?, num(&meta, "epoch")?, num(&meta, "cursor")?, num(&meta, "samples_seen")?);
         if cursor >= train_examples {
-            return Err(bad(format!("its position in the epoch ({cursor}) is past the training set ({train_examples}); the file is damaged")));
+            return Err(bad(format!(
+                "its position in the epoch ({cursor}) is past the training set ({train_examples}); the file is damaged"
+            )));
         }
         // Counts from a file: bounded before any arithmetic on them (a step
         // counter near the largest integer would wrap on the next step).
-        let most_steps = self.steps_per_epoch().checked_mul(epoch.saturating_add(1)).filter(|_| epoch <= crate::nn::spec::MAX_EPOCHS);
+        let most_steps = self
+            .steps_per_epoch()
+            .checked_mul(epoch.saturating_add(1))
+            .filter(|_| epoch <= crate::nn::spec::MAX_EPOCHS);
         if most_steps.is_none_or(|most| step > most) {
-            return Err(bad(format!("its step {step} and epoch {epoch} do not fit a run of {} steps per epoch; the file is damaged", self.steps_per_epoch())));
+            return Err(bad(format!(
+                "its step {step} and epoch {epoch} do not fit a run of {} steps per epoch; the file is damaged",
+                self.steps_per_epoch()
+            )));
         }
         let optimizer_t: u64 = num(&meta, "optimizer_t")?;
         if optimizer_t > step as u64 {
-            return Err(bad(format!("its optimizer has counted {optimizer_t} updates in {step} steps; the file is damaged")));
+            return Err(bad(format!(
+                "its optimizer has counted {optimizer_t} updates in {step} steps; the file is damaged"
+            )));
         }
         if samples_seen > step.saturating_mul(crate::nn::spec::MAX_BATCH_SIZE) {
             return Err(bad(format!("it counts {samples_seen} examples seen in {step} steps; the file is damaged")));
         }
-        let dropout_seed = unhex(get("dropout_seed")).ok_or_else(|| bad("its \"dropout_seed\" is not 64 hexadecimal digits; the file is damaged".into()))?;
+        let dropout_seed = unhex(get("dropout_seed"))
+            .ok_or_else(|| bad("its \"dropout_seed\" is not 64 hexadecimal digits; the file is damaged".into()))?;
         let mut dropout_rng = ChaCha8Rng::from_seed(dropout_seed);
         dropout_rng.set_stream(num(&meta, "dropout_stream")?);
         dropout_rng.set_word_pos(num(&meta, "dropout_word_pos")?);
@@ -154,9 +175,17 @@ impl Trainer {
         let mut extra: Vec<&String> = loaded.keys().filter(|k| !expected.contains(k)).collect();
         extra.sort();
         if let Some(name) = extra.first() {
-            return Err(bad(format!("it has a tensor \"{}\" that this model does not have; it was saved from a different model", crate::io::escape::printable(name))));
+            return Err(bad(format!(
+                "it has a tensor \"{}\" that this model does not have; it was saved from a different model",
+                crate::io::escape::printable(name)
+            )));
         }
         let order = lcg_permutation(train_examples, epoch_shuffle_seed(seed, epoch));
-        Ok(HostCheckpoint { weights: weights_out, optimizer_state: state, optimizer_t, counters: Counters { cursor, epoch, step, samples_seen, order, dropout_rng } })
+        Ok(HostCheckpoint {
+            weights: weights_out,
+            optimizer_state: state,
+            optimizer_t,
+            counters: Counters { cursor, epoch, step, samples_seen, order, dropout_rng },
+        })
     }
 }

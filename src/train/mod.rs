@@ -126,7 +126,8 @@ impl PendingStep {
     pub async fn read(&self) -> std::result::Result<[u32; 3], crate::backend::GpuError> {
         let Storage::Gpu(loss) = &self.loss else { unreachable!("a pending step is on the GPU") };
         let gpu = loss.gpu();
-        let w = gpu.read_words(&[(loss.raw(), loss.offset), (self.counters.raw(), 0), (self.counters.raw(), 1)]).await?;
+        let w =
+            gpu.read_words(&[(loss.raw(), loss.offset), (self.counters.raw(), 0), (self.counters.raw(), 1)]).await?;
         Ok([w[0], w[1], w[2]])
     }
 }
@@ -153,12 +154,16 @@ impl Trainer {
         let (train, test) = (train.into(), test.into());
         let model = Model::new(spec)?;
         if train.is_empty() {
-            return Err(Error::Input("the training set is empty: there is nothing to train on; give it at least one example".into()));
+            return Err(Error::Input(
+                "the training set is empty: there is nothing to train on; give it at least one example".into(),
+            ));
         }
         // Accuracy and loss are means over the test set: over nothing they would
         // be made-up figures.
         if test.is_empty() {
-            return Err(Error::Input("the test set is empty: there is nothing to measure accuracy on; give it at least one example".into()));
+            return Err(Error::Input(
+                "the test set is empty: there is nothing to measure accuracy on; give it at least one example".into(),
+            ));
         }
         let params = model.parameters();
         let optimizer = Optimizer::new(&spec.training.optimizer, &params);
@@ -211,7 +216,12 @@ impl Trainer {
     }
 
     /// A trainer whose model and optimizer state live on `device`.
-    pub fn with_device(spec: &ModelSpec, train: impl Into<Data>, test: impl Into<Data>, device: &Device) -> Result<Trainer> {
+    pub fn with_device(
+        spec: &ModelSpec,
+        train: impl Into<Data>,
+        test: impl Into<Data>,
+        device: &Device,
+    ) -> Result<Trainer> {
         let mut t = Trainer::new(spec, train, test)?;
         for p in t.model.tensors() {
             p.upload_to(device);
@@ -236,7 +246,14 @@ impl Trainer {
         Checkpoint {
             weights: self.params.iter().map(|(_, p)| p.storage().deep_clone()).collect(),
             optimizer: self.optimizer.clone(),
-            counters: Counters { cursor: self.cursor, epoch: self.epoch, step: self.step, samples_seen: self.samples_seen, order: self.order.clone(), dropout_rng: self.dropout_rng.clone() },
+            counters: Counters {
+                cursor: self.cursor,
+                epoch: self.epoch,
+                step: self.step,
+                samples_seen: self.samples_seen,
+                order: self.order.clone(),
+                dropout_rng: self.dropout_rng.clone(),
+            },
         }
     }
 
@@ -252,7 +269,8 @@ impl Trainer {
         self.optimizer.set_state(host.optimizer_state.clone(), device);
         self.optimizer.t = host.optimizer_t;
         let c = host.counters.clone();
-        (self.cursor, self.epoch, self.step, self.samples_seen, self.order, self.dropout_rng) = (c.cursor, c.epoch, c.step, c.samples_seen, c.order, c.dropout_rng);
+        (self.cursor, self.epoch, self.step, self.samples_seen, self.order, self.dropout_rng) =
+            (c.cursor, c.epoch, c.step, c.samples_seen, c.order, c.dropout_rng);
         self.last_good = None;
         for (_, p) in &self.params {
             p.zero_grad();
@@ -301,7 +319,10 @@ impl Trainer {
     }
 
     fn snapshot(&self) -> Snapshot {
-        Snapshot { weights: self.params.iter().map(|(_, p)| p.storage().deep_clone()).collect(), optimizer: self.optimizer.clone() }
+        Snapshot {
+            weights: self.params.iter().map(|(_, p)| p.storage().deep_clone()).collect(),
+            optimizer: self.optimizer.clone(),
+        }
     }
 
     /// Records the next step on the GPU (forward, backward, the optimizer update
@@ -351,7 +372,11 @@ impl Trainer {
     }
 
     /// Completes a step from `begin_step` with the words its `read` returned.
-    pub fn finish_step(&mut self, pending: PendingStep, [loss_bits, correct, nonfinite]: [u32; 3]) -> Result<StepMetrics> {
+    pub fn finish_step(
+        &mut self,
+        pending: PendingStep,
+        [loss_bits, correct, nonfinite]: [u32; 3],
+    ) -> Result<StepMetrics> {
         let loss = f32::from_bits(loss_bits);
         if !loss.is_finite() || nonfinite > 0 {
             // The update was applied already: with no earlier good step, undo it.
@@ -374,10 +399,18 @@ impl Trainer {
         if self.cursor >= self.order.len() {
             self.epoch += 1;
             self.cursor = 0;
-            self.order = lcg_permutation(self.train.len(), epoch_shuffle_seed(self.model.spec.training.seed, self.epoch));
+            self.order =
+                lcg_permutation(self.train.len(), epoch_shuffle_seed(self.model.spec.training.seed, self.epoch));
         }
         let secs = started.elapsed().as_secs_f32().max(1e-9);
-        StepMetrics { step: self.step, epoch, epoch_progress, loss: loss_value, accuracy, samples_per_s: n as f32 / secs }
+        StepMetrics {
+            step: self.step,
+            epoch,
+            epoch_progress,
+            loss: loss_value,
+            accuracy,
+            samples_per_s: n as f32 / secs,
+        }
     }
 
     fn diverged(&mut self, value: f32) -> Error {
@@ -416,7 +449,8 @@ pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics
     let classes = *model.info.output_shape.last().unwrap_or(&1);
     let per_example = model.info.output_shape.iter().product::<usize>() / classes.max(1);
     let with_confusion = classes <= 32;
-    let mut confusion = vec![vec![0u32; if with_confusion { classes } else { 0 }]; if with_confusion { classes } else { 0 }];
+    let mut confusion =
+        vec![vec![0u32; if with_confusion { classes } else { 0 }]; if with_confusion { classes } else { 0 }];
     let (mut loss_sum, mut correct, mut rows, mut whole) = (0.0f64, 0usize, 0usize, 0usize);
     let mut predicted = Vec::with_capacity(n * per_example);
     no_grad(|| {
@@ -447,7 +481,14 @@ pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics
     // Over no example these are 0/0 = NaN, never a made-up 0.
     let rows = rows as f64;
     let sequence_accuracy = (per_example > 1).then(|| (whole as f64 / n as f64) as f32);
-    EvalMetrics { loss: (loss_sum / rows) as f32, accuracy: (correct as f64 / rows) as f32, samples: n, sequence_accuracy, confusion, predicted }
+    EvalMetrics {
+        loss: (loss_sum / rows) as f32,
+        accuracy: (correct as f64 / rows) as f32,
+        samples: n,
+        sequence_accuracy,
+        confusion,
+        predicted,
+    }
 }
 
 pub fn argmax(row: &[f32]) -> usize {

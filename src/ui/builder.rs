@@ -99,7 +99,9 @@ fn fmt_count(n: usize) -> String {
 pub fn Stack() -> impl IntoView {
     let editor = expect_context::<Editor>();
     let info = Memo::new(move |_| editor.spec.with(|s| s.infer()));
-    let shapes = Memo::new(move |_| editor.spec.with(|s| s.partial_infos().into_iter().map(|l| (l.output_shape, l.param_count)).collect::<Vec<_>>()));
+    let shapes = Memo::new(move |_| {
+        editor.spec.with(|s| s.partial_infos().into_iter().map(|l| (l.output_shape, l.param_count)).collect::<Vec<_>>())
+    });
     let totals = move || match info.get() {
         Ok(i) => {
             let bytes = i.total_params * 4 * 4; // weights, gradients, two Adam moments
@@ -154,7 +156,12 @@ fn SpecErrorView(error: crate::SpecError) -> impl IntoView {
 type InferResult = Result<crate::nn::ModelInfo, crate::SpecError>;
 
 #[component]
-fn LayerCard(index: usize, layer: LayerSpec, info: Memo<InferResult>, shapes: Memo<Vec<(Vec<usize>, usize)>>) -> impl IntoView {
+fn LayerCard(
+    index: usize,
+    layer: LayerSpec,
+    info: Memo<InferResult>,
+    shapes: Memo<Vec<(Vec<usize>, usize)>>,
+) -> impl IntoView {
     let editor = expect_context::<Editor>();
     let page = expect_context::<super::share::PageState>();
     let locked = move || page.model_locked();

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 
 use super::share::{Fold, PageState};
 use super::{client, DataState, Editor, TrainView};
-use crate::io::share::Panel;
 use crate::data::DatasetSpec;
+use crate::io::share::Panel;
 use crate::nn::spec::{OptimizerSpec, MAX_BATCH_SIZE, MAX_EPOCHS};
 use crate::worker::{BackendChoice, Command};
 
@@ -19,7 +19,13 @@ const MAX_POINTS: usize = 600;
 fn bucketed(losses: &[f32]) -> Vec<(f32, f32)> {
     let per = losses.len().div_ceil(MAX_POINTS).max(1);
     // Means in f64: an f32 sum of losses near 1e37 overflows.
-    losses.chunks(per).enumerate().map(|(i, c)| (((i * per) + c.len()) as f32, (c.iter().map(|&l| l as f64).sum::<f64>() / c.len() as f64) as f32)).collect()
+    losses
+        .chunks(per)
+        .enumerate()
+        .map(|(i, c)| {
+            (((i * per) + c.len()) as f32, (c.iter().map(|&l| l as f64).sum::<f64>() / c.len() as f64) as f32)
+        })
+        .collect()
 }
 
 /// Exponential moving average, as TensorBoard's smoothing.
@@ -85,10 +91,16 @@ pub fn LossChart() -> impl IntoView {
         let raw = series.get();
         let n = view_state.losses.with(|l| l.len()) as f32;
         let finite: Vec<f32> = raw.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
-        let lo = finite.iter().copied().fold(f32::INFINITY, f32::min).min(if log_scale.get() { f32::INFINITY } else { 0.0 });
+        let lo =
+            finite.iter().copied().fold(f32::INFINITY, f32::min).min(if log_scale.get() { f32::INFINITY } else { 0.0 });
         let hi = finite.iter().copied().fold(0.0f32, f32::max);
         let range = if finite.is_empty() { (0.0, 1.0) } else { (lo, hi) };
-        (polyline(&raw, n, range, log_scale.get()), polyline(&smoothed(&raw, 0.9), n, range, log_scale.get()), raw.len(), range)
+        (
+            polyline(&raw, n, range, log_scale.get()),
+            polyline(&smoothed(&raw, 0.9), n, range, log_scale.get()),
+            raw.len(),
+            range,
+        )
     });
     view! {
         <div class="chart">
@@ -143,7 +155,14 @@ fn settings_summary(s: &crate::nn::ModelSpec) -> String {
         OptimizerSpec::SGD { .. } => "SGD with momentum",
     };
     let t = &s.training;
-    format!("{data} · {opt}, learning rate {} · batch {} · {} epoch{} · seed {}", crate::error::format_lr(t.optimizer.lr()), t.batch_size, t.epochs, if t.epochs == 1 { "" } else { "s" }, t.seed)
+    format!(
+        "{data} · {opt}, learning rate {} · batch {} · {} epoch{} · seed {}",
+        crate::error::format_lr(t.optimizer.lr()),
+        t.batch_size,
+        t.epochs,
+        if t.epochs == 1 { "" } else { "s" },
+        t.seed
+    )
 }
 
 #[component]
@@ -168,7 +187,11 @@ pub fn TrainingPanel() -> impl IntoView {
         }
         let steps = view_state.losses.with(|l| l.len());
         if view_state.running.get() {
-            format!("Training · epoch {} · {:.0} %", view_state.epoch.get() + 1, view_state.epoch_progress.get() * 100.0)
+            format!(
+                "Training · epoch {} · {:.0} %",
+                view_state.epoch.get() + 1,
+                view_state.epoch_progress.get() * 100.0
+            )
         } else if steps > 0 {
             format!("Paused after {steps} steps")
         } else {
@@ -178,32 +201,41 @@ pub fn TrainingPanel() -> impl IntoView {
     let training = move || editor.spec.with(|s| s.training.clone());
     // A training setting: the same checks as a spec from a file or a link
     // (`TrainingSpec::validate`), with the message under the field.
-    let number_field = move |label: &'static str, testid: &'static str, get: fn(&crate::nn::spec::TrainingSpec) -> String, set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Result<(), String>| {
-        let error = RwSignal::new(None::<String>);
-        view! {
-            <label class="field" class:invalid=move || error.get().is_some()>
-                {label}
-                <input type="text" inputmode="decimal" data-testid=testid prop:value=move || get(&training())
-                    on:change=move |ev| {
-                        let text = event_target_value(&ev);
-                        let mut t = training();
-                        let checked = set(&mut t, text.trim()).and_then(|()| t.validate().map_err(|e| e.message));
-                        match checked {
-                            Ok(()) => {
-                                error.set(None);
-                                editor.edit(|s| s.training = t);
+    let number_field =
+        move |label: &'static str,
+              testid: &'static str,
+              get: fn(&crate::nn::spec::TrainingSpec) -> String,
+              set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Result<(), String>| {
+            let error = RwSignal::new(None::<String>);
+            view! {
+                <label class="field" class:invalid=move || error.get().is_some()>
+                    {label}
+                    <input type="text" inputmode="decimal" data-testid=testid prop:value=move || get(&training())
+                        on:change=move |ev| {
+                            let text = event_target_value(&ev);
+                            let mut t = training();
+                            let checked = set(&mut t, text.trim()).and_then(|()| t.validate().map_err(|e| e.message));
+                            match checked {
+                                Ok(()) => {
+                                    error.set(None);
+                                    editor.edit(|s| s.training = t);
+                                }
+                                Err(m) => error.set(Some(m)),
                             }
-                            Err(m) => error.set(Some(m)),
-                        }
-                    }/>
-                <FieldError error testid/>
-            </label>
-        }
-    };
+                        }/>
+                    <FieldError error testid/>
+                </label>
+            }
+        };
     // seq_len or vocab of a sequence task, checked as the spec checks it.
     let task_field = move |label: &'static str, testid: &'static str, vocab: bool| {
         let error = RwSignal::new(None::<String>);
-        let get = move || editor.spec.with(|s| if vocab { s.input.classes() } else { s.input.shape().first().copied().unwrap_or(0) }).to_string();
+        let get = move || {
+            editor
+                .spec
+                .with(|s| if vocab { s.input.classes() } else { s.input.shape().first().copied().unwrap_or(0) })
+                .to_string()
+        };
         view! {
             <label class="field" class:invalid=move || error.get().is_some()>
                 {label}
@@ -315,7 +347,9 @@ pub fn TrainingPanel() -> impl IntoView {
 const BACKEND_KEY: &str = "layerlab.backend";
 
 fn stored_backend() -> BackendChoice {
-    let stored = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).and_then(|s| s.get_item(BACKEND_KEY).ok().flatten());
+    let stored = web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(BACKEND_KEY).ok().flatten());
     match stored.as_deref() {
         Some("webgpu") => BackendChoice::Webgpu,
         Some("cpu") => BackendChoice::Cpu,
@@ -345,7 +379,11 @@ pub fn BackendSelector() -> impl IntoView {
     send_backend(choice.get_untracked());
     let active = move || {
         let (active, adapter) = view_state.backend.get();
-        if active == "webgpu" { format!("WebGPU · {adapter}") } else { "CPU".to_string() }
+        if active == "webgpu" {
+            format!("WebGPU · {adapter}")
+        } else {
+            "CPU".to_string()
+        }
     };
     view! {
         <div class="backend" class:hidden=move || page.backend_locked()>

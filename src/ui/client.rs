@@ -35,7 +35,9 @@ fn base_url() -> String {
 fn spawn_worker(base: &str) -> Result<Worker, JsValue> {
     // A classic worker from a blob, loading the no-modules build Trunk makes.
     let script = js_sys::Array::new();
-    script.push(&JsValue::from_str(&format!("importScripts('{base}layerlab-worker.js'); wasm_bindgen('{base}layerlab-worker_bg.wasm');")));
+    script.push(&JsValue::from_str(&format!(
+        "importScripts('{base}layerlab-worker.js'); wasm_bindgen('{base}layerlab-worker_bg.wasm');"
+    )));
     let options = BlobPropertyBag::new();
     options.set_type("text/javascript");
     let blob = Blob::new_with_str_sequence_and_options(&script, &options)?;
@@ -73,7 +75,9 @@ pub fn start(view: TrainView) {
     worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
     let onerror = Closure::<dyn Fn(JsValue)>::new(move |_| {
-        view.message.set(Some("The training worker stopped with an error; reload the page to restart it (your model is kept).".into()));
+        view.message.set(Some(
+            "The training worker stopped with an error; reload the page to restart it (your model is kept).".into(),
+        ));
         view.running.set(false);
     });
     worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));

@@ -59,7 +59,10 @@ pub fn on_weights(purpose: &str, spec: ModelSpec, b64: &str) {
             // One download (browsers hold back a second automatic one): a zip with
             // model.json and weights.safetensors, which Open reads back.
             let stem = file_stem(&spec);
-            let files = vec![("model.json".to_string(), spec.to_json_pretty().into_bytes()), ("weights.safetensors".to_string(), bytes)];
+            let files = vec![
+                ("model.json".to_string(), spec.to_json_pretty().into_bytes()),
+                ("weights.safetensors".to_string(), bytes),
+            ];
             if let Ok(zip) = crate::io::export::zip(&stem, &files) {
                 download(&format!("{stem}.zip"), &zip, "application/zip");
             }
@@ -81,11 +84,20 @@ pub fn on_checkpoint(spec: ModelSpec, steps: usize, b64: &str, history: History)
 /// `python train.py` runs as it is) and download it.
 pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSignal<Option<String>>) {
     wasm_bindgen_futures::spawn_local(async move {
-        let mut files: Vec<(String, Vec<u8>)> = files.into_iter().filter_map(|(n, b)| B64.decode(b).ok().map(|b| (n, b))).collect();
-        let spec = files.iter().find(|f| f.0 == "model.json").and_then(|f| ModelSpec::from_json(&String::from_utf8_lossy(&f.1)).ok());
+        let mut files: Vec<(String, Vec<u8>)> =
+            files.into_iter().filter_map(|(n, b)| B64.decode(b).ok().map(|b| (n, b))).collect();
+        let spec = files
+            .iter()
+            .find(|f| f.0 == "model.json")
+            .and_then(|f| ModelSpec::from_json(&String::from_utf8_lossy(&f.1)).ok());
         let stem = spec.as_ref().map(file_stem).unwrap_or_else(|| "model".into());
         if spec.as_ref().is_some_and(|s| !s.input.is_tokens()) {
-            for name in [crate::data::mnist::TRAIN_IMAGES, crate::data::mnist::TRAIN_LABELS, crate::data::mnist::TEST_IMAGES, crate::data::mnist::TEST_LABELS] {
+            for name in [
+                crate::data::mnist::TRAIN_IMAGES,
+                crate::data::mnist::TRAIN_LABELS,
+                crate::data::mnist::TEST_IMAGES,
+                crate::data::mnist::TEST_LABELS,
+            ] {
                 let url = format!("mnist/{name}");
                 let fetched = match web_sys::window() {
                     Some(w) => crate::worker::web::fetch_bytes(w.fetch_with_str(&url), &url).await,
@@ -109,7 +121,8 @@ pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSign
 }
 
 async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
-    let buf = JsFuture::from(file.array_buffer()).await.map_err(|e| format!("{}: could not be read ({e:?})", file.name()))?;
+    let buf =
+        JsFuture::from(file.array_buffer()).await.map_err(|e| format!("{}: could not be read ({e:?})", file.name()))?;
     Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
 
@@ -131,7 +144,11 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
             return Notice::problem(format!("{name}: layerlab opens a model file (.json) and its weights (.safetensors), or a zip of them; this is neither."));
         };
         if f.size() > limit as f64 {
-            return Notice::problem(format!("{name}: {:.1} MB is more than layerlab opens for such a file (at most {} MB); is it the right file?", f.size() / 1e6, limit >> 20));
+            return Notice::problem(format!(
+                "{name}: {:.1} MB is more than layerlab opens for such a file (at most {} MB); is it the right file?",
+                f.size() / 1e6,
+                limit >> 20
+            ));
         }
         let bytes = match read_file(&f).await {
             Ok(b) => b,
@@ -139,11 +156,20 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
         };
         if lower.ends_with(".zip") {
             match crate::io::export::unzip(&bytes, MAX_WEIGHTS_BYTES) {
-                Ok(entries) => items.extend(entries.into_iter().filter(|(n, _)| n.to_lowercase().ends_with(".json") || n.to_lowercase().ends_with(".safetensors")).map(|(n, b)| (format!("{name}: {n}"), b))),
+                Ok(entries) => items.extend(
+                    entries
+                        .into_iter()
+                        .filter(|(n, _)| {
+                            n.to_lowercase().ends_with(".json") || n.to_lowercase().ends_with(".safetensors")
+                        })
+                        .map(|(n, b)| (format!("{name}: {n}"), b)),
+                ),
                 Err(e) => return Notice::problem(format!("{name}: {e}")),
             }
             if !items.iter().any(|(n, _)| n.starts_with(&name)) {
-                return Notice::problem(format!("{name}: the archive holds no model file (.json) or weights (.safetensors)."));
+                return Notice::problem(format!(
+                    "{name}: the archive holds no model file (.json) or weights (.safetensors)."
+                ));
             }
         } else {
             items.push((name.clone(), bytes));
@@ -155,7 +181,10 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
     for (name, bytes) in items {
         if name.to_lowercase().ends_with(".json") {
             if bytes.len() > MAX_SPEC_BYTES {
-                return Notice::problem(format!("{name}: too large for a model file (at most {} MB)", MAX_SPEC_BYTES >> 20));
+                return Notice::problem(format!(
+                    "{name}: too large for a model file (at most {} MB)",
+                    MAX_SPEC_BYTES >> 20
+                ));
             }
             match ModelSpec::from_json(&String::from_utf8_lossy(&bytes)) {
                 Ok(s) => spec = Some(s),
@@ -195,7 +224,8 @@ pub fn FileButtons() -> impl IntoView {
     let valid = Memo::new(move |_| editor.spec.with(|s| s.infer().is_ok()));
     let on_pick = move |_| {
         let Some(input) = picker.get() else { return };
-        let files: Vec<web_sys::File> = input.files().map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
+        let files: Vec<web_sys::File> =
+            input.files().map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
         input.set_value("");
         if files.is_empty() {
             return;
@@ -257,7 +287,10 @@ pub mod store {
         Ok(wait(&req).await?.unchecked_into())
     }
 
-    fn models(db: &web_sys::IdbDatabase, mode: web_sys::IdbTransactionMode) -> Result<web_sys::IdbObjectStore, JsValue> {
+    fn models(
+        db: &web_sys::IdbDatabase,
+        mode: web_sys::IdbTransactionMode,
+    ) -> Result<web_sys::IdbObjectStore, JsValue> {
         db.transaction_with_str_and_mode(STORE, mode)?.object_store(STORE)
     }
 
@@ -324,7 +357,10 @@ pub fn restore_trained(editor: Editor, notice: RwSignal<Option<Notice>>) {
             store::Kept::Weights(bytes) => Command::LoadWeights { safetensors: B64.encode(&bytes) },
         });
         if notice.with_untracked(|n| n.is_none()) {
-            notice.set(Some(Notice { text: format!("Restored the model trained in this browser ({steps} steps)."), problem: false }));
+            notice.set(Some(Notice {
+                text: format!("Restored the model trained in this browser ({steps} steps)."),
+                problem: false,
+            }));
         }
     });
 }

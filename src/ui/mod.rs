@@ -31,7 +31,12 @@ pub struct Editor {
 
 impl Editor {
     fn new(spec: ModelSpec) -> Self {
-        Editor { spec: RwSignal::new(spec), undo: RwSignal::new(vec![]), redo: RwSignal::new(vec![]), floor: RwSignal::new(0) }
+        Editor {
+            spec: RwSignal::new(spec),
+            undo: RwSignal::new(vec![]),
+            redo: RwSignal::new(vec![]),
+            floor: RwSignal::new(0),
+        }
     }
 
     /// Applies an edit as one undoable step (no step if nothing changed).
@@ -215,24 +220,33 @@ impl TrainView {
             }
             Event::Weights { purpose, spec, safetensors, .. } => files::on_weights(&purpose, spec, &safetensors),
             Event::Exported { format, files } => files::on_exported(format, files, self.message),
-            Event::Checkpoint { spec, steps, elapsed_s, checkpoint } => self.keep(Unkept { spec, steps, elapsed_s, checkpoint }),
+            Event::Checkpoint { spec, steps, elapsed_s, checkpoint } => {
+                self.keep(Unkept { spec, steps, elapsed_s, checkpoint })
+            }
             Event::Resumed { steps, history } => {
                 self.clear();
                 self.losses.set(history.losses);
                 self.evals.set(history.evals);
                 self.elapsed_s.set(history.elapsed_s);
-                self.message.set(Some(format!("Continued the run kept in this browser: {steps} steps trained; Train goes on from there.")));
+                self.message.set(Some(format!(
+                    "Continued the run kept in this browser: {steps} steps trained; Train goes on from there."
+                )));
             }
             Event::WeightsLoaded { tensors } => {
                 self.clear();
-                self.message.set(Some(format!("Loaded the weights ({tensors} tensors); training continues from them.")));
+                self.message
+                    .set(Some(format!("Loaded the weights ({tensors} tensors); training continues from them.")));
             }
-            Event::AttentionMaps { maps, tokens, targets, image, label, grid, .. } => self.attention.set(Some(sequence::Attention { maps, tokens, targets, image, label, grid })),
-            Event::HiddenStates { layers, tokens, image, label, .. } => self.hidden.set(Some(sequence::Hidden { layers, tokens, image, label })),
+            Event::AttentionMaps { maps, tokens, targets, image, label, grid, .. } => {
+                self.attention.set(Some(sequence::Attention { maps, tokens, targets, image, label, grid }))
+            }
+            Event::HiddenStates { layers, tokens, image, label, .. } => {
+                self.hidden.set(Some(sequence::Hidden { layers, tokens, image, label }))
+            }
             Event::Examples { actual, predicted, images, .. } => self.examples.set(Some((actual, predicted, images))),
-            Event::Inspection { index, label, image, filter_shape, filters, map_shape, maps } => {
-                self.inspection.set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps }))
-            }
+            Event::Inspection { index, label, image, filter_shape, filters, map_shape, maps } => self
+                .inspection
+                .set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps })),
             Event::Running { running } => self.running.set(running),
             Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
             Event::Diverged { message } => {
@@ -255,12 +269,17 @@ impl TrainView {
 /// be read is reported, not fatal.
 fn initial_spec() -> (ModelSpec, Option<String>) {
     let default = crate::preset("seed-cnn").expect("preset");
-    let stored = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
+    let stored = web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
     match stored {
         None => (default, None),
         Some(text) => match ModelSpec::from_json(&text) {
             Ok(spec) => (spec, None),
-            Err(e) => (default, Some(format!("The model saved in this browser could not be read ({e}); starting from the Seed CNN."))),
+            Err(e) => (
+                default,
+                Some(format!("The model saved in this browser could not be read ({e}); starting from the Seed CNN.")),
+            ),
         },
     }
 }
@@ -333,7 +352,11 @@ pub fn App() -> impl IntoView {
         if page.model_locked() {
             return;
         }
-        let files: Vec<web_sys::File> = ev.data_transfer().and_then(|d| d.files()).map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
+        let files: Vec<web_sys::File> = ev
+            .data_transfer()
+            .and_then(|d| d.files())
+            .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
+            .unwrap_or_default();
         if files.is_empty() {
             return;
         }
@@ -352,9 +375,18 @@ pub fn App() -> impl IntoView {
 
     // Undo / redo from anywhere on the page, except inside a text field (its own undo).
     let keys = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
-        let target_is_input = ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlInputElement>(t).ok()).is_some();
-        let target_is_input = target_is_input || ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlTextAreaElement>(t).ok()).is_some();
-        if (ev.ctrl_key() || ev.meta_key()) && ev.key().eq_ignore_ascii_case("z") && !target_is_input && !page.model_locked() {
+        let target_is_input =
+            ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlInputElement>(t).ok()).is_some();
+        let target_is_input = target_is_input
+            || ev
+                .target()
+                .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlTextAreaElement>(t).ok())
+                .is_some();
+        if (ev.ctrl_key() || ev.meta_key())
+            && ev.key().eq_ignore_ascii_case("z")
+            && !target_is_input
+            && !page.model_locked()
+        {
             ev.prevent_default();
             if ev.shift_key() {
                 editor.redo();

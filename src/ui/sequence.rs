@@ -6,8 +6,8 @@ use leptos::prelude::*;
 
 use super::share::{Fold, PageState};
 use super::views::{refresh_live, ExamplePicker, GreyImage, RgbaImage};
-use crate::io::share::Panel;
 use super::{client, TrainView};
+use crate::io::share::Panel;
 use crate::nn::LayerSpec;
 use crate::worker::{AttentionMap, Command, HiddenState};
 
@@ -95,7 +95,13 @@ pub fn AttentionView() -> impl IntoView {
     let index = page.example;
     // The patch whose looking the ViT view shows (None: all patches, averaged).
     let query = RwSignal::new(None::<usize>);
-    let has_attention = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, LayerSpec::MultiHeadAttention { .. } | LayerSpec::TransformerEncoder { .. }))));
+    let has_attention = Memo::new(move |_| {
+        editor.spec.with(|s| {
+            s.layers
+                .iter()
+                .any(|l| matches!(l, LayerSpec::MultiHeadAttention { .. } | LayerSpec::TransformerEncoder { .. }))
+        })
+    });
     let request = move || client::send(&Command::Attention { index: index.get_untracked() });
     refresh_live(has_attention, 25, request);
     let content = move || {
@@ -156,7 +162,11 @@ fn head_view(a: &Attention, m: &AttentionMap, h: usize, query: RwSignal<Option<u
         let pixels = Memo::new(move |_| patch_overlay(&image, grid, &attention_row(&m, h, query.get()), query.get()));
         let pick = move |ev: web_sys::MouseEvent| {
             // Only clicks on the image itself (not its caption) pick a patch.
-            let Some(el) = ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlCanvasElement>(t).ok()) else { return };
+            let Some(el) =
+                ev.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlCanvasElement>(t).ok())
+            else {
+                return;
+            };
             let (w, hgt) = (el.client_width().max(1) as f64, el.client_height().max(1) as f64);
             let c = ((ev.offset_x() as f64 / w * grid[1] as f64) as usize).min(grid[1] - 1);
             let r = ((ev.offset_y() as f64 / hgt * grid[0] as f64) as usize).min(grid[0] - 1);
@@ -224,7 +234,13 @@ pub fn HiddenView() -> impl IntoView {
     let editor = expect_context::<super::Editor>();
     let page = expect_context::<PageState>();
     let index = page.example;
-    let has_recurrent = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, LayerSpec::SimpleRNN { .. } | LayerSpec::LSTM { .. } | LayerSpec::GRU { .. }))));
+    let has_recurrent = Memo::new(move |_| {
+        editor.spec.with(|s| {
+            s.layers
+                .iter()
+                .any(|l| matches!(l, LayerSpec::SimpleRNN { .. } | LayerSpec::LSTM { .. } | LayerSpec::GRU { .. }))
+        })
+    });
     let request = move || client::send(&Command::Hidden { index: index.get_untracked() });
     refresh_live(has_recurrent, 25, request);
     let content = move || {

@@ -24,8 +24,15 @@ pub struct PageState {
 
 impl PageState {
     pub fn new() -> Self {
-        let presenter = local_storage().and_then(|s| s.get_item(PRESENTER_KEY).ok().flatten()).is_some_and(|v| v == "1");
-        PageState { closed: RwSignal::new(vec![]), log_scale: RwSignal::new(false), example: RwSignal::new(0), lesson: RwSignal::new(None), presenter: RwSignal::new(presenter) }
+        let presenter =
+            local_storage().and_then(|s| s.get_item(PRESENTER_KEY).ok().flatten()).is_some_and(|v| v == "1");
+        PageState {
+            closed: RwSignal::new(vec![]),
+            log_scale: RwSignal::new(false),
+            example: RwSignal::new(0),
+            lesson: RwSignal::new(None),
+            presenter: RwSignal::new(presenter),
+        }
     }
 
     pub fn is_open(&self, p: Panel) -> bool {
@@ -33,7 +40,13 @@ impl PageState {
     }
 
     pub fn toggle(&self, p: Panel) {
-        self.closed.update(|c| if let Some(i) = c.iter().position(|x| *x == p) { c.remove(i); } else { c.push(p) });
+        self.closed.update(|c| {
+            if let Some(i) = c.iter().position(|x| *x == p) {
+                c.remove(i);
+            } else {
+                c.push(p)
+            }
+        });
     }
 
     fn hides(&self, c: Control) -> bool {
@@ -56,7 +69,11 @@ impl PageState {
     }
 
     pub fn view_state(&self) -> ViewState {
-        ViewState { closed: self.closed.get_untracked(), log_scale: self.log_scale.get_untracked(), example: self.example.get_untracked() }
+        ViewState {
+            closed: self.closed.get_untracked(),
+            log_scale: self.log_scale.get_untracked(),
+            example: self.example.get_untracked(),
+        }
     }
 
     fn apply(&self, e: &Experiment) {
@@ -171,7 +188,12 @@ pub fn ShareButton() -> impl IntoView {
     let hide_settings = RwSignal::new(false);
     let hide_backend = RwSignal::new(false);
     let copied = RwSignal::new(None::<&'static str>);
-    let experiment = move |lesson: Option<Lesson>| Experiment { v: share::VERSION, spec: editor.spec.get(), view: page.view_state(), lesson };
+    let experiment = move |lesson: Option<Lesson>| Experiment {
+        v: share::VERSION,
+        spec: editor.spec.get(),
+        view: page.view_state(),
+        lesson,
+    };
     let share_link = move || {
         // Track the view state too, so the link follows folds and the example.
         page.closed.track();
@@ -193,7 +215,8 @@ pub fn ShareButton() -> impl IntoView {
         if hide_backend.get() {
             hide.push(Control::Backend);
         }
-        let lesson = Lesson { title: title.get().trim().to_string(), instruction: instruction.get().trim().to_string(), hide };
+        let lesson =
+            Lesson { title: title.get().trim().to_string(), instruction: instruction.get().trim().to_string(), hide };
         format!("{}{}", page_address(), experiment(Some(lesson)).fragment())
     };
     let select_all = |ev: leptos::ev::FocusEvent| {

@@ -34,11 +34,24 @@ pub fn GreyImage(width: usize, height: usize, pixels: Vec<u8>, #[prop(optional)]
 /// A `width` x `height` RGBA image drawn pixel-exact on a canvas; CSS (the class
 /// or `style`) scales it up.
 #[component]
-pub fn RgbaImage(width: usize, height: usize, pixels: Vec<u8>, #[prop(optional)] class: &'static str, #[prop(optional, into)] style: String) -> impl IntoView {
+pub fn RgbaImage(
+    width: usize,
+    height: usize,
+    pixels: Vec<u8>,
+    #[prop(optional)] class: &'static str,
+    #[prop(optional, into)] style: String,
+) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
     Effect::new(move |_| {
         let Some(c) = canvas.get() else { return };
-        let Some(ctx) = c.get_context("2d").ok().flatten().and_then(|x| wasm_bindgen::JsCast::dyn_into::<CanvasRenderingContext2d>(x).ok()) else { return };
+        let Some(ctx) = c
+            .get_context("2d")
+            .ok()
+            .flatten()
+            .and_then(|x| wasm_bindgen::JsCast::dyn_into::<CanvasRenderingContext2d>(x).ok())
+        else {
+            return;
+        };
         if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&pixels), width as u32, height as u32) {
             let _ = ctx.put_image_data(&img, 0.0, 0.0);
         }
@@ -74,7 +87,10 @@ fn to_grey(values: &[f32], symmetric: bool) -> Vec<u8> {
         let m = values.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
         (-m, m)
     } else {
-        (values.iter().copied().fold(f32::INFINITY, f32::min).min(0.0), values.iter().copied().fold(0.0f32, f32::max).max(1e-6))
+        (
+            values.iter().copied().fold(f32::INFINITY, f32::min).min(0.0),
+            values.iter().copied().fold(0.0f32, f32::max).max(1e-6),
+        )
     };
     values.iter().map(|v| (((v - lo) / (hi - lo)) * 255.0).clamp(0.0, 255.0) as u8).collect()
 }
@@ -154,7 +170,12 @@ pub(super) fn refresh_live(active: Memo<bool>, every: usize, request: impl Fn() 
 
 /// The "Test example [n] Show" control of a panel.
 #[component]
-pub(super) fn ExamplePicker(index: RwSignal<usize>, label: &'static str, testid: &'static str, request: Callback<()>) -> impl IntoView {
+pub(super) fn ExamplePicker(
+    index: RwSignal<usize>,
+    label: &'static str,
+    testid: &'static str,
+    request: Callback<()>,
+) -> impl IntoView {
     view! {
         <span>
             <label class="inline">{label}
@@ -174,7 +195,9 @@ pub fn FilterView() -> impl IntoView {
     let editor = expect_context::<super::Editor>();
     let page = expect_context::<PageState>();
     let index = page.example;
-    let has_conv = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }))));
+    let has_conv = Memo::new(move |_| {
+        editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. })))
+    });
     let inspect = move || client::send(&Command::Inspect { index: index.get_untracked() });
     refresh_live(has_conv, 25, inspect);
     let content = move || {

@@ -21,32 +21,55 @@ use crate::train::{Checkpoint, HostCheckpoint, Trainer};
 #[serde(tag = "cmd")]
 pub enum Command {
     /// Fetch the data set files from `base_url` (the page's own address).
-    LoadData { base_url: String },
+    LoadData {
+        base_url: String,
+    },
     /// Build a fresh model from `spec` (replaces any running training).
-    SetSpec { spec: ModelSpec },
+    SetSpec {
+        spec: ModelSpec,
+    },
     Train,
     Pause,
     Step,
     Reset,
-    SetLr { lr: f32 },
+    SetLr {
+        lr: f32,
+    },
     /// Classify one 28x28 image (values in [0, 1]) with the current weights.
-    Predict { pixels: Vec<f32> },
+    Predict {
+        pixels: Vec<f32>,
+    },
     /// Test digits of class `actual` that the last evaluation took for `predicted`.
-    Examples { actual: usize, predicted: usize },
+    Examples {
+        actual: usize,
+        predicted: usize,
+    },
     /// The first convolution's filters and its feature maps for test digit `index`.
-    Inspect { index: usize },
+    Inspect {
+        index: usize,
+    },
     /// Every attention layer's weights for test example `index`.
-    Attention { index: usize },
+    Attention {
+        index: usize,
+    },
     /// Every recurrent layer's hidden state at each time step for test example `index`.
-    Hidden { index: usize },
+    Hidden {
+        index: usize,
+    },
     /// The current weights, as safetensors; `purpose` (what the page wants them
     /// for, e.g. a download) comes back with them.
-    GetWeights { purpose: String },
+    GetWeights {
+        purpose: String,
+    },
     /// Replace the weights (safetensors, base64): checked against the model's
     /// names and shapes first; training starts over from them.
-    LoadWeights { safetensors: String },
+    LoadWeights {
+        safetensors: String,
+    },
     /// The model as code for another framework (`pytorch`, `keras`), with its weights.
-    Export { format: String },
+    Export {
+        format: String,
+    },
     /// The run so far as a checkpoint (weights, optimizer state, data position;
     /// see `train::checkpoint`), for keeping it in the browser.
     GetCheckpoint,
@@ -96,50 +119,134 @@ pub enum BackendChoice {
 pub enum Event {
     /// The worker has started and listens.
     Ready,
-    DataProgress { loaded: usize, total: usize },
-    DataLoaded { train: usize, test: usize },
+    DataProgress {
+        loaded: usize,
+        total: usize,
+    },
+    DataLoaded {
+        train: usize,
+        test: usize,
+    },
     /// The data set could not be loaded (missing or corrupt files).
-    DataFailed { message: String },
+    DataFailed {
+        message: String,
+    },
     /// Losses of the steps since the last report, with the newest metrics.
-    Metrics { first_step: usize, losses: Vec<f32>, accuracy: f32, samples_per_s: f32, epoch: usize, epoch_progress: f32, elapsed_s: f32 },
+    Metrics {
+        first_step: usize,
+        losses: Vec<f32>,
+        accuracy: f32,
+        samples_per_s: f32,
+        epoch: usize,
+        epoch_progress: f32,
+        elapsed_s: f32,
+    },
     /// Test-set evaluation (on `samples` test examples), with its confusion matrix.
-    Evaluation { step: usize, accuracy: f32, loss: f32, samples: usize, sequence_accuracy: Option<f32>, confusion: Vec<Vec<u32>> },
-    Running { running: bool },
+    Evaluation {
+        step: usize,
+        accuracy: f32,
+        loss: f32,
+        samples: usize,
+        sequence_accuracy: Option<f32>,
+        confusion: Vec<Vec<u32>>,
+    },
+    Running {
+        running: bool,
+    },
     /// Training stopped on its own: all epochs are done.
-    Finished { steps: usize },
+    Finished {
+        steps: usize,
+    },
     /// Training paused because the loss diverged; the last good weights are kept.
-    Diverged { message: String },
+    Diverged {
+        message: String,
+    },
     /// For `Attention`: per attention layer `[heads, T, T]` (row-major), and the
     /// example: its tokens and targets (sequence tasks) or its digit, label and the
     /// `[rows, cols]` grid of patches the tokens stand for (images; `grid` is empty
     /// when the tokens are not a patch grid).
-    AttentionMaps { index: usize, maps: Vec<AttentionMap>, tokens: Vec<usize>, targets: Vec<usize>, image: Vec<u8>, label: usize, grid: Vec<usize> },
+    AttentionMaps {
+        index: usize,
+        maps: Vec<AttentionMap>,
+        tokens: Vec<usize>,
+        targets: Vec<usize>,
+        image: Vec<u8>,
+        label: usize,
+        grid: Vec<usize>,
+    },
     /// For `Hidden`: each recurrent layer's states `[T, units]`, and the example as
     /// for `AttentionMaps`.
-    HiddenStates { index: usize, layers: Vec<HiddenState>, tokens: Vec<usize>, targets: Vec<usize>, image: Vec<u8>, label: usize },
+    HiddenStates {
+        index: usize,
+        layers: Vec<HiddenState>,
+        tokens: Vec<usize>,
+        targets: Vec<usize>,
+        image: Vec<u8>,
+        label: usize,
+    },
     /// Class probabilities for a `Predict`.
-    Prediction { probs: Vec<f32> },
+    Prediction {
+        probs: Vec<f32>,
+    },
     /// Up to `MAX_EXAMPLES` test digits (28x28 u8 each) for `Examples`.
-    Examples { actual: usize, predicted: usize, indices: Vec<usize>, images: Vec<Vec<u8>> },
+    Examples {
+        actual: usize,
+        predicted: usize,
+        indices: Vec<usize>,
+        images: Vec<Vec<u8>>,
+    },
     /// For `Inspect`: the digit, the first convolution's weights `[F, C, KH, KW]`
     /// and its output `[F, H, W]` (empty when the model has no convolution).
-    Inspection { index: usize, label: usize, image: Vec<u8>, filter_shape: Vec<usize>, filters: Vec<f32>, map_shape: Vec<usize>, maps: Vec<f32> },
+    Inspection {
+        index: usize,
+        label: usize,
+        image: Vec<u8>,
+        filter_shape: Vec<usize>,
+        filters: Vec<f32>,
+        map_shape: Vec<usize>,
+        maps: Vec<f32>,
+    },
     /// For `GetWeights`: the spec, the steps trained, the weights (safetensors, base64).
-    Weights { purpose: String, spec: ModelSpec, steps: usize, safetensors: String },
+    Weights {
+        purpose: String,
+        spec: ModelSpec,
+        steps: usize,
+        safetensors: String,
+    },
     /// `LoadWeights` succeeded: `tensors` tensors replaced the model's.
-    WeightsLoaded { tensors: usize },
+    WeightsLoaded {
+        tensors: usize,
+    },
     /// For `GetCheckpoint`: the run's spec, steps, training time and checkpoint
     /// (safetensors, base64).
-    Checkpoint { spec: ModelSpec, steps: usize, elapsed_s: f32, checkpoint: String },
+    Checkpoint {
+        spec: ModelSpec,
+        steps: usize,
+        elapsed_s: f32,
+        checkpoint: String,
+    },
     /// `Resume` succeeded: the run goes on after step `steps`.
-    Resumed { steps: usize, history: History },
+    Resumed {
+        steps: usize,
+        history: History,
+    },
     /// For `Export`: the files (name, base64 contents).
-    Exported { format: String, files: Vec<(String, String)> },
+    Exported {
+        format: String,
+        files: Vec<(String, String)>,
+    },
     /// Where training runs now: `active` is `webgpu` or `cpu`, `adapter` the GPU's
     /// name (empty on the CPU); `notice` says why it is not what was chosen, or
     /// that the GPU failed and training moved to the CPU.
-    Backend { choice: BackendChoice, active: String, adapter: String, notice: Option<String> },
-    Error { message: String },
+    Backend {
+        choice: BackendChoice,
+        active: String,
+        adapter: String,
+        notice: Option<String>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// The largest weights file the page accepts.
@@ -247,7 +354,20 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        Session { spec: None, data: None, trainer: None, running: false, elapsed_s: 0.0, last_predicted: Vec::new(), pending_weights: None, pending_resume: None, resumed: None, device: Device::Cpu, mirror: None, generation: 0 }
+        Session {
+            spec: None,
+            data: None,
+            trainer: None,
+            running: false,
+            elapsed_s: 0.0,
+            last_predicted: Vec::new(),
+            pending_weights: None,
+            pending_resume: None,
+            resumed: None,
+            device: Device::Cpu,
+            mirror: None,
+            generation: 0,
+        }
     }
 
     pub fn is_running(&self) -> bool {
@@ -327,14 +447,26 @@ impl Session {
                 }
                 let model = self.view_model().expect("ensured");
                 if pixels.len() != crate::data::mnist::PIXELS {
-                    return vec![Event::Error { message: format!("a drawing must have 784 pixels, got {}", pixels.len()) }];
+                    return vec![Event::Error {
+                        message: format!("a drawing must have 784 pixels, got {}", pixels.len()),
+                    }];
                 }
                 if model.spec.input.is_tokens() {
-                    return vec![Event::Error { message: format!("this model reads token sequences ({}), not drawings; choose an MNIST model to draw", model.spec.input.name()) }];
+                    return vec![Event::Error {
+                        message: format!(
+                            "this model reads token sequences ({}), not drawings; choose an MNIST model to draw",
+                            model.spec.input.name()
+                        ),
+                    }];
                 }
                 let mut shape = vec![1];
                 shape.extend_from_slice(&model.info.input_shape);
-                let probs = crate::autograd::no_grad(|| model.forward_logits(&crate::Tensor::from_vec(&shape, pixels), crate::nn::Mode::Eval).softmax().to_vec());
+                let probs = crate::autograd::no_grad(|| {
+                    model
+                        .forward_logits(&crate::Tensor::from_vec(&shape, pixels), crate::nn::Mode::Eval)
+                        .softmax()
+                        .to_vec()
+                });
                 vec![Event::Prediction { probs }]
             }
             Command::Examples { actual, predicted } => vec![self.examples(actual, predicted)],
@@ -346,7 +478,9 @@ impl Session {
             Command::Export { format } => self.export(&format),
             Command::GetCheckpoint => self.checkpoint(),
             Command::Resume { checkpoint, history } => {
-                let Ok(bytes) = B64.decode(&checkpoint) else { return vec![Event::Error { message: "the checkpoint could not be read (not base64)".into() }] };
+                let Ok(bytes) = B64.decode(&checkpoint) else {
+                    return vec![Event::Error { message: "the checkpoint could not be read (not base64)".into() }];
+                };
                 let mut events = self.reset();
                 self.pending_resume = Some((bytes, history));
                 let generated = self.spec.as_ref().is_some_and(|s| s.input.is_tokens());
@@ -357,7 +491,9 @@ impl Session {
             }
             Command::SetLr { lr } => {
                 if !(lr.is_finite() && lr > 0.0) {
-                    return vec![Event::Error { message: format!("the learning rate must be a positive number, got {lr}") }];
+                    return vec![Event::Error {
+                        message: format!("the learning rate must be a positive number, got {lr}"),
+                    }];
                 }
                 if let Some(spec) = self.spec.as_mut() {
                     spec.training.optimizer.set_lr(lr);
@@ -397,7 +533,14 @@ impl Session {
             return Event::Diverged { message };
         }
         self.last_predicted = e.predicted;
-        Event::Evaluation { step: t.steps_done(), accuracy: e.accuracy, loss: e.loss, samples: e.samples, sequence_accuracy: e.sequence_accuracy, confusion: e.confusion }
+        Event::Evaluation {
+            step: t.steps_done(),
+            accuracy: e.accuracy,
+            loss: e.loss,
+            samples: e.samples,
+            sequence_accuracy: e.sequence_accuracy,
+            confusion: e.confusion,
+        }
     }
 
     fn examples(&self, actual: usize, predicted: usize) -> Event {
@@ -423,7 +566,9 @@ impl Session {
             Err(e) => return vec![e],
         };
         if ex.image.is_empty() {
-            return vec![Event::Error { message: "filters and feature maps are shown for image data sets (MNIST)".into() }];
+            return vec![Event::Error {
+                message: "filters and feature maps are shown for image data sets (MNIST)".into(),
+            }];
         }
         let model = self.view_model().expect("ensured");
         let first_conv = model.spec.layers.iter().position(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }));
@@ -444,11 +589,19 @@ impl Session {
         let t = self.trainer.as_ref().expect("ensured");
         let test = t.test_set();
         if index >= test.len() {
-            return Err(Event::Error { message: format!("there is no test example {index}; choose 0 to {}", test.len().saturating_sub(1)) });
+            return Err(Event::Error {
+                message: format!("there is no test example {index}; choose 0 to {}", test.len().saturating_sub(1)),
+            });
         }
         let model = self.view_model().expect("ensured");
         let batch = test.batch(&[index as u32], &model.info.input_shape);
-        let mut ex = ViewExample { x: crate::Tensor::from_vec(&batch.shape, batch.x.clone()), tokens: vec![], targets: vec![], image: vec![], label: 0 };
+        let mut ex = ViewExample {
+            x: crate::Tensor::from_vec(&batch.shape, batch.x.clone()),
+            tokens: vec![],
+            targets: vec![],
+            image: vec![],
+            label: 0,
+        };
         if model.spec.input.is_tokens() {
             ex.tokens = batch.x.iter().map(|&v| v as usize).collect();
             ex.targets = batch.labels.clone();
@@ -465,7 +618,19 @@ impl Session {
             Err(e) => return vec![e],
         };
         let model = self.view_model().expect("ensured");
-        let layers: Vec<usize> = model.spec.layers.iter().enumerate().filter(|(_, l)| matches!(l, crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. })).map(|(i, _)| i).collect();
+        let layers: Vec<usize> = model
+            .spec
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                matches!(
+                    l,
+                    crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. }
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
         // Tokens made by Patchify from an image stand for a grid of patches.
         let grid = model
             .spec
@@ -473,7 +638,9 @@ impl Session {
             .iter()
             .zip(&model.info.layers)
             .find_map(|(l, info)| match l {
-                crate::nn::LayerSpec::Patchify { patch_size } if info.input_shape.len() == 3 => Some(vec![info.input_shape[1] / patch_size, info.input_shape[2] / patch_size]),
+                crate::nn::LayerSpec::Patchify { patch_size } if info.input_shape.len() == 3 => {
+                    Some(vec![info.input_shape[1] / patch_size, info.input_shape[2] / patch_size])
+                }
                 _ => None,
             })
             .unwrap_or_default();
@@ -481,10 +648,23 @@ impl Session {
             .attention_maps(&ex.x)
             .into_iter()
             .zip(layers)
-            .map(|(m, layer)| AttentionMap { layer, heads: m.shape()[0], steps: m.shape()[1], weights: m.iter().copied().collect() })
+            .map(|(m, layer)| AttentionMap {
+                layer,
+                heads: m.shape()[0],
+                steps: m.shape()[1],
+                weights: m.iter().copied().collect(),
+            })
             .collect();
         let grid = if maps.iter().all(|m| grid.iter().product::<usize>() == m.steps) { grid } else { vec![] };
-        vec![Event::AttentionMaps { index, maps, tokens: ex.tokens, targets: ex.targets, image: ex.image, label: ex.label, grid }]
+        vec![Event::AttentionMaps {
+            index,
+            maps,
+            tokens: ex.tokens,
+            targets: ex.targets,
+            image: ex.image,
+            label: ex.label,
+            grid,
+        }]
     }
 
     fn hidden(&mut self, index: usize) -> Vec<Event> {
@@ -496,9 +676,22 @@ impl Session {
         let layers = model
             .hidden_states(&ex.x)
             .into_iter()
-            .map(|(layer, s)| HiddenState { layer, layer_type: model.spec.layers[layer].type_name().to_string(), steps: s.shape()[0], units: s.shape()[1], values: s.iter().copied().collect() })
+            .map(|(layer, s)| HiddenState {
+                layer,
+                layer_type: model.spec.layers[layer].type_name().to_string(),
+                steps: s.shape()[0],
+                units: s.shape()[1],
+                values: s.iter().copied().collect(),
+            })
             .collect();
-        vec![Event::HiddenStates { index, layers, tokens: ex.tokens, targets: ex.targets, image: ex.image, label: ex.label }]
+        vec![Event::HiddenStates {
+            index,
+            layers,
+            tokens: ex.tokens,
+            targets: ex.targets,
+            image: ex.image,
+            label: ex.label,
+        }]
     }
 
     /// Runs `f` on the model in training, or (before any training) on the spec's
@@ -517,7 +710,11 @@ impl Session {
 
     fn weights(&self, purpose: String) -> Vec<Event> {
         let steps = self.trainer.as_ref().map_or(0, |t| t.steps_done());
-        let saved = self.with_model(|m| crate::io::weights::save_parameters(&m.parameters()).map(|bytes| (m.spec.clone(), bytes)).map_err(|e| e.to_string()));
+        let saved = self.with_model(|m| {
+            crate::io::weights::save_parameters(&m.parameters())
+                .map(|bytes| (m.spec.clone(), bytes))
+                .map_err(|e| e.to_string())
+        });
         match saved.and_then(|r| r) {
             Ok((spec, bytes)) => vec![Event::Weights { purpose, spec, steps, safetensors: B64.encode(bytes) }],
             Err(message) => vec![Event::Error { message }],
@@ -527,7 +724,10 @@ impl Session {
     fn load_weights(&mut self, b64: &str) -> Vec<Event> {
         let fail = |message: String| vec![Event::Error { message }];
         if b64.len() / 4 * 3 > MAX_WEIGHTS_BYTES {
-            return fail(format!("the weights file is larger than {} MB, more than layerlab opens", MAX_WEIGHTS_BYTES >> 20));
+            return fail(format!(
+                "the weights file is larger than {} MB, more than layerlab opens",
+                MAX_WEIGHTS_BYTES >> 20
+            ));
         }
         let Ok(bytes) = B64.decode(b64) else { return fail("the weights could not be read (not base64)".into()) };
         let Some(spec) = self.spec.clone() else { return fail("there is no model to load weights into".into()) };
@@ -561,14 +761,21 @@ impl Session {
     }
 
     fn checkpoint(&self) -> Vec<Event> {
-        let Some(t) = self.trainer.as_ref() else { return vec![Event::Error { message: "there is no training to keep yet".into() }] };
+        let Some(t) = self.trainer.as_ref() else {
+            return vec![Event::Error { message: "there is no training to keep yet".into() }];
+        };
         // A GPU run's checkpoint is its CPU copy's, brought up to date first (`needs_sync`).
         let host = match &self.mirror {
             Some(m) => m.host.clone(),
             None => ready(t.checkpoint().to_host()).expect("a CPU checkpoint"),
         };
         match t.checkpoint_to_bytes(&host) {
-            Ok(bytes) => vec![Event::Checkpoint { spec: t.model.spec.clone(), steps: host.step(), elapsed_s: self.elapsed_s as f32, checkpoint: B64.encode(bytes) }],
+            Ok(bytes) => vec![Event::Checkpoint {
+                spec: t.model.spec.clone(),
+                steps: host.step(),
+                elapsed_s: self.elapsed_s as f32,
+                checkpoint: B64.encode(bytes),
+            }],
             Err(e) => vec![Event::Error { message: e.to_string() }],
         }
     }
@@ -577,11 +784,18 @@ impl Session {
         let export = match format {
             "pytorch" => crate::io::export::pytorch,
             "keras" => crate::io::keras::keras,
-            _ => return vec![Event::Error { message: format!("unknown export format \"{format}\"; use pytorch or keras") }],
+            _ => {
+                return vec![Event::Error {
+                    message: format!("unknown export format \"{format}\"; use pytorch or keras"),
+                }]
+            }
         };
         let files = self.with_model(|m| export(m).map_err(|e| e.to_string()));
         match files.and_then(|r| r) {
-            Ok(files) => vec![Event::Exported { format: format.into(), files: files.into_iter().map(|(n, b)| (n, B64.encode(b))).collect() }],
+            Ok(files) => vec![Event::Exported {
+                format: format.into(),
+                files: files.into_iter().map(|(n, b)| (n, B64.encode(b))).collect(),
+            }],
             Err(message) => vec![Event::Error { message }],
         }
     }
@@ -612,7 +826,9 @@ impl Session {
             crate::io::weights::load_parameters(trainer.parameters(), &bytes).map_err(|e| e.to_string())?;
         }
         if let Some((bytes, history)) = self.pending_resume.take() {
-            let host = trainer.checkpoint_from_bytes(&bytes).map_err(|e| format!("The training kept in this browser could not be continued ({e}); training starts over."))?;
+            let host = trainer.checkpoint_from_bytes(&bytes).map_err(|e| {
+                format!("The training kept in this browser could not be continued ({e}); training starts over.")
+            })?;
             trainer.restore(&host, &Device::Cpu);
             self.elapsed_s = history.elapsed_s as f64;
             self.resumed = Some(history);
@@ -691,13 +907,24 @@ impl Session {
             Some(step) if step > 0 => format!(" from the weights of step {step}"),
             _ => String::new(),
         };
-        vec![self.backend_event(choice, Some(format!("WebGPU stopped working ({reason}). Training goes on on the CPU{at}; nothing else is lost.")))]
+        vec![self.backend_event(
+            choice,
+            Some(format!("WebGPU stopped working ({reason}). Training goes on on the CPU{at}; nothing else is lost.")),
+        )]
     }
 
     /// Whether the CPU copy of a GPU run must be brought up to date before `cmd`
     /// (commands that need the current weights exactly).
     pub fn needs_sync(&self, cmd: &Command) -> bool {
-        self.mirror_stale() && matches!(cmd, Command::Pause | Command::GetWeights { .. } | Command::GetCheckpoint | Command::Export { .. } | Command::SetBackend { .. })
+        self.mirror_stale()
+            && matches!(
+                cmd,
+                Command::Pause
+                    | Command::GetWeights { .. }
+                    | Command::GetCheckpoint
+                    | Command::Export { .. }
+                    | Command::SetBackend { .. }
+            )
     }
 
     /// The GPU run has trained since its CPU copy was refreshed.
@@ -773,7 +1000,17 @@ impl Session {
     /// runs GPU steps itself so that it can await their metrics).
     pub fn slice_start(&mut self, max_steps: usize, budget_s: f64) -> Option<Slice> {
         let t = self.trainer.as_ref()?;
-        Some(Slice { first_step: t.steps_done() + 1, samples_before: t.samples_seen(), started: Instant::now(), max_steps, budget_s, losses: Vec::new(), last: None, events: Vec::new(), stop: false })
+        Some(Slice {
+            first_step: t.steps_done() + 1,
+            samples_before: t.samples_seen(),
+            started: Instant::now(),
+            max_steps,
+            budget_s,
+            losses: Vec::new(),
+            last: None,
+            events: Vec::new(),
+            stop: false,
+        })
     }
 
     /// Every step of the run's epochs (at most `MAX_EPOCHS`, checked by the spec;
@@ -785,7 +1022,10 @@ impl Session {
     /// Whether the slice should take another step.
     pub fn slice_wants_step(&self, slice: &Slice) -> bool {
         let Some(t) = self.trainer.as_ref() else { return false };
-        !slice.stop && slice.losses.len() < slice.max_steps && t.steps_done() < Self::total_steps(t) && (slice.losses.is_empty() || slice.started.elapsed().as_secs_f64() < slice.budget_s)
+        !slice.stop
+            && slice.losses.len() < slice.max_steps
+            && t.steps_done() < Self::total_steps(t)
+            && (slice.losses.is_empty() || slice.started.elapsed().as_secs_f64() < slice.budget_s)
     }
 
     /// For a `Step` on the GPU (which the page's worker runs itself): the trainer
@@ -814,7 +1054,13 @@ impl Session {
     /// Completes a GPU step begun by `begin_gpu_step` with its metrics (or the
     /// reason the readback failed). Returns whether a sync is due (see `slice_step`);
     /// a step of an older generation is dropped.
-    pub fn finish_gpu_step(&mut self, slice: &mut Slice, generation: u64, pending: crate::train::PendingStep, words: Result<[u32; 3], crate::backend::GpuError>) -> bool {
+    pub fn finish_gpu_step(
+        &mut self,
+        slice: &mut Slice,
+        generation: u64,
+        pending: crate::train::PendingStep,
+        words: Result<[u32; 3], crate::backend::GpuError>,
+    ) -> bool {
         if generation != self.generation {
             slice.stop = true;
             return false;
@@ -893,8 +1139,20 @@ impl Session {
         let spent = slice.started.elapsed().as_secs_f64();
         self.elapsed_s += spent;
         if let Some(m) = slice.last {
-            let samples_per_s = ((trainer.samples_seen().saturating_sub(slice.samples_before)) as f64 / spent.max(1e-9)) as f32;
-            events.insert(0, Event::Metrics { first_step: slice.first_step, losses: slice.losses, accuracy: m.accuracy, samples_per_s, epoch: m.epoch, epoch_progress: m.epoch_progress, elapsed_s: self.elapsed_s as f32 });
+            let samples_per_s =
+                ((trainer.samples_seen().saturating_sub(slice.samples_before)) as f64 / spent.max(1e-9)) as f32;
+            events.insert(
+                0,
+                Event::Metrics {
+                    first_step: slice.first_step,
+                    losses: slice.losses,
+                    accuracy: m.accuracy,
+                    samples_per_s,
+                    epoch: m.epoch,
+                    epoch_progress: m.epoch_progress,
+                    elapsed_s: self.elapsed_s as f32,
+                },
+            );
         }
         let steps = trainer.steps_done();
         if steps >= total_steps && self.running {

@@ -59,7 +59,9 @@ impl Worker {
     fn on_message(self: &Rc<Self>, text: &str) {
         let cmd: Command = match serde_json::from_str(text) {
             Ok(c) => c,
-            Err(e) => return self.post(vec![Event::Error { message: format!("the worker got an unreadable message: {e}") }]),
+            Err(e) => {
+                return self.post(vec![Event::Error { message: format!("the worker got an unreadable message: {e}") }])
+            }
         };
         if let Command::LoadData { base_url } = cmd {
             let me = self.clone();
@@ -188,8 +190,12 @@ async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<Str
                     g.warm_up();
                     (Device::Gpu(g), None)
                 }
-                Err(e) if choice == BackendChoice::Auto => (Device::Cpu, Some(format!("No WebGPU here ({e}); training runs on the CPU."))),
-                Err(e) => (Device::Cpu, Some(format!("WebGPU is not available ({e}); training runs on the CPU instead."))),
+                Err(e) if choice == BackendChoice::Auto => {
+                    (Device::Cpu, Some(format!("No WebGPU here ({e}); training runs on the CPU.")))
+                }
+                Err(e) => {
+                    (Device::Cpu, Some(format!("WebGPU is not available ({e}); training runs on the CPU instead.")))
+                }
             }
         }
     };

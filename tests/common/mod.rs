@@ -43,7 +43,10 @@ pub fn gradcheck_with(name: &str, inputs: &[Array], eps: f32, tol: f32, f: impl 
     let weights = Tensor::new(randn(&out.shape(), 12345));
     let loss = out.mul(&weights).sum(&[], false);
     loss.backward();
-    let analytic: Vec<Array> = params.iter().map(|p| p.grad().map(|g| g.to_owned()).unwrap_or_else(|| Array::zeros(IxDyn(&p.shape())))).collect();
+    let analytic: Vec<Array> = params
+        .iter()
+        .map(|p| p.grad().map(|g| g.to_owned()).unwrap_or_else(|| Array::zeros(IxDyn(&p.shape()))))
+        .collect();
 
     let eval = |values: &[Array]| -> f64 {
         let ts: Vec<Tensor> = values.iter().map(|a| Tensor::new(a.clone())).collect();
@@ -72,12 +75,16 @@ pub fn gradcheck_with(name: &str, inputs: &[Array], eps: f32, tol: f32, f: impl 
 }
 
 pub fn spec(input: &str, layers: &str) -> ModelSpec {
-    ModelSpec::from_json(&format!(r#"{{"name": "mixed", "input": {input}, "layers": {layers}, "training": {{"seed": 5, "batch_size": 16}}}}"#)).unwrap()
+    ModelSpec::from_json(&format!(
+        r#"{{"name": "mixed", "input": {input}, "layers": {layers}, "training": {{"seed": 5, "batch_size": 16}}}}"#
+    ))
+    .unwrap()
 }
 
 /// Presets and stacks that use every layer type and option the exporter maps.
 pub fn models() -> Vec<(String, ModelSpec)> {
-    let mut out: Vec<(String, ModelSpec)> = layerlab::PRESETS.iter().map(|(n, _)| (n.to_string(), layerlab::preset(n).unwrap())).collect();
+    let mut out: Vec<(String, ModelSpec)> =
+        layerlab::PRESETS.iter().map(|(n, _)| (n.to_string(), layerlab::preset(n).unwrap())).collect();
     let mnist = r#"{"dataset": "mnist"}"#;
     out.push(("conv-same".into(), spec(mnist, r#"[
         {"type": "Conv2D", "filters": 4, "kernel_size": [3, 4], "strides": 2, "padding": "same", "activation": "tanh"},
@@ -86,30 +93,42 @@ pub fn models() -> Vec<(String, ModelSpec)> {
         {"type": "Sigmoid"}, {"type": "MaxPool2D", "pool_size": [2, 3]},
         {"type": "Flatten"}, {"type": "Dropout", "rate": 0.3},
         {"type": "Dense", "units": 12, "activation": "gelu"}, {"type": "Dense", "units": 10, "activation": "softmax", "use_bias": false}]"#)));
-    out.push(("rows-rnn-gru".into(), spec(mnist, r#"[
+    out.push((
+        "rows-rnn-gru".into(),
+        spec(
+            mnist,
+            r#"[
         {"type": "Reshape", "target_shape": [28, -1]},
         {"type": "SimpleRNN", "units": 6, "return_sequences": true},
         {"type": "GRU", "units": 5, "return_sequences": true},
         {"type": "LayerNormalization", "epsilon": 0.001},
         {"type": "MultiHeadAttention", "num_heads": 5, "causal": true},
-        {"type": "LSTM", "units": 7}, {"type": "ReLU"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}]"#)));
-    out.push(("tokens-sinusoidal".into(), spec(r#"{"dataset": "sort", "seq_len": 6, "vocab": 7}"#, r#"[
+        {"type": "LSTM", "units": 7}, {"type": "ReLU"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}]"#,
+        ),
+    ));
+    out.push((
+        "tokens-sinusoidal".into(),
+        spec(
+            r#"{"dataset": "sort", "seq_len": 6, "vocab": 7}"#,
+            r#"[
         {"type": "Embedding", "input_dim": 7, "output_dim": 8}, {"type": "PositionalEmbedding", "kind": "sinusoidal"},
         {"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 16, "dropout": 0.1},
-        {"type": "GELU"}, {"type": "Tanh"}, {"type": "Dense", "units": 7}]"#)));
+        {"type": "GELU"}, {"type": "Tanh"}, {"type": "Dense", "units": 7}]"#,
+        ),
+    ));
     // The output softmax before a Flatten: left out of the model and both exports.
     out.push(("softmax-flatten".into(), spec(r#"{"dataset": "mnist", "shape": [1, 784]}"#, r#"[
         {"type": "Dense", "units": 10, "activation": "relu"}, {"type": "Dense", "units": 10}, {"type": "Softmax"}, {"type": "Flatten"}]"#)));
     out
 }
 
-
 /// The first `train` training and `test` test digits of the MNIST in assets/
 /// (native only: the browser tests have no file system).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn mnist(train: usize, test: usize) -> (layerlab::data::Mnist, layerlab::data::Mnist) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
-    let (mut a, mut b) = (layerlab::data::Mnist::load_dir(&dir, true).unwrap(), layerlab::data::Mnist::load_dir(&dir, false).unwrap());
+    let (mut a, mut b) =
+        (layerlab::data::Mnist::load_dir(&dir, true).unwrap(), layerlab::data::Mnist::load_dir(&dir, false).unwrap());
     a.truncate(train);
     b.truncate(test);
     (a, b)
@@ -124,7 +143,11 @@ pub fn unique_dir(label: &str) -> std::path::PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let label: String = label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let dir = std::env::temp_dir().join(format!("layerlab-{label}-{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+    let dir = std::env::temp_dir().join(format!(
+        "layerlab-{label}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

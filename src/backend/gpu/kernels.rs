@@ -895,8 +895,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 /// Every kernel, for tests that compile them all.
 pub const ALL: &[&Kernel] = &[
-    &COPY, &FILL, &MAP, &SUM, &MAX_AXIS, &MAX_AXIS_BACKWARD, &GEMM, &GEMM_SIMD, &IM2COL, &COL2IM, &MAX_POOL, &MAX_POOL_BACKWARD, &AVG_POOL, &AVG_POOL_BACKWARD, &SOFTMAX, &SOFTMAX_BACKWARD,
-    &CROSS_ENTROPY, &CROSS_ENTROPY_BACKWARD, &GATHER_ROWS, &SCATTER_ROWS, &SGD, &ADAM, &COUNT_NONFINITE, &COUNT_CORRECT,
+    &COPY,
+    &FILL,
+    &MAP,
+    &SUM,
+    &MAX_AXIS,
+    &MAX_AXIS_BACKWARD,
+    &GEMM,
+    &GEMM_SIMD,
+    &IM2COL,
+    &COL2IM,
+    &MAX_POOL,
+    &MAX_POOL_BACKWARD,
+    &AVG_POOL,
+    &AVG_POOL_BACKWARD,
+    &SOFTMAX,
+    &SOFTMAX_BACKWARD,
+    &CROSS_ENTROPY,
+    &CROSS_ENTROPY_BACKWARD,
+    &GATHER_ROWS,
+    &SCATTER_ROWS,
+    &SGD,
+    &ADAM,
+    &COUNT_NONFINITE,
+    &COUNT_CORRECT,
 ];
 
 /// The full source of a kernel.

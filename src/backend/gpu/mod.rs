@@ -131,7 +131,13 @@ impl GpuArray {
     }
     /// Contiguous, row-major, from the start of its buffer.
     pub fn is_standard(&self) -> bool {
-        self.offset == 0 && self.shape.iter().zip(&self.strides).zip(standard_strides(&self.shape)).all(|((&d, &s), t)| d <= 1 || s == t)
+        self.offset == 0
+            && self
+                .shape
+                .iter()
+                .zip(&self.strides)
+                .zip(standard_strides(&self.shape))
+                .all(|((&d, &s), t)| d <= 1 || s == t)
     }
     pub(crate) fn raw(&self) -> &wgpu::Buffer {
         self.buf.raw()
@@ -163,14 +169,22 @@ impl Gpu {
     pub async fn new() -> Result<Rc<Gpu>, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
             .await
             .map_err(|e| GpuError(format!("no GPU adapter: {e}")))?;
         let info = adapter.get_info();
         #[cfg(target_arch = "wasm32")]
-        let name = if info.name.is_empty() { web_adapter_name().await.unwrap_or_else(|| "a WebGPU adapter".into()) } else { info.name.clone() };
+        let name = if info.name.is_empty() {
+            web_adapter_name().await.unwrap_or_else(|| "a WebGPU adapter".into())
+        } else {
+            info.name.clone()
+        };
         #[cfg(not(target_arch = "wasm32"))]
-        let name = if info.name.is_empty() { format!("{:#x}:{:#x}", info.vendor, info.device) } else { info.name.clone() };
+        let name =
+            if info.name.is_empty() { format!("{:#x}:{:#x}", info.vendor, info.device) } else { info.name.clone() };
         let kind = match info.device_type {
             wgpu::DeviceType::Cpu => " (software)",
             wgpu::DeviceType::IntegratedGpu => " (integrated)",
@@ -187,7 +201,11 @@ impl Gpu {
             ..wgpu::Limits::downlevel_defaults()
         };
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor { label: Some("layerlab"), required_limits: limits.clone(), ..Default::default() })
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("layerlab"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
             .await
             .map_err(|e| GpuError(format!("the GPU {adapter_name} refused a device: {e}")))?;
         let failure: Failure = Arc::new(Mutex::new(None));
@@ -221,7 +239,11 @@ impl Gpu {
             stats: Cell::new(GpuStats::default()),
             failure,
             profile: RefCell::new(None),
-            gemm: Cell::new(if info.device_type == wgpu::DeviceType::Cpu { GemmKernel::Simd } else { GemmKernel::Tiled }),
+            gemm: Cell::new(if info.device_type == wgpu::DeviceType::Cpu {
+                GemmKernel::Simd
+            } else {
+                GemmKernel::Tiled
+            }),
         }))
     }
 
@@ -282,7 +304,10 @@ impl Gpu {
         if let Some(p) = self.pipelines.borrow().get(k.name) {
             return p.clone();
         }
-        let desc = wgpu::ShaderModuleDescriptor { label: Some(k.name), source: wgpu::ShaderSource::Wgsl(kernels::source(k).into()) };
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(k.name),
+            source: wgpu::ShaderSource::Wgsl(kernels::source(k).into()),
+        };
         let module = self.device.create_shader_module(desc);
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(k.name),
@@ -332,7 +357,9 @@ impl Gpu {
 
     fn with_encoder<T>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> T) -> T {
         let mut rec = self.rec.borrow_mut();
-        let enc = rec.encoder.get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("layerlab") }));
+        let enc = rec.encoder.get_or_insert_with(|| {
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("layerlab") })
+        });
         f(enc)
     }
 
@@ -348,12 +375,23 @@ impl Gpu {
             padded.resize(data.len().div_ceil(4).max(1) * 4, 0);
             &padded
         };
-        let staging = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("upload"), contents: bytes, usage: wgpu::BufferUsages::COPY_SRC });
+        let staging = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("upload"),
+            contents: bytes,
+            usage: wgpu::BufferUsages::COPY_SRC,
+        });
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(&staging, 0, dst, 0, bytes.len() as u64));
         self.count(|s| s.uploads += 1);
     }
 
-    pub(crate) fn copy_buffer(&self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+    pub(crate) fn copy_buffer(
+        &self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        bytes: u64,
+    ) {
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes));
     }
 
@@ -378,13 +416,27 @@ impl Gpu {
         let rec = self.rec.borrow();
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &rec.arena, offset: offset as u64, size: std::num::NonZeroU64::new(PARAM_BYTES as u64) }),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &rec.arena,
+                offset: offset as u64,
+                size: std::num::NonZeroU64::new(PARAM_BYTES as u64),
+            }),
         }];
-        entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.name), layout: &pipeline.1, entries: &entries });
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }),
+        );
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(k.name),
+            layout: &pipeline.1,
+            entries: &entries,
+        });
         drop(rec);
         self.with_encoder(|enc| {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.name), timestamp_writes: None });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.name), timestamp_writes: None });
             pass.set_pipeline(&pipeline.0);
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -417,9 +469,17 @@ impl Gpu {
 
     /// Copies `ranges` (buffer, byte offset, bytes) into one staging buffer, submits,
     /// and returns a future of their bytes, in order.
-    fn read_ranges(&self, ranges: &[(&wgpu::Buffer, u64, u64)]) -> (wgpu::Buffer, futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>) {
+    fn read_ranges(
+        &self,
+        ranges: &[(&wgpu::Buffer, u64, u64)],
+    ) -> (wgpu::Buffer, futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>) {
         let total: u64 = ranges.iter().map(|r| r.2.div_ceil(4) * 4).sum::<u64>().max(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some("readback"), size: total, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: total,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let mut at = 0;
         for &(buf, off, bytes) in ranges {
             let bytes = bytes.div_ceil(4) * 4;
@@ -438,9 +498,15 @@ impl Gpu {
         (staging, rx)
     }
 
-    async fn finish_read(&self, staging: wgpu::Buffer, rx: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>) -> Result<Vec<u8>, GpuError> {
+    async fn finish_read(
+        &self,
+        staging: wgpu::Buffer,
+        rx: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    ) -> Result<Vec<u8>, GpuError> {
         #[cfg(not(target_arch = "wasm32"))]
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError(format!("waiting for the GPU failed: {e}")))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError(format!("waiting for the GPU failed: {e}")))?;
         // A lost device makes the read fail; its reason says more than the read's.
         let failed = |what: String| GpuError(self.failure().unwrap_or(what));
         let mapped = rx.await.map_err(|_| failed("the GPU readback was cancelled".into()))?;
@@ -449,7 +515,10 @@ impl Gpu {
             return Err(GpuError(f));
         }
         let bytes = {
-            let view = staging.slice(..).get_mapped_range().map_err(|e| GpuError(format!("reading from the GPU failed: {e}")))?;
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| GpuError(format!("reading from the GPU failed: {e}")))?;
             view.to_vec()
         };
         staging.unmap();
@@ -484,7 +553,9 @@ impl Gpu {
         let mut at = 0;
         for a in &flat {
             let n = a.len();
-            out.push(bytes[at..at + n * 4].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+            out.push(
+                bytes[at..at + n * 4].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            );
             at += (n * 4).div_ceil(4) * 4;
         }
         Ok(out)
@@ -534,7 +605,8 @@ async fn web_adapter_name() -> Option<String> {
     let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok().filter(|a| !a.is_null())?;
     let info = Reflect::get(&adapter, &"info".into()).ok()?;
     let field = |k: &str| Reflect::get(&info, &k.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty());
-    let parts: Vec<String> = [field("vendor"), field("architecture"), field("description")].into_iter().flatten().collect();
+    let parts: Vec<String> =
+        [field("vendor"), field("architecture"), field("description")].into_iter().flatten().collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 

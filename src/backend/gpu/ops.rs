@@ -31,7 +31,11 @@ fn broadcast_strides(a: &GpuArray, shape: &[usize]) -> Vec<usize> {
             } else {
                 let d = a.shape[i - off];
                 assert!(d == shape[i] || d == 1, "cannot broadcast {:?} to {shape:?}", a.shape);
-                if d == 1 { 0 } else { a.strides[i - off] }
+                if d == 1 {
+                    0
+                } else {
+                    a.strides[i - off]
+                }
             }
         })
         .collect()
@@ -40,7 +44,16 @@ fn broadcast_strides(a: &GpuArray, shape: &[usize]) -> Vec<usize> {
 /// Copies `src` (read through `sstr` from `soff`) over `shape` into `dst` (at
 /// `dstr` from `doff`).
 #[allow(clippy::too_many_arguments)]
-fn copy_into(gpu: &Gpu, src: &wgpu::Buffer, shape: &[usize], sstr: &[usize], soff: usize, dst: &wgpu::Buffer, dstr: &[usize], doff: usize) {
+fn copy_into(
+    gpu: &Gpu,
+    src: &wgpu::Buffer,
+    shape: &[usize],
+    sstr: &[usize],
+    soff: usize,
+    dst: &wgpu::Buffer,
+    dstr: &[usize],
+    doff: usize,
+) {
     let n: usize = shape.iter().product();
     let (s, a) = pad6(shape, sstr);
     let (_, d) = pad6(shape, dstr);
@@ -140,7 +153,8 @@ fn map(op: MapOp, a: &GpuArray, b: Option<&GpuArray>, shape: &[usize], s: f32) -
 pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
     let nd = x.shape.len();
     assert!(shape.len() <= nd, "sum_to: {shape:?} has more axes than {:?}", x.shape);
-    let full: Vec<usize> = (0..nd).map(|i| if i < nd - shape.len() { 1 } else { shape[i - (nd - shape.len())] }).collect();
+    let full: Vec<usize> =
+        (0..nd).map(|i| if i < nd - shape.len() { 1 } else { shape[i - (nd - shape.len())] }).collect();
     let reduced: Vec<usize> = (0..nd).map(|i| if full[i] == 1 { x.shape[i] } else { 1 }).collect();
     if reduced.iter().all(|&r| r == 1) {
         return reshape(x, shape);
@@ -181,7 +195,8 @@ pub fn broadcast_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
 /// Strides that view an array of `shape`/`strides` as `new_shape` without
 /// copying, if its layout allows (numpy's no-copy reshape).
 fn view_strides(shape: &[usize], strides: &[usize], new_shape: &[usize]) -> Option<Vec<usize>> {
-    let old: Vec<(usize, usize)> = shape.iter().copied().zip(strides.iter().copied()).filter(|&(d, _)| d != 1).collect();
+    let old: Vec<(usize, usize)> =
+        shape.iter().copied().zip(strides.iter().copied()).filter(|&(d, _)| d != 1).collect();
     let mut out = vec![1usize; new_shape.len()];
     let (mut oi, mut ni) = (0, 0);
     while oi < old.len() && ni < new_shape.len() {
@@ -222,7 +237,12 @@ pub fn reshape(x: &GpuArray, shape: &[usize]) -> GpuArray {
 }
 
 pub fn permute(x: &GpuArray, axes: &[usize]) -> GpuArray {
-    GpuArray { buf: x.buf.clone(), shape: axes.iter().map(|&a| x.shape[a]).collect(), strides: axes.iter().map(|&a| x.strides[a]).collect(), offset: x.offset }
+    GpuArray {
+        buf: x.buf.clone(),
+        shape: axes.iter().map(|&a| x.shape[a]).collect(),
+        strides: axes.iter().map(|&a| x.strides[a]).collect(),
+        offset: x.offset,
+    }
 }
 
 /// Elements `start..end` along `axis` (a view).
@@ -263,7 +283,12 @@ pub fn max_axis(x: &GpuArray, axis: usize) -> (GpuArray, Rc<Buffer>) {
     let out = gpu.alloc(&shape);
     let arg = gpu.buffer(outer * inner);
     let n = outer * inner;
-    gpu.dispatch(&k::MAX_AXIS, &[n as u32, x.shape[axis] as u32, inner as u32], &[x.raw(), out.raw(), arg.raw()], grid(n));
+    gpu.dispatch(
+        &k::MAX_AXIS,
+        &[n as u32, x.shape[axis] as u32, inner as u32],
+        &[x.raw(), out.raw(), arg.raw()],
+        grid(n),
+    );
     (out, arg)
 }
 
@@ -274,7 +299,12 @@ pub fn max_axis_backward(g: &GpuArray, arg: &Buffer, shape: &[usize], axis: usiz
     let dx = fill(gpu, shape, 0.0);
     let inner: usize = shape[axis + 1..].iter().product();
     let n = g.len();
-    gpu.dispatch(&k::MAX_AXIS_BACKWARD, &[n as u32, shape[axis] as u32, inner as u32], &[g.raw(), arg.raw(), dx.raw()], grid(n));
+    gpu.dispatch(
+        &k::MAX_AXIS_BACKWARD,
+        &[n as u32, shape[axis] as u32, inner as u32],
+        &[g.raw(), arg.raw(), dx.raw()],
+        grid(n),
+    );
     dx
 }
 
@@ -294,7 +324,11 @@ fn mat_view(x: &GpuArray, batch: usize, rows: usize, cols: usize, t: bool) -> (G
     let (r, c) = if t { (cols, rows) } else { (rows, cols) };
     let v = reshape(x, &[batch, r, c]);
     let (sb, sr, sc) = (if batch == 1 { 0 } else { v.strides[0] }, v.strides[1], v.strides[2]);
-    let m = if t { MatView { offset: v.offset, batch: sb, row: sc, col: sr } } else { MatView { offset: v.offset, batch: sb, row: sr, col: sc } };
+    let m = if t {
+        MatView { offset: v.offset, batch: sb, row: sc, col: sr }
+    } else {
+        MatView { offset: v.offset, batch: sb, row: sr, col: sc }
+    };
     (v, m)
 }
 
@@ -303,7 +337,17 @@ fn mat_view(x: &GpuArray, batch: usize, rows: usize, cols: usize, t: bool) -> (G
 /// [batch, n, k] if `tb`). `b_batch` false shares one B across the batch.
 /// Returns [batch·m, n] contiguous (callers reshape).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm(a: &GpuArray, b: &GpuArray, batch: usize, m: usize, kk: usize, n: usize, ta: bool, tb: bool, b_batch: bool) -> GpuArray {
+pub fn gemm(
+    a: &GpuArray,
+    b: &GpuArray,
+    batch: usize,
+    m: usize,
+    kk: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+    b_batch: bool,
+) -> GpuArray {
     let gpu = a.gpu().clone();
     let out = gpu.alloc(&[batch * m, n]);
     gemm_into(&gpu, a, b, batch, m, kk, n, ta, tb, b_batch, &out, 0.0);
@@ -311,23 +355,60 @@ pub fn gemm(a: &GpuArray, b: &GpuArray, batch: usize, m: usize, kk: usize, n: us
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(gpu: &Rc<Gpu>, a: &GpuArray, b: &GpuArray, batch: usize, m: usize, kk: usize, n: usize, ta: bool, tb: bool, b_batch: bool, out: &GpuArray, beta: f32) {
+fn gemm_into(
+    gpu: &Rc<Gpu>,
+    a: &GpuArray,
+    b: &GpuArray,
+    batch: usize,
+    m: usize,
+    kk: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+    b_batch: bool,
+    out: &GpuArray,
+    beta: f32,
+) {
     let (av, am) = mat_view(a, batch, m, kk, ta);
     let (bv, bm) = mat_view(b, if b_batch { batch } else { 1 }, kk, n, tb);
     // The largest batch in the engine's models is batch x heads of attention.
     assert!(batch <= 65535, "GPU matmul: more than 65535 matrices in one batch");
-    let p = [m as u32, n as u32, kk as u32, am.offset as u32, am.batch as u32, am.row as u32, am.col as u32, bm.offset as u32, bm.batch as u32, bm.row as u32, bm.col as u32, beta.to_bits()];
+    let p = [
+        m as u32,
+        n as u32,
+        kk as u32,
+        am.offset as u32,
+        am.batch as u32,
+        am.row as u32,
+        am.col as u32,
+        bm.offset as u32,
+        bm.batch as u32,
+        bm.row as u32,
+        bm.col as u32,
+        beta.to_bits(),
+    ];
     match gpu.gemm_kernel() {
-        super::GemmKernel::Tiled => gpu.dispatch(&k::GEMM, &p, &[av.raw(), bv.raw(), out.raw()], [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32]),
+        super::GemmKernel::Tiled => gpu.dispatch(
+            &k::GEMM,
+            &p,
+            &[av.raw(), bv.raw(), out.raw()],
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32],
+        ),
         super::GemmKernel::Simd => {
             assert!(m.div_ceil(8) <= 65535, "GPU matmul: {m} rows is more than one dispatch holds");
-            gpu.dispatch(&k::GEMM_SIMD, &p, &[av.raw(), bv.raw(), out.raw()], [n.div_ceil(256) as u32, m.div_ceil(8) as u32, batch as u32])
+            gpu.dispatch(
+                &k::GEMM_SIMD,
+                &p,
+                &[av.raw(), bv.raw(), out.raw()],
+                [n.div_ceil(256) as u32, m.div_ceil(8) as u32, batch as u32],
+            )
         }
     }
 }
 
 fn window_words(g: &Window, first: usize, images: usize, count: usize) -> [u32; 14] {
-    [g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad[0], g.pad[2], g.out_h(), g.out_w(), first, images, count].map(|v| v as u32)
+    [g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad[0], g.pad[2], g.out_h(), g.out_w(), first, images, count]
+        .map(|v| v as u32)
 }
 
 /// Images per convolution chunk, so that the unfolded patches fit one binding
@@ -356,7 +437,7 @@ pub fn conv2d_forward(x: &GpuArray, w: &GpuArray, bias: Option<&GpuArray>, g: &W
         let cols = gpu.alloc(&[ckk, ncols]);
         gpu.dispatch(&k::IM2COL, &window_words(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
         let t = gemm(w, &cols, 1, f, ckk, ncols, false, false, false); // [F, imgs·HW]
-        // [F, imgs, HW] -> out[n0.., F, HW]
+                                                                       // [F, imgs, HW] -> out[n0.., F, HW]
         copy_into(&gpu, t.raw(), &[imgs, f, hw], &[hw, ncols, 1], 0, out.raw(), &[f * hw, hw, 1], n0 * f * hw);
     }
     match bias {
@@ -367,7 +448,13 @@ pub fn conv2d_forward(x: &GpuArray, w: &GpuArray, bias: Option<&GpuArray>, g: &W
 
 /// Convolution backward: the gradients of the input (if `want_dx`), the weight
 /// [F, C·KH·KW] and the bias [F].
-pub fn conv2d_backward(x: &GpuArray, w: &GpuArray, dy: &GpuArray, g: &Window, want_dx: bool) -> (Option<GpuArray>, GpuArray, GpuArray) {
+pub fn conv2d_backward(
+    x: &GpuArray,
+    w: &GpuArray,
+    dy: &GpuArray,
+    g: &Window,
+    want_dx: bool,
+) -> (Option<GpuArray>, GpuArray, GpuArray) {
     let (x, dy) = (contiguous(x), contiguous(dy));
     let gpu = x.gpu().clone();
     let f = w.shape[0];
@@ -448,7 +535,12 @@ pub fn lstm_cell_backward(gates: &GpuArray, c: &GpuArray, out: &GpuArray, d: &Gp
     let gpu = gates.gpu();
     let (n, h) = (c.shape[0], c.shape[1]);
     let (da, dc) = (gpu.alloc(&[n, 4 * h]), gpu.alloc(&[n, h]));
-    gpu.dispatch(&k::LSTM_CELL_BACKWARD, &[(n * h) as u32, h as u32], &[gates.raw(), c.raw(), out.raw(), d.raw(), da.raw(), dc.raw()], grid(n * h));
+    gpu.dispatch(
+        &k::LSTM_CELL_BACKWARD,
+        &[(n * h) as u32, h as u32],
+        &[gates.raw(), c.raw(), out.raw(), d.raw(), da.raw(), dc.raw()],
+        grid(n * h),
+    );
     (da, dc)
 }
 
@@ -468,7 +560,12 @@ pub fn gru_cell_backward(gi: &GpuArray, gh: &GpuArray, h: &GpuArray, d: &GpuArra
     let gpu = gi.gpu();
     let (n, u) = (h.shape[0], h.shape[1]);
     let (da, db, dh) = (gpu.alloc(&[n, 3 * u]), gpu.alloc(&[n, 3 * u]), gpu.alloc(&[n, u]));
-    gpu.dispatch(&k::GRU_CELL_BACKWARD, &[(n * u) as u32, u as u32], &[gi.raw(), gh.raw(), h.raw(), d.raw(), da.raw(), db.raw(), dh.raw()], grid(n * u));
+    gpu.dispatch(
+        &k::GRU_CELL_BACKWARD,
+        &[(n * u) as u32, u as u32],
+        &[gi.raw(), gh.raw(), h.raw(), d.raw(), da.raw(), db.raw(), dh.raw()],
+        grid(n * u),
+    );
     (da, db, dh)
 }
 
@@ -502,7 +599,12 @@ pub fn cross_entropy(x: &GpuArray, labels: &Buffer) -> (GpuArray, GpuArray) {
     let rows = x.len() / classes.max(1);
     let probs = gpu.alloc(&x.shape);
     let row_loss = gpu.alloc(&[rows]);
-    gpu.dispatch(&k::CROSS_ENTROPY, &[rows as u32, classes as u32], &[x.raw(), labels.raw(), probs.raw(), row_loss.raw()], grid(rows));
+    gpu.dispatch(
+        &k::CROSS_ENTROPY,
+        &[rows as u32, classes as u32],
+        &[x.raw(), labels.raw(), probs.raw(), row_loss.raw()],
+        grid(rows),
+    );
     // Each row's share first, then the sum: a sum of losses near 1e37 would
     // overflow f32 before the division (the CPU sums in f64).
     let shares = unary(MapOp::Scale, &row_loss, 1.0 / rows.max(1) as f32);
@@ -517,7 +619,12 @@ pub fn cross_entropy_backward(probs: &GpuArray, labels: &Buffer, g: &GpuArray) -
     let rows = probs.len() / classes.max(1);
     let dx = gpu.alloc(&probs.shape);
     let n = dx.len();
-    gpu.dispatch(&k::CROSS_ENTROPY_BACKWARD, &[n as u32, classes as u32, rows as u32], &[probs.raw(), labels.raw(), g.raw(), dx.raw()], grid(n));
+    gpu.dispatch(
+        &k::CROSS_ENTROPY_BACKWARD,
+        &[n as u32, classes as u32, rows as u32],
+        &[probs.raw(), labels.raw(), g.raw(), dx.raw()],
+        grid(n),
+    );
     dx
 }
 
@@ -566,10 +673,24 @@ pub fn sgd_update(w: &GpuArray, v: &GpuArray, g: &GpuArray, lr: f32, momentum: f
 
 /// Keras Adam, in place on `w`, `m` and `v`; `alpha` is the bias-corrected rate.
 #[allow(clippy::too_many_arguments)]
-pub fn adam_update(w: &GpuArray, m: &GpuArray, v: &GpuArray, g: &GpuArray, alpha: f32, beta_1: f32, beta_2: f32, epsilon: f32) {
+pub fn adam_update(
+    w: &GpuArray,
+    m: &GpuArray,
+    v: &GpuArray,
+    g: &GpuArray,
+    alpha: f32,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+) {
     let g = contiguous(g);
     let n = w.len();
-    w.gpu().dispatch(&k::ADAM, &[n as u32, alpha.to_bits(), beta_1.to_bits(), beta_2.to_bits(), epsilon.to_bits()], &[w.raw(), m.raw(), v.raw(), g.raw()], grid(n));
+    w.gpu().dispatch(
+        &k::ADAM,
+        &[n as u32, alpha.to_bits(), beta_1.to_bits(), beta_2.to_bits(), epsilon.to_bits()],
+        &[w.raw(), m.raw(), v.raw(), g.raw()],
+        grid(n),
+    );
 }
 
 /// A zeroed buffer of `n` u32 counters.
@@ -591,5 +712,10 @@ pub fn count_correct(x: &GpuArray, labels: &Buffer, counter: &Buffer, slot: usiz
     let x = contiguous(x);
     let classes = *x.shape.last().unwrap();
     let rows = x.len() / classes.max(1);
-    x.gpu().dispatch(&k::COUNT_CORRECT, &[rows as u32, classes as u32, slot as u32], &[x.raw(), labels.raw(), counter.raw()], grid(rows));
+    x.gpu().dispatch(
+        &k::COUNT_CORRECT,
+        &[rows as u32, classes as u32, slot as u32],
+        &[x.raw(), labels.raw(), counter.raw()],
+        grid(rows),
+    );
 }

@@ -8,9 +8,12 @@ use crate::error::Result;
 /// and code is small), each under `folder/`.
 pub fn zip(folder: &str, files: &[File]) -> Result<Vec<u8>> {
     use std::io::Write;
-    let fail = |e: &dyn std::fmt::Display| crate::error::Error::Input(format!("the zip archive could not be written: {e}"));
+    let fail =
+        |e: &dyn std::fmt::Display| crate::error::Error::Input(format!("the zip archive could not be written: {e}"));
     let mut w = ::zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = ::zip::write::SimpleFileOptions::default().compression_method(::zip::CompressionMethod::Stored).large_file(false);
+    let options = ::zip::write::SimpleFileOptions::default()
+        .compression_method(::zip::CompressionMethod::Stored)
+        .large_file(false);
     for (name, bytes) in files {
         w.start_file(format!("{folder}/{name}"), options).map_err(|e| fail(&e))?;
         w.write_all(bytes).map_err(|e| fail(&e))?;
@@ -28,7 +31,8 @@ pub fn unzip(bytes: &[u8], max_bytes: usize) -> Result<Vec<File>> {
     use std::io::Read;
     let fail = |m: String| crate::error::Error::Input(m);
     let too_large = || fail(format!("its files add up to more than {} MB, more than layerlab opens", max_bytes >> 20));
-    let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| fail(format!("not a zip archive ({e})")))?;
+    let mut archive =
+        ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| fail(format!("not a zip archive ({e})")))?;
     let mut out = Vec::new();
     let mut total = 0usize;
     for i in 0..archive.len() {
@@ -37,14 +41,20 @@ pub fn unzip(bytes: &[u8], max_bytes: usize) -> Result<Vec<File>> {
         // `._name` resource forks), are not the user's files.
         let path = f.name().to_string();
         let name = path.rsplit(['/', '\\']).next().unwrap_or_default().to_string();
-        if f.is_dir() || name.is_empty() || name.starts_with("._") || path.split(['/', '\\']).any(|part| part == "__MACOSX") {
+        if f.is_dir()
+            || name.is_empty()
+            || name.starts_with("._")
+            || path.split(['/', '\\']).any(|part| part == "__MACOSX")
+        {
             continue;
         }
         if f.size() as usize > max_bytes - total {
             return Err(too_large());
         }
         let mut data = Vec::with_capacity(f.size() as usize);
-        f.take((max_bytes - total) as u64 + 1).read_to_end(&mut data).map_err(|e| fail(format!("{name} in it cannot be read ({e}); unzip it and open its files")))?;
+        f.take((max_bytes - total) as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| fail(format!("{name} in it cannot be read ({e}); unzip it and open its files")))?;
         total += data.len();
         if total > max_bytes {
             return Err(too_large());

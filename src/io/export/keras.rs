@@ -31,7 +31,11 @@ const CONVERTERS: &[(&str, &str)] = &[
 ];
 
 /// A Keras activation argument ("relu", ...) or None; a final softmax is left out.
-fn activation_arg(a: Option<Activation>, output_softmax: bool, helpers: &mut BTreeSet<&'static str>) -> Option<&'static str> {
+fn activation_arg(
+    a: Option<Activation>,
+    output_softmax: bool,
+    helpers: &mut BTreeSet<&'static str>,
+) -> Option<&'static str> {
     match a? {
         Activation::Linear => None,
         Activation::Relu => Some("\"relu\""),
@@ -47,13 +51,26 @@ fn activation_arg(a: Option<Activation>, output_softmax: bool, helpers: &mut BTr
 }
 
 /// One layer as a Keras layer expression, and how its weights are set.
-fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, output_softmax: bool, helpers: &mut BTreeSet<&'static str>, converters: &mut BTreeSet<&'static str>) -> (String, Option<String>) {
+fn layer_code(
+    i: usize,
+    layer: &LayerSpec,
+    info: &crate::nn::spec::LayerInfo,
+    output_softmax: bool,
+    helpers: &mut BTreeSet<&'static str>,
+    converters: &mut BTreeSet<&'static str>,
+) -> (String, Option<String>) {
     let p = format!("\"{i}.");
-    let act = |helpers: &mut BTreeSet<&'static str>, a| activation_arg(a, output_softmax, helpers).map(|a| format!(", activation={a}")).unwrap_or_default();
+    let act = |helpers: &mut BTreeSet<&'static str>, a| {
+        activation_arg(a, output_softmax, helpers).map(|a| format!(", activation={a}")).unwrap_or_default()
+    };
     match layer {
         LayerSpec::Dense { units, activation, use_bias } => {
             let bias = use_bias.unwrap_or(true);
-            let code = format!("layers.Dense({units}{}{})", act(helpers, *activation), if bias { "" } else { ", use_bias=False" });
+            let code = format!(
+                "layers.Dense({units}{}{})",
+                act(helpers, *activation),
+                if bias { "" } else { ", use_bias=False" }
+            );
             let w = if bias { format!("[w[{p}weight\"].T, w[{p}bias\"]]") } else { format!("[w[{p}weight\"].T]") };
             (code, Some(w))
         }
@@ -72,11 +89,29 @@ fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, ou
                 code.push_str(", use_bias=False");
             }
             code.push_str(", data_format=\"channels_first\")");
-            let w = if bias { format!("[conv_kernel(w[{p}weight\"]), w[{p}bias\"]]") } else { format!("[conv_kernel(w[{p}weight\"])]") };
+            let w = if bias {
+                format!("[conv_kernel(w[{p}weight\"]), w[{p}bias\"]]")
+            } else {
+                format!("[conv_kernel(w[{p}weight\"])]")
+            };
             (code, Some(w))
         }
-        LayerSpec::MaxPool2D { pool_size, strides } => (format!("layers.MaxPooling2D({}, strides={}, data_format=\"channels_first\")", hw(*pool_size), hw(strides.unwrap_or(*pool_size))), None),
-        LayerSpec::AveragePool2D { pool_size, strides } => (format!("layers.AveragePooling2D({}, strides={}, data_format=\"channels_first\")", hw(*pool_size), hw(strides.unwrap_or(*pool_size))), None),
+        LayerSpec::MaxPool2D { pool_size, strides } => (
+            format!(
+                "layers.MaxPooling2D({}, strides={}, data_format=\"channels_first\")",
+                hw(*pool_size),
+                hw(strides.unwrap_or(*pool_size))
+            ),
+            None,
+        ),
+        LayerSpec::AveragePool2D { pool_size, strides } => (
+            format!(
+                "layers.AveragePooling2D({}, strides={}, data_format=\"channels_first\")",
+                hw(*pool_size),
+                hw(strides.unwrap_or(*pool_size))
+            ),
+            None,
+        ),
         // Flattens in memory order: channels, then rows, then columns, as layerlab.
         // "channels_last" is pinned: it means "no reordering", where a user's
         // keras.json with "channels_first" would move the channels to the end first.
@@ -101,7 +136,10 @@ fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, ou
             let seq = if return_sequences.unwrap_or(false) { ", return_sequences=True" } else { "" };
             (format!("layers.GRU({units}{seq})"), Some(format!("gru(w, {p}\")")))
         }
-        LayerSpec::LayerNormalization { epsilon } => (format!("layers.LayerNormalization(epsilon={})", py_float(epsilon.unwrap_or(1e-5))), Some(format!("[w[{p}weight\"], w[{p}bias\"]]"))),
+        LayerSpec::LayerNormalization { epsilon } => (
+            format!("layers.LayerNormalization(epsilon={})", py_float(epsilon.unwrap_or(1e-5))),
+            Some(format!("[w[{p}weight\"], w[{p}bias\"]]")),
+        ),
         LayerSpec::PositionalEmbedding { kind } => {
             helpers.insert("PositionalEmbedding");
             if *kind == PositionKind::Learned {
@@ -115,7 +153,10 @@ fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, ou
             converters.insert("attention");
             let d = info.input_shape[1];
             let causal = if causal.unwrap_or(false) { ", causal=True" } else { "" };
-            (format!("SelfAttention({num_heads}, {}{causal})", d / num_heads), Some(format!("attention(w, {p}\", {num_heads})")))
+            (
+                format!("SelfAttention({num_heads}, {}{causal})", d / num_heads),
+                Some(format!("attention(w, {p}\", {num_heads})")),
+            )
         }
         LayerSpec::TransformerEncoder { num_heads, ff_dim, activation, dropout, norm_first } => {
             helpers.insert("TransformerEncoder");
@@ -139,8 +180,12 @@ fn layer_code(i: usize, layer: &LayerSpec, info: &crate::nn::spec::LayerInfo, ou
             (format!("Patchify({patch_size})"), None)
         }
         // [batch, steps, features]: pinned, or keras.json could make it average the features.
-        LayerSpec::GlobalAveragePooling1D => ("layers.GlobalAveragePooling1D(data_format=\"channels_last\")".into(), None),
-        LayerSpec::Embedding { input_dim, output_dim } => (format!("layers.Embedding({input_dim}, {output_dim})"), Some(format!("[w[{p}weight\"]]"))),
+        LayerSpec::GlobalAveragePooling1D => {
+            ("layers.GlobalAveragePooling1D(data_format=\"channels_last\")".into(), None)
+        }
+        LayerSpec::Embedding { input_dim, output_dim } => {
+            (format!("layers.Embedding({input_dim}, {output_dim})"), Some(format!("[w[{p}weight\"]]")))
+        }
     }
 }
 
@@ -165,13 +210,17 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
                 weight_lines.push(format!("    layer = model.layers[{i}]"));
                 weight_lines.push(format!("    layer.attn.set_weights(attention(w, {p}self_attn.\", {num_heads}))"));
                 for sub in ["linear1", "linear2"] {
-                    weight_lines.push(format!("    layer.{sub}.set_weights([w[{p}{sub}.weight\"].T, w[{p}{sub}.bias\"]])"));
+                    weight_lines
+                        .push(format!("    layer.{sub}.set_weights([w[{p}{sub}.weight\"].T, w[{p}{sub}.bias\"]])"));
                 }
                 for sub in ["norm1", "norm2"] {
-                    weight_lines.push(format!("    layer.{sub}.set_weights([w[{p}{sub}.weight\"], w[{p}{sub}.bias\"]])"));
+                    weight_lines
+                        .push(format!("    layer.{sub}.set_weights([w[{p}{sub}.weight\"], w[{p}{sub}.bias\"]])"));
                 }
             }
-            (Some(wl), LayerSpec::MultiHeadAttention { .. }) => weight_lines.push(format!("    model.layers[{i}].mha.set_weights({wl})")),
+            (Some(wl), LayerSpec::MultiHeadAttention { .. }) => {
+                weight_lines.push(format!("    model.layers[{i}].mha.set_weights({wl})"))
+            }
             (Some(wl), _) => weight_lines.push(format!("    model.layers[{i}].set_weights({wl})")),
             (None, _) => {}
         }
@@ -221,7 +270,11 @@ from safetensors.numpy import load_file  # noqa: E402
         py_tuple(&info.input_shape)
     );
     out.push_str(&layer_lines.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
-    let _ = write!(out, "\n        ], name={})\n    finally:\n        keras.config.set_dtype_policy(policy)\n", crate::io::escape::python_str(&crate::io::escape::identifier(super::model_name(spec), "model")));
+    let _ = write!(
+        out,
+        "\n        ], name={})\n    finally:\n        keras.config.set_dtype_policy(policy)\n",
+        crate::io::escape::python_str(&crate::io::escape::identifier(super::model_name(spec), "model"))
+    );
     out.push_str("\n\ndef load_layerlab_weights(model, path=\"weights.safetensors\"):\n    \"\"\"Sets the model's weights from layerlab's file (PyTorch names and layouts).\"\"\"\n    w = load_file(path)\n");
     if weight_lines.is_empty() {
         out.push_str("    del w, model  # this model has no weights\n");
@@ -236,8 +289,16 @@ from safetensors.numpy import load_file  # noqa: E402
 pub fn train_py(spec: &ModelSpec) -> String {
     let t = &spec.training;
     let optimizer = match t.optimizer {
-        OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => format!("keras.optimizers.Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={})", py_float(lr), py_float(beta_1), py_float(beta_2), py_float(epsilon)),
-        OptimizerSpec::SGD { lr, momentum } => format!("keras.optimizers.SGD(learning_rate={}, momentum={})", py_float(lr), py_float(momentum)),
+        OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => format!(
+            "keras.optimizers.Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={})",
+            py_float(lr),
+            py_float(beta_1),
+            py_float(beta_2),
+            py_float(epsilon)
+        ),
+        OptimizerSpec::SGD { lr, momentum } => {
+            format!("keras.optimizers.SGD(learning_rate={}, momentum={})", py_float(lr), py_float(momentum))
+        }
     };
     super::fill_train(TRAIN_TEMPLATE, spec, &optimizer)
 }
@@ -249,7 +310,11 @@ pub const CHECK_PY: &str = include_str!("py/keras/check.py");
 
 fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
     let name = crate::io::escape::markdown_text(super::model_name(spec));
-    let data = if spec.input.is_tokens() { "The sequence task is generated by train.py itself." } else { "train.py reads MNIST from ./mnist (`--data DIR` to point elsewhere)." };
+    let data = if spec.input.is_tokens() {
+        "The sequence task is generated by train.py itself."
+    } else {
+        "train.py reads MNIST from ./mnist (`--data DIR` to point elsewhere)."
+    };
     format!(
         "# {name} for Keras 3, exported from layerlab\n\n\
          {params} parameters; input {input}.\n\n\
@@ -266,5 +331,11 @@ fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
 
 /// Every file of a Keras export of `model` with its current weights.
 pub fn keras(model: &Model) -> Result<Vec<File>> {
-    super::bundle(model, model_py(&model.spec, &model.info), train_py(&model.spec), CHECK_PY, readme(&model.spec, &model.info))
+    super::bundle(
+        model,
+        model_py(&model.spec, &model.info),
+        train_py(&model.spec),
+        CHECK_PY,
+        readme(&model.spec, &model.info),
+    )
 }

@@ -33,7 +33,11 @@ pub type File = (String, Vec<u8>);
 /// An f32 as a Python float literal (`0.001`, `1.0`).
 pub(crate) fn py_float(v: f32) -> String {
     let s = format!("{v:?}");
-    if s.contains(['.', 'e', 'i', 'N']) { s } else { format!("{s}.0") }
+    if s.contains(['.', 'e', 'i', 'N']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 /// Sizes as a Python tuple (`(784,)`, `(1, 28, 28)`).
@@ -47,20 +51,33 @@ pub(crate) fn py_tuple(v: &[usize]) -> String {
 /// A size as a Python argument: `3` for a square, `(3, 5)` otherwise.
 pub(crate) fn hw(s: Size2) -> String {
     let [h, w] = s.hw();
-    if h == w { h.to_string() } else { format!("({h}, {w})") }
+    if h == w {
+        h.to_string()
+    } else {
+        format!("({h}, {w})")
+    }
 }
 
 /// The spec's name, or "model" for an unnamed one: user text, which reaches
 /// generated files only through `io::escape`.
 pub fn model_name(spec: &ModelSpec) -> &str {
-    if spec.name.is_empty() { "model" } else { spec.name.as_str() }
+    if spec.name.is_empty() {
+        "model"
+    } else {
+        spec.name.as_str()
+    }
 }
 
 /// The input in words, for the generated docstrings and READMEs.
 pub(crate) fn describe_input(spec: &ModelSpec) -> String {
     match &spec.input {
         DatasetSpec::Mnist { shape } => format!("MNIST digits {shape:?} per example, pixels in [0, 1]"),
-        other => format!("token ids [{}] per example (the {} task, vocabulary {})", other.shape()[0], other.name(), other.classes()),
+        other => format!(
+            "token ids [{}] per example (the {} task, vocabulary {})",
+            other.shape()[0],
+            other.name(),
+            other.classes()
+        ),
     }
 }
 
@@ -75,7 +92,11 @@ fn task_lines(spec: &ModelSpec) -> (String, String) {
 
 /// Appends the Python source of each named piece that `used` holds, in the
 /// list's order, each with a blank line before and after.
-pub(crate) fn push_used<S: AsRef<str>>(out: &mut String, pieces: &[(&str, S)], used: &std::collections::BTreeSet<&str>) {
+pub(crate) fn push_used<S: AsRef<str>>(
+    out: &mut String,
+    pieces: &[(&str, S)],
+    used: &std::collections::BTreeSet<&str>,
+) {
     for (name, src) in pieces {
         if used.contains(name) {
             out.push('\n');
@@ -124,7 +145,13 @@ pub fn check_batch(model: &Model) -> Result<Vec<u8>> {
 }
 
 /// The files every export has, around its framework's code.
-pub(crate) fn bundle(model: &Model, model_py: String, train_py: String, check_py: &str, readme: String) -> Result<Vec<File>> {
+pub(crate) fn bundle(
+    model: &Model,
+    model_py: String,
+    train_py: String,
+    check_py: &str,
+    readme: String,
+) -> Result<Vec<File>> {
     Ok(vec![
         ("model.py".into(), model_py.into_bytes()),
         ("train.py".into(), train_py.into_bytes()),
@@ -135,4 +162,3 @@ pub(crate) fn bundle(model: &Model, model_py: String, train_py: String, check_py
         ("check.safetensors".into(), check_batch(model)?),
     ])
 }
-

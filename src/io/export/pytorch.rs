@@ -48,7 +48,14 @@ fn activation_module(a: Option<Activation>, output_softmax: bool) -> Option<&'st
 }
 
 /// One layer as a PyTorch module expression, and the helper classes it needs.
-fn module(layer: &LayerSpec, input: &[usize], output: &[usize], output_softmax: bool, pad: [usize; 4], helpers: &mut BTreeSet<&'static str>) -> String {
+fn module(
+    layer: &LayerSpec,
+    input: &[usize],
+    output: &[usize],
+    output_softmax: bool,
+    pad: [usize; 4],
+    helpers: &mut BTreeSet<&'static str>,
+) -> String {
     let mut need = |h: &'static str| {
         helpers.insert(h);
     };
@@ -87,8 +94,12 @@ fn module(layer: &LayerSpec, input: &[usize], output: &[usize], output_softmax: 
             }
             format!("Conv2d({args})")
         }
-        LayerSpec::MaxPool2D { pool_size, strides } => format!("nn.MaxPool2d(kernel_size={}, stride={})", hw(*pool_size), hw(strides.unwrap_or(*pool_size))),
-        LayerSpec::AveragePool2D { pool_size, strides } => format!("nn.AvgPool2d(kernel_size={}, stride={})", hw(*pool_size), hw(strides.unwrap_or(*pool_size))),
+        LayerSpec::MaxPool2D { pool_size, strides } => {
+            format!("nn.MaxPool2d(kernel_size={}, stride={})", hw(*pool_size), hw(strides.unwrap_or(*pool_size)))
+        }
+        LayerSpec::AveragePool2D { pool_size, strides } => {
+            format!("nn.AvgPool2d(kernel_size={}, stride={})", hw(*pool_size), hw(strides.unwrap_or(*pool_size)))
+        }
         LayerSpec::Flatten => "nn.Flatten()".into(),
         LayerSpec::Dropout { rate } => format!("nn.Dropout({})", py_float(*rate)),
         LayerSpec::Reshape { .. } => {
@@ -98,7 +109,9 @@ fn module(layer: &LayerSpec, input: &[usize], output: &[usize], output_softmax: 
         LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => {
             activation_module(layer.activation(), output_softmax).unwrap_or("nn.Identity()").to_string()
         }
-        LayerSpec::SimpleRNN { units, return_sequences } | LayerSpec::LSTM { units, return_sequences } | LayerSpec::GRU { units, return_sequences } => {
+        LayerSpec::SimpleRNN { units, return_sequences }
+        | LayerSpec::LSTM { units, return_sequences }
+        | LayerSpec::GRU { units, return_sequences } => {
             let class = match layer {
                 LayerSpec::SimpleRNN { .. } => "RNN",
                 LayerSpec::LSTM { .. } => "LSTM",
@@ -108,7 +121,9 @@ fn module(layer: &LayerSpec, input: &[usize], output: &[usize], output_softmax: 
             let seq = if return_sequences.unwrap_or(false) { ", return_sequences=True" } else { "" };
             format!("{class}({}, {units}{seq})", input[1])
         }
-        LayerSpec::LayerNormalization { epsilon } => format!("nn.LayerNorm({}, eps={})", input.last().copied().unwrap_or(0), py_float(epsilon.unwrap_or(1e-5))),
+        LayerSpec::LayerNormalization { epsilon } => {
+            format!("nn.LayerNorm({}, eps={})", input.last().copied().unwrap_or(0), py_float(epsilon.unwrap_or(1e-5)))
+        }
         LayerSpec::PositionalEmbedding { kind } => {
             need("PositionalEmbedding");
             let learned = if *kind == PositionKind::Learned { "" } else { ", learned=False" };
@@ -172,7 +187,10 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
         }
         lines.push(format!("        {m},  # {comment}"));
     }
-    let uses_gelu = spec.layers.iter().any(|l| matches!(l, LayerSpec::TransformerEncoder { activation: Some(Activation::Gelu), .. }));
+    let uses_gelu = spec
+        .layers
+        .iter()
+        .any(|l| matches!(l, LayerSpec::TransformerEncoder { activation: Some(Activation::Gelu), .. }));
     // User text: escaped so that no name can end the docstring.
     let name = crate::io::escape::python_doc_text(model_name(spec));
     let mut out = format!(
@@ -196,15 +214,18 @@ from torch import nn
 
 "#,
         input = describe_input(spec),
-        batch_shape = format!("[batch, {}]", info.input_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-        out_shape = format!("[batch, {}]", info.output_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        batch_shape =
+            format!("[batch, {}]", info.input_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        out_shape =
+            format!("[batch, {}]", info.output_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
         params = info.total_params,
     );
     if uses_gelu {
         out.push_str("# GELU in its tanh form, as layerlab (and the benchmark) compute it.\ngelu_tanh = functools.partial(F.gelu, approximate=\"tanh\")\n\n");
     }
     super::push_used(&mut out, HELPERS, &helpers);
-    let recurrent: Vec<(&str, String)> = ["RNN", "LSTM", "GRU"].iter().map(|&c| (c, RECURRENT_HELPER.replace("RNN", c))).collect();
+    let recurrent: Vec<(&str, String)> =
+        ["RNN", "LSTM", "GRU"].iter().map(|&c| (c, RECURRENT_HELPER.replace("RNN", c))).collect();
     super::push_used(&mut out, &recurrent, &helpers);
     out.push_str("\ndef build_model():\n    return nn.Sequential(\n");
     out.push_str(&lines.join("\n"));
@@ -222,12 +243,21 @@ pub fn train_py(spec: &ModelSpec) -> String {
     let (optimizer, class) = match t.optimizer {
         // Keras's Adam update (epsilon before the bias correction), which
         // torch.optim.Adam does not make: the small class below does.
-        OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => {
-            (format!("KerasAdam(params, lr={}, beta_1={}, beta_2={}, epsilon={})", py_float(lr), py_float(beta_1), py_float(beta_2), py_float(epsilon)), KERAS_ADAM_PY)
-        }
+        OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => (
+            format!(
+                "KerasAdam(params, lr={}, beta_1={}, beta_2={}, epsilon={})",
+                py_float(lr),
+                py_float(beta_1),
+                py_float(beta_2),
+                py_float(epsilon)
+            ),
+            KERAS_ADAM_PY,
+        ),
         // PyTorch's momentum buffer b = momentum * b + g, w -= lr * b is Keras's
         // v = momentum * v - lr * g, w += v with v = -lr * b: the same update.
-        OptimizerSpec::SGD { lr, momentum } => (format!("torch.optim.SGD(params, lr={}, momentum={})", py_float(lr), py_float(momentum)), ""),
+        OptimizerSpec::SGD { lr, momentum } => {
+            (format!("torch.optim.SGD(params, lr={}, momentum={})", py_float(lr), py_float(momentum)), "")
+        }
     };
     super::fill_train(&TRAIN_TEMPLATE.replace("__OPTIMIZER_CLASS__\n", class), spec, &optimizer)
 }
@@ -243,7 +273,11 @@ pub const CHECK_PY: &str = include_str!("py/pytorch/check.py");
 
 fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
     let name = crate::io::escape::markdown_text(model_name(spec));
-    let data = if spec.input.is_tokens() { "The sequence task is generated by train.py itself." } else { "train.py reads MNIST from ./mnist (the four .gz files; `--data DIR` to point elsewhere)." };
+    let data = if spec.input.is_tokens() {
+        "The sequence task is generated by train.py itself."
+    } else {
+        "train.py reads MNIST from ./mnist (the four .gz files; `--data DIR` to point elsewhere)."
+    };
     format!(
         "# {name}, exported from layerlab\n\n\
          {params} parameters; input {input}.\n\n\
@@ -265,4 +299,3 @@ fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
 pub fn pytorch(model: &Model) -> Result<Vec<File>> {
     bundle(model, model_py(&model.spec, &model.info), train_py(&model.spec), CHECK_PY, readme(&model.spec, &model.info))
 }
-

@@ -9,6 +9,10 @@ ensure_browser
 ensure_vulkan
 ensure_torch_python
 
+log "formatting (cargo fmt --check, rustfmt.toml)"
+ensure_rustfmt
+cargo fmt --check
+
 log "native tests (cargo test)"
 cargo test --all-targets
 

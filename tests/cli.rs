@@ -2,7 +2,6 @@
 //! to compare with), and its error messages.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use layerlab::io::weights;
 use layerlab::nn::{Mode, Model};
@@ -10,19 +9,7 @@ use layerlab::Tensor;
 use safetensors::tensor::{Dtype, TensorView};
 
 mod common;
-
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_layerlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cli;
 
 /// `name` in a folder of its own (no two calls, and so no two tests, share one).
 fn tmp(name: &str) -> PathBuf {
@@ -215,6 +202,11 @@ fn step_rejects_a_batch_of_the_wrong_shape() {
     let (code, _, err) = cli(&args);
     assert_eq!(code, 1);
     assert!(err.contains("label 10 in \"y\" is outside 0..9"), "{err}");
+    // A gradient over an empty batch would be a mean over nothing.
+    write_batch(&b, &[], &[0, 1, 28, 28], &[]);
+    let (code, _, err) = cli(&args);
+    assert_eq!(code, 1);
+    assert!(err.contains("\"x\" holds no example"), "{err}");
 }
 
 #[test]

@@ -26,12 +26,7 @@ fn write_export(name: &str, spec: &ModelSpec, format: &str) -> PathBuf {
         });
     }
     // A folder of its own: two tests exporting the same model never share one.
-    let dir = common::unique_dir(&format!("export-{format}-{name}"));
-    let files = if format == "keras" { layerlab::io::keras::keras(&model) } else { export::pytorch(&model) };
-    for (file, bytes) in files.unwrap() {
-        std::fs::write(dir.join(file), bytes).unwrap();
-    }
-    dir
+    common::export_to(&model, format, &format!("export-{name}")).0
 }
 
 fn run(python: &str, dir: &Path, args: &[&str]) -> String {
@@ -240,13 +235,7 @@ fn exported_training_makes_layerlabs_update() {
         let stepped = layerlab::io::weights::save_parameters(trainer.parameters()).unwrap();
         let moved = largest_difference(&start, &stepped);
         for format in ["pytorch", "keras"] {
-            let model = Model::new(&spec).unwrap();
-            let files =
-                if format == "keras" { layerlab::io::keras::keras(&model) } else { export::pytorch(&model) }.unwrap();
-            let dir = common::unique_dir(&format!("optimizer-{format}"));
-            for (file, bytes) in files {
-                std::fs::write(dir.join(file), bytes).unwrap();
-            }
+            let (dir, _) = common::export_to(&Model::new(&spec).unwrap(), format, "optimizer");
             assert_eq!(
                 std::fs::read(dir.join("weights.safetensors")).unwrap(),
                 start,

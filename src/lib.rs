@@ -6,6 +6,7 @@ pub mod autograd;
 pub mod backend;
 pub mod data;
 pub mod error;
+pub mod escape;
 pub mod io;
 pub mod nn;
 pub mod optim;

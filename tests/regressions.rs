@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use layerlab::data::{Data, Mnist};
-use layerlab::io::escape;
+use layerlab::escape;
 use layerlab::nn::spec::Fix;
 use layerlab::{Error, Model, ModelSpec, Trainer};
 

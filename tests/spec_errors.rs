@@ -1,5 +1,6 @@
 //! One test per user-facing spec error: each names the layer and the shapes and says how to fix it.
 
+use layerlab::nn::layers::{Dense, Flatten, Reshape};
 use layerlab::nn::spec::{Fix, LayerSpec};
 use layerlab::{Error, ModelSpec, SpecError};
 
@@ -25,7 +26,7 @@ fn dense_on_an_image_asks_for_flatten() {
     );
     assert_eq!(e.to_string(), "layer 6 Dense: expects a flat input but gets [64, 3, 3]; insert Flatten before it");
     assert_eq!(e.layer, Some(6));
-    assert_eq!(e.fix, Some(Fix::Insert { index: 6, layer: LayerSpec::Flatten }));
+    assert_eq!(e.fix, Some(Fix::Insert { index: 6, layer: LayerSpec::Flatten(Flatten {}) }));
 }
 
 #[test]
@@ -38,14 +39,17 @@ fn the_fix_makes_the_stack_valid() {
         guard += 1;
         assert!(guard < 5);
     }
-    assert_eq!(spec.layers[0], LayerSpec::Flatten);
+    assert_eq!(spec.layers[0], LayerSpec::Flatten(Flatten {}));
 }
 
 #[test]
 fn conv_on_a_flat_input_asks_for_reshape() {
     let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Conv2D", "filters": 8, "kernel_size": 3}]"#);
     assert_eq!(e.to_string(), "layer 1 Conv2D: expects an image [channels, height, width] but gets [784]; insert Reshape [1, 28, 28] before it");
-    assert_eq!(e.fix, Some(Fix::Insert { index: 1, layer: LayerSpec::Reshape { target_shape: vec![1, 28, 28] } }));
+    assert_eq!(
+        e.fix,
+        Some(Fix::Insert { index: 1, layer: LayerSpec::Reshape(Reshape { target_shape: vec![1, 28, 28] }) })
+    );
 }
 
 #[test]
@@ -133,7 +137,7 @@ fn wrong_output_size_asks_for_the_classifier() {
     assert_eq!(e.to_string(), "layer 1: the model ends with shape [64] but mnist has 10 classes; end with Dense 10");
     assert_eq!(
         e.fix,
-        Some(Fix::Insert { index: 2, layer: LayerSpec::Dense { units: 10, activation: None, use_bias: None } })
+        Some(Fix::Insert { index: 2, layer: LayerSpec::Dense(Dense { units: 10, activation: None, use_bias: None }) })
     );
     let e = infer_err("[]");
     assert!(
@@ -288,7 +292,10 @@ fn lstm_after_conv_without_reshape_names_both() {
         r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "LSTM", "units": 8}, {"type": "Dense", "units": 10}]"#,
     );
     assert_eq!(e.to_string(), "layer 1 LSTM: expects a sequence [steps, features] but gets [4, 26, 26] from layer 0 Conv2D; insert Reshape [4, 676] before it");
-    assert_eq!(e.fix, Some(Fix::Insert { index: 1, layer: LayerSpec::Reshape { target_shape: vec![4, 676] } }));
+    assert_eq!(
+        e.fix,
+        Some(Fix::Insert { index: 1, layer: LayerSpec::Reshape(Reshape { target_shape: vec![4, 676] }) })
+    );
     let e = infer_err(r#"[{"type": "GRU", "units": 8}]"#);
     assert_eq!(e.to_string(), "layer 0 GRU: expects a sequence [steps, features] but gets [1, 28, 28] from the input; insert Reshape [28, 28] before it");
     assert_eq!(

@@ -2,6 +2,7 @@
 //! task, and `step` with token batches.
 
 use layerlab::data::{Data, DatasetSpec, TokenTaskKind};
+use layerlab::nn::layers::Dense;
 use layerlab::nn::spec::{Fix, LayerSpec};
 use layerlab::{ModelSpec, Trainer};
 
@@ -58,7 +59,7 @@ fn sequence_specs_and_their_errors() {
     let e = spec(r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 4}]"#).infer().unwrap_err();
     assert_eq!(
         e.fix,
-        Some(Fix::Insert { index: 1, layer: LayerSpec::Dense { units: 10, activation: None, use_bias: None } })
+        Some(Fix::Insert { index: 1, layer: LayerSpec::Dense(Dense { units: 10, activation: None, use_bias: None }) })
     );
     let mnist = ModelSpec::from_json(r#"{"input": {"dataset": "mnist", "shape": [784]}, "layers": [{"type": "Embedding", "input_dim": 10, "output_dim": 4}]}"#).unwrap();
     assert!(mnist.infer().unwrap_err().to_string().contains("must be the first layer of a model on a sequence task"));

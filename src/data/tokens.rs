@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::Batch;
+use super::{Batch, DatasetSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,6 +27,23 @@ pub struct TokenTask {
     pub vocab: usize,
     pub seed: u64,
     pub len: usize,
+}
+
+// The generator's side of a spec's `input`: defined here, with the generators,
+// so that the spec (in `nn::spec`) does not depend on the data it names.
+impl DatasetSpec {
+    /// The sequence task this input names, if it is one (seeded with `seed`).
+    pub fn token_task(&self, seed: u64, train: bool) -> Option<TokenTask> {
+        let (kind, seq_len, vocab) = match *self {
+            DatasetSpec::Mnist { .. } => return None,
+            DatasetSpec::Reverse { seq_len, vocab } => (TokenTaskKind::Reverse, seq_len, vocab),
+            DatasetSpec::Sort { seq_len, vocab } => (TokenTaskKind::Sort, seq_len, vocab),
+            DatasetSpec::Copy { seq_len, vocab } => (TokenTaskKind::Copy, seq_len, vocab),
+        };
+        // The test set comes from another seed, so it holds unseen sequences.
+        let (seed, len) = if train { (seed, TRAIN_EXAMPLES) } else { (seed ^ 0x7e57_7e57_7e57_7e57, TEST_EXAMPLES) };
+        Some(TokenTask { kind, seq_len, vocab, seed, len })
+    }
 }
 
 impl TokenTask {

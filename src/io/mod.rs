@@ -1,9 +1,9 @@
-//! Files in and out: weights (and batches, gradients) as safetensors, share
-//! links, and export to PyTorch and Keras.
+//! Files in and out: model specs as JSON text, weights (and batches, gradients)
+//! as safetensors, share links, and export to PyTorch and Keras.
 
-pub mod escape;
 pub mod export;
 pub mod share;
+pub mod spec_file;
 pub mod weights;
 
 /// The Keras exporter, also under its old path.

@@ -79,7 +79,7 @@ pub fn read_all(bytes: &[u8]) -> Result<HashMap<String, ArrayD<f32>>> {
             other => {
                 return Err(Error::Weights(format!(
                     "tensor \"{}\" has dtype {other:?}; layerlab reads F32, F16, BF16 and F64 weights (and I64 labels)",
-                    crate::io::escape::printable(&name)
+                    crate::escape::printable(&name)
                 )))
             }
         };
@@ -152,7 +152,7 @@ pub fn load_parameters(params: &[(String, Tensor)], bytes: &[u8]) -> Result<()> 
     if let Some(name) = extra.first() {
         return Err(Error::Weights(format!(
             "the file has a tensor \"{}\" that this model does not have; it was saved from a different model",
-            crate::io::escape::printable(name)
+            crate::escape::printable(name)
         )));
     }
     for (name, p) in params {

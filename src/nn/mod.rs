@@ -1,7 +1,11 @@
-//! Layers and models: a `Model` is built from a `ModelSpec` and owns its parameters.
+//! Layers and models: the spec (`spec`, the ground floor: what a model is,
+//! checked by shape inference), the layers (`layers`, one file per type), and
+//! the `Model` built from a spec, which owns its parameters.
 
+pub mod layers;
 pub mod model;
 pub mod spec;
 
-pub use model::{Mode, Model};
-pub use spec::{Activation, LayerSpec, ModelInfo, ModelSpec};
+pub use layers::{Activation, LayerSpec, Mode};
+pub use model::Model;
+pub use spec::{ModelInfo, ModelSpec};

@@ -102,13 +102,13 @@ impl Trainer {
         if get("version") != VERSION {
             return Err(bad(format!(
                 "version {} is newer than this layerlab reads ({VERSION}); reload the page or update layerlab",
-                crate::io::escape::printable(get("version"))
+                crate::escape::printable(get("version"))
             )));
         }
         let training = &self.model.spec.training;
         let optimizer = optimizer_name(&self.optimizer.spec);
         if get("optimizer") != optimizer {
-            let saved = crate::io::escape::printable(get("optimizer"));
+            let saved = crate::escape::printable(get("optimizer"));
             return Err(bad(format!("it was saved training with {saved}, but the model trains with {optimizer}; choose {saved} to continue it")));
         }
         let seed: u64 = num(&meta, "seed")?;
@@ -177,7 +177,7 @@ impl Trainer {
         if let Some(name) = extra.first() {
             return Err(bad(format!(
                 "it has a tensor \"{}\" that this model does not have; it was saved from a different model",
-                crate::io::escape::printable(name)
+                crate::escape::printable(name)
             )));
         }
         let order = lcg_permutation(train_examples, epoch_shuffle_seed(seed, epoch));

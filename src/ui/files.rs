@@ -48,7 +48,7 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) {
 }
 
 fn file_stem(spec: &ModelSpec) -> String {
-    crate::io::escape::file_stem(&spec.name, "model")
+    crate::escape::file_stem(&spec.name, "model")
 }
 
 /// The worker sent weights: download them, or keep them in the browser.

@@ -8,7 +8,7 @@ use super::share::{Fold, PageState};
 use super::views::{refresh_live, ExamplePicker, GreyImage, RgbaImage};
 use super::{client, TrainView};
 use crate::io::share::Panel;
-use crate::nn::LayerSpec;
+use crate::nn::layers::Role;
 use crate::worker::{AttentionMap, Command, HiddenState};
 
 /// What an `AttentionMaps` event brought.
@@ -95,13 +95,7 @@ pub fn AttentionView() -> impl IntoView {
     let index = page.example;
     // The patch whose looking the ViT view shows (None: all patches, averaged).
     let query = RwSignal::new(None::<usize>);
-    let has_attention = Memo::new(move |_| {
-        editor.spec.with(|s| {
-            s.layers
-                .iter()
-                .any(|l| matches!(l, LayerSpec::MultiHeadAttention { .. } | LayerSpec::TransformerEncoder { .. }))
-        })
-    });
+    let has_attention = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| l.role() == Role::Attention)));
     let request = move || client::send(&Command::Attention { index: index.get_untracked() });
     refresh_live(has_attention, 25, request);
     let content = move || {
@@ -234,13 +228,7 @@ pub fn HiddenView() -> impl IntoView {
     let editor = expect_context::<super::Editor>();
     let page = expect_context::<PageState>();
     let index = page.example;
-    let has_recurrent = Memo::new(move |_| {
-        editor.spec.with(|s| {
-            s.layers
-                .iter()
-                .any(|l| matches!(l, LayerSpec::SimpleRNN { .. } | LayerSpec::LSTM { .. } | LayerSpec::GRU { .. }))
-        })
-    });
+    let has_recurrent = Memo::new(move |_| editor.spec.with(|s| s.layers.iter().any(|l| l.role() == Role::Recurrent)));
     let request = move || client::send(&Command::Hidden { index: index.get_untracked() });
     refresh_live(has_recurrent, 25, request);
     let content = move || {

@@ -196,7 +196,7 @@ pub fn FilterView() -> impl IntoView {
     let page = expect_context::<PageState>();
     let index = page.example;
     let has_conv = Memo::new(move |_| {
-        editor.spec.with(|s| s.layers.iter().any(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. })))
+        editor.spec.with(|s| s.layers.iter().any(|l| l.role() == crate::nn::layers::Role::Convolution))
     });
     let inspect = move || client::send(&Command::Inspect { index: index.get_untracked() });
     refresh_live(has_conv, 25, inspect);

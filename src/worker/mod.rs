@@ -13,6 +13,7 @@ use web_time::Instant;
 use crate::backend::Device;
 use crate::data::{Data, Mnist};
 use crate::error::Error;
+use crate::nn::layers::Role;
 use crate::nn::ModelSpec;
 use crate::train::{Checkpoint, HostCheckpoint, Trainer};
 
@@ -571,7 +572,7 @@ impl Session {
             }];
         }
         let model = self.view_model().expect("ensured");
-        let first_conv = model.spec.layers.iter().position(|l| matches!(l, crate::nn::LayerSpec::Conv2D { .. }));
+        let first_conv = model.spec.layers.iter().position(|l| l.role() == Role::Convolution);
         let (filter_shape, filters, map_shape, maps) = match (first_conv, model.first_conv_weight()) {
             (Some(i), Some(w)) => {
                 let acts = crate::autograd::no_grad(|| model.activations(&ex.x));
@@ -618,19 +619,8 @@ impl Session {
             Err(e) => return vec![e],
         };
         let model = self.view_model().expect("ensured");
-        let layers: Vec<usize> = model
-            .spec
-            .layers
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| {
-                matches!(
-                    l,
-                    crate::nn::LayerSpec::MultiHeadAttention { .. } | crate::nn::LayerSpec::TransformerEncoder { .. }
-                )
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let layers: Vec<usize> =
+            model.spec.layers.iter().enumerate().filter(|(_, l)| l.role() == Role::Attention).map(|(i, _)| i).collect();
         // Tokens made by Patchify from an image stand for a grid of patches.
         let grid = model
             .spec
@@ -638,8 +628,8 @@ impl Session {
             .iter()
             .zip(&model.info.layers)
             .find_map(|(l, info)| match l {
-                crate::nn::LayerSpec::Patchify { patch_size } if info.input_shape.len() == 3 => {
-                    Some(vec![info.input_shape[1] / patch_size, info.input_shape[2] / patch_size])
+                crate::nn::LayerSpec::Patchify(p) if info.input_shape.len() == 3 => {
+                    Some(vec![info.input_shape[1] / p.patch_size, info.input_shape[2] / p.patch_size])
                 }
                 _ => None,
             })

@@ -64,27 +64,28 @@ fn layer_code(
         activation_arg(a, output_softmax, helpers).map(|a| format!(", activation={a}")).unwrap_or_default()
     };
     match layer {
-        LayerSpec::Dense { units, activation, use_bias } => {
-            let bias = use_bias.unwrap_or(true);
+        LayerSpec::Dense(l) => {
+            let bias = l.use_bias();
             let code = format!(
-                "layers.Dense({units}{}{})",
-                act(helpers, *activation),
+                "layers.Dense({}{}{})",
+                l.units,
+                act(helpers, l.activation),
                 if bias { "" } else { ", use_bias=False" }
             );
             let w = if bias { format!("[w[{p}weight\"].T, w[{p}bias\"]]") } else { format!("[w[{p}weight\"].T]") };
             (code, Some(w))
         }
-        LayerSpec::Conv2D { filters, kernel_size, strides, padding, activation, use_bias } => {
+        LayerSpec::Conv2D(l) => {
             converters.insert("conv_kernel");
-            let bias = use_bias.unwrap_or(true);
-            let mut code = format!("layers.Conv2D({filters}, {}", hw(*kernel_size));
-            if let Some(s) = strides.filter(|s| s.hw() != [1, 1]) {
+            let bias = l.use_bias();
+            let mut code = format!("layers.Conv2D({}, {}", l.filters, hw(l.kernel_size));
+            if let Some(s) = l.strides.filter(|s| s.hw() != [1, 1]) {
                 let _ = write!(code, ", strides={}", hw(s));
             }
-            if padding.unwrap_or_default() == Padding::Same {
+            if l.padding() == Padding::Same {
                 code.push_str(", padding=\"same\"");
             }
-            code.push_str(&act(helpers, *activation));
+            code.push_str(&act(helpers, l.activation));
             if !bias {
                 code.push_str(", use_bias=False");
             }
@@ -96,72 +97,72 @@ fn layer_code(
             };
             (code, Some(w))
         }
-        LayerSpec::MaxPool2D { pool_size, strides } => (
+        LayerSpec::MaxPool2D(l) => (
             format!(
                 "layers.MaxPooling2D({}, strides={}, data_format=\"channels_first\")",
-                hw(*pool_size),
-                hw(strides.unwrap_or(*pool_size))
+                hw(l.pool_size),
+                hw(l.strides.unwrap_or(l.pool_size))
             ),
             None,
         ),
-        LayerSpec::AveragePool2D { pool_size, strides } => (
+        LayerSpec::AveragePool2D(l) => (
             format!(
                 "layers.AveragePooling2D({}, strides={}, data_format=\"channels_first\")",
-                hw(*pool_size),
-                hw(strides.unwrap_or(*pool_size))
+                hw(l.pool_size),
+                hw(l.strides.unwrap_or(l.pool_size))
             ),
             None,
         ),
         // Flattens in memory order: channels, then rows, then columns, as layerlab.
         // "channels_last" is pinned: it means "no reordering", where a user's
         // keras.json with "channels_first" would move the channels to the end first.
-        LayerSpec::Flatten => ("layers.Flatten(data_format=\"channels_last\")".into(), None),
-        LayerSpec::Dropout { rate } => (format!("layers.Dropout({})", py_float(*rate)), None),
-        LayerSpec::Reshape { .. } => (format!("layers.Reshape({})", py_tuple(&info.output_shape)), None),
-        LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => {
+        LayerSpec::Flatten(_) => ("layers.Flatten(data_format=\"channels_last\")".into(), None),
+        LayerSpec::Dropout(l) => (format!("layers.Dropout({})", py_float(l.rate)), None),
+        LayerSpec::Reshape(_) => (format!("layers.Reshape({})", py_tuple(&info.output_shape)), None),
+        LayerSpec::ReLU(_)
+        | LayerSpec::Tanh(_)
+        | LayerSpec::Sigmoid(_)
+        | LayerSpec::GELU(_)
+        | LayerSpec::Softmax(_) => {
             let code = match activation_arg(layer.activation(), output_softmax, helpers) {
                 Some(a) => format!("layers.Activation({a})"),
                 None => "layers.Identity()".into(),
             };
             (code, None)
         }
-        LayerSpec::SimpleRNN { units, return_sequences } | LayerSpec::LSTM { units, return_sequences } => {
-            converters.insert("recurrent");
-            let class = if matches!(layer, LayerSpec::LSTM { .. }) { "LSTM" } else { "SimpleRNN" };
-            let seq = if return_sequences.unwrap_or(false) { ", return_sequences=True" } else { "" };
-            (format!("layers.{class}({units}{seq})"), Some(format!("recurrent(w, {p}\")")))
-        }
-        LayerSpec::GRU { units, return_sequences } => {
+        LayerSpec::SimpleRNN(l) => recurrent(&p, "SimpleRNN", l.units, l.return_sequences(), converters),
+        LayerSpec::LSTM(l) => recurrent(&p, "LSTM", l.units, l.return_sequences(), converters),
+        LayerSpec::GRU(l) => {
             converters.insert("gru");
-            let seq = if return_sequences.unwrap_or(false) { ", return_sequences=True" } else { "" };
-            (format!("layers.GRU({units}{seq})"), Some(format!("gru(w, {p}\")")))
+            let seq = if l.return_sequences() { ", return_sequences=True" } else { "" };
+            (format!("layers.GRU({}{seq})", l.units), Some(format!("gru(w, {p}\")")))
         }
-        LayerSpec::LayerNormalization { epsilon } => (
-            format!("layers.LayerNormalization(epsilon={})", py_float(epsilon.unwrap_or(1e-5))),
+        LayerSpec::LayerNormalization(l) => (
+            format!("layers.LayerNormalization(epsilon={})", py_float(l.epsilon())),
             Some(format!("[w[{p}weight\"], w[{p}bias\"]]")),
         ),
-        LayerSpec::PositionalEmbedding { kind } => {
+        LayerSpec::PositionalEmbedding(l) => {
             helpers.insert("PositionalEmbedding");
-            if *kind == PositionKind::Learned {
+            if l.kind == PositionKind::Learned {
                 ("PositionalEmbedding()".into(), Some(format!("[w[{p}weight\"]]")))
             } else {
                 ("PositionalEmbedding(learned=False)".into(), None)
             }
         }
-        LayerSpec::MultiHeadAttention { num_heads, causal, .. } => {
+        LayerSpec::MultiHeadAttention(l) => {
             helpers.insert("SelfAttention");
             converters.insert("attention");
-            let d = info.input_shape[1];
-            let causal = if causal.unwrap_or(false) { ", causal=True" } else { "" };
+            let (d, num_heads) = (info.input_shape[1], l.num_heads);
+            let causal = if l.causal() { ", causal=True" } else { "" };
             (
                 format!("SelfAttention({num_heads}, {}{causal})", d / num_heads),
                 Some(format!("attention(w, {p}\", {num_heads})")),
             )
         }
-        LayerSpec::TransformerEncoder { num_heads, ff_dim, activation, dropout, norm_first } => {
+        LayerSpec::TransformerEncoder(l) => {
             helpers.insert("TransformerEncoder");
             converters.insert("attention");
-            let act = match activation.unwrap_or(Activation::Relu) {
+            let act = match l.activation() {
                 Activation::Gelu => {
                     helpers.insert("gelu_tanh");
                     "gelu_tanh"
@@ -169,24 +170,39 @@ fn layer_code(
                 _ => "\"relu\"",
             };
             let code = format!(
-                "TransformerEncoder({num_heads}, {ff_dim}, activation={act}, dropout={}, norm_first={})",
-                py_float(dropout.unwrap_or(0.0)),
-                if norm_first.unwrap_or(false) { "True" } else { "False" }
+                "TransformerEncoder({}, {}, activation={act}, dropout={}, norm_first={})",
+                l.num_heads,
+                l.ff_dim,
+                py_float(l.dropout()),
+                if l.norm_first() { "True" } else { "False" }
             );
             (code, Some(String::new()))
         }
-        LayerSpec::Patchify { patch_size } => {
+        LayerSpec::Patchify(l) => {
             helpers.insert("Patchify");
-            (format!("Patchify({patch_size})"), None)
+            (format!("Patchify({})", l.patch_size), None)
         }
         // [batch, steps, features]: pinned, or keras.json could make it average the features.
-        LayerSpec::GlobalAveragePooling1D => {
+        LayerSpec::GlobalAveragePooling1D(_) => {
             ("layers.GlobalAveragePooling1D(data_format=\"channels_last\")".into(), None)
         }
-        LayerSpec::Embedding { input_dim, output_dim } => {
-            (format!("layers.Embedding({input_dim}, {output_dim})"), Some(format!("[w[{p}weight\"]]")))
+        LayerSpec::Embedding(l) => {
+            (format!("layers.Embedding({}, {})", l.input_dim, l.output_dim), Some(format!("[w[{p}weight\"]]")))
         }
     }
+}
+
+/// Keras's `SimpleRNN` or `LSTM`, whose weights the `recurrent` converter sets.
+fn recurrent(
+    p: &str,
+    class: &str,
+    units: usize,
+    return_sequences: bool,
+    converters: &mut BTreeSet<&'static str>,
+) -> (String, Option<String>) {
+    converters.insert("recurrent");
+    let seq = if return_sequences { ", return_sequences=True" } else { "" };
+    (format!("layers.{class}({units}{seq})"), Some(format!("recurrent(w, {p}\")")))
 }
 
 /// `model.py` for Keras 3.
@@ -205,7 +221,8 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
         }
         layer_lines.push(format!("        {code},  # {comment}"));
         match (weights, layer) {
-            (Some(_), LayerSpec::TransformerEncoder { num_heads, .. }) => {
+            (Some(_), LayerSpec::TransformerEncoder(l)) => {
+                let num_heads = l.num_heads;
                 let p = format!("\"{i}.");
                 weight_lines.push(format!("    layer = model.layers[{i}]"));
                 weight_lines.push(format!("    layer.attn.set_weights(attention(w, {p}self_attn.\", {num_heads}))"));
@@ -218,7 +235,7 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
                         .push(format!("    layer.{sub}.set_weights([w[{p}{sub}.weight\"], w[{p}{sub}.bias\"]])"));
                 }
             }
-            (Some(wl), LayerSpec::MultiHeadAttention { .. }) => {
+            (Some(wl), LayerSpec::MultiHeadAttention(_)) => {
                 weight_lines.push(format!("    model.layers[{i}].mha.set_weights({wl})"))
             }
             (Some(wl), _) => weight_lines.push(format!("    model.layers[{i}].set_weights({wl})")),
@@ -226,7 +243,7 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
         }
     }
     // User text: escaped so that no name can end the docstring.
-    let name = crate::io::escape::python_doc_text(super::model_name(spec));
+    let name = crate::escape::python_doc_text(super::model_name(spec));
     let mut out = format!(
         r#""""The {name} model for Keras 3, exported from layerlab.
 
@@ -273,7 +290,7 @@ from safetensors.numpy import load_file  # noqa: E402
     let _ = write!(
         out,
         "\n        ], name={})\n    finally:\n        keras.config.set_dtype_policy(policy)\n",
-        crate::io::escape::python_str(&crate::io::escape::identifier(super::model_name(spec), "model"))
+        crate::escape::python_str(&crate::escape::identifier(super::model_name(spec), "model"))
     );
     out.push_str("\n\ndef load_layerlab_weights(model, path=\"weights.safetensors\"):\n    \"\"\"Sets the model's weights from layerlab's file (PyTorch names and layouts).\"\"\"\n    w = load_file(path)\n");
     if weight_lines.is_empty() {
@@ -309,7 +326,7 @@ const TRAIN_TEMPLATE: &str = include_str!("py/keras/train.py");
 pub const CHECK_PY: &str = include_str!("py/keras/check.py");
 
 fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
-    let name = crate::io::escape::markdown_text(super::model_name(spec));
+    let name = crate::escape::markdown_text(super::model_name(spec));
     let data = if spec.input.is_tokens() {
         "The sequence task is generated by train.py itself."
     } else {

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use super::{bundle, describe_input, hw, model_name, py_float, File};
 use crate::error::Result;
-use crate::nn::spec::{Activation, LayerSpec, OptimizerSpec, Padding, PositionKind, Size2};
+use crate::nn::spec::{Activation, LayerSpec, OptimizerSpec, Padding, PositionKind};
 use crate::nn::{Model, ModelInfo, ModelSpec};
 
 /// PyTorch's recurrent layers as Keras's (`RNN` is Keras's SimpleRNN): batch
@@ -53,17 +53,16 @@ fn module(
     input: &[usize],
     output: &[usize],
     output_softmax: bool,
-    pad: [usize; 4],
     helpers: &mut BTreeSet<&'static str>,
 ) -> String {
     let mut need = |h: &'static str| {
         helpers.insert(h);
     };
     match layer {
-        LayerSpec::Dense { units, activation, use_bias } => {
-            let fan_in = input.last().copied().unwrap_or(0);
-            let bias = if use_bias.unwrap_or(true) { "" } else { ", bias=False" };
-            match activation_module(*activation, output_softmax) {
+        LayerSpec::Dense(l) => {
+            let (fan_in, units) = (input.last().copied().unwrap_or(0), l.units);
+            let bias = if l.use_bias() { "" } else { ", bias=False" };
+            match activation_module(l.activation, output_softmax) {
                 None => format!("nn.Linear({fan_in}, {units}{bias})"),
                 Some(a) => {
                     need("Linear");
@@ -71,16 +70,17 @@ fn module(
                 }
             }
         }
-        LayerSpec::Conv2D { filters, kernel_size, strides, padding, activation, use_bias } => {
-            let mut args = format!("{}, {filters}, kernel_size={}", input[0], hw(*kernel_size));
-            if let Some(s) = strides.filter(|s| s.hw() != [1, 1]) {
+        LayerSpec::Conv2D(l) => {
+            let mut args = format!("{}, {}, kernel_size={}", input[0], l.filters, hw(l.kernel_size));
+            if let Some(s) = l.strides.filter(|s| s.hw() != [1, 1]) {
                 let _ = write!(args, ", stride={}", hw(s));
             }
-            if !use_bias.unwrap_or(true) {
+            if !l.use_bias() {
                 args.push_str(", bias=False");
             }
-            let same = padding.unwrap_or_default() == Padding::Same && pad != [0; 4];
-            let act = activation_module(*activation, output_softmax);
+            let pad = l.pad(input, output);
+            let same = l.padding() == Padding::Same && pad != [0; 4];
+            let act = activation_module(l.activation, output_softmax);
             if !same && act.is_none() {
                 return format!("nn.Conv2d({args})");
             }
@@ -94,82 +94,81 @@ fn module(
             }
             format!("Conv2d({args})")
         }
-        LayerSpec::MaxPool2D { pool_size, strides } => {
-            format!("nn.MaxPool2d(kernel_size={}, stride={})", hw(*pool_size), hw(strides.unwrap_or(*pool_size)))
+        LayerSpec::MaxPool2D(l) => {
+            format!("nn.MaxPool2d(kernel_size={}, stride={})", hw(l.pool_size), hw(l.strides.unwrap_or(l.pool_size)))
         }
-        LayerSpec::AveragePool2D { pool_size, strides } => {
-            format!("nn.AvgPool2d(kernel_size={}, stride={})", hw(*pool_size), hw(strides.unwrap_or(*pool_size)))
+        LayerSpec::AveragePool2D(l) => {
+            format!("nn.AvgPool2d(kernel_size={}, stride={})", hw(l.pool_size), hw(l.strides.unwrap_or(l.pool_size)))
         }
-        LayerSpec::Flatten => "nn.Flatten()".into(),
-        LayerSpec::Dropout { rate } => format!("nn.Dropout({})", py_float(*rate)),
-        LayerSpec::Reshape { .. } => {
+        LayerSpec::Flatten(_) => "nn.Flatten()".into(),
+        LayerSpec::Dropout(l) => format!("nn.Dropout({})", py_float(l.rate)),
+        LayerSpec::Reshape(_) => {
             need("Reshape");
             format!("Reshape({})", output.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
         }
-        LayerSpec::ReLU | LayerSpec::Tanh | LayerSpec::Sigmoid | LayerSpec::GELU | LayerSpec::Softmax => {
+        LayerSpec::ReLU(_)
+        | LayerSpec::Tanh(_)
+        | LayerSpec::Sigmoid(_)
+        | LayerSpec::GELU(_)
+        | LayerSpec::Softmax(_) => {
             activation_module(layer.activation(), output_softmax).unwrap_or("nn.Identity()").to_string()
         }
-        LayerSpec::SimpleRNN { units, return_sequences }
-        | LayerSpec::LSTM { units, return_sequences }
-        | LayerSpec::GRU { units, return_sequences } => {
-            let class = match layer {
-                LayerSpec::SimpleRNN { .. } => "RNN",
-                LayerSpec::LSTM { .. } => "LSTM",
-                _ => "GRU",
-            };
-            need(class);
-            let seq = if return_sequences.unwrap_or(false) { ", return_sequences=True" } else { "" };
-            format!("{class}({}, {units}{seq})", input[1])
+        LayerSpec::SimpleRNN(l) => recurrent("RNN", input[1], l.units, l.return_sequences(), &mut need),
+        LayerSpec::LSTM(l) => recurrent("LSTM", input[1], l.units, l.return_sequences(), &mut need),
+        LayerSpec::GRU(l) => recurrent("GRU", input[1], l.units, l.return_sequences(), &mut need),
+        LayerSpec::LayerNormalization(l) => {
+            format!("nn.LayerNorm({}, eps={})", input.last().copied().unwrap_or(0), py_float(l.epsilon()))
         }
-        LayerSpec::LayerNormalization { epsilon } => {
-            format!("nn.LayerNorm({}, eps={})", input.last().copied().unwrap_or(0), py_float(epsilon.unwrap_or(1e-5)))
-        }
-        LayerSpec::PositionalEmbedding { kind } => {
+        LayerSpec::PositionalEmbedding(l) => {
             need("PositionalEmbedding");
-            let learned = if *kind == PositionKind::Learned { "" } else { ", learned=False" };
+            let learned = if l.kind == PositionKind::Learned { "" } else { ", learned=False" };
             format!("PositionalEmbedding({}, {}{learned})", input[0], input[1])
         }
-        LayerSpec::MultiHeadAttention { num_heads, causal, .. } => {
+        LayerSpec::MultiHeadAttention(l) => {
             need("SelfAttention");
-            let causal = if causal.unwrap_or(false) { ", causal=True" } else { "" };
-            format!("SelfAttention({}, {num_heads}{causal})", input[1])
+            let causal = if l.causal() { ", causal=True" } else { "" };
+            format!("SelfAttention({}, {}{causal})", input[1], l.num_heads)
         }
-        LayerSpec::TransformerEncoder { num_heads, ff_dim, activation, dropout, norm_first } => {
-            let act = match activation.unwrap_or(Activation::Relu) {
+        LayerSpec::TransformerEncoder(l) => {
+            let act = match l.activation() {
                 Activation::Gelu => "gelu_tanh",
                 _ => "\"relu\"",
             };
             format!(
-                "nn.TransformerEncoderLayer({}, {num_heads}, dim_feedforward={ff_dim}, dropout={}, activation={act}, batch_first=True, norm_first={})",
+                "nn.TransformerEncoderLayer({}, {}, dim_feedforward={}, dropout={}, activation={act}, batch_first=True, norm_first={})",
                 input[1],
-                py_float(dropout.unwrap_or(0.0)),
-                if norm_first.unwrap_or(false) { "True" } else { "False" }
+                l.num_heads,
+                l.ff_dim,
+                py_float(l.dropout()),
+                if l.norm_first() { "True" } else { "False" }
             )
         }
-        LayerSpec::Patchify { patch_size } => {
+        LayerSpec::Patchify(l) => {
             need("Patchify");
-            format!("Patchify({patch_size})")
+            format!("Patchify({})", l.patch_size)
         }
-        LayerSpec::GlobalAveragePooling1D => {
+        LayerSpec::GlobalAveragePooling1D(_) => {
             need("GlobalAveragePooling1D");
             "GlobalAveragePooling1D()".into()
         }
-        LayerSpec::Embedding { input_dim, output_dim } => {
+        LayerSpec::Embedding(l) => {
             need("Embedding");
-            format!("Embedding({input_dim}, {output_dim})")
+            format!("Embedding({}, {})", l.input_dim, l.output_dim)
         }
     }
 }
 
-/// "same" padding of a Conv2D as layerlab computes it: [top, bottom, left, right].
-fn same_pad(layer: &LayerSpec, input: &[usize], output: &[usize]) -> [usize; 4] {
-    let LayerSpec::Conv2D { kernel_size, strides, padding: Some(Padding::Same), .. } = layer else { return [0; 4] };
-    let [kh, kw] = kernel_size.hw();
-    let [sh, sw] = strides.map_or([1, 1], Size2::hw);
-    let total = |inp: usize, out: usize, k: usize, s: usize| ((out - 1) * s + k).saturating_sub(inp);
-    let th = total(input[1], output[1], kh, sh);
-    let tw = total(input[2], output[2], kw, sw);
-    [th / 2, th - th / 2, tw / 2, tw - tw / 2]
+/// A recurrent helper class (`RNN`, `LSTM`, `GRU`) over `features` inputs.
+fn recurrent(
+    class: &'static str,
+    features: usize,
+    units: usize,
+    seq: bool,
+    need: &mut impl FnMut(&'static str),
+) -> String {
+    need(class);
+    let seq = if seq { ", return_sequences=True" } else { "" };
+    format!("{class}({features}, {units}{seq})")
 }
 
 /// `model.py`: the helper classes the model needs and `build_model()`.
@@ -179,20 +178,17 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
     for (i, (layer, li)) in spec.layers.iter().zip(&info.layers).enumerate() {
         // The output softmax is the loss's (decided once, in the spec).
         let output_softmax = info.softmax_output == Some(i);
-        let pad = same_pad(layer, &li.input_shape, &li.output_shape);
-        let m = module(layer, &li.input_shape, &li.output_shape, output_softmax, pad, &mut helpers);
+        let m = module(layer, &li.input_shape, &li.output_shape, output_softmax, &mut helpers);
         let mut comment = format!("{i} {} -> {:?}", layer.type_name(), li.output_shape);
         if output_softmax {
             comment.push_str(" (softmax left out: the loss takes logits)");
         }
         lines.push(format!("        {m},  # {comment}"));
     }
-    let uses_gelu = spec
-        .layers
-        .iter()
-        .any(|l| matches!(l, LayerSpec::TransformerEncoder { activation: Some(Activation::Gelu), .. }));
+    let uses_gelu =
+        spec.layers.iter().any(|l| matches!(l, LayerSpec::TransformerEncoder(t) if t.activation() == Activation::Gelu));
     // User text: escaped so that no name can end the docstring.
-    let name = crate::io::escape::python_doc_text(model_name(spec));
+    let name = crate::escape::python_doc_text(model_name(spec));
     let mut out = format!(
         r#""""The {name} model, exported from layerlab.
 
@@ -272,7 +268,7 @@ const TRAIN_TEMPLATE: &str = include_str!("py/pytorch/train.py");
 pub const CHECK_PY: &str = include_str!("py/pytorch/check.py");
 
 fn readme(spec: &ModelSpec, info: &ModelInfo) -> String {
-    let name = crate::io::escape::markdown_text(model_name(spec));
+    let name = crate::escape::markdown_text(model_name(spec));
     let data = if spec.input.is_tokens() {
         "The sequence task is generated by train.py itself."
     } else {

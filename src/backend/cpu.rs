@@ -545,3 +545,43 @@ pub fn gru_cell_backward(
         ArrayD::from_shape_vec(IxDyn(&[n, u]), dh).unwrap(),
     )
 }
+
+/// Keras's SGD: `v = momentum * v - lr * g; w += v`.
+pub fn sgd_update(w: &mut ArrayD<f32>, v: &mut ArrayD<f32>, g: &ArrayD<f32>, lr: f32, momentum: f32) {
+    ndarray::Zip::from(w).and(v).and(g).for_each(|w, v, &g| {
+        *v = momentum * *v - lr * g;
+        *w += *v;
+    });
+}
+
+/// Keras's Adam step with `alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)`.
+#[allow(clippy::too_many_arguments)] // the update's inputs, as Keras names them
+pub fn adam_update(
+    w: &mut ArrayD<f32>,
+    m: &mut ArrayD<f32>,
+    v: &mut ArrayD<f32>,
+    g: &ArrayD<f32>,
+    alpha: f32,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+) {
+    ndarray::Zip::from(w).and(m).and(v).and(g).for_each(|w, m, v, &g| {
+        *m += (g - *m) * (1.0 - beta_1);
+        *v += (g * g - *v) * (1.0 - beta_2);
+        *w -= alpha * *m / (v.sqrt() + epsilon);
+    });
+}
+
+/// Rows of `logits` (`[.., classes]`) whose first maximum is their label.
+pub fn count_correct(logits: &ArrayD<f32>, labels: &[usize]) -> u32 {
+    let classes = logits.shape()[logits.ndim() - 1];
+    let logits = logits.as_standard_layout();
+    let rows = logits.as_slice().expect("standard layout").chunks(classes.max(1));
+    rows.zip(labels).filter(|(row, &y)| argmax(row) == y).count() as u32
+}
+
+/// The index of the first maximum (NaN and -inf never win; 0 when none does).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+}

@@ -41,6 +41,13 @@ impl Device {
             Device::Gpu(g) => g.adapter.clone(),
         }
     }
+    /// Submits the work recorded so far (nothing to do on the CPU).
+    pub fn flush(&self) {
+        if let Device::Gpu(g) = self {
+            g.flush();
+        }
+    }
+
     pub fn gpu(&self) -> Option<&Rc<Gpu>> {
         match self {
             Device::Gpu(g) => Some(g),
@@ -779,5 +786,127 @@ pub fn cross_entropy_backward(probs: &Storage, labels: &Indices, g: &Storage) ->
             }
             Storage::Cpu(d)
         }
+    }
+}
+
+/// One optimizer update of a parameter, with Keras's rules.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Update {
+    /// `v = momentum * v - lr * g; w += v` (`v` in the first state array).
+    Sgd { lr: f32, momentum: f32 },
+    /// `m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2); w -= alpha m / (sqrt(v) + epsilon)`,
+    /// with `alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)` (Kingma and Ba 2015, as Keras).
+    Adam { alpha: f32, beta_1: f32, beta_2: f32, epsilon: f32 },
+}
+
+/// Applies `update` to the parameter `w` with its gradient `g` and state `m`
+/// (and `v` for Adam), in place on the parameter's device (`g` moves there).
+///
+/// # Panics
+/// When the parameter and its state are on different devices (a bug: the
+/// optimizer makes its state where the parameter lives).
+pub fn apply_update(update: Update, w: &mut Storage, m: &mut Storage, v: &mut Storage, g: &Storage) {
+    match (w, m) {
+        (Storage::Cpu(w), Storage::Cpu(m)) => {
+            let g = g.cpu();
+            match (update, v) {
+                (Update::Sgd { lr, momentum }, _) => cpu::sgd_update(w, m, g, lr, momentum),
+                (Update::Adam { alpha, beta_1, beta_2, epsilon }, Storage::Cpu(v)) => {
+                    cpu::adam_update(w, m, v, g, alpha, beta_1, beta_2, epsilon)
+                }
+                _ => panic!("Adam state off the parameter's device"),
+            }
+        }
+        (Storage::Gpu(w), Storage::Gpu(m)) => {
+            if !w.is_standard() {
+                *w = gpu::contiguous(w);
+            }
+            let Storage::Gpu(g) = g.upload_to(&Device::Gpu(w.gpu().clone())) else { unreachable!() };
+            match (update, v) {
+                (Update::Sgd { lr, momentum }, _) => gpu::sgd_update(w, m, &g, lr, momentum),
+                (Update::Adam { alpha, beta_1, beta_2, epsilon }, Storage::Gpu(v)) => {
+                    gpu::adam_update(w, m, v, &g, alpha, beta_1, beta_2, epsilon)
+                }
+                _ => panic!("Adam state off the parameter's device"),
+            }
+        }
+        _ => panic!("optimizer: a parameter and its state are on different devices"),
+    }
+}
+
+/// A few u32 counters that a training step fills on its device (correct
+/// predictions, non-finite values), read back with the loss in one readback:
+/// the step's metrics, without the host waiting inside the step.
+pub enum StepCounters {
+    Cpu(std::cell::RefCell<Vec<u32>>),
+    Gpu { counters: Rc<gpu::Buffer>, n: usize },
+}
+
+impl StepCounters {
+    /// `n` zeroed counters on `device`.
+    pub fn new(device: &Device, n: usize) -> StepCounters {
+        match device {
+            Device::Cpu => StepCounters::Cpu(std::cell::RefCell::new(vec![0; n])),
+            Device::Gpu(g) => StepCounters::Gpu { counters: gpu::counters(g, n), n },
+        }
+    }
+
+    /// Adds to counter `slot` the rows of `logits` (`[.., classes]`) whose first
+    /// maximum is the row's label.
+    pub fn count_correct(&self, slot: usize, logits: &Storage, labels: &[usize]) {
+        match (self, logits) {
+            (StepCounters::Cpu(c), Storage::Cpu(x)) => c.borrow_mut()[slot] += cpu::count_correct(x, labels),
+            (StepCounters::Gpu { counters: c, .. }, Storage::Gpu(x)) => {
+                let labels: Vec<u32> = labels.iter().map(|&y| y as u32).collect();
+                gpu::count_correct(x, &x.gpu().upload_u32(&labels), c, slot);
+            }
+            _ => panic!("step counters and logits on different devices"),
+        }
+    }
+
+    /// Adds to counter `slot` the NaN and infinite values of `x`.
+    pub fn count_nonfinite(&self, slot: usize, x: &Storage) {
+        match (self, x) {
+            (StepCounters::Cpu(c), Storage::Cpu(x)) => {
+                c.borrow_mut()[slot] += x.iter().filter(|v| !v.is_finite()).count() as u32
+            }
+            (StepCounters::Gpu { counters: c, .. }, Storage::Gpu(x)) => gpu::count_nonfinite(x, c, slot),
+            (StepCounters::Gpu { counters: c, .. }, Storage::Cpu(x)) => {
+                let x = Storage::Cpu(x.clone()).upload_to(&Device::Gpu(c.gpu().clone()));
+                self.count_nonfinite(slot, &x);
+            }
+            _ => panic!("step counters on the CPU, values on the GPU"),
+        }
+    }
+
+    /// The bits of `scalar`'s first value (the loss), then the counters, in one
+    /// readback; ready at once on the CPU.
+    pub async fn read(&self, scalar: &Storage) -> Result<Vec<u32>, GpuError> {
+        match (self, scalar) {
+            (StepCounters::Cpu(c), Storage::Cpu(s)) => {
+                let first = s.iter().next().copied().unwrap_or(f32::NAN);
+                Ok(std::iter::once(first.to_bits()).chain(c.borrow().iter().copied()).collect())
+            }
+            (StepCounters::Gpu { counters: c, n }, Storage::Gpu(s)) => {
+                let n = *n;
+                let mut words = vec![(s.raw(), s.offset)];
+                words.extend((0..n).map(|i| (c.raw(), i)));
+                s.gpu().read_words(&words).await
+            }
+            _ => Err(GpuError("step counters and the loss on different devices".into())),
+        }
+    }
+}
+
+/// The output of a future that is ready at once: CPU work behind an async
+/// interface (a CPU checkpoint's `to_host`, a CPU step's metrics).
+///
+/// # Panics
+/// When the future is pending: GPU work must be awaited.
+pub fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("CPU work behind a future needs no waiting; GPU work must be awaited"),
     }
 }

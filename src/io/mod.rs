@@ -2,6 +2,8 @@
 //! as safetensors, share links, and export to PyTorch and Keras.
 
 pub mod export;
+#[cfg(target_arch = "wasm32")]
+pub mod fetch;
 pub mod share;
 pub mod spec_file;
 pub mod weights;

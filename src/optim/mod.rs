@@ -1,8 +1,6 @@
 //! Optimizers: SGD with momentum and Adam, with Keras's update rules and defaults.
 
-use ndarray::Zip;
-
-use crate::backend::{gpu, Device, Storage};
+use crate::backend::{apply_update, Device, Storage, Update};
 use crate::nn::spec::OptimizerSpec;
 use crate::tensor::Tensor;
 
@@ -69,52 +67,23 @@ impl Optimizer {
         self.spec.set_lr(lr);
     }
 
-    /// Applies one update from the gradients on `params` (same order as at `new`).
-    /// Parameters without a gradient are left alone.
+    /// Applies one update from the gradients on `params` (same order as at `new`),
+    /// on the parameters' device. Parameters without a gradient are left alone.
     pub fn step(&mut self, params: &[(String, Tensor)]) {
         self.t += 1;
         let t = self.t as i32;
+        let update = match self.spec {
+            OptimizerSpec::SGD { lr, momentum } => Update::Sgd { lr, momentum },
+            OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => {
+                // Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)
+                let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+                Update::Adam { alpha, beta_1, beta_2, epsilon }
+            }
+        };
         for ((_, p), slot) in params.iter().zip(&mut self.slots) {
             let Some(g) = p.grad_storage() else { continue };
             let mut w = p.0.value.borrow_mut();
-            match (&mut *w, &*g, &mut slot.m, &mut slot.v) {
-                (Storage::Cpu(w), Storage::Cpu(g), Storage::Cpu(m), Storage::Cpu(v)) => match self.spec {
-                    OptimizerSpec::SGD { lr, momentum } => {
-                        // Keras: v = momentum * v - lr * g; w += v
-                        Zip::from(w).and(m).and(g).for_each(|w, v, &g| {
-                            *v = momentum * *v - lr * g;
-                            *w += *v;
-                        });
-                    }
-                    OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon } => {
-                        // Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t); w -= alpha * m / (sqrt(v) + eps)
-                        let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                        Zip::from(w).and(m).and(v).and(g).for_each(|w, m, v, &g| {
-                            *m += (g - *m) * (1.0 - beta_1);
-                            *v += (g * g - *v) * (1.0 - beta_2);
-                            *w -= alpha * *m / (v.sqrt() + epsilon);
-                        });
-                    }
-                },
-                (Storage::Gpu(wa), g, Storage::Gpu(m), v) => {
-                    if !wa.is_standard() {
-                        *wa = gpu::contiguous(wa);
-                    }
-                    let g = match g.upload_to(&Device::Gpu(wa.gpu().clone())) {
-                        Storage::Gpu(g) => g,
-                        Storage::Cpu(_) => unreachable!(),
-                    };
-                    match (self.spec.clone(), v) {
-                        (OptimizerSpec::SGD { lr, momentum }, _) => gpu::sgd_update(wa, m, &g, lr, momentum),
-                        (OptimizerSpec::Adam { lr, beta_1, beta_2, epsilon }, Storage::Gpu(v)) => {
-                            let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                            gpu::adam_update(wa, m, v, &g, alpha, beta_1, beta_2, epsilon);
-                        }
-                        _ => unreachable!("Adam state off the parameter's device"),
-                    }
-                }
-                _ => panic!("optimizer: a parameter, its gradient and its state are on different devices"),
-            }
+            apply_update(update, &mut w, &mut slot.m, &mut slot.v, &g);
         }
     }
 }

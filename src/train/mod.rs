@@ -1,6 +1,9 @@
-//! `Trainer`: training as a state machine. `step()` trains on one batch and
-//! returns metrics; the CLI loops over it, the page's worker interleaves it with
-//! messages, tests call it a fixed number of times.
+//! `Trainer`: training as a state machine. A step is `begin_step` (records the
+//! batch's forward and backward pass, the update and the metric counters on the
+//! model's device, without waiting), `PendingStep::read` (the metrics; ready at
+//! once on the CPU, one small awaited readback on the GPU) and `finish_step`;
+//! `step()` does the three at once where waiting is allowed. The CLI loops over
+//! `step()`, the worker's slice loop awaits `read`, tests do either.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -8,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::autograd::no_grad;
-use crate::backend::{gpu, Device, Storage};
+pub use crate::backend::cpu::argmax;
+use crate::backend::{Device, StepCounters, Storage};
 use crate::data::{epoch_shuffle_seed, lcg_permutation, Data};
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Model, ModelSpec};
@@ -108,13 +112,13 @@ impl Checkpoint {
     }
 }
 
-/// A training step recorded on the GPU whose metrics are still on their way
-/// back: `Trainer::begin_step` makes it, `Trainer::finish_step` completes it
+/// A training step whose metrics may still be on their way back from the
+/// device: `Trainer::begin_step` makes it, `Trainer::finish_step` completes it
 /// with the three words `read` returns (loss, right predictions, non-finite
-/// count), so the browser can await the readback without blocking.
+/// count), so the browser can await a GPU readback without blocking.
 pub struct PendingStep {
     loss: Storage,
-    counters: std::rc::Rc<gpu::Buffer>,
+    counters: StepCounters,
     end: usize,
     rows: usize,
     started: Instant,
@@ -122,12 +126,10 @@ pub struct PendingStep {
 }
 
 impl PendingStep {
-    /// Reads the step's metrics back from the GPU (one small readback).
+    /// The step's metric words: the loss's bits, right predictions, non-finite
+    /// values (ready at once on the CPU; one small readback on the GPU).
     pub async fn read(&self) -> std::result::Result<[u32; 3], crate::backend::GpuError> {
-        let Storage::Gpu(loss) = &self.loss else { unreachable!("a pending step is on the GPU") };
-        let gpu = loss.gpu();
-        let w =
-            gpu.read_words(&[(loss.raw(), loss.offset), (self.counters.raw(), 0), (self.counters.raw(), 1)]).await?;
+        let w = self.counters.read(&self.loss).await?;
         Ok([w[0], w[1], w[2]])
     }
 }
@@ -277,45 +279,26 @@ impl Trainer {
         }
     }
 
-    /// Trains on the next batch. On a non-finite loss or gradient, restores the
-    /// weights of the last good step and returns `Error::NonFiniteLoss`; training
-    /// can go on after the learning rate is lowered.
+    /// Trains on the next batch: `begin_step`, its metrics read (waiting for
+    /// the GPU natively), `finish_step`. On a non-finite loss or gradient,
+    /// restores the weights of the last good step and returns
+    /// `Error::NonFiniteLoss`; training can go on after the learning rate is lowered.
+    ///
+    /// # Errors
+    /// `NonFiniteLoss` as above; `Gpu` when the GPU fails, or in the browser for
+    /// a model on the GPU, whose steps must be awaited (`begin_step`,
+    /// `PendingStep::read`, `finish_step`; the worker's slice loop does).
     pub fn step(&mut self) -> Result<StepMetrics> {
+        #[cfg(target_arch = "wasm32")]
         if self.device().is_gpu() {
-            #[cfg(not(target_arch = "wasm32"))]
-            {
-                let pending = self.begin_step();
-                let words = pollster::block_on(pending.read()).map_err(|e| Error::Gpu(e.0))?;
-                return self.finish_step(pending, words);
-            }
-            #[cfg(target_arch = "wasm32")]
-            panic!("in the browser a GPU step is begin_step, an awaited read, finish_step");
+            return Err(Error::Gpu("in the browser a GPU step is awaited: begin_step, read, finish_step".into()));
         }
-        let started = Instant::now();
-        let end = (self.cursor + self.batch_size).min(self.order.len());
-        let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
-        let x = Tensor::from_vec(&batch.shape, batch.x);
-        let logits = self.model.forward_logits(&x, Mode::Train(&mut self.dropout_rng));
-        let loss = logits.softmax_cross_entropy(&batch.labels);
-        let loss_value = loss.item();
-        if !loss_value.is_finite() {
-            return Err(self.diverged(loss_value));
-        }
-        for (_, p) in &self.params {
-            p.zero_grad();
-        }
-        loss.backward();
-        // Every gradient entry must be finite (an f32 sum of large finite entries
-        // could overflow and call a healthy step diverged).
-        if !self.params.iter().all(|(_, p)| p.grad().is_none_or(|g| g.iter().all(|v| v.is_finite()))) {
-            return Err(self.diverged(f32::NAN));
-        }
-        // These weights gave a finite loss: they are the last good ones.
-        self.last_good = Some(self.snapshot());
-        self.optimizer.step(&self.params);
-
-        let accuracy = batch_accuracy(&logits.value(), &batch.labels);
-        Ok(self.advance(end, batch.labels.len(), loss_value, accuracy, started))
+        let pending = self.begin_step();
+        #[cfg(not(target_arch = "wasm32"))]
+        let words = pollster::block_on(pending.read());
+        #[cfg(target_arch = "wasm32")]
+        let words = crate::backend::ready(pending.read());
+        self.finish_step(pending, words.map_err(|e| Error::Gpu(e.0))?)
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -325,18 +308,17 @@ impl Trainer {
         }
     }
 
-    /// Records the next step on the GPU (forward, backward, the optimizer update
-    /// and the metric counters) without waiting for it. Complete it with
-    /// `finish_step`; one step at a time.
+    /// Records the next step on the model's device (forward, backward, the
+    /// optimizer update and the metric counters) without waiting for it.
+    /// Complete it with `finish_step`; one step at a time.
     pub fn begin_step(&mut self) -> PendingStep {
         let started = Instant::now();
         let device = self.device();
-        let Some(gpu) = device.gpu().cloned() else { panic!("begin_step is for a model on the GPU") };
         let end = (self.cursor + self.batch_size).min(self.order.len());
         let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
         let x = Tensor::from_vec(&batch.shape, batch.x);
         // Token ids are read on the CPU by the embedding; images and sequences
-        // go up once here.
+        // go to the device once here.
         if !self.model.takes_ids() {
             x.upload_to(&device);
         }
@@ -347,26 +329,20 @@ impl Trainer {
             p.zero_grad();
         }
         loss.backward();
-        let counters = gpu::counters(&gpu, 2);
-        let labels: Vec<u32> = batch.labels.iter().map(|&y| y as u32).collect();
-        let labels = gpu.upload_u32(&labels);
-        if let Storage::Gpu(l) = &*logits.storage() {
-            gpu::count_correct(l, &labels, &counters, 0);
-        }
-        if let Storage::Gpu(l) = &*loss.storage() {
-            gpu::count_nonfinite(l, &counters, 1);
-        }
+        let counters = StepCounters::new(&device, 2);
+        counters.count_correct(0, &logits.storage(), &batch.labels);
+        counters.count_nonfinite(1, &loss.storage());
+        // Every gradient entry must be finite (an f32 sum of large finite
+        // entries could overflow and call a healthy step diverged).
         for (_, p) in &self.params {
             if let Some(g) = p.grad_storage() {
-                if let Storage::Gpu(g) = &*g {
-                    gpu::count_nonfinite(g, &counters, 1);
-                }
+                counters.count_nonfinite(1, &g);
             }
         }
         // Applied now and undone in `finish_step` if the metrics say it diverged,
-        // so the GPU never waits for the CPU within a step.
+        // so the device never waits for the host within a step.
         self.optimizer.step(&self.params);
-        gpu.flush();
+        device.flush();
         let loss = loss.storage().clone();
         PendingStep { loss, counters, end, rows: batch.labels.len(), started, before }
     }
@@ -489,15 +465,4 @@ pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics
         confusion,
         predicted,
     }
-}
-
-pub fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
-}
-
-fn batch_accuracy(logits: &Array, labels: &[usize]) -> f32 {
-    let classes = logits.shape()[logits.ndim() - 1];
-    let logits = logits.as_standard_layout();
-    let correct = logits.as_slice().unwrap().chunks(classes).zip(labels).filter(|(row, &y)| argmax(row) == y).count();
-    correct as f32 / labels.len().max(1) as f32
 }

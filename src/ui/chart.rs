@@ -8,7 +8,7 @@ use super::{client, DataState, Editor, TrainView};
 use crate::data::DatasetSpec;
 use crate::io::share::Panel;
 use crate::nn::spec::{OptimizerSpec, MAX_BATCH_SIZE, MAX_EPOCHS};
-use crate::worker::{BackendChoice, Command};
+use crate::worker::protocol::{BackendChoice, Command};
 
 const CHART_W: f32 = 560.0;
 const CHART_H: f32 = 240.0;

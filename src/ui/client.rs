@@ -9,7 +9,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker};
 
 use super::{DataState, TrainView};
-use crate::worker::{Command, Event};
+use crate::worker::protocol::{Command, Event};
 
 struct Client {
     worker: Option<Worker>,

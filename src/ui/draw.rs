@@ -11,7 +11,7 @@ use web_sys::{CanvasRenderingContext2d, PointerEvent};
 
 use super::{client, TrainView};
 use crate::data::drawing::mnist_from_drawing;
-use crate::worker::Command;
+use crate::worker::protocol::Command;
 
 const SIZE: u32 = 224;
 /// At most one prediction request per this many milliseconds while drawing.

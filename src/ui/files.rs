@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::share::Notice;
 use super::{client, Editor};
 use crate::nn::ModelSpec;
-use crate::worker::{Command, History, MAX_WEIGHTS_BYTES};
+use crate::worker::protocol::{Command, History, MAX_WEIGHTS_BYTES};
 
 /// The largest model file (JSON) the page opens.
 pub const MAX_SPEC_BYTES: usize = 1 << 20;
@@ -100,7 +100,7 @@ pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSign
             ] {
                 let url = format!("mnist/{name}");
                 let fetched = match web_sys::window() {
-                    Some(w) => crate::worker::web::fetch_bytes(w.fetch_with_str(&url), &url).await,
+                    Some(w) => crate::io::fetch::fetch_bytes(w.fetch_with_str(&url), &url).await,
                     None => Err("no window".into()),
                 };
                 match fetched {

@@ -14,7 +14,7 @@ mod views;
 use leptos::prelude::*;
 
 use crate::nn::ModelSpec;
-use crate::worker::Event;
+use crate::worker::protocol::Event;
 
 const STORAGE_KEY: &str = "layerlab.spec.v1";
 
@@ -176,7 +176,7 @@ impl TrainView {
             self.unkept.set_value(Some(run));
             return;
         }
-        let history = crate::worker::History {
+        let history = crate::worker::protocol::History {
             losses: self.losses.with_untracked(|l| l[..run.steps].to_vec()),
             evals: self.evals.get_untracked().into_iter().filter(|e| e.0 <= run.steps).collect(),
             elapsed_s: run.elapsed_s,
@@ -206,7 +206,7 @@ impl TrainView {
             Event::Evaluation { step, accuracy, confusion, sequence_accuracy, .. } => {
                 // Keep the run in this browser (a reload goes on with it).
                 if step > 0 {
-                    client::send(&crate::worker::Command::GetCheckpoint);
+                    client::send(&crate::worker::protocol::Command::GetCheckpoint);
                 }
                 // A continued run is evaluated again at the step it was kept.
                 self.evals.update(|e| {
@@ -333,13 +333,13 @@ pub fn App() -> impl IntoView {
             q == spec
         });
         if only_lr_changed {
-            client::send(&crate::worker::Command::SetLr { lr: spec.training.optimizer.lr() });
+            client::send(&crate::worker::protocol::Command::SetLr { lr: spec.training.optimizer.lr() });
         } else {
             view_state.clear();
-            client::send(&crate::worker::Command::SetSpec { spec: spec.clone() });
+            client::send(&crate::worker::protocol::Command::SetSpec { spec: spec.clone() });
             // Weights opened together with this model follow it.
             if let Some(w) = pending.0.try_update_value(|p| p.take()).flatten() {
-                client::send(&crate::worker::Command::LoadWeights { safetensors: w });
+                client::send(&crate::worker::protocol::Command::LoadWeights { safetensors: w });
             }
         }
         last_sent.set_value(Some(spec));

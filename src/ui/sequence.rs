@@ -9,7 +9,7 @@ use super::views::{refresh_live, ExamplePicker, GreyImage, RgbaImage};
 use super::{client, TrainView};
 use crate::io::share::Panel;
 use crate::nn::layers::Role;
-use crate::worker::{AttentionMap, Command, HiddenState};
+use crate::worker::protocol::{AttentionMap, Command, HiddenState};
 
 /// What an `AttentionMaps` event brought.
 #[derive(Clone, Debug, PartialEq)]

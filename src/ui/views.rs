@@ -9,7 +9,7 @@ use web_sys::{CanvasRenderingContext2d, ImageData};
 use super::share::{Fold, PageState};
 use super::{client, TrainView};
 use crate::io::share::Panel;
-use crate::worker::Command;
+use crate::worker::protocol::Command;
 
 /// What an `Inspection` event brought.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
+use super::slice::{sync, train_slice};
 use super::{BackendChoice, Command, Event, Session};
 use crate::backend::{Device, Gpu};
 use crate::data::{mnist, Mnist};
@@ -21,9 +21,8 @@ struct Worker {
     scope: DedicatedWorkerGlobalScope,
     session: RefCell<Session>,
     tick_scheduled: Cell<bool>,
-    /// A slice of GPU steps (or a refresh of its CPU copy) is being awaited.
-    gpu_busy: Cell<bool>,
-    choice: Cell<BackendChoice>,
+    /// A slice of training (or a refresh of a GPU run's CPU copy) is under way.
+    busy: Cell<bool>,
     /// For tests: lose the GPU device after this many more steps.
     lose_after: Cell<Option<usize>>,
 }
@@ -43,14 +42,8 @@ impl Worker {
         let me = self.clone();
         let cb = Closure::once_into_js(move || {
             me.tick_scheduled.set(false);
-            if me.session.borrow().on_gpu() {
-                wasm_bindgen_futures::spawn_local(gpu_slice(me, usize::MAX));
-                return;
-            }
-            let events = me.session.borrow_mut().tick(SLICE_S);
-            me.post(events);
             if me.session.borrow().is_running() {
-                me.schedule_tick();
+                wasm_bindgen_futures::spawn_local(slice(me, usize::MAX));
             }
         });
         let _ = self.scope.set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), 0);
@@ -78,18 +71,17 @@ impl Worker {
             wasm_bindgen_futures::spawn_local(set_backend(self.clone(), backend, simulate));
             return;
         }
-        if matches!(cmd, Command::Step) && self.session.borrow().device().is_gpu() {
+        if matches!(cmd, Command::Step) {
             let events = self.session.borrow_mut().prepare_step();
             self.post(events);
-            if self.session.borrow().on_gpu() {
-                wasm_bindgen_futures::spawn_local(gpu_slice(self.clone(), 1));
-            }
+            wasm_bindgen_futures::spawn_local(slice(self.clone(), 1));
             return;
         }
         if self.session.borrow().needs_sync(&cmd) {
             let me = self.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                sync(&me).await;
+                let events = sync(&me.session).await;
+                me.post(events);
                 me.handle_now(cmd);
             });
             return;
@@ -106,58 +98,29 @@ impl Worker {
     }
 }
 
-/// Brings the CPU copy of a GPU run up to date (one readback); if the GPU
-/// fails, training moves to the CPU.
-async fn sync(me: &Rc<Worker>) {
-    let Some((generation, checkpoint)) = me.session.borrow().begin_sync() else { return };
-    match checkpoint.to_host().await {
-        Ok(host) => me.session.borrow_mut().finish_sync(generation, host),
-        Err(e) => {
-            let events = me.session.borrow_mut().fall_back(me.choice.get(), &e.0);
-            me.post(events);
-        }
-    }
-}
-
-/// Trains on the GPU for about one slice: each step is recorded, its three
-/// metric words awaited (the worker handles messages meanwhile), and completed.
-async fn gpu_slice(me: Rc<Worker>, max_steps: usize) {
-    if me.gpu_busy.replace(true) {
+/// Trains one slice (`train_slice`: up to `max_steps` steps, about `SLICE_S`
+/// seconds), awaiting each step's metrics so that messages are handled
+/// meanwhile; then the next slice while running.
+async fn slice(me: Rc<Worker>, max_steps: usize) {
+    if me.busy.replace(true) {
         return;
     }
-    let started = me.session.borrow_mut().slice_start(max_steps, SLICE_S);
-    if let Some(mut slice) = started {
-        loop {
-            let begun = {
-                let mut s = me.session.borrow_mut();
-                if (s.is_running() || max_steps == 1) && s.on_gpu() && s.slice_wants_step(&slice) {
-                    s.begin_gpu_step()
-                } else {
-                    None
+    let events = train_slice(&me.session, max_steps, SLICE_S, |s| {
+        // For tests: lose the GPU device after a number of steps.
+        if let Some(n) = me.lose_after.get() {
+            if n == 0 {
+                me.lose_after.set(None);
+                if let Device::Gpu(g) = s.device() {
+                    g.lose_device();
                 }
-            };
-            let Some((generation, pending)) = begun else { break };
-            if let Some(n) = me.lose_after.get() {
-                if n == 0 {
-                    me.lose_after.set(None);
-                    if let Device::Gpu(g) = me.session.borrow().device() {
-                        g.lose_device();
-                    }
-                } else {
-                    me.lose_after.set(Some(n - 1));
-                }
-            }
-            let words = pending.read().await;
-            let sync_due = me.session.borrow_mut().finish_gpu_step(&mut slice, generation, pending, words);
-            if sync_due {
-                sync(&me).await;
-                me.session.borrow_mut().slice_synced(&mut slice);
+            } else {
+                me.lose_after.set(Some(n - 1));
             }
         }
-        let events = me.session.borrow_mut().slice_end(slice);
-        me.post(events);
-    }
-    me.gpu_busy.set(false);
+    })
+    .await;
+    me.post(events);
+    me.busy.set(false);
     if me.session.borrow().is_running() {
         me.schedule_tick();
     }
@@ -166,10 +129,11 @@ async fn gpu_slice(me: Rc<Worker>, max_steps: usize) {
 /// Chooses where to train. WebGPU needs an adapter and a device, both asynchronous;
 /// without them training stays on the CPU and the notice says why.
 async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<String>) {
-    me.choice.set(choice);
+    me.session.borrow_mut().set_choice(choice);
     // The run's CPU copy must be current before it can leave the GPU.
     if me.session.borrow().mirror_stale() {
-        sync(&me).await;
+        let events = sync(&me.session).await;
+        me.post(events);
     }
     let (device, notice) = match choice {
         BackendChoice::Cpu => (Device::Cpu, None),
@@ -202,28 +166,11 @@ async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<Str
     if let Some(n) = simulate.as_deref().and_then(|s| s.strip_prefix("lose:")).and_then(|n| n.parse().ok()) {
         me.lose_after.set(Some(n));
     }
-    let mut events = me.session.borrow_mut().set_device(device, notice);
-    for e in &mut events {
-        if let Event::Backend { choice: c, .. } = e {
-            *c = choice;
-        }
-    }
+    let events = me.session.borrow_mut().set_device(device, notice);
     me.post(events);
     if me.session.borrow().is_running() {
         me.schedule_tick();
     }
-}
-
-/// The body of the response to `fetch` (a `fetch_with_str(url)` of a window or a
-/// worker), or why there is none.
-pub(crate) async fn fetch_bytes(fetch: js_sys::Promise, url: &str) -> Result<Vec<u8>, String> {
-    let fail = |e: JsValue| format!("could not load {url}: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")));
-    let resp: Response = JsFuture::from(fetch).await.map_err(fail)?.unchecked_into();
-    if !resp.ok() {
-        return Err(format!("could not load {url}: HTTP {}", resp.status()));
-    }
-    let buf = JsFuture::from(resp.array_buffer().map_err(fail)?).await.map_err(fail)?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
 
 async fn load_mnist(worker: &Rc<Worker>, base_url: &str) -> Result<(Mnist, Mnist), String> {
@@ -231,7 +178,7 @@ async fn load_mnist(worker: &Rc<Worker>, base_url: &str) -> Result<(Mnist, Mnist
     let mut files = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let url = format!("{base_url}mnist/{name}");
-        files.push(fetch_bytes(worker.scope.fetch_with_str(&url), &url).await?);
+        files.push(crate::io::fetch::fetch_bytes(worker.scope.fetch_with_str(&url), &url).await?);
         worker.post(vec![Event::DataProgress { loaded: i + 1, total: names.len() }]);
     }
     let train = Mnist::from_idx(names[0], &files[0], names[1], &files[1]).map_err(|e| e.to_string())?;
@@ -246,8 +193,7 @@ pub fn start() {
         scope: scope.clone(),
         session: RefCell::new(Session::new()),
         tick_scheduled: Cell::new(false),
-        gpu_busy: Cell::new(false),
-        choice: Cell::new(BackendChoice::Auto),
+        busy: Cell::new(false),
         lose_after: Cell::new(None),
     });
     let w = worker.clone();

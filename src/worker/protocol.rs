@@ -1,0 +1,270 @@
+//! The message protocol between the page and the training worker: `Command`
+//! (page -> worker) and `Event` (worker -> page), JSON by serde, with the
+//! figures both sides agree on. The only part of the worker the UI imports.
+
+use serde::{Deserialize, Serialize};
+
+use crate::nn::ModelSpec;
+
+/// Page -> worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd")]
+pub enum Command {
+    /// Fetch the data set files from `base_url` (the page's own address).
+    LoadData {
+        base_url: String,
+    },
+    /// Build a fresh model from `spec` (replaces any running training).
+    SetSpec {
+        spec: ModelSpec,
+    },
+    Train,
+    Pause,
+    Step,
+    Reset,
+    SetLr {
+        lr: f32,
+    },
+    /// Classify one 28x28 image (values in [0, 1]) with the current weights.
+    Predict {
+        pixels: Vec<f32>,
+    },
+    /// Test digits of class `actual` that the last evaluation took for `predicted`.
+    Examples {
+        actual: usize,
+        predicted: usize,
+    },
+    /// The first convolution's filters and its feature maps for test digit `index`.
+    Inspect {
+        index: usize,
+    },
+    /// Every attention layer's weights for test example `index`.
+    Attention {
+        index: usize,
+    },
+    /// Every recurrent layer's hidden state at each time step for test example `index`.
+    Hidden {
+        index: usize,
+    },
+    /// The current weights, as safetensors; `purpose` (what the page wants them
+    /// for, e.g. a download) comes back with them.
+    GetWeights {
+        purpose: String,
+    },
+    /// Replace the weights (safetensors, base64): checked against the model's
+    /// names and shapes first; training starts over from them.
+    LoadWeights {
+        safetensors: String,
+    },
+    /// The model as code for another framework (`pytorch`, `keras`), with its weights.
+    Export {
+        format: String,
+    },
+    /// The run so far as a checkpoint (weights, optimizer state, data position;
+    /// see `train::checkpoint`), for keeping it in the browser.
+    GetCheckpoint,
+    /// Go on with a run from a checkpoint (base64) of the current model, taken
+    /// by `GetCheckpoint`; `history` (what the page showed of it) comes back
+    /// in `Resumed`. Waits for the data if it is still loading.
+    Resume {
+        checkpoint: String,
+        #[serde(default)]
+        history: History,
+    },
+    /// Where to train: `auto` (WebGPU where there is an adapter), `webgpu` or `cpu`.
+    /// `simulate` is for tests: `unavailable` (no adapter) or `lose:N` (the
+    /// device is lost after N more steps).
+    SetBackend {
+        backend: BackendChoice,
+        #[serde(default)]
+        simulate: Option<String>,
+    },
+}
+
+/// What the page shows of a run (its loss per step, its evaluations as
+/// `(step, accuracy)`, the seconds spent training), kept with its checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    #[serde(default)]
+    pub losses: Vec<f32>,
+    #[serde(default)]
+    pub evals: Vec<(usize, f32)>,
+    #[serde(default)]
+    pub elapsed_s: f32,
+}
+
+/// The page's backend selector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Webgpu,
+    Cpu,
+}
+
+/// Worker -> page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum Event {
+    /// The worker has started and listens.
+    Ready,
+    DataProgress {
+        loaded: usize,
+        total: usize,
+    },
+    DataLoaded {
+        train: usize,
+        test: usize,
+    },
+    /// The data set could not be loaded (missing or corrupt files).
+    DataFailed {
+        message: String,
+    },
+    /// Losses of the steps since the last report, with the newest metrics.
+    Metrics {
+        first_step: usize,
+        losses: Vec<f32>,
+        accuracy: f32,
+        samples_per_s: f32,
+        epoch: usize,
+        epoch_progress: f32,
+        elapsed_s: f32,
+    },
+    /// Test-set evaluation (on `samples` test examples), with its confusion matrix.
+    Evaluation {
+        step: usize,
+        accuracy: f32,
+        loss: f32,
+        samples: usize,
+        sequence_accuracy: Option<f32>,
+        confusion: Vec<Vec<u32>>,
+    },
+    Running {
+        running: bool,
+    },
+    /// Training stopped on its own: all epochs are done.
+    Finished {
+        steps: usize,
+    },
+    /// Training paused because the loss diverged; the last good weights are kept.
+    Diverged {
+        message: String,
+    },
+    /// For `Attention`: per attention layer `[heads, T, T]` (row-major), and the
+    /// example: its tokens and targets (sequence tasks) or its digit, label and the
+    /// `[rows, cols]` grid of patches the tokens stand for (images; `grid` is empty
+    /// when the tokens are not a patch grid).
+    AttentionMaps {
+        index: usize,
+        maps: Vec<AttentionMap>,
+        tokens: Vec<usize>,
+        targets: Vec<usize>,
+        image: Vec<u8>,
+        label: usize,
+        grid: Vec<usize>,
+    },
+    /// For `Hidden`: each recurrent layer's states `[T, units]`, and the example as
+    /// for `AttentionMaps`.
+    HiddenStates {
+        index: usize,
+        layers: Vec<HiddenState>,
+        tokens: Vec<usize>,
+        targets: Vec<usize>,
+        image: Vec<u8>,
+        label: usize,
+    },
+    /// Class probabilities for a `Predict`.
+    Prediction {
+        probs: Vec<f32>,
+    },
+    /// Up to `MAX_EXAMPLES` test digits (28x28 u8 each) for `Examples`.
+    Examples {
+        actual: usize,
+        predicted: usize,
+        indices: Vec<usize>,
+        images: Vec<Vec<u8>>,
+    },
+    /// For `Inspect`: the digit, the first convolution's weights `[F, C, KH, KW]`
+    /// and its output `[F, H, W]` (empty when the model has no convolution).
+    Inspection {
+        index: usize,
+        label: usize,
+        image: Vec<u8>,
+        filter_shape: Vec<usize>,
+        filters: Vec<f32>,
+        map_shape: Vec<usize>,
+        maps: Vec<f32>,
+    },
+    /// For `GetWeights`: the spec, the steps trained, the weights (safetensors, base64).
+    Weights {
+        purpose: String,
+        spec: ModelSpec,
+        steps: usize,
+        safetensors: String,
+    },
+    /// `LoadWeights` succeeded: `tensors` tensors replaced the model's.
+    WeightsLoaded {
+        tensors: usize,
+    },
+    /// For `GetCheckpoint`: the run's spec, steps, training time and checkpoint
+    /// (safetensors, base64).
+    Checkpoint {
+        spec: ModelSpec,
+        steps: usize,
+        elapsed_s: f32,
+        checkpoint: String,
+    },
+    /// `Resume` succeeded: the run goes on after step `steps`.
+    Resumed {
+        steps: usize,
+        history: History,
+    },
+    /// For `Export`: the files (name, base64 contents).
+    Exported {
+        format: String,
+        files: Vec<(String, String)>,
+    },
+    /// Where training runs now: `active` is `webgpu` or `cpu`, `adapter` the GPU's
+    /// name (empty on the CPU); `notice` says why it is not what was chosen, or
+    /// that the GPU failed and training moved to the CPU.
+    Backend {
+        choice: BackendChoice,
+        active: String,
+        adapter: String,
+        notice: Option<String>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// The largest weights file the page accepts.
+pub const MAX_WEIGHTS_BYTES: usize = 200 << 20;
+
+/// One attention layer's weights for one example.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionMap {
+    pub layer: usize,
+    pub heads: usize,
+    pub steps: usize,
+    pub weights: Vec<f32>,
+}
+
+/// One recurrent layer's hidden states for one example.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HiddenState {
+    pub layer: usize,
+    pub layer_type: String,
+    pub steps: usize,
+    pub units: usize,
+    /// `[steps, units]`, row-major.
+    pub values: Vec<f32>,
+}
+
+/// Test examples evaluated during training (all 10,000 at the end).
+pub const QUICK_EVAL_SAMPLES: usize = 1000;
+/// Steps between quick evaluations.
+pub const EVAL_EVERY: usize = 100;
+/// Most example digits sent for one confusion-matrix cell.
+pub const MAX_EXAMPLES: usize = 24;

@@ -13,6 +13,11 @@ log "formatting (cargo fmt --check, rustfmt.toml)"
 ensure_rustfmt
 cargo fmt --check
 
+log "lints (cargo clippy -D warnings, native and wasm32; clippy.toml)"
+ensure_clippy
+cargo clippy --all-targets -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --lib --bins --test web --test web_ui -- -D warnings
+
 log "native tests (cargo test)"
 cargo test --all-targets
 

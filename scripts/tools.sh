@@ -34,6 +34,10 @@ ensure_rustfmt() {
   cargo fmt --version >/dev/null 2>&1 || { log "adding rustfmt"; rustup component add rustfmt; }
 }
 
+ensure_clippy() {
+  cargo clippy --version >/dev/null 2>&1 || { log "adding clippy"; rustup component add clippy; }
+}
+
 ensure_wasm_bindgen() {
   local want; want="$(wasm_bindgen_version)"
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then

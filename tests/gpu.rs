@@ -5,10 +5,10 @@
 //! (lavapipe, from `mesa-vulkan-drivers`, which `scripts/test.sh` installs and
 //! then sets LAYERLAB_REQUIRE_GPU=1 so a missing adapter fails instead of
 //! skipping). The same cases run in headless Chromium on WebGPU (SwiftShader)
-//! from `tests/web.rs`, through `layerlab::backend::parity`.
+//! from `tests/web.rs`, through `common::parity`.
 #![cfg(not(target_arch = "wasm32"))]
 
-use layerlab::backend::parity::{self, Comparison};
+use common::parity::{self, Comparison};
 use layerlab::backend::{Device, Gpu};
 use layerlab::{Error, Trainer};
 

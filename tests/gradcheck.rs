@@ -1,5 +1,9 @@
 //! Finite-difference gradient checks for every primitive, over several shapes.
 
+// `&[x.clone()]` is the list of a check's inputs, written alike for one input
+// and for several (`&[a.clone(), b.clone()]`).
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 mod common;
 
 use common::{gradcheck, gradcheck_with, positive, randn, spaced};
@@ -107,7 +111,8 @@ fn matmul_matches_naive_product() {
 #[test]
 fn conv2d_valid_same_strided() {
     // (input shape, weight shape, stride, padding top/bottom/left/right)
-    let cases: [(&[usize], &[usize], [usize; 2], [usize; 4]); 5] = [
+    type Case = (&'static [usize], &'static [usize], [usize; 2], [usize; 4]);
+    let cases: [Case; 5] = [
         (&[2, 1, 5, 5], &[3, 1, 3, 3], [1, 1], [0; 4]),
         (&[1, 2, 6, 5], &[2, 2, 3, 2], [2, 1], [0; 4]),
         (&[2, 2, 4, 4], &[3, 2, 3, 3], [1, 1], [1, 1, 1, 1]),

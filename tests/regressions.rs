@@ -347,8 +347,7 @@ fn every_count_has_a_stated_maximum_and_never_wraps() {
     );
     assert!(training(r#"{"optimizer": {"type": "Adam", "epsilon": 1e39}}"#).contains("epsilon inf"));
     // The page's fields run the same check.
-    let mut t = layerlab::nn::spec::TrainingSpec::default();
-    t.epochs = 1001;
+    let t = layerlab::nn::spec::TrainingSpec { epochs: 1001, ..Default::default() };
     assert_eq!(t.validate().unwrap_err().message, "training: epochs must be between 1 and 1000, got 1001");
 }
 

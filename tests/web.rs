@@ -91,7 +91,8 @@ mod common;
 /// headless Chromium, which `webdriver.json` starts with `--enable-unsafe-webgpu`).
 #[wasm_bindgen_test]
 async fn webgpu_gives_the_cpus_numbers() {
-    use layerlab::backend::{parity, Device, Gpu};
+    use crate::common::parity;
+    use layerlab::backend::{Device, Gpu};
     let gpu = Gpu::new()
         .await
         .unwrap_or_else(|e| panic!("no WebGPU adapter (webdriver.json must pass --enable-unsafe-webgpu): {e}"));

@@ -73,7 +73,8 @@ fn safetensors_with_metadata_and_other_float_types_load() {
 
     // Values exactly representable in each type: k / 64 for small k.
     let exact = |n: usize| (0..n).map(|i| ((i % 97) as f32 - 48.0) / 64.0).collect::<Vec<f32>>();
-    let encodings: [(Dtype, fn(f32) -> Vec<u8>); 3] = [
+    type Encode = fn(f32) -> Vec<u8>;
+    let encodings: [(Dtype, Encode); 3] = [
         (Dtype::F64, |v| (v as f64).to_le_bytes().to_vec()),
         (Dtype::BF16, |v| ((v.to_bits() >> 16) as u16).to_le_bytes().to_vec()),
         // binary16 for k / 64 with |k| <= 48: exponent and fraction by hand.

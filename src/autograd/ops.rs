@@ -8,7 +8,7 @@
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 
-use crate::backend::{self as be, MapOp, Storage, Window};
+use crate::backend::{self as be, Gemm, MapOp, Storage, Window};
 use crate::tensor::Tensor;
 
 pub use crate::backend::cpu::{fast_tanh, sigmoid};
@@ -248,30 +248,27 @@ impl Tensor {
         *out_shape.last_mut().unwrap() = n;
         if sb.len() == 2 {
             let rows: usize = sa[..sa.len() - 1].iter().product();
-            let value = be::reshape(
-                &be::gemm(&self.storage(), &other.storage(), 1, rows, k, n, false, false, false),
-                &out_shape,
-            );
+            let value = be::reshape(&be::gemm(&self.storage(), &other.storage(), Gemm::matrix(rows, k, n)), &out_shape);
             Tensor::from_op(value, &[self, other], move |g, need| {
                 // da = g b^T, db = a^T g
-                let da =
-                    need[0].then(|| be::reshape(&be::gemm(g, &b.storage(), 1, rows, n, k, false, true, false), &sa));
-                let db = need[1].then(|| be::gemm(&a.storage(), g, 1, k, rows, n, true, false, false));
+                let da = need[0]
+                    .then(|| be::reshape(&be::gemm(g, &b.storage(), Gemm::matrix(rows, n, k).b_transposed()), &sa));
+                let db = need[1].then(|| be::gemm(&a.storage(), g, Gemm::matrix(k, rows, n).a_transposed()));
                 vec![da, db]
             })
         } else {
             assert_eq!(sa[..sa.len() - 2], sb[..sb.len() - 2], "batched matmul: batch axes differ: {sa:?} @ {sb:?}");
             let batch: usize = sa[..sa.len() - 2].iter().product();
             let m = sa[sa.len() - 2];
-            let value = be::reshape(
-                &be::gemm(&self.storage(), &other.storage(), batch, m, k, n, false, false, true),
-                &out_shape,
-            );
+            let value =
+                be::reshape(&be::gemm(&self.storage(), &other.storage(), Gemm::batched(batch, m, k, n)), &out_shape);
             Tensor::from_op(value, &[self, other], move |g, need| {
-                let da =
-                    need[0].then(|| be::reshape(&be::gemm(g, &b.storage(), batch, m, n, k, false, true, true), &sa));
-                let db =
-                    need[1].then(|| be::reshape(&be::gemm(&a.storage(), g, batch, k, m, n, true, false, true), &sb));
+                let da = need[0].then(|| {
+                    be::reshape(&be::gemm(g, &b.storage(), Gemm::batched(batch, m, n, k).b_transposed()), &sa)
+                });
+                let db = need[1].then(|| {
+                    be::reshape(&be::gemm(&a.storage(), g, Gemm::batched(batch, k, m, n).a_transposed()), &sb)
+                });
                 vec![da, db]
             })
         }

@@ -9,19 +9,18 @@
 
 pub mod cpu;
 pub mod gpu;
-pub mod parity;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub mod wasm_gemm;
+pub mod ops;
 
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use ndarray::{ArrayD, Axis, CowArray, Ix2, Ix3, IxDyn, Slice, Zip};
+use ndarray::{ArrayD, IxDyn};
 
-pub use cpu::Window;
-pub use gpu::{Gpu, GpuArray, GpuError, MapOp};
+pub use gpu::{Gpu, GpuArray, GpuError};
+pub use ops::{Gemm, MapOp, Window};
 
-use crate::tensor::Array;
+/// An f32 array of any rank on the CPU (`tensor::Array` is this one).
+pub type Array = ndarray::ArrayD<f32>;
 
 /// Where a tensor's value lives.
 #[derive(Clone)]
@@ -261,18 +260,7 @@ pub fn binary(op: MapOp, a: &Storage, b: &Storage) -> Storage {
     let (a, b) = pair(a, b);
     match (&*a, &*b) {
         (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu::binary(op, x, y)),
-        (Storage::Cpu(x), Storage::Cpu(y)) => Storage::Cpu(match op {
-            MapOp::Add => x + y,
-            MapOp::Sub => x - y,
-            MapOp::Mul => x * y,
-            MapOp::Div => x / y,
-            MapOp::ReluGrad => Zip::from(x).and(y).map_collect(|&g, &x| if x > 0.0 { g } else { 0.0 }),
-            MapOp::TanhGrad => Zip::from(x).and(y).map_collect(|&g, &y| g * (1.0 - y * y)),
-            MapOp::SigmoidGrad => Zip::from(x).and(y).map_collect(|&g, &s| g * s * (1.0 - s)),
-            MapOp::GeluGrad => Zip::from(x).and(y).map_collect(|&g, &x| g * cpu::gelu_parts(x).1),
-            MapOp::SqrtGrad => Zip::from(x).and(y).map_collect(|&g, &s| g / (2.0 * s)),
-            other => panic!("{other:?} is not a binary op"),
-        }),
+        (Storage::Cpu(x), Storage::Cpu(y)) => Storage::Cpu(cpu::array::binary(op, x, y)),
         _ => unreachable!(),
     }
 }
@@ -281,18 +269,7 @@ pub fn binary(op: MapOp, a: &Storage, b: &Storage) -> Storage {
 pub fn unary(op: MapOp, x: &Storage, s: f32) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::unary(op, x, s)),
-        Storage::Cpu(x) => Storage::Cpu(match op {
-            MapOp::Exp => x.mapv(f32::exp),
-            MapOp::Log => x.mapv(f32::ln),
-            MapOp::Sqrt => x.mapv(f32::sqrt),
-            MapOp::Relu => x.mapv(|v| v.max(0.0)),
-            MapOp::Tanh => x.mapv(cpu::fast_tanh),
-            MapOp::Sigmoid => x.mapv(cpu::sigmoid),
-            MapOp::Gelu => x.mapv(|v| cpu::gelu_parts(v).0),
-            MapOp::Scale => x.mapv(|v| v * s),
-            MapOp::Offset => x.mapv(|v| v + s),
-            other => panic!("{other:?} is not a unary op"),
-        }),
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::unary(op, x, s)),
     }
 }
 
@@ -303,18 +280,7 @@ pub fn unary(op: MapOp, x: &Storage, s: f32) -> Storage {
 pub fn sum_to(x: &Storage, shape: &[usize]) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::sum_to(x, shape)),
-        Storage::Cpu(x) => {
-            let mut g = x.clone();
-            while g.ndim() > shape.len() {
-                g = g.sum_axis(Axis(0));
-            }
-            for (axis, &d) in shape.iter().enumerate() {
-                if d == 1 && g.shape()[axis] != 1 {
-                    g = g.sum_axis(Axis(axis)).insert_axis(Axis(axis));
-                }
-            }
-            Storage::Cpu(g)
-        }
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::sum_to(x, shape)),
     }
 }
 
@@ -322,33 +288,28 @@ pub fn sum_to(x: &Storage, shape: &[usize]) -> Storage {
 pub fn broadcast_to(x: &Storage, shape: &[usize]) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::broadcast_to(x, shape)),
-        Storage::Cpu(x) => Storage::Cpu(x.broadcast(IxDyn(shape)).expect("broadcast").to_owned()),
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::broadcast_to(x, shape)),
     }
 }
 
 pub fn reshape(x: &Storage, shape: &[usize]) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::reshape(x, shape)),
-        Storage::Cpu(x) => Storage::Cpu(
-            x.as_standard_layout()
-                .into_owned()
-                .into_shape_with_order(IxDyn(shape))
-                .unwrap_or_else(|_| panic!("reshape: cannot view {:?} as {shape:?}", x.shape())),
-        ),
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::reshape(x, shape)),
     }
 }
 
 pub fn permute(x: &Storage, axes: &[usize]) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::permute(x, axes)),
-        Storage::Cpu(x) => Storage::Cpu(x.clone().permuted_axes(IxDyn(axes))),
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::permute(x, axes)),
     }
 }
 
 pub fn slice(x: &Storage, axis: usize, start: usize, end: usize) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::slice(x, axis, start, end)),
-        Storage::Cpu(x) => Storage::Cpu(x.slice_axis(Axis(axis), Slice::from(start..end)).to_owned()),
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::slice(x, axis, start, end)),
     }
 }
 
@@ -356,11 +317,7 @@ pub fn slice(x: &Storage, axis: usize, start: usize, end: usize) -> Storage {
 pub fn unslice(g: &Storage, shape: &[usize], axis: usize, start: usize) -> Storage {
     match g {
         Storage::Gpu(g) => Storage::Gpu(gpu::unslice(g, shape, axis, start)),
-        Storage::Cpu(g) => {
-            let mut dx = ArrayD::<f32>::zeros(IxDyn(shape));
-            dx.slice_axis_mut(Axis(axis), Slice::from(start..start + g.shape()[axis])).assign(g);
-            Storage::Cpu(dx)
-        }
+        Storage::Cpu(g) => Storage::Cpu(cpu::array::unslice(g, shape, axis, start)),
     }
 }
 
@@ -378,7 +335,7 @@ pub fn concat(parts: &[&Storage], axis: usize) -> Storage {
         return Storage::Gpu(gpu::concat(&arrays, axis));
     }
     let views: Vec<_> = parts.iter().map(|p| p.cpu().view()).collect();
-    Storage::Cpu(ndarray::concatenate(Axis(axis), &views).expect("concat: shapes must agree except along the axis"))
+    Storage::Cpu(cpu::array::concat(&views, axis))
 }
 
 /// Maximum over `axis` (removed), with the position of the first maximum.
@@ -389,19 +346,8 @@ pub fn max_axis(x: &Storage, axis: usize) -> (Storage, Indices) {
             (Storage::Gpu(v), Indices::Gpu(arg))
         }
         Storage::Cpu(x) => {
-            let mut arg = Vec::new();
-            let reduced = x.map_axis(Axis(axis), |lane| {
-                let (mut best, mut bi) = (f32::NEG_INFINITY, 0);
-                for (i, &v) in lane.iter().enumerate() {
-                    if !(v <= best) {
-                        best = v;
-                        bi = i;
-                    }
-                }
-                arg.push(bi as u32);
-                best
-            });
-            (Storage::Cpu(reduced), Indices::Cpu(arg))
+            let (v, arg) = cpu::array::max_axis(x, axis);
+            (Storage::Cpu(v), Indices::Cpu(arg))
         }
     }
 }
@@ -410,77 +356,19 @@ pub fn max_axis(x: &Storage, axis: usize) -> (Storage, Indices) {
 pub fn max_axis_backward(g: &Storage, arg: &Indices, shape: &[usize], axis: usize) -> Storage {
     match g {
         Storage::Gpu(g) => Storage::Gpu(gpu::max_axis_backward(g, arg.gpu(), shape, axis)),
-        Storage::Cpu(g) => {
-            let mut dx = ArrayD::<f32>::zeros(IxDyn(shape));
-            // map_axis visits lanes in the logical order of the reduced array.
-            for ((mut lane, &gv), &a) in dx.lanes_mut(Axis(axis)).into_iter().zip(g.iter()).zip(arg.cpu()) {
-                lane[a as usize] = gv;
-            }
-            Storage::Cpu(dx)
-        }
+        Storage::Cpu(g) => Storage::Cpu(cpu::array::max_axis_backward(g, arg.cpu(), shape, axis)),
     }
 }
 
 // ----- linear algebra -----------------------------------------------------------
 
-/// `batch` products `A[b] @ B[b]`: `a` holds [batch, m, k] in row-major element
-/// order ([batch, k, m] read transposed if `ta`), `b` [batch, k, n] ([batch, n, k]
-/// if `tb`), or one [k, n] for the whole batch if `!b_batch`. Returns [batch·m, n].
-#[allow(clippy::too_many_arguments)]
-pub fn gemm(
-    a: &Storage,
-    b: &Storage,
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    ta: bool,
-    tb: bool,
-    b_batch: bool,
-) -> Storage {
+/// The product `g` describes (see `Gemm`), `[batch·m, n]`.
+pub fn gemm(a: &Storage, b: &Storage, g: Gemm) -> Storage {
     let (a, b) = pair(a, b);
     match (&*a, &*b) {
-        (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu::gemm(x, y, batch, m, k, n, ta, tb, b_batch)),
-        (Storage::Cpu(x), Storage::Cpu(y)) => {
-            let out = if batch == 1 || !b_batch {
-                let rows = batch * m;
-                assert!(batch == 1 || !ta, "a shared right operand needs an untransposed left one");
-                let a2 = if ta { as_matrix(x, k, m).reversed_axes() } else { as_matrix(x, rows, k) };
-                let b2 = if tb { as_matrix(y, n, k).reversed_axes() } else { as_matrix(y, k, n) };
-                cpu::gemm(a2.view(), b2.view())
-            } else {
-                let a3 = if ta { as_batch(x, batch, k, m).permuted_axes([0, 2, 1]) } else { as_batch(x, batch, m, k) };
-                let b3 = if tb { as_batch(y, batch, n, k).permuted_axes([0, 2, 1]) } else { as_batch(y, batch, k, n) };
-                cpu::batched_gemm(a3.view(), b3.view()).into_shape_with_order((batch * m, n)).expect("contiguous")
-            };
-            Storage::Cpu(out.into_dyn())
-        }
+        (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu::gemm(x, y, &g)),
+        (Storage::Cpu(x), Storage::Cpu(y)) => Storage::Cpu(cpu::array::gemm(x, y, g)),
         _ => unreachable!(),
-    }
-}
-
-/// A [rows, cols] view of the array's elements in logical (row-major) order,
-/// copying only when the layout forces it; 2-d arrays keep their strides (so a
-/// transposed view stays a view).
-fn as_matrix(x: &Array, rows: usize, cols: usize) -> CowArray<'_, f32, Ix2> {
-    if x.ndim() == 2 && x.shape() == [rows, cols] {
-        return CowArray::from(x.view().into_dimensionality::<Ix2>().unwrap());
-    }
-    match x.view().into_shape_with_order((rows, cols)) {
-        Ok(v) => CowArray::from(v),
-        Err(_) => CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((rows, cols)).unwrap()),
-    }
-}
-
-fn as_batch(x: &Array, batch: usize, rows: usize, cols: usize) -> CowArray<'_, f32, Ix3> {
-    if x.ndim() == 3 && x.shape() == [batch, rows, cols] {
-        return CowArray::from(x.view().into_dimensionality::<Ix3>().unwrap());
-    }
-    match x.view().into_shape_with_order((batch, rows, cols)) {
-        Ok(v) => CowArray::from(v),
-        Err(_) => {
-            CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((batch, rows, cols)).unwrap())
-        }
     }
 }
 
@@ -500,12 +388,7 @@ pub fn conv2d(x: &Storage, w: &Storage, bias: Option<&Storage>, g: &Window) -> S
             });
             Storage::Gpu(gpu::conv2d_forward(xa, &gpu::reshape(wa, &[f, ckk]), b, g))
         }
-        (Storage::Cpu(xa), Storage::Cpu(wa)) => {
-            let xa = xa.as_standard_layout();
-            let b = bias.map(|b| b.cpu().iter().copied().collect::<Vec<f32>>());
-            let out = cpu::conv2d_forward(xa.as_slice().unwrap(), as_matrix(wa, f, ckk).view(), b.as_deref(), g);
-            Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, f, g.out_h(), g.out_w()]), out).unwrap())
-        }
+        (Storage::Cpu(xa), Storage::Cpu(wa)) => Storage::Cpu(cpu::array::conv2d(xa, wa, bias.map(|b| b.cpu()), g)),
         _ => unreachable!(),
     }
 }
@@ -521,33 +404,18 @@ pub fn conv2d_backward(
     let (x, w) = pair(x, w);
     let f = w.shape()[0];
     let ckk = g.c * g.kh * g.kw;
-    let wshape = [f, g.c, g.kh, g.kw];
     match (&*x, &*w, dy) {
         (Storage::Gpu(xa), Storage::Gpu(wa), Storage::Gpu(dya)) => {
             let (dx, dw, db) = gpu::conv2d_backward(xa, &gpu::reshape(wa, &[f, ckk]), dya, g, want_dx);
-            (dx.map(Storage::Gpu), Storage::Gpu(gpu::reshape(&dw, &wshape)), Storage::Gpu(db))
+            let dw = gpu::reshape(&dw, &[f, g.c, g.kh, g.kw]);
+            (dx.map(Storage::Gpu), Storage::Gpu(dw), Storage::Gpu(db))
         }
         (Storage::Cpu(xa), Storage::Cpu(wa), Storage::Cpu(dya)) => {
-            let (xa, dya) = (xa.as_standard_layout(), dya.as_standard_layout());
-            let (dx, dw, db) = cpu::conv2d_backward(
-                xa.as_slice().unwrap(),
-                as_matrix(wa, f, ckk).view(),
-                dya.as_slice().unwrap(),
-                g,
-                want_dx,
-            );
-            (
-                dx.map(|dx| Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap())),
-                Storage::Cpu(dw.into_shape_with_order(IxDyn(&wshape)).unwrap()),
-                Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[f]), db).unwrap()),
-            )
+            let (dx, dw, db) = cpu::array::conv2d_backward(xa, wa, dya, g, want_dx);
+            (dx.map(Storage::Cpu), Storage::Cpu(dw), Storage::Cpu(db))
         }
         _ => unreachable!("conv2d backward on mixed devices"),
     }
-}
-
-fn cpu_slice(x: &Array) -> CowArray<'_, f32, IxDyn> {
-    x.as_standard_layout()
 }
 
 pub fn max_pool(x: &Storage, g: &Window) -> (Storage, Indices) {
@@ -557,11 +425,8 @@ pub fn max_pool(x: &Storage, g: &Window) -> (Storage, Indices) {
             (Storage::Gpu(y), Indices::Gpu(arg))
         }
         Storage::Cpu(x) => {
-            let (out, arg) = cpu::max_pool_forward(cpu_slice(x).as_slice().unwrap(), g);
-            (
-                Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap()),
-                Indices::Cpu(arg),
-            )
+            let (y, arg) = cpu::array::max_pool(x, g);
+            (Storage::Cpu(y), Indices::Cpu(arg))
         }
     }
 }
@@ -569,39 +434,21 @@ pub fn max_pool(x: &Storage, g: &Window) -> (Storage, Indices) {
 pub fn max_pool_backward(dy: &Storage, arg: &Indices, g: &Window) -> Storage {
     match dy {
         Storage::Gpu(dy) => Storage::Gpu(gpu::max_pool_backward(dy, arg.gpu(), g)),
-        Storage::Cpu(dy) => Storage::Cpu(
-            ArrayD::from_shape_vec(
-                IxDyn(&[g.n, g.c, g.h, g.w]),
-                cpu::max_pool_backward(cpu_slice(dy).as_slice().unwrap(), arg.cpu(), g),
-            )
-            .unwrap(),
-        ),
+        Storage::Cpu(dy) => Storage::Cpu(cpu::array::max_pool_backward(dy, arg.cpu(), g)),
     }
 }
 
 pub fn avg_pool(x: &Storage, g: &Window) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::avg_pool_forward(x, g)),
-        Storage::Cpu(x) => Storage::Cpu(
-            ArrayD::from_shape_vec(
-                IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]),
-                cpu::avg_pool_forward(cpu_slice(x).as_slice().unwrap(), g),
-            )
-            .unwrap(),
-        ),
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::avg_pool(x, g)),
     }
 }
 
 pub fn avg_pool_backward(dy: &Storage, g: &Window) -> Storage {
     match dy {
         Storage::Gpu(dy) => Storage::Gpu(gpu::avg_pool_backward(dy, g)),
-        Storage::Cpu(dy) => Storage::Cpu(
-            ArrayD::from_shape_vec(
-                IxDyn(&[g.n, g.c, g.h, g.w]),
-                cpu::avg_pool_backward(cpu_slice(dy).as_slice().unwrap(), g),
-            )
-            .unwrap(),
-        ),
+        Storage::Cpu(dy) => Storage::Cpu(cpu::array::avg_pool_backward(dy, g)),
     }
 }
 
@@ -615,16 +462,7 @@ pub fn gather_rows(table: &Storage, ids: &[usize]) -> (Storage, Indices) {
             let idx = t.gpu().upload_u32(&ids32);
             (Storage::Gpu(gpu::gather_rows(t, &idx, ids.len())), Indices::Gpu(idx))
         }
-        Storage::Cpu(t) => {
-            let d = t.shape()[1];
-            let t = t.as_standard_layout();
-            let src = t.as_slice().unwrap();
-            let mut out = Vec::with_capacity(ids.len() * d);
-            for &i in ids {
-                out.extend_from_slice(&src[i * d..(i + 1) * d]);
-            }
-            (Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[ids.len(), d]), out).unwrap()), Indices::Cpu(ids32))
-        }
+        Storage::Cpu(t) => (Storage::Cpu(cpu::array::gather_rows(t, ids)), Indices::Cpu(ids32)),
     }
 }
 
@@ -632,18 +470,7 @@ pub fn gather_rows(table: &Storage, ids: &[usize]) -> (Storage, Indices) {
 pub fn scatter_rows(g: &Storage, ids: &Indices, rows: usize) -> Storage {
     match g {
         Storage::Gpu(g) => Storage::Gpu(gpu::scatter_rows(g, ids.gpu(), g.shape[0], rows)),
-        Storage::Cpu(g) => {
-            let d = g.shape()[1];
-            let g = g.as_standard_layout();
-            let mut dt = vec![0.0f32; rows * d];
-            for (row, &i) in g.as_slice().unwrap().chunks(d).zip(ids.cpu()) {
-                let i = i as usize;
-                for (a, b) in dt[i * d..(i + 1) * d].iter_mut().zip(row) {
-                    *a += b;
-                }
-            }
-            Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[rows, d]), dt).unwrap())
-        }
+        Storage::Cpu(g) => Storage::Cpu(cpu::array::scatter_rows(g, ids.cpu(), rows)),
     }
 }
 
@@ -708,12 +535,7 @@ pub fn gru_cell_backward(gi: &Storage, gh: &Storage, h: &Storage, g: &Storage) -
 pub fn softmax(x: &Storage) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::softmax(x)),
-        Storage::Cpu(x) => {
-            let classes = *x.shape().last().expect("softmax of a scalar");
-            let mut v = x.as_standard_layout().into_owned();
-            cpu::softmax_rows(v.as_slice_mut().unwrap(), classes);
-            Storage::Cpu(v)
-        }
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::softmax(x)),
     }
 }
 
@@ -721,24 +543,7 @@ pub fn softmax(x: &Storage) -> Storage {
 pub fn softmax_backward(g: &Storage, y: &Storage) -> Storage {
     match (g, y) {
         (Storage::Gpu(g), Storage::Gpu(y)) => Storage::Gpu(gpu::softmax_backward(g, y)),
-        (Storage::Cpu(g), Storage::Cpu(y)) => {
-            let classes = *y.shape().last().unwrap();
-            let (g, y) = (g.as_standard_layout(), y.as_standard_layout());
-            let mut dx = y.to_owned();
-            for ((dx_row, g_row), y_row) in dx
-                .as_slice_mut()
-                .unwrap()
-                .chunks_mut(classes)
-                .zip(g.as_slice().unwrap().chunks(classes))
-                .zip(y.as_slice().unwrap().chunks(classes))
-            {
-                let dot: f32 = g_row.iter().zip(y_row).map(|(a, b)| a * b).sum();
-                for ((d, &gv), &y) in dx_row.iter_mut().zip(g_row).zip(y_row) {
-                    *d = y * (gv - dot);
-                }
-            }
-            Storage::Cpu(dx)
-        }
+        (Storage::Cpu(g), Storage::Cpu(y)) => Storage::Cpu(cpu::array::softmax_backward(g, y)),
         _ => unreachable!("softmax backward on mixed devices"),
     }
 }
@@ -746,7 +551,6 @@ pub fn softmax_backward(g: &Storage, y: &Storage) -> Storage {
 /// Mean softmax cross-entropy of rows of `x` against `labels`: the loss (a
 /// scalar), the probabilities and the labels on the device, for the backward pass.
 pub fn cross_entropy(x: &Storage, labels: &[usize]) -> (Storage, Storage, Indices) {
-    let classes = *x.shape().last().expect("cross-entropy of a scalar");
     match x {
         Storage::Gpu(xa) => {
             let l = Indices::on(&x.device(), labels.iter().map(|&y| y as u32).collect());
@@ -754,13 +558,8 @@ pub fn cross_entropy(x: &Storage, labels: &[usize]) -> (Storage, Storage, Indice
             (Storage::Gpu(loss), Storage::Gpu(probs), l)
         }
         Storage::Cpu(xa) => {
-            let xa = xa.as_standard_layout();
-            let (loss, probs) = cpu::softmax_cross_entropy(xa.as_slice().unwrap(), classes, labels);
-            (
-                Storage::Cpu(ArrayD::from_elem(IxDyn(&[]), loss)),
-                Storage::Cpu(ArrayD::from_shape_vec(IxDyn(xa.shape()), probs).unwrap()),
-                Indices::Cpu(labels.iter().map(|&y| y as u32).collect()),
-            )
+            let (loss, probs) = cpu::array::cross_entropy(xa, labels);
+            (Storage::Cpu(loss), Storage::Cpu(probs), Indices::Cpu(labels.iter().map(|&y| y as u32).collect()))
         }
     }
 }
@@ -774,17 +573,8 @@ pub fn cross_entropy_backward(probs: &Storage, labels: &Indices, g: &Storage) ->
             Storage::Gpu(gpu::cross_entropy_backward(p, labels.gpu(), &g))
         }
         Storage::Cpu(p) => {
-            let classes = *p.shape().last().unwrap();
-            let rows = p.len() / classes.max(1);
-            let scale = g.cpu().iter().next().copied().unwrap_or(1.0) / rows as f32;
-            let mut d = p.as_standard_layout().into_owned();
-            for (row, &y) in d.as_slice_mut().unwrap().chunks_mut(classes).zip(labels.cpu()) {
-                row[y as usize] -= 1.0;
-                for v in row.iter_mut() {
-                    *v *= scale;
-                }
-            }
-            Storage::Cpu(d)
+            let g = g.cpu().iter().next().copied().unwrap_or(1.0);
+            Storage::Cpu(cpu::array::cross_entropy_backward(p, labels.cpu(), g))
         }
     }
 }
@@ -867,9 +657,7 @@ impl StepCounters {
     /// Adds to counter `slot` the NaN and infinite values of `x`.
     pub fn count_nonfinite(&self, slot: usize, x: &Storage) {
         match (self, x) {
-            (StepCounters::Cpu(c), Storage::Cpu(x)) => {
-                c.borrow_mut()[slot] += x.iter().filter(|v| !v.is_finite()).count() as u32
-            }
+            (StepCounters::Cpu(c), Storage::Cpu(x)) => c.borrow_mut()[slot] += cpu::array::count_nonfinite(x),
             (StepCounters::Gpu { counters: c, .. }, Storage::Gpu(x)) => gpu::count_nonfinite(x, c, slot),
             (StepCounters::Gpu { counters: c, .. }, Storage::Cpu(x)) => {
                 let x = Storage::Cpu(x.clone()).upload_to(&Device::Gpu(c.gpu().clone()));

@@ -52,7 +52,7 @@ impl Optimizer {
     pub fn set_state(&mut self, state: Vec<(crate::tensor::Array, crate::tensor::Array)>, device: &Device) {
         for (s, (m, v)) in self.slots.iter_mut().zip(state) {
             s.m = Storage::Cpu(m).upload_to(device);
-            s.v = if v.len() > 0 && matches!(self.spec, OptimizerSpec::Adam { .. }) {
+            s.v = if !v.is_empty() && matches!(self.spec, OptimizerSpec::Adam { .. }) {
                 Storage::Cpu(v).upload_to(device)
             } else {
                 Storage::Cpu(v)

@@ -15,7 +15,7 @@ use rand::Rng;
 use crate::autograd::{self, BackwardFn};
 use crate::backend::{Device, Storage};
 
-pub type Array = ArrayD<f32>;
+pub use crate::backend::Array;
 
 pub(crate) struct Node {
     pub(crate) id: u64,

@@ -54,20 +54,17 @@ fn file_stem(spec: &ModelSpec) -> String {
 /// The worker sent weights: download them, or keep them in the browser.
 pub fn on_weights(purpose: &str, spec: ModelSpec, b64: &str) {
     let Ok(bytes) = B64.decode(b64) else { return };
-    match purpose {
-        FOR_DOWNLOAD => {
-            // One download (browsers hold back a second automatic one): a zip with
-            // model.json and weights.safetensors, which Open reads back.
-            let stem = file_stem(&spec);
-            let files = vec![
-                ("model.json".to_string(), spec.to_json_pretty().into_bytes()),
-                ("weights.safetensors".to_string(), bytes),
-            ];
-            if let Ok(zip) = crate::io::export::zip(&stem, &files) {
-                download(&format!("{stem}.zip"), &zip, "application/zip");
-            }
+    if purpose == FOR_DOWNLOAD {
+        // One download (browsers hold back a second automatic one): a zip with
+        // model.json and weights.safetensors, which Open reads back.
+        let stem = file_stem(&spec);
+        let files = vec![
+            ("model.json".to_string(), spec.to_json_pretty().into_bytes()),
+            ("weights.safetensors".to_string(), bytes),
+        ];
+        if let Ok(zip) = crate::io::export::zip(&stem, &files) {
+            download(&format!("{stem}.zip"), &zip, "application/zip");
         }
-        _ => {}
     }
 }
 

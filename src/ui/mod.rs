@@ -83,6 +83,9 @@ impl Editor {
     }
 }
 
+/// A confusion cell's examples: actual class, predicted class, the images.
+pub type ConfusionExamples = (usize, usize, Vec<Vec<u8>>);
+
 /// What the worker has reported, for the training panel and the charts.
 #[derive(Clone, Copy)]
 pub struct TrainView {
@@ -99,7 +102,7 @@ pub struct TrainView {
     pub message: RwSignal<Option<String>>,
     pub prediction: RwSignal<Option<Vec<f32>>>,
     pub confusion: RwSignal<Option<Vec<Vec<u32>>>>,
-    pub examples: RwSignal<Option<(usize, usize, Vec<Vec<u8>>)>>,
+    pub examples: RwSignal<Option<ConfusionExamples>>,
     pub inspection: RwSignal<Option<views::Inspection>>,
     pub attention: RwSignal<Option<sequence::Attention>>,
     pub hidden: RwSignal<Option<sequence::Hidden>>,

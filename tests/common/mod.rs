@@ -2,6 +2,8 @@
 //! finite-difference gradient check.
 #![allow(dead_code)]
 
+pub mod parity;
+
 use layerlab::tensor::{random_normal, Array};
 use layerlab::{ModelSpec, Tensor};
 use ndarray::{ArrayD, IxDyn};

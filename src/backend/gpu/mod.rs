@@ -17,6 +17,7 @@
 
 pub mod kernels;
 mod ops;
+pub mod params;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -25,7 +26,8 @@ use std::sync::{Arc, Mutex};
 
 pub use ops::*;
 
-use kernels::Kernel;
+use kernels::{AnyKernel, Kernel};
+use params::Params;
 
 /// Bytes of parameters one dispatch may use (the `Params` block in WGSL).
 const PARAM_BYTES: usize = 128;
@@ -300,17 +302,15 @@ impl Gpu {
         (self.max_binding / 4) as usize
     }
 
-    fn pipeline(&self, k: &Kernel) -> Rc<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
-        if let Some(p) = self.pipelines.borrow().get(k.name) {
+    fn pipeline(&self, k: &dyn AnyKernel) -> Rc<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
+        if let Some(p) = self.pipelines.borrow().get(k.name()) {
             return p.clone();
         }
-        let desc = wgpu::ShaderModuleDescriptor {
-            label: Some(k.name),
-            source: wgpu::ShaderSource::Wgsl(kernels::source(k).into()),
-        };
+        let desc =
+            wgpu::ShaderModuleDescriptor { label: Some(k.name()), source: wgpu::ShaderSource::Wgsl(k.source().into()) };
         let module = self.device.create_shader_module(desc);
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(k.name),
+            label: Some(k.name()),
             layout: None,
             module: &module,
             entry_point: Some("main"),
@@ -319,7 +319,7 @@ impl Gpu {
         });
         let layout = pipeline.get_bind_group_layout(0);
         let p = Rc::new((pipeline, layout));
-        self.pipelines.borrow_mut().insert(k.name, p.clone());
+        self.pipelines.borrow_mut().insert(k.name(), p.clone());
         self.count(|s| s.pipelines += 1);
         p
     }
@@ -328,7 +328,7 @@ impl Gpu {
     /// first training step does not pay for compiling).
     pub fn warm_up(&self) {
         for k in kernels::ALL {
-            self.pipeline(k);
+            self.pipeline(*k);
         }
     }
 
@@ -395,10 +395,10 @@ impl Gpu {
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes));
     }
 
-    /// Records one kernel: `params` are its uniform words, `buffers` its storage
-    /// bindings in order (binding 1, 2, ...), `groups` the workgroup grid.
-    pub(crate) fn dispatch(&self, k: &Kernel, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
-        assert!(params.len() * 4 <= PARAM_BYTES, "kernel {}: too many parameters", k.name);
+    /// Records one kernel: `params` its family's parameters (the uniform
+    /// block), `buffers` its storage bindings in order (binding 1, 2, ...),
+    /// `groups` the workgroup grid.
+    pub(crate) fn dispatch<P: Params>(&self, k: &Kernel<P>, params: &P, buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
         if groups.contains(&0) {
             return;
         }
@@ -409,7 +409,7 @@ impl Gpu {
         let offset = {
             let mut rec = self.rec.borrow_mut();
             let offset = rec.params.len();
-            rec.params.extend(params.iter().flat_map(|w| w.to_le_bytes()));
+            rec.params.extend_from_slice(bytemuck::bytes_of(params));
             rec.params.resize(offset + self.slot, 0);
             offset
         };

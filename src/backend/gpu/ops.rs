@@ -4,8 +4,9 @@
 use std::rc::Rc;
 
 use super::kernels::{self as k};
+use super::params::*;
 use super::{grid, standard_strides, Buffer, Gpu, GpuArray};
-use crate::backend::cpu::Window;
+use crate::backend::ops::{Gemm, MapOp, Window};
 
 const MAX_DIMS: usize = 6;
 
@@ -55,13 +56,16 @@ fn copy_into(
     doff: usize,
 ) {
     let n: usize = shape.iter().product();
-    let (s, a) = pad6(shape, sstr);
-    let (_, d) = pad6(shape, dstr);
-    let mut p = Vec::with_capacity(21);
-    p.extend(s);
-    p.extend(a);
-    p.extend(d);
-    p.extend([soff as u32, doff as u32, n as u32]);
+    let (padded, src_strides) = pad6(shape, sstr);
+    let (_, dst_strides) = pad6(shape, dstr);
+    let p = CopyParams {
+        shape: padded,
+        src_strides,
+        dst_strides,
+        src_offset: soff as u32,
+        dst_offset: doff as u32,
+        count: n as u32,
+    };
     gpu.dispatch(&k::COPY, &p, &[src, dst], grid(n));
 }
 
@@ -78,36 +82,8 @@ pub fn contiguous(a: &GpuArray) -> GpuArray {
 pub fn fill(gpu: &Rc<Gpu>, shape: &[usize], value: f32) -> GpuArray {
     let out = gpu.alloc(shape);
     let n = out.len();
-    gpu.dispatch(&k::FILL, &[n as u32, value.to_bits()], &[out.raw()], grid(n));
+    gpu.dispatch(&k::FILL, &FillParams { count: n as u32, value }, &[out.raw()], grid(n));
     out
-}
-
-/// Elementwise operations of the `MAP` kernel.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum MapOp {
-    Add = 0,
-    Sub = 1,
-    Mul = 2,
-    Div = 3,
-    /// `g` where `x > 0`, for `(g, x)`.
-    ReluGrad = 4,
-    /// `g (1 - y^2)`, for `(g, y)`.
-    TanhGrad = 5,
-    /// `g y (1 - y)`, for `(g, y)`.
-    SigmoidGrad = 6,
-    /// `g gelu'(x)`, for `(g, x)`.
-    GeluGrad = 7,
-    /// `g / (2 y)`, for `(g, y)`.
-    SqrtGrad = 8,
-    Exp = 16,
-    Log = 17,
-    Sqrt = 18,
-    Relu = 19,
-    Tanh = 20,
-    Sigmoid = 21,
-    Gelu = 22,
-    Scale = 23,
-    Offset = 24,
 }
 
 /// A binary op with broadcasting; the result is contiguous, shaped as numpy's broadcast.
@@ -133,16 +109,21 @@ fn map(op: MapOp, a: &GpuArray, b: Option<&GpuArray>, shape: &[usize], s: f32) -
     let gpu = a.gpu();
     let out = gpu.alloc(shape);
     let n = out.len();
-    let (sh, sa) = pad6(shape, &broadcast_strides(a, shape));
-    let (_, sb) = match b {
+    let (padded, a_strides) = pad6(shape, &broadcast_strides(a, shape));
+    let (_, b_strides) = match b {
         Some(b) => pad6(shape, &broadcast_strides(b, shape)),
         None => ([1; MAX_DIMS], [0; MAX_DIMS]),
     };
-    let mut p = Vec::with_capacity(23);
-    p.extend(sh);
-    p.extend(sa);
-    p.extend(sb);
-    p.extend([a.offset as u32, b.map_or(0, |b| b.offset) as u32, n as u32, op as u32, s.to_bits()]);
+    let p = MapParams {
+        shape: padded,
+        a_strides,
+        b_strides,
+        a_offset: a.offset as u32,
+        b_offset: b.map_or(0, |b| b.offset) as u32,
+        count: n as u32,
+        op: op as u32,
+        scalar: s,
+    };
     let bbuf = b.map_or(a.raw(), |b| b.raw());
     gpu.dispatch(&k::MAP, &p, &[a.raw(), bbuf, out.raw()], grid(n));
     out
@@ -163,14 +144,16 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
     let n: usize = shape.iter().product();
     let r: usize = reduced.iter().product();
     let chunks = r.div_ceil(SUM_CHUNK);
-    let (os, _) = pad6(&full, &x.strides);
-    let (rs, _) = pad6(&reduced, &x.strides);
-    let (_, istr) = pad6(&x.shape, &x.strides);
-    let mut p = Vec::with_capacity(24);
-    p.extend(os);
-    p.extend(rs);
-    p.extend(istr);
-    p.extend([x.offset as u32, 0, (n * chunks) as u32, r as u32, SUM_CHUNK as u32, chunks as u32]);
+    let p = SumParams {
+        shape: pad6(&full, &x.strides).0,
+        reduced: pad6(&reduced, &x.strides).0,
+        strides: pad6(&x.shape, &x.strides).1,
+        offset: x.offset as u32,
+        count: (n * chunks) as u32,
+        terms: r as u32,
+        chunk: SUM_CHUNK as u32,
+        chunks: chunks as u32,
+    };
     if chunks == 1 {
         let out = gpu.alloc(shape);
         gpu.dispatch(&k::SUM, &p, &[x.raw(), out.raw()], grid(n));
@@ -285,7 +268,7 @@ pub fn max_axis(x: &GpuArray, axis: usize) -> (GpuArray, Rc<Buffer>) {
     let n = outer * inner;
     gpu.dispatch(
         &k::MAX_AXIS,
-        &[n as u32, x.shape[axis] as u32, inner as u32],
+        &AxisParams { count: n as u32, len: x.shape[axis] as u32, inner: inner as u32 },
         &[x.raw(), out.raw(), arg.raw()],
         grid(n),
     );
@@ -301,7 +284,7 @@ pub fn max_axis_backward(g: &GpuArray, arg: &Buffer, shape: &[usize], axis: usiz
     let n = g.len();
     gpu.dispatch(
         &k::MAX_AXIS_BACKWARD,
-        &[n as u32, shape[axis] as u32, inner as u32],
+        &AxisParams { count: n as u32, len: shape[axis] as u32, inner: inner as u32 },
         &[g.raw(), arg.raw(), dx.raw()],
         grid(n),
     );
@@ -332,61 +315,35 @@ fn mat_view(x: &GpuArray, batch: usize, rows: usize, cols: usize, t: bool) -> (G
     (v, m)
 }
 
-/// `batch` products `A[b] @ B[b]` where `a` holds [batch, m, k] in row-major
-/// order (or [batch, k, m] if `ta`, read transposed) and `b` [batch, k, n] (or
-/// [batch, n, k] if `tb`). `b_batch` false shares one B across the batch.
-/// Returns [batch·m, n] contiguous (callers reshape).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm(
-    a: &GpuArray,
-    b: &GpuArray,
-    batch: usize,
-    m: usize,
-    kk: usize,
-    n: usize,
-    ta: bool,
-    tb: bool,
-    b_batch: bool,
-) -> GpuArray {
+/// The product `g` describes (see `Gemm`), `[batch·m, n]` contiguous (callers reshape).
+pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
     let gpu = a.gpu().clone();
-    let out = gpu.alloc(&[batch * m, n]);
-    gemm_into(&gpu, a, b, batch, m, kk, n, ta, tb, b_batch, &out, 0.0);
+    let out = gpu.alloc(&[g.batch * g.m, g.n]);
+    gemm_into(&gpu, a, b, g, &out, 0.0);
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn gemm_into(
-    gpu: &Rc<Gpu>,
-    a: &GpuArray,
-    b: &GpuArray,
-    batch: usize,
-    m: usize,
-    kk: usize,
-    n: usize,
-    ta: bool,
-    tb: bool,
-    b_batch: bool,
-    out: &GpuArray,
-    beta: f32,
-) {
+/// `out = A @ B + beta * out` for the product `g` describes.
+fn gemm_into(gpu: &Rc<Gpu>, a: &GpuArray, b: &GpuArray, g: &Gemm, out: &GpuArray, beta: f32) {
+    let &Gemm { batch, m, k: kk, n, transpose_a: ta, transpose_b: tb, b_batched: b_batch } = g;
     let (av, am) = mat_view(a, batch, m, kk, ta);
     let (bv, bm) = mat_view(b, if b_batch { batch } else { 1 }, kk, n, tb);
     // The largest batch in the engine's models is batch x heads of attention.
     assert!(batch <= 65535, "GPU matmul: more than 65535 matrices in one batch");
-    let p = [
-        m as u32,
-        n as u32,
-        kk as u32,
-        am.offset as u32,
-        am.batch as u32,
-        am.row as u32,
-        am.col as u32,
-        bm.offset as u32,
-        bm.batch as u32,
-        bm.row as u32,
-        bm.col as u32,
-        beta.to_bits(),
-    ];
+    let p = GemmParams {
+        m: m as u32,
+        n: n as u32,
+        k: kk as u32,
+        a_offset: am.offset as u32,
+        a_batch: am.batch as u32,
+        a_row: am.row as u32,
+        a_col: am.col as u32,
+        b_offset: bm.offset as u32,
+        b_batch: bm.batch as u32,
+        b_row: bm.row as u32,
+        b_col: bm.col as u32,
+        beta,
+    };
     match gpu.gemm_kernel() {
         super::GemmKernel::Tiled => gpu.dispatch(
             &k::GEMM,
@@ -406,9 +363,24 @@ fn gemm_into(
     }
 }
 
-fn window_words(g: &Window, first: usize, images: usize, count: usize) -> [u32; 14] {
-    [g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pad[0], g.pad[2], g.out_h(), g.out_w(), first, images, count]
-        .map(|v| v as u32)
+fn window_params(g: &Window, first: usize, images: usize, count: usize) -> WindowParams {
+    let u = |v: usize| v as u32;
+    WindowParams {
+        c: u(g.c),
+        h: u(g.h),
+        w: u(g.w),
+        kh: u(g.kh),
+        kw: u(g.kw),
+        sh: u(g.sh),
+        sw: u(g.sw),
+        pad_top: u(g.pad[0]),
+        pad_left: u(g.pad[2]),
+        oh: u(g.out_h()),
+        ow: u(g.out_w()),
+        first: u(first),
+        images: u(images),
+        count: u(count),
+    }
 }
 
 /// Images per convolution chunk, so that the unfolded patches fit one binding
@@ -435,9 +407,9 @@ pub fn conv2d_forward(x: &GpuArray, w: &GpuArray, bias: Option<&GpuArray>, g: &W
         let imgs = chunk.min(g.n - n0);
         let ncols = imgs * hw;
         let cols = gpu.alloc(&[ckk, ncols]);
-        gpu.dispatch(&k::IM2COL, &window_words(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
-        let t = gemm(w, &cols, 1, f, ckk, ncols, false, false, false); // [F, imgs·HW]
-                                                                       // [F, imgs, HW] -> out[n0.., F, HW]
+        gpu.dispatch(&k::IM2COL, &window_params(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
+        let t = gemm(w, &cols, &Gemm::matrix(f, ckk, ncols)); // [F, imgs·HW]
+                                                              // [F, imgs, HW] -> out[n0.., F, HW]
         copy_into(&gpu, t.raw(), &[imgs, f, hw], &[hw, ncols, 1], 0, out.raw(), &[f * hw, hw, 1], n0 * f * hw);
     }
     match bias {
@@ -470,12 +442,12 @@ pub fn conv2d_backward(
         let dm = gpu.alloc(&[f, ncols]);
         copy_into(&gpu, dy.raw(), &[imgs, f, hw], &[f * hw, hw, 1], n0 * f * hw, dm.raw(), &[hw, ncols, 1], 0);
         let cols = gpu.alloc(&[ckk, ncols]);
-        gpu.dispatch(&k::IM2COL, &window_words(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
-        gemm_into(&gpu, &dm, &cols, 1, f, ncols, ckk, false, true, false, &dw, if n0 == 0 { 0.0 } else { 1.0 });
+        gpu.dispatch(&k::IM2COL, &window_params(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
+        gemm_into(&gpu, &dm, &cols, &Gemm::matrix(f, ncols, ckk).b_transposed(), &dw, if n0 == 0 { 0.0 } else { 1.0 });
         if let Some(dx) = &dx {
-            let dcols = gemm(w, &dm, 1, ckk, f, ncols, true, false, false); // [CKK, imgs·HW]
+            let dcols = gemm(w, &dm, &Gemm::matrix(ckk, f, ncols).a_transposed()); // [CKK, imgs·HW]
             let count = imgs * g.c * g.h * g.w;
-            gpu.dispatch(&k::COL2IM, &window_words(g, n0, imgs, count), &[dcols.raw(), dx.raw()], grid(count));
+            gpu.dispatch(&k::COL2IM, &window_params(g, n0, imgs, count), &[dcols.raw(), dx.raw()], grid(count));
         }
     }
     let db = sum_to(&dy, &[f, 1, 1]);
@@ -488,7 +460,7 @@ pub fn max_pool_forward(x: &GpuArray, g: &Window) -> (GpuArray, Rc<Buffer>) {
     let out = gpu.alloc(&[g.n, g.c, g.out_h(), g.out_w()]);
     let n = out.len();
     let arg = gpu.buffer(n);
-    gpu.dispatch(&k::MAX_POOL, &window_words(g, 0, g.n * g.c, n), &[x.raw(), out.raw(), arg.raw()], grid(n));
+    gpu.dispatch(&k::MAX_POOL, &window_params(g, 0, g.n * g.c, n), &[x.raw(), out.raw(), arg.raw()], grid(n));
     (out, arg)
 }
 
@@ -497,7 +469,7 @@ pub fn max_pool_backward(dy: &GpuArray, arg: &Buffer, g: &Window) -> GpuArray {
     let gpu = dy.gpu();
     let dx = gpu.alloc(&[g.n, g.c, g.h, g.w]);
     let n = dx.len();
-    gpu.dispatch(&k::MAX_POOL_BACKWARD, &window_words(g, 0, g.n * g.c, n), &[dy.raw(), arg.raw(), dx.raw()], grid(n));
+    gpu.dispatch(&k::MAX_POOL_BACKWARD, &window_params(g, 0, g.n * g.c, n), &[dy.raw(), arg.raw(), dx.raw()], grid(n));
     dx
 }
 
@@ -506,7 +478,7 @@ pub fn avg_pool_forward(x: &GpuArray, g: &Window) -> GpuArray {
     let gpu = x.gpu();
     let out = gpu.alloc(&[g.n, g.c, g.out_h(), g.out_w()]);
     let n = out.len();
-    gpu.dispatch(&k::AVG_POOL, &window_words(g, 0, g.n * g.c, n), &[x.raw(), out.raw()], grid(n));
+    gpu.dispatch(&k::AVG_POOL, &window_params(g, 0, g.n * g.c, n), &[x.raw(), out.raw()], grid(n));
     out
 }
 
@@ -515,7 +487,7 @@ pub fn avg_pool_backward(dy: &GpuArray, g: &Window) -> GpuArray {
     let gpu = dy.gpu();
     let dx = gpu.alloc(&[g.n, g.c, g.h, g.w]);
     let n = dx.len();
-    gpu.dispatch(&k::AVG_POOL_BACKWARD, &window_words(g, 0, g.n * g.c, n), &[dy.raw(), dx.raw()], grid(n));
+    gpu.dispatch(&k::AVG_POOL_BACKWARD, &window_params(g, 0, g.n * g.c, n), &[dy.raw(), dx.raw()], grid(n));
     dx
 }
 
@@ -525,7 +497,12 @@ pub fn lstm_cell(gates: &GpuArray, c: &GpuArray) -> GpuArray {
     let gpu = gates.gpu();
     let (n, h) = (c.shape[0], c.shape[1]);
     let out = gpu.alloc(&[n, 2 * h]);
-    gpu.dispatch(&k::LSTM_CELL, &[(n * h) as u32, h as u32], &[gates.raw(), c.raw(), out.raw()], grid(n * h));
+    gpu.dispatch(
+        &k::LSTM_CELL,
+        &CellParams { count: (n * h) as u32, units: h as u32 },
+        &[gates.raw(), c.raw(), out.raw()],
+        grid(n * h),
+    );
     out
 }
 
@@ -537,7 +514,7 @@ pub fn lstm_cell_backward(gates: &GpuArray, c: &GpuArray, out: &GpuArray, d: &Gp
     let (da, dc) = (gpu.alloc(&[n, 4 * h]), gpu.alloc(&[n, h]));
     gpu.dispatch(
         &k::LSTM_CELL_BACKWARD,
-        &[(n * h) as u32, h as u32],
+        &CellParams { count: (n * h) as u32, units: h as u32 },
         &[gates.raw(), c.raw(), out.raw(), d.raw(), da.raw(), dc.raw()],
         grid(n * h),
     );
@@ -550,7 +527,12 @@ pub fn gru_cell(gi: &GpuArray, gh: &GpuArray, h: &GpuArray) -> GpuArray {
     let gpu = gi.gpu();
     let (n, u) = (h.shape[0], h.shape[1]);
     let out = gpu.alloc(&[n, u]);
-    gpu.dispatch(&k::GRU_CELL, &[(n * u) as u32, u as u32], &[gi.raw(), gh.raw(), h.raw(), out.raw()], grid(n * u));
+    gpu.dispatch(
+        &k::GRU_CELL,
+        &CellParams { count: (n * u) as u32, units: u as u32 },
+        &[gi.raw(), gh.raw(), h.raw(), out.raw()],
+        grid(n * u),
+    );
     out
 }
 
@@ -562,7 +544,7 @@ pub fn gru_cell_backward(gi: &GpuArray, gh: &GpuArray, h: &GpuArray, d: &GpuArra
     let (da, db, dh) = (gpu.alloc(&[n, 3 * u]), gpu.alloc(&[n, 3 * u]), gpu.alloc(&[n, u]));
     gpu.dispatch(
         &k::GRU_CELL_BACKWARD,
-        &[(n * u) as u32, u as u32],
+        &CellParams { count: (n * u) as u32, units: u as u32 },
         &[gi.raw(), gh.raw(), h.raw(), d.raw(), da.raw(), db.raw(), dh.raw()],
         grid(n * u),
     );
@@ -576,7 +558,12 @@ pub fn softmax(x: &GpuArray) -> GpuArray {
     let classes = *x.shape.last().unwrap();
     let rows = x.len() / classes.max(1);
     let y = gpu.alloc(&x.shape);
-    gpu.dispatch(&k::SOFTMAX, &[rows as u32, classes as u32], &[x.raw(), y.raw()], grid(rows));
+    gpu.dispatch(
+        &k::SOFTMAX,
+        &RowsParams { rows: rows as u32, classes: classes as u32 },
+        &[x.raw(), y.raw()],
+        grid(rows),
+    );
     y
 }
 
@@ -586,7 +573,12 @@ pub fn softmax_backward(g: &GpuArray, y: &GpuArray) -> GpuArray {
     let classes = *y.shape.last().unwrap();
     let rows = y.len() / classes.max(1);
     let dx = gpu.alloc(&y.shape);
-    gpu.dispatch(&k::SOFTMAX_BACKWARD, &[rows as u32, classes as u32], &[g.raw(), y.raw(), dx.raw()], grid(rows));
+    gpu.dispatch(
+        &k::SOFTMAX_BACKWARD,
+        &RowsParams { rows: rows as u32, classes: classes as u32 },
+        &[g.raw(), y.raw(), dx.raw()],
+        grid(rows),
+    );
     dx
 }
 
@@ -601,7 +593,7 @@ pub fn cross_entropy(x: &GpuArray, labels: &Buffer) -> (GpuArray, GpuArray) {
     let row_loss = gpu.alloc(&[rows]);
     gpu.dispatch(
         &k::CROSS_ENTROPY,
-        &[rows as u32, classes as u32],
+        &RowsParams { rows: rows as u32, classes: classes as u32 },
         &[x.raw(), labels.raw(), probs.raw(), row_loss.raw()],
         grid(rows),
     );
@@ -621,7 +613,7 @@ pub fn cross_entropy_backward(probs: &GpuArray, labels: &Buffer, g: &GpuArray) -
     let n = dx.len();
     gpu.dispatch(
         &k::CROSS_ENTROPY_BACKWARD,
-        &[n as u32, classes as u32, rows as u32],
+        &LossGradParams { count: n as u32, classes: classes as u32, rows: rows as u32 },
         &[probs.raw(), labels.raw(), g.raw(), dx.raw()],
         grid(n),
     );
@@ -635,7 +627,12 @@ pub fn gather_rows(table: &GpuArray, ids: &Buffer, count: usize) -> GpuArray {
     let d = table.shape[1];
     let out = gpu.alloc(&[count, d]);
     let n = out.len();
-    gpu.dispatch(&k::GATHER_ROWS, &[n as u32, d as u32], &[table.raw(), ids.raw(), out.raw()], grid(n));
+    gpu.dispatch(
+        &k::GATHER_ROWS,
+        &LookupParams { count: n as u32, width: d as u32, ids: count as u32 },
+        &[table.raw(), ids.raw(), out.raw()],
+        grid(n),
+    );
     out
 }
 
@@ -646,7 +643,12 @@ pub fn scatter_rows(g: &GpuArray, ids: &Buffer, count: usize, rows: usize) -> Gp
     let d = g.shape[1];
     let dt = gpu.alloc(&[rows, d]);
     let n = dt.len();
-    gpu.dispatch(&k::SCATTER_ROWS, &[n as u32, d as u32, count as u32], &[g.raw(), ids.raw(), dt.raw()], grid(n));
+    gpu.dispatch(
+        &k::SCATTER_ROWS,
+        &LookupParams { count: n as u32, width: d as u32, ids: count as u32 },
+        &[g.raw(), ids.raw(), dt.raw()],
+        grid(n),
+    );
     dt
 }
 
@@ -668,7 +670,7 @@ pub fn assign(dst: &GpuArray, src: &GpuArray) {
 pub fn sgd_update(w: &GpuArray, v: &GpuArray, g: &GpuArray, lr: f32, momentum: f32) {
     let g = contiguous(g);
     let n = w.len();
-    w.gpu().dispatch(&k::SGD, &[n as u32, lr.to_bits(), momentum.to_bits()], &[w.raw(), v.raw(), g.raw()], grid(n));
+    w.gpu().dispatch(&k::SGD, &SgdParams { count: n as u32, lr, momentum }, &[w.raw(), v.raw(), g.raw()], grid(n));
 }
 
 /// Keras Adam, in place on `w`, `m` and `v`; `alpha` is the bias-corrected rate.
@@ -687,7 +689,7 @@ pub fn adam_update(
     let n = w.len();
     w.gpu().dispatch(
         &k::ADAM,
-        &[n as u32, alpha.to_bits(), beta_1.to_bits(), beta_2.to_bits(), epsilon.to_bits()],
+        &AdamParams { count: n as u32, alpha, beta_1, beta_2, epsilon },
         &[w.raw(), m.raw(), v.raw(), g.raw()],
         grid(n),
     );
@@ -696,7 +698,7 @@ pub fn adam_update(
 /// A zeroed buffer of `n` u32 counters.
 pub fn counters(gpu: &Rc<Gpu>, n: usize) -> Rc<Buffer> {
     let b = gpu.buffer(n);
-    gpu.dispatch(&k::FILL, &[n as u32, 0], &[b.raw()], grid(n));
+    gpu.dispatch(&k::FILL, &FillParams { count: n as u32, value: 0.0 }, &[b.raw()], grid(n));
     b
 }
 
@@ -704,7 +706,12 @@ pub fn counters(gpu: &Rc<Gpu>, n: usize) -> Rc<Buffer> {
 pub fn count_nonfinite(x: &GpuArray, counter: &Buffer, slot: usize) {
     let x = contiguous(x);
     let n = x.len();
-    x.gpu().dispatch(&k::COUNT_NONFINITE, &[n as u32, slot as u32], &[x.raw(), counter.raw()], grid(n));
+    x.gpu().dispatch(
+        &k::COUNT_NONFINITE,
+        &CountParams { count: n as u32, classes: 0, slot: slot as u32 },
+        &[x.raw(), counter.raw()],
+        grid(n),
+    );
 }
 
 /// Adds the number of rows of `x` whose first maximum is the label to counter `slot`.
@@ -714,7 +721,7 @@ pub fn count_correct(x: &GpuArray, labels: &Buffer, counter: &Buffer, slot: usiz
     let rows = x.len() / classes.max(1);
     x.gpu().dispatch(
         &k::COUNT_CORRECT,
-        &[rows as u32, classes as u32, slot as u32],
+        &CountParams { count: rows as u32, classes: classes as u32, slot: slot as u32 },
         &[x.raw(), labels.raw(), counter.raw()],
         grid(rows),
     );

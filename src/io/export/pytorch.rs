@@ -189,6 +189,8 @@ pub fn model_py(spec: &ModelSpec, info: &ModelInfo) -> String {
         spec.layers.iter().any(|l| matches!(l, LayerSpec::TransformerEncoder(t) if t.activation() == Activation::Gelu));
     // User text: escaped so that no name can end the docstring.
     let name = crate::escape::python_doc_text(model_name(spec));
+    let dims = |shape: &[usize]| shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+    let (batch_shape, out_shape) = (dims(&info.input_shape), dims(&info.output_shape));
     let mut out = format!(
         r#""""The {name} model, exported from layerlab.
 
@@ -198,8 +200,8 @@ and shapes, so the exported weights load unchanged:
     model = build_model()
     model.load_state_dict(safetensors.torch.load_file("weights.safetensors"))
 
-Input: {input}, batched: {batch_shape}.
-Output: logits {out_shape} (no softmax: nn.CrossEntropyLoss takes logits).
+Input: {input}, batched: [batch, {batch_shape}].
+Output: logits [batch, {out_shape}] (no softmax: nn.CrossEntropyLoss takes logits).
 {params} parameters.
 """
 import functools
@@ -210,10 +212,6 @@ from torch import nn
 
 "#,
         input = describe_input(spec),
-        batch_shape =
-            format!("[batch, {}]", info.input_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-        out_shape =
-            format!("[batch, {}]", info.output_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
         params = info.total_params,
     );
     if uses_gelu {

@@ -7,6 +7,12 @@
 
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, IxDyn};
 
+use super::ops::Window;
+
+pub mod array;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod wasm_gemm;
+
 /// `c = a @ b + beta * c` for 2-d views with arbitrary strides.
 pub fn gemm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
     let (m, k) = a.dim();
@@ -28,7 +34,7 @@ pub fn gemm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut Arra
     // unique mutable view, so it aliases neither input.
     unsafe {
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        super::wasm_gemm::sgemm(m, k, n, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
+        wasm_gemm::sgemm(m, k, n, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
         #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
     }
@@ -49,30 +55,6 @@ pub fn batched_gemm(a: ArrayView3<f32>, b: ArrayView3<f32>) -> Array3<f32> {
         gemm_into(a.index_axis(Axis(0), i), b.index_axis(Axis(0), i), 0.0, &mut c.index_axis_mut(Axis(0), i));
     }
     c
-}
-
-/// The geometry of a 2-d convolution or pooling window over NCHW input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    /// Padding: top, bottom, left, right (TF "same" padding may be asymmetric).
-    pub pad: [usize; 4],
-}
-
-impl Window {
-    pub fn out_h(&self) -> usize {
-        (self.h + self.pad[0] + self.pad[1] - self.kh) / self.sh + 1
-    }
-    pub fn out_w(&self) -> usize {
-        (self.w + self.pad[2] + self.pad[3] - self.kw) / self.sw + 1
-    }
 }
 
 /// Unfolds the patches of images `images` of `x` [N,C,H,W] into `cols`
@@ -389,15 +371,8 @@ pub fn softmax_cross_entropy(logits: &[f32], classes: usize, labels: &[usize]) -
 #[inline]
 pub fn fast_tanh(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
-    const A: [f32; 7] = [
-        4.893_524_6e-3,
-        6.372_619_3e-4,
-        1.485_722_4e-5,
-        5.122_297e-8,
-        -8.604_671_5e-11,
-        2.000_187_9e-13,
-        -2.760_768_5e-16,
-    ];
+    const A: [f32; 7] =
+        [4.893_524_6e-3, 6.372_619_3e-4, 1.485_722_4e-5, 5.122_297e-8, -8.604_672e-11, 2.000_188e-13, -2.760_768_5e-16];
     const B: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
     if x.abs() < 4e-4 {
         return x;

@@ -1,6 +1,7 @@
 //! Parity cases: the same computation on the CPU and on another device, compared.
 //! Written once and run per backend: natively by `tests/gpu.rs` (lavapipe) and in
-//! headless Chromium by `tests/web.rs` (WebGPU on SwiftShader). Async because a
+//! headless Chromium by `tests/web.rs` (WebGPU on SwiftShader), through the
+//! engine's public interface only. Async because a
 //! browser can only await a GPU readback.
 //!
 //! Each case runs forward, then backward from `sum(out * r)` with a fixed random
@@ -11,10 +12,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::gpu::GemmKernel;
-use super::{Device, Storage};
-use crate::nn::{Mode, Model, ModelSpec};
-use crate::tensor::{random_uniform, Array, Tensor};
+use layerlab::backend::gpu::GemmKernel;
+use layerlab::backend::{Device, Storage};
+use layerlab::nn::{Mode, Model, ModelSpec};
+use layerlab::tensor::{random_uniform, Array, Tensor};
 
 /// Bound on the relative error of single kernels.
 pub const KERNEL_TOLERANCE: f32 = 1e-4;

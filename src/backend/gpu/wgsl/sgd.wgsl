@@ -1,0 +1,11 @@
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = flat(wg, li);
+    if (i >= p(P_COUNT)) { return; }
+    let nv = pf(P_MOMENTUM) * v[i] - pf(P_LR) * g[i];
+    v[i] = nv;
+    w[i] = w[i] + nv;
+}

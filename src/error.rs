@@ -38,6 +38,12 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<crate::nn::model::InvalidModel> for Error {
+    fn from(e: crate::nn::model::InvalidModel) -> Self {
+        Error::Spec(e.0)
+    }
+}
+
 fn lr_text(lr: &f32) -> String {
     format_lr(*lr)
 }

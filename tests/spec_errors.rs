@@ -339,3 +339,26 @@ fn attention_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn a_transformer_encoder_takes_relu_or_gelu_only() {
+    // PyTorch's TransformerEncoderLayer, which both exports build, takes these
+    // two; anything else would train one model and export another.
+    let encoder = |activation: &str| {
+        let layers = format!(
+            r#"[{{"type": "Embedding", "input_dim": 5, "output_dim": 8}},
+               {{"type": "TransformerEncoder", "num_heads": 2, "ff_dim": 16, "activation": "{activation}"}},
+               {{"type": "Dense", "units": 5}}]"#
+        );
+        let text = format!(r#"{{"input": {{"dataset": "reverse", "seq_len": 4, "vocab": 5}}, "layers": {layers}}}"#);
+        ModelSpec::from_json(&text).expect("parses").infer()
+    };
+    assert!(encoder("relu").is_ok());
+    assert!(encoder("gelu").is_ok());
+    let e = encoder("tanh").unwrap_err();
+    assert_eq!(e.layer, Some(1));
+    assert_eq!(
+        e.to_string(),
+        "layer 1 TransformerEncoder: activation must be relu or gelu, as in PyTorch's TransformerEncoderLayer; got tanh"
+    );
+}

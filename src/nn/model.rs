@@ -11,9 +11,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::layers::{multi_head_attention, LayerSpec, Mode, Module, Params};
-use super::spec::{ModelInfo, ModelSpec};
-use crate::error::Result;
+use super::spec::{ModelInfo, ModelSpec, SpecError};
 use crate::tensor::Tensor;
+
+/// A spec that builds no model: its first mistake. Shown as "invalid model:
+/// layer 1 Dense: ..."; `crate::Error` takes it as `Error::Spec`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("invalid model: {0}")]
+pub struct InvalidModel(pub SpecError);
 
 pub struct Model {
     pub spec: ModelSpec,
@@ -27,9 +32,9 @@ impl Model {
     /// Checks the spec and initialises the parameters from `spec.training.seed`.
     ///
     /// # Errors
-    /// `Error::Spec`, the spec's first mistake (see `ModelSpec::infer`).
-    pub fn new(spec: &ModelSpec) -> Result<Model> {
-        let info = spec.infer()?;
+    /// `InvalidModel`, the spec's first mistake (see `ModelSpec::infer`).
+    pub fn new(spec: &ModelSpec) -> Result<Model, InvalidModel> {
+        let info = spec.infer().map_err(InvalidModel)?;
         let seed = spec.training.seed;
         let mut layers = Vec::with_capacity(spec.layers.len());
         let mut params = Vec::new();

@@ -459,7 +459,10 @@ def main():
                 # The device is lost mid-training (after 30 steps): training goes on
                 # on the CPU from the last checkpoint (step 25), with a notice.
                 req("POST", gp.s + "/url", {"url": url + "?gpu=lose:30"})
-                gp.wait("MNIST", lambda: "Ready to train" in (gp.by_testid("status") or ""), 90)
+                # The paused MLP run may have been kept in this profile before the
+                # page was left (Pause keeps it, asynchronously): then the page
+                # continues it instead; Reset below starts over either way.
+                gp.wait("MNIST", lambda: any(s in (gp.by_testid("status") or "") for s in ("Ready to train", "Continued the run kept in this browser")), 90)
                 gp.wait("the WebGPU backend", lambda: backend(gp) == "webgpu", 60)
                 gp.click("reset-button")
                 gp.click("train-button")

@@ -101,7 +101,7 @@ fn layer_code(
             format!(
                 "layers.MaxPooling2D({}, strides={}, data_format=\"channels_first\")",
                 hw(l.pool_size),
-                hw(l.strides.unwrap_or(l.pool_size))
+                hw(l.stride_size())
             ),
             None,
         ),
@@ -109,7 +109,7 @@ fn layer_code(
             format!(
                 "layers.AveragePooling2D({}, strides={}, data_format=\"channels_first\")",
                 hw(l.pool_size),
-                hw(l.strides.unwrap_or(l.pool_size))
+                hw(l.stride_size())
             ),
             None,
         ),

@@ -95,10 +95,10 @@ fn module(
             format!("Conv2d({args})")
         }
         LayerSpec::MaxPool2D(l) => {
-            format!("nn.MaxPool2d(kernel_size={}, stride={})", hw(l.pool_size), hw(l.strides.unwrap_or(l.pool_size)))
+            format!("nn.MaxPool2d(kernel_size={}, stride={})", hw(l.pool_size), hw(l.stride_size()))
         }
         LayerSpec::AveragePool2D(l) => {
-            format!("nn.AvgPool2d(kernel_size={}, stride={})", hw(l.pool_size), hw(l.strides.unwrap_or(l.pool_size)))
+            format!("nn.AvgPool2d(kernel_size={}, stride={})", hw(l.pool_size), hw(l.stride_size()))
         }
         LayerSpec::Flatten(_) => "nn.Flatten()".into(),
         LayerSpec::Dropout(l) => format!("nn.Dropout({})", py_float(l.rate)),

@@ -32,7 +32,7 @@ impl LayerConfig for Dropout {
 
     fn build(&self, _input: &[usize], _output: &[usize], _p: &mut Params) -> Box<dyn Module> {
         let rate = self.rate;
-        Box::new(Stateless(move |x: &crate::Tensor, mode: &mut Mode, _| match mode {
+        Box::new(Stateless(move |x: &crate::tensor::Tensor, mode: &mut Mode, _| match mode {
             Mode::Train(rng) => x.dropout(rate, *rng),
             Mode::Eval => x.clone(),
         }))

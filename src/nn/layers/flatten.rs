@@ -25,7 +25,7 @@ impl LayerConfig for Flatten {
     }
 
     fn build(&self, _input: &[usize], _output: &[usize], _p: &mut Params) -> Box<dyn Module> {
-        Box::new(Stateless(|x: &crate::Tensor, _: &mut super::Mode, _| {
+        Box::new(Stateless(|x: &crate::tensor::Tensor, _: &mut super::Mode, _| {
             let s = x.shape();
             x.reshape(&[s[0], s[1..].iter().product()])
         }))

@@ -25,6 +25,6 @@ impl LayerConfig for GlobalAveragePooling1D {
     }
 
     fn build(&self, _input: &[usize], _output: &[usize], _p: &mut Params) -> Box<dyn Module> {
-        Box::new(Stateless(|x: &crate::Tensor, _: &mut super::Mode, _| x.mean(&[1], false)))
+        Box::new(Stateless(|x: &crate::tensor::Tensor, _: &mut super::Mode, _| x.mean(&[1], false)))
     }
 }

@@ -42,7 +42,7 @@ impl LayerConfig for Patchify {
 
     fn build(&self, _input: &[usize], _output: &[usize], _p: &mut Params) -> Box<dyn Module> {
         let p = self.patch_size;
-        Box::new(Stateless(move |x: &crate::Tensor, _: &mut super::Mode, _| {
+        Box::new(Stateless(move |x: &crate::tensor::Tensor, _: &mut super::Mode, _| {
             // [N, C, H, W] -> [N, H/p, W/p, C, p, p] -> [N, tokens, C*p*p]
             let s = x.shape();
             let (n, c, h, w) = (s[0], s[1], s[2], s[3]);

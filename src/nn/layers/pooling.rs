@@ -17,9 +17,14 @@ macro_rules! pooling_layer {
         }
 
         impl $name {
-            /// `[sh, sw]` (default: the pool size, as Keras).
+            /// The strides as given (default: the pool size, as Keras).
+            pub fn stride_size(&self) -> Size2 {
+                self.strides.unwrap_or(self.pool_size)
+            }
+
+            /// `[sh, sw]`.
             pub fn strides(&self) -> [usize; 2] {
-                self.strides.unwrap_or(self.pool_size).hw()
+                self.stride_size().hw()
             }
         }
 
@@ -44,7 +49,7 @@ macro_rules! pooling_layer {
 
             fn build(&self, _input: &[usize], _output: &[usize], _p: &mut Params) -> Box<dyn Module> {
                 let (size, stride) = (self.pool_size.hw(), self.strides());
-                Box::new(Stateless(move |x: &crate::Tensor, _: &mut super::Mode, _| x.$op(size, stride)))
+                Box::new(Stateless(move |x: &crate::tensor::Tensor, _: &mut super::Mode, _| x.$op(size, stride)))
             }
         }
     )*};

@@ -36,7 +36,7 @@ impl LayerConfig for Reshape {
 
     fn build(&self, _input: &[usize], output: &[usize], _p: &mut Params) -> Box<dyn Module> {
         let shape = output.to_vec();
-        Box::new(Stateless(move |x: &crate::Tensor, _: &mut super::Mode, _| {
+        Box::new(Stateless(move |x: &crate::tensor::Tensor, _: &mut super::Mode, _| {
             let mut s = vec![x.shape()[0]];
             s.extend_from_slice(&shape);
             x.reshape(&s)

@@ -27,7 +27,8 @@ pub struct TransformerEncoder {
 }
 
 impl TransformerEncoder {
-    /// The feed-forward activation (PyTorch's default: ReLU).
+    /// The feed-forward activation (PyTorch's default: ReLU; GELU is the other
+    /// one inference accepts).
     pub fn activation(&self) -> Activation {
         self.activation.unwrap_or(Activation::Relu)
     }
@@ -74,6 +75,17 @@ impl LayerConfig for TransformerEncoder {
         }
         if let Some(r) = self.dropout.filter(|r| !(0.0..1.0).contains(r)) {
             return cx.fail(format!("dropout must be in [0, 1), got {r}"), None);
+        }
+        // PyTorch's TransformerEncoderLayer (and so both exports) takes these two.
+        if !matches!(self.activation(), Activation::Relu | Activation::Gelu) {
+            let name = serde_json::to_string(&self.activation()).unwrap_or_default();
+            return cx.fail(
+                format!(
+                    "activation must be relu or gelu, as in PyTorch's TransformerEncoderLayer; got {}",
+                    name.trim_matches('"')
+                ),
+                None,
+            );
         }
         Ok(cx.input.to_vec())
     }

@@ -511,3 +511,54 @@ fn an_evaluation_that_overflows_is_a_divergence_not_a_figure() {
     );
     assert!(!s.is_running());
 }
+
+/// Trains `preset` with `optimizer` on the first `train` digits (evaluated on
+/// 500) for up to `steps` steps; every event.
+fn train_with(preset: &str, optimizer: OptimizerSpec, train: usize, steps: usize) -> Vec<Event> {
+    let mut spec = layerlab::preset(preset).unwrap();
+    spec.training.optimizer = optimizer;
+    spec.training.epochs = steps.div_ceil(train / 64).max(1);
+    let mut s = session(train);
+    let mut events = s.handle(Command::SetSpec { spec });
+    events.extend(s.handle(Command::Train));
+    while s.is_running() && losses(&events).len() < steps {
+        events.extend(s.tick(0.5));
+    }
+    events
+}
+
+fn not_learning(events: &[Event]) -> Vec<&String> {
+    events.iter().filter_map(|e| if let Event::NotLearning { message } = e { Some(message) } else { None }).collect()
+}
+
+#[test]
+fn a_far_too_high_learning_rate_is_called_out() {
+    // Adam at 10: the Seed CNN sits at the chance level (TF Playground's users meet this).
+    let events =
+        train_with("seed-cnn", OptimizerSpec::Adam { lr: 10.0, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }, 3200, 500);
+    let said = not_learning(&events);
+    assert_eq!(said.len(), 1, "{said:?}");
+    // Its loss spikes early (then sits near chance): either way it is named.
+    assert!(said[0].contains("not learning") && said[0].contains("earning rate 10 is"), "{}", said[0]);
+    assert!(said[0].contains("far too high; try 1."), "{}", said[0]);
+    assert_eq!(events.last(), Some(&Event::Running { running: false }));
+    assert!(losses(&events).len() <= 300, "paused at step 20 or at the first judgement, step 300");
+
+    // SGD at 1e6 on all 60,000 digits: the MLP's loss runs away, finite (it
+    // "finished" at 896,760 before), and the run pauses at step 20.
+    let events = train_with("mlp", OptimizerSpec::SGD { lr: 1e6, momentum: 0.0 }, 60_000, 200);
+    let said = not_learning(&events);
+    assert!(said.first().is_some_and(|m| m.starts_with("The loss rose from 2.52 to ")), "{said:?}");
+    assert_eq!(losses(&events).len(), 20);
+    assert!(said[0].contains("The learning rate 1e6 is far too high; try 1e5"), "{}", said[0]);
+}
+
+#[test]
+fn a_run_that_learns_is_left_alone() {
+    for (preset, _) in layerlab::PRESETS {
+        let lr = layerlab::preset(preset).unwrap().training.optimizer;
+        let events = train_with(preset, lr, 3200, 400);
+        assert!(losses(&events).len() >= 400, "{preset} stopped early: {:?}", not_learning(&events));
+        assert_eq!(not_learning(&events), Vec::<&String>::new(), "{preset}");
+    }
+}

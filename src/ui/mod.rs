@@ -252,7 +252,7 @@ impl TrainView {
                 .set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps })),
             Event::Running { running } => self.running.set(running),
             Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
-            Event::Diverged { message } => {
+            Event::Diverged { message } | Event::NotLearning { message } => {
                 // The worker has paused: training does not go on by itself.
                 self.running.set(false);
                 self.message.set(Some(message));

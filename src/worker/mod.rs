@@ -10,6 +10,7 @@ pub mod protocol;
 mod session;
 mod slice;
 mod views;
+mod watch;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

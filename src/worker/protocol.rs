@@ -151,6 +151,11 @@ pub enum Event {
     Diverged {
         message: String,
     },
+    /// Training paused because the run is not learning (its loss ran away, or
+    /// it sits at the chance level); the message says why and what to try.
+    NotLearning {
+        message: String,
+    },
     /// For `Attention`: per attention layer `[heads, T, T]` (row-major), and the
     /// example: its tokens and targets (sequence tasks) or its digit, label and the
     /// `[rows, cols]` grid of patches the tokens stand for (images; `grid` is empty

@@ -42,6 +42,8 @@ pub struct Session {
     pub(super) generation: u64,
     /// What the page's backend selector says.
     pub(super) choice: BackendChoice,
+    /// Watches the run for one that is not learning.
+    pub(super) watch: super::watch::RunWatch,
 }
 
 impl Default for Session {
@@ -66,6 +68,7 @@ impl Session {
             mirror: None,
             generation: 0,
             choice: BackendChoice::Auto,
+            watch: Default::default(),
         }
     }
 
@@ -178,12 +181,15 @@ impl Session {
                 if let Some(t) = self.trainer.as_mut() {
                     t.set_lr(lr);
                 }
+                // A new learning rate: the run is judged afresh.
+                self.watch = Default::default();
                 vec![]
             }
         }
     }
 
     pub(super) fn reset(&mut self) -> Vec<Event> {
+        self.watch = Default::default();
         self.trainer = None;
         self.mirror = None;
         self.generation += 1;

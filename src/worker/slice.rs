@@ -193,6 +193,10 @@ impl Session {
             Ok(m) => {
                 slice.losses.push(m.loss);
                 let step = m.step;
+                let lr = self.trainer.as_ref().map_or(0.0, |t| t.optimizer.lr());
+                if let Some(message) = self.watch.on_step(m.loss, lr) {
+                    self.not_learning(slice, message);
+                }
                 slice.last = Some(m);
                 let t = self.trainer.as_ref().expect("a trainer");
                 let done = step >= Self::total_steps(t);
@@ -234,13 +238,31 @@ impl Session {
         if step % EVAL_EVERY == 0 && t.steps_done() == step && step < Self::total_steps(t) {
             let ev = self.evaluation(Some(QUICK_EVAL_SAMPLES));
             let diverged = matches!(ev, Event::Diverged { .. });
+            let at_chance = self.judge(&ev);
             slice.events.push(ev);
             if diverged {
                 // Paused: no further step in this slice.
                 slice.stop = true;
                 slice.events.push(Event::Running { running: false });
+            } else if let Some(message) = at_chance {
+                self.not_learning(slice, message);
             }
         }
+    }
+
+    /// Whether an evaluation finds the run at the chance level (see `RunWatch`).
+    fn judge(&mut self, ev: &Event) -> Option<String> {
+        let (Event::Evaluation { step, accuracy, .. }, Some(t)) = (ev, self.trainer.as_ref()) else { return None };
+        let (classes, lr) = (t.model.spec.input.classes(), t.optimizer.lr());
+        self.watch.on_evaluation(*step, *accuracy, classes, lr)
+    }
+
+    /// Pauses a run that is not learning, saying why.
+    fn not_learning(&mut self, slice: &mut Slice, message: String) {
+        self.running = false;
+        slice.stop = true;
+        slice.events.push(Event::NotLearning { message });
+        slice.events.push(Event::Running { running: false });
     }
 
     /// Ends a slice: its metrics, and the final evaluation when training is done.
@@ -271,10 +293,13 @@ impl Session {
             let ev = self.evaluation(None);
             // A final evaluation that diverged says so; the run is not "finished".
             let diverged = matches!(ev, Event::Diverged { .. });
+            let at_chance = self.judge(&ev);
             events.push(ev);
             if !diverged {
                 events.push(Event::Finished { steps });
             }
+            // A run that ends at the chance level has not learned: it says so.
+            events.extend(at_chance.map(|message| Event::NotLearning { message }));
             self.running = false;
             events.push(Event::Running { running: false });
         }

@@ -676,3 +676,22 @@ async fn a_lesson_can_hide_the_backend_selector() {
     let backend = root.query_selector(".backend").unwrap().unwrap();
     assert!(!backend.class_list().contains("hidden"), "leaving the lesson shows it again");
 }
+
+#[wasm_bindgen_test]
+fn one_early_spike_leaves_the_loss_curve_readable() {
+    use layerlab::ui::{loss_axis, LossAxis};
+    // A run whose third step spiked to 29 million (issue 15): the axis follows
+    // the rest of the curve, and the spike is counted above it.
+    let mut losses = vec![2.3, 2.2, 29_183_670.0];
+    losses.extend((0..200).map(|i| 2.1 - i as f32 * 0.005));
+    let axis = loss_axis(&losses, false);
+    assert_eq!(axis.lo, 0.0);
+    assert_eq!((axis.hi, axis.clipped, axis.max), (2.3, 1, 29_183_670.0), "{axis:?}");
+    // On a log scale every point fits; a calm run is not clipped.
+    let last = 2.1 - 199.0f32 * 0.005;
+    assert_eq!(loss_axis(&losses, true), LossAxis { lo: last, hi: 29_183_670.0, clipped: 0, max: 29_183_670.0 });
+    let calm: Vec<f32> = (0..100).map(|i| 2.3 - i as f32 * 0.01).collect();
+    assert_eq!(loss_axis(&calm, false), LossAxis { lo: 0.0, hi: 2.3, clipped: 0, max: 2.3 });
+    // Non-finite losses are left out; none at all gives a unit axis.
+    assert_eq!(loss_axis(&[f32::NAN], false), LossAxis { lo: 0.0, hi: 1.0, clipped: 0, max: 1.0 });
+}

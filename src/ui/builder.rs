@@ -83,7 +83,7 @@ pub fn Palette() -> impl IntoView {
     }
 }
 
-fn fmt_count(n: usize) -> String {
+pub(super) fn fmt_count(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

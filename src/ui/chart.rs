@@ -53,15 +53,64 @@ fn mean_of(v: &[f32]) -> String {
     }
 }
 
-fn polyline(points: &[(f32, f32)], max_x: f32, (lo, hi): (f32, f32), log: bool) -> String {
+/// The loss chart's vertical range. On a linear scale it runs from 0 to the
+/// largest loss that is not an outlier (more than 5 times the 90th
+/// percentile), so one early spike (a loss of 29 million at step 3) cannot
+/// flatten the rest of the curve; outliers are drawn on the top edge, marked,
+/// and counted (`clipped`, up to `max`). On a log scale every loss fits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossAxis {
+    pub lo: f32,
+    pub hi: f32,
+    pub clipped: usize,
+    pub max: f32,
+}
+
+/// The axis for the finite losses in `values` (see `LossAxis`).
+pub fn loss_axis(values: &[f32], log: bool) -> LossAxis {
+    let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return LossAxis { lo: 0.0, hi: 1.0, clipped: 0, max: 1.0 };
+    }
+    let max = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let min = finite.iter().copied().fold(f32::INFINITY, f32::min);
+    if log {
+        return LossAxis { lo: min, hi: max, clipped: 0, max };
+    }
+    let mut sorted = finite.clone();
+    sorted.sort_by(f32::total_cmp);
+    let limit = 5.0 * sorted[(sorted.len() - 1) * 9 / 10];
+    let hi = finite.iter().copied().filter(|&v| v <= limit).fold(f32::NEG_INFINITY, f32::max);
+    let hi = if hi.is_finite() { hi } else { max }.max(1e-6);
+    let clipped = finite.iter().filter(|&&v| v > hi).count();
+    LossAxis { lo: min.min(0.0), hi, clipped, max }
+}
+
+/// The chart's y coordinate of `v` on `axis` (clipped to the chart).
+fn chart_y(v: f32, axis: &LossAxis, log: bool) -> f32 {
     let tf = |v: f32| if log { v.max(1e-6).log10() } else { v };
-    let (lo, hi) = (tf(lo), tf(hi));
+    let (lo, hi) = (tf(axis.lo), tf(axis.hi));
     let span = (hi - lo).max(1e-6);
+    CHART_H - ((tf(v) - lo) / span).clamp(0.0, 1.0) * CHART_H
+}
+
+fn polyline(points: &[(f32, f32)], max_x: f32, axis: &LossAxis, log: bool) -> String {
     points
         .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", x / max_x.max(1.0) * CHART_W, CHART_H - (tf(y) - lo) / span * CHART_H))
+        .map(|&(x, y)| format!("{:.1},{:.1}", x / max_x.max(1.0) * CHART_W, chart_y(y, axis, log)))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A loss on the axis: 3 decimals below 10, grouped thousands above 1,000.
+fn axis_figure(v: f32) -> String {
+    if v.abs() >= 1000.0 {
+        super::builder::fmt_count(v.round() as usize)
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 /// A count typed into a field: a whole number, refused like any count past its
@@ -90,17 +139,12 @@ pub fn LossChart() -> impl IntoView {
     let lines = Memo::new(move |_| {
         let raw = series.get();
         let n = view_state.losses.with(|l| l.len()) as f32;
-        let finite: Vec<f32> = raw.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
-        let lo =
-            finite.iter().copied().fold(f32::INFINITY, f32::min).min(if log_scale.get() { f32::INFINITY } else { 0.0 });
-        let hi = finite.iter().copied().fold(0.0f32, f32::max);
-        let range = if finite.is_empty() { (0.0, 1.0) } else { (lo, hi) };
-        (
-            polyline(&raw, n, range, log_scale.get()),
-            polyline(&smoothed(&raw, 0.9), n, range, log_scale.get()),
-            raw.len(),
-            range,
-        )
+        let log = log_scale.get();
+        let axis = loss_axis(&raw.iter().map(|p| p.1).collect::<Vec<_>>(), log);
+        // Marks on the top edge where a loss is above the axis.
+        let marks: Vec<f32> =
+            raw.iter().filter(|p| p.1 > axis.hi && !log).map(|p| p.0 / n.max(1.0) * CHART_W).collect();
+        (polyline(&raw, n, &axis, log), polyline(&smoothed(&raw, 0.9), n, &axis, log), raw.len(), axis, marks)
     });
     view! {
         <div class="chart">
@@ -113,8 +157,21 @@ pub fn LossChart() -> impl IntoView {
                 data-last-loss=move || view_state.losses.with(|l| mean_of(&l[l.len().saturating_sub(10)..])) viewBox=format!("0 0 {CHART_W} {CHART_H}") preserveAspectRatio="none" role="img" aria-label="training loss per step">
                 <polyline class="raw" points=move || lines.get().0 />
                 <polyline class="smooth" points=move || lines.get().1 />
+                {move || lines.get().4.into_iter().map(|x| view! { <circle class="clipped" cx=format!("{x:.1}") cy="3" r="3"/> }).collect::<Vec<_>>()}
             </svg>
-            <div class="axis">{move || { let (_, _, n, (lo, hi)) = lines.get(); if n == 0 { "no steps yet".to_string() } else { format!("steps 0–{} · loss {:.3}–{:.3}", view_state.losses.with(|l| l.len()), lo, hi) } }}</div>
+            <div class="axis" data-testid="loss-axis" data-clipped=move || lines.get().3.clipped.to_string()>{move || {
+                let (_, _, n, axis, _) = lines.get();
+                if n == 0 {
+                    return "no steps yet".to_string();
+                }
+                let steps = view_state.losses.with(|l| l.len());
+                let mut text = format!("steps 0–{steps} · loss {}–{}", axis_figure(axis.lo), axis_figure(axis.hi));
+                if axis.clipped > 0 {
+                    let s = if axis.clipped == 1 { "" } else { "s" };
+                    text += &format!(" · {} point{s} above the axis (up to {}), marked at the top", super::builder::fmt_count(axis.clipped), axis_figure(axis.max));
+                }
+                text
+            }}</div>
         </div>
     }
 }

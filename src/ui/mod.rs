@@ -438,6 +438,7 @@ pub fn App() -> impl IntoView {
     }
 }
 
+pub use chart::{loss_axis, LossAxis};
 pub use client::deliver;
 
 /// Mounts the app on the page's body.

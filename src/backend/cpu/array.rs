@@ -66,10 +66,12 @@ pub fn reshape(x: &Array, shape: &[usize]) -> Array {
         .unwrap_or_else(|_| panic!("reshape: cannot view {:?} as {shape:?}", x.shape()))
 }
 
+/// `x` with its axes in the order `axes` (a view's strides, no copy).
 pub fn permute(x: &Array, axes: &[usize]) -> Array {
     x.clone().permuted_axes(IxDyn(axes))
 }
 
+/// `x[.., start..end, ..]` along `axis`, copied.
 pub fn slice(x: &Array, axis: usize, start: usize, end: usize) -> Array {
     x.slice_axis(Axis(axis), Slice::from(start..end)).to_owned()
 }
@@ -81,6 +83,7 @@ pub fn unslice(g: &Array, shape: &[usize], axis: usize, start: usize) -> Array {
     dx
 }
 
+/// `parts` joined along `axis` (their other axes agree).
 pub fn concat(parts: &[ArrayView<f32, IxDyn>], axis: usize) -> Array {
     ndarray::concatenate(Axis(axis), parts).expect("concat: shapes must agree except along the axis")
 }
@@ -178,21 +181,25 @@ pub fn conv2d_backward(x: &Array, w: &Array, dy: &Array, g: &Window, want_dx: bo
     )
 }
 
+/// Max pooling of `x` `[N, C, H, W]` -> `[N, C, OH, OW]`, with where each maximum was in its plane.
 pub fn max_pool(x: &Array, g: &Window) -> (Array, Vec<u32>) {
     let (out, arg) = super::max_pool_forward(x.as_standard_layout().as_slice().unwrap(), g);
     (ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap(), arg)
 }
 
+/// The gradient of `max_pool`: `dy` `[N, C, OH, OW]` at the maxima -> `[N, C, H, W]`.
 pub fn max_pool_backward(dy: &Array, arg: &[u32], g: &Window) -> Array {
     let dx = super::max_pool_backward(dy.as_standard_layout().as_slice().unwrap(), arg, g);
     ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap()
 }
 
+/// Average pooling of `x` `[N, C, H, W]` -> `[N, C, OH, OW]`.
 pub fn avg_pool(x: &Array, g: &Window) -> Array {
     let out = super::avg_pool_forward(x.as_standard_layout().as_slice().unwrap(), g);
     ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap()
 }
 
+/// The gradient of `avg_pool`: each window's share of `dy` -> `[N, C, H, W]`.
 pub fn avg_pool_backward(dy: &Array, g: &Window) -> Array {
     let dx = super::avg_pool_backward(dy.as_standard_layout().as_slice().unwrap(), g);
     ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap()

@@ -144,6 +144,10 @@ impl Tensor {
     }
     /// Moves the value to `device` in place, where that needs no readback.
     pub fn upload_to(&self, device: &Device) {
+        // Already on the CPU: nothing to move (and no copy of the values).
+        if !device.is_gpu() && !self.device().is_gpu() {
+            return;
+        }
         let moved = self.storage().upload_to(device);
         self.set_storage(moved);
     }

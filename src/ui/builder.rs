@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use web_sys::DragEvent;
 
 use super::Editor;
+use crate::error::format_count;
 use crate::nn::spec::{LayerSpec, LAYER_GROUPS};
 
 const NEW_PREFIX: &str = "new:";
@@ -83,18 +84,6 @@ pub fn Palette() -> impl IntoView {
     }
 }
 
-pub(super) fn fmt_count(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[component]
 pub fn Stack() -> impl IntoView {
     let editor = expect_context::<Editor>();
@@ -105,7 +94,7 @@ pub fn Stack() -> impl IntoView {
     let totals = move || match info.get() {
         Ok(i) => {
             let bytes = i.total_params * 4 * 4; // weights, gradients, two Adam moments
-            format!("{} parameters · about {:.1} MB to train", fmt_count(i.total_params), bytes as f64 / 1e6)
+            format!("{} parameters · about {:.1} MB to train", format_count(i.total_params as u64), bytes as f64 / 1e6)
         }
         Err(_) => "the model has an error".to_string(),
     };
@@ -217,7 +206,7 @@ fn LayerCard(
             None => shapes.get().get(index).cloned(),
         };
         match shown {
-            Some((shape, count)) => format!("→ {shape:?} · {} params", fmt_count(count)),
+            Some((shape, count)) => format!("→ {shape:?} · {} params", format_count(count as u64)),
             None => "→ ?".to_string(),
         }
     };

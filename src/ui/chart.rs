@@ -105,7 +105,7 @@ fn polyline(points: &[(f32, f32)], max_x: f32, axis: &LossAxis, log: bool) -> St
 /// A loss on the axis: 3 decimals below 10, grouped thousands above 1,000.
 fn axis_figure(v: f32) -> String {
     if v.abs() >= 1000.0 {
-        super::builder::fmt_count(v.round() as usize)
+        crate::error::format_whole(v as f64)
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
     } else {
@@ -168,7 +168,7 @@ pub fn LossChart() -> impl IntoView {
                 let mut text = format!("steps 0–{steps} · loss {}–{}", axis_figure(axis.lo), axis_figure(axis.hi));
                 if axis.clipped > 0 {
                     let s = if axis.clipped == 1 { "" } else { "s" };
-                    text += &format!(" · {} point{s} above the axis (up to {}), marked at the top", super::builder::fmt_count(axis.clipped), axis_figure(axis.max));
+                    text += &format!(" · {} point{s} above the axis (up to {}), marked at the top", crate::error::format_count(axis.clipped as u64), axis_figure(axis.max));
                 }
                 text
             }}</div>

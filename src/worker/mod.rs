@@ -17,4 +17,4 @@ pub mod web;
 pub use device::SYNC_EVERY;
 pub use protocol::*;
 pub use session::Session;
-pub use slice::{SessionCell, Slice};
+pub use slice::SessionCell;

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::train::Trainer;
 
 /// What one slice of training collected (see `Session::slice_start`).
-pub struct Slice {
+pub(super) struct Slice {
     first_step: usize,
     samples_before: usize,
     started: Instant,
@@ -146,11 +146,6 @@ impl Session {
             }
             Err(message) => vec![Event::Error { message }],
         }
-    }
-
-    /// Whether the trainer is on the GPU.
-    pub fn on_gpu(&self) -> bool {
-        self.trainer.as_ref().is_some_and(|t| t.device().is_gpu())
     }
 
     /// Begins the slice's next step if it wants one (see `Trainer::begin_step`),

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::error::format_lr;
+use crate::error::{format_lr, format_whole};
 
 /// Steps whose mean loss is compared with the start.
 const RECENT_STEPS: usize = 20;
@@ -95,10 +95,7 @@ fn mean<'a>(values: impl Iterator<Item = &'a f32>) -> f64 {
 /// A loss as people read one: 3 significant digits, grouped thousands.
 fn figure(v: f64) -> String {
     if v.abs() >= 1000.0 {
-        let digits = format!("{:.0}", v.abs());
-        let grouped: Vec<String> =
-            digits.as_bytes().rchunks(3).rev().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-        format!("{}{}", if v < 0.0 { "-" } else { "" }, grouped.join(","))
+        format_whole(v)
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
     } else {

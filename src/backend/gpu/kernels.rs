@@ -80,155 +80,124 @@ fn gelu_d(x: f32) -> f32 {
 }
 "#;
 
-/// `dst[doff + i·dstr] = src[soff + i·sstr]` over an n-d index `i` of `shape`:
-/// permutes, slices, broadcasts and concatenations are all this copy.
-/// offset, 19 destination offset, 20 element count.
-pub const COPY: Kernel<CopyParams> = Kernel::new("copy", include_str!("wgsl/copy.wgsl"));
+/// Declares each kernel (its name is also its file under `wgsl/`) and `ALL`,
+/// the list of every one, from a single list.
+macro_rules! kernels {
+    ($($(#[$doc:meta])* $name:ident: $params:ty = $file:literal;)*) => {
+        $($(#[$doc])* pub const $name: Kernel<$params> = Kernel::new($file, include_str!(concat!("wgsl/", $file, ".wgsl")));)*
 
-pub const FILL: Kernel<FillParams> = Kernel::new("fill", include_str!("wgsl/fill.wgsl"));
+        /// Every kernel, for `Gpu::warm_up` and tests that compile them all.
+        pub const ALL: &[&dyn AnyKernel] = &[$(&$name),*];
+    };
+}
 
-/// Elementwise ops with broadcasting, on strided inputs; the output is contiguous.
-/// broadcast), 18 offset of `a`, 19 offset of `b`, 20 count, 21 op, 22 scalar.
-/// Ops 0-8 are binary (add, sub, mul, div, and the gradients of relu, tanh,
-/// sigmoid, gelu and sqrt taking the output gradient in `a`); 16+ are unary on `a`.
-pub const MAP: Kernel<MapParams> = Kernel::new("map", include_str!("wgsl/map.wgsl"));
+kernels! {
+    /// `dst[doff + i·dstr] = src[soff + i·sstr]` over an n-d index `i` of `shape`:
+    /// permutes, slices, broadcasts and concatenations are all this copy.
+    COPY: CopyParams = "copy";
 
-/// Sums over axes, in chunks: thread `i` adds chunk `i % chunks` (at most
-/// `size` terms) of output element `i / chunks` (an index over the output shape,
-/// the input's with reduced axes as 1), whose `R` terms differ from it on the
-/// reduced axes. With more than one chunk a second pass adds the partial sums.
-/// Chunks keep every invocation short (lavapipe stops loops after 65535
-/// iterations, and one thread per output would leave a GPU idle).
-/// strides, 18 input offset, 20 outputs x chunks, 21 R, 22 chunk size, 23 chunks.
-pub const SUM: Kernel<SumParams> = Kernel::new("sum", include_str!("wgsl/sum.wgsl"));
+    FILL: FillParams = "fill";
 
-/// Maximum over the middle axis of a contiguous [outer, L, inner] array, with
-/// the position of the first maximum. Words: 0 outer·inner, 1 L, 2 inner.
-pub const MAX_AXIS: Kernel<AxisParams> = Kernel::new("max_axis", include_str!("wgsl/max_axis.wgsl"));
+    /// Elementwise ops with broadcasting, on strided inputs (stride 0 where
+    /// broadcast); the output is contiguous.
+    /// Ops 0-8 are binary (add, sub, mul, div, and the gradients of relu, tanh,
+    /// sigmoid, gelu and sqrt taking the output gradient in `a`); 16+ are unary on `a`.
+    MAP: MapParams = "map";
 
-/// The gradient of `MAX_AXIS`: `dx` (zeroed) gets each output gradient at its
-/// maximum.
-pub const MAX_AXIS_BACKWARD: Kernel<AxisParams> =
-    Kernel::new("max_axis_backward", include_str!("wgsl/max_axis_backward.wgsl"));
+    /// Sums over axes, in chunks: thread `i` adds chunk `i % chunks` (at most
+    /// `chunk` terms) of output element `i / chunks` (an index over the output shape,
+    /// the input's with reduced axes as 1), whose `terms` terms differ from it on the
+    /// reduced axes. With more than one chunk a second pass adds the partial sums.
+    /// Chunks keep every invocation short (lavapipe stops loops after 65535
+    /// iterations, and one thread per output would leave a GPU idle).
+    SUM: SumParams = "sum";
 
-/// Batched `C = A @ B (+ beta C)` on strided operands, tiled through workgroup
-/// memory: 16x16 threads each compute a 4x4 block of a 64x64 tile, over K in
-/// steps of 16. Words: 0 M, 1 N, 2 K, 3-6 A offset/batch/row/column strides,
-/// 7-10 the same for B, 11 beta (f32 bits); C is contiguous [batch, M, N].
-pub const GEMM: Kernel<GemmParams> = Kernel::new("gemm", include_str!("wgsl/gemm.wgsl"));
+    /// Maximum over the middle axis of a contiguous [outer, L, inner] array, with
+    /// the position of the first maximum.
+    MAX_AXIS: AxisParams = "max_axis";
 
-/// `GEMM` for software adapters (lavapipe, SwiftShader), which run a
-/// workgroup's invocations as SIMD lanes on a CPU: no workgroup memory and no
-/// barriers; each invocation keeps an 8x4 block in registers, its four columns 64
-/// apart so that neighbouring lanes read neighbouring elements of B, and the
-/// four elements of A it needs are the same for every lane.
-pub const GEMM_SIMD: Kernel<GemmParams> = Kernel::new("gemm_simd", include_str!("wgsl/gemm_simd.wgsl"));
+    /// The gradient of `MAX_AXIS`: `dx` (zeroed) gets each output gradient at its
+    /// maximum.
+    MAX_AXIS_BACKWARD: AxisParams = "max_axis_backward";
 
-/// Unfolds the windows of images `n0..n0+images` of x [N,C,H,W] into cols
-/// [C·KH·KW, images·OH·OW] (padding as zeros), as `cpu::im2col`.
-pub const IM2COL: Kernel<WindowParams> = Kernel::new("im2col", include_str!("wgsl/im2col.wgsl"));
+    /// Batched `C = A @ B (+ beta C)` on strided operands, tiled through workgroup
+    /// memory: 16x16 threads each compute a 4x4 block of a 64x64 tile, over K in
+    /// steps of 16; C is contiguous [batch, M, N].
+    GEMM: GemmParams = "gemm";
 
-/// The adjoint of `IM2COL`, gathered per input pixel (no atomics): pixel
-/// (img, c, iy, ix) of dx adds every column entry that was read from it.
-pub const COL2IM: Kernel<WindowParams> = Kernel::new("col2im", include_str!("wgsl/col2im.wgsl"));
+    /// `GEMM` for software adapters (lavapipe, SwiftShader), which run a
+    /// workgroup's invocations as SIMD lanes on a CPU: no workgroup memory and no
+    /// barriers; each invocation keeps an 8x4 block in registers, its four columns 64
+    /// apart so that neighbouring lanes read neighbouring elements of B, and the
+    /// four elements of A it needs are the same for every lane.
+    GEMM_SIMD: GemmParams = "gemm_simd";
 
-/// Max pooling (no padding): each output keeps the first maximum of its window
-/// and where it was in the plane. Words as the window words; 12 counts planes.
-pub const MAX_POOL: Kernel<WindowParams> = Kernel::new("max_pool", include_str!("wgsl/max_pool.wgsl"));
+    /// Unfolds the windows of images `n0..n0+images` of x [N,C,H,W] into cols
+    /// [C·KH·KW, images·OH·OW] (padding as zeros), as `cpu::im2col`.
+    IM2COL: WindowParams = "im2col";
 
-/// The gradient of `MAX_POOL`, gathered per input pixel from the windows that
-/// chose it.
-pub const MAX_POOL_BACKWARD: Kernel<WindowParams> =
-    Kernel::new("max_pool_backward", include_str!("wgsl/max_pool_backward.wgsl"));
+    /// The adjoint of `IM2COL`, gathered per input pixel (no atomics): pixel
+    /// (img, c, iy, ix) of dx adds every column entry that was read from it.
+    COL2IM: WindowParams = "col2im";
 
-/// Average pooling (no padding).
-pub const AVG_POOL: Kernel<WindowParams> = Kernel::new("avg_pool", include_str!("wgsl/avg_pool.wgsl"));
+    /// Max pooling (no padding): each output keeps the first maximum of its window
+    /// and where it was in the plane.
+    MAX_POOL: WindowParams = "max_pool";
 
-pub const AVG_POOL_BACKWARD: Kernel<WindowParams> =
-    Kernel::new("avg_pool_backward", include_str!("wgsl/avg_pool_backward.wgsl"));
+    /// The gradient of `MAX_POOL`, gathered per input pixel from the windows that
+    /// chose it.
+    MAX_POOL_BACKWARD: WindowParams = "max_pool_backward";
 
-/// One LSTM step, one thread per (row, unit): `out` [N, 2H] = [h | c'] from
-/// the gates' pre-activations [N, 4H] (i, f, g, o) and `c` [N, H].
-pub const LSTM_CELL: Kernel<CellParams> = Kernel::new("lstm_cell", include_str!("wgsl/lstm_cell.wgsl"));
+    /// Average pooling (no padding).
+    AVG_POOL: WindowParams = "avg_pool";
 
-/// The LSTM step's gradients, one thread per (row, unit): `da` [N, 4H] and
-/// `dc` [N, H] from `d`, the gradient of `out` = [h | c'].
-pub const LSTM_CELL_BACKWARD: Kernel<CellParams> =
-    Kernel::new("lstm_cell_backward", include_str!("wgsl/lstm_cell_backward.wgsl"));
+    AVG_POOL_BACKWARD: WindowParams = "avg_pool_backward";
 
-/// One GRU step, one thread per (row, unit): h' [N, H] from the input's and
-/// the hidden state's gate pre-activations [N, 3H] (r, z, n) and `h` [N, H].
-pub const GRU_CELL: Kernel<CellParams> = Kernel::new("gru_cell", include_str!("wgsl/gru_cell.wgsl"));
+    /// One LSTM step, one thread per (row, unit): `out` [N, 2H] = [h | c'] from
+    /// the gates' pre-activations [N, 4H] (i, f, g, o) and `c` [N, H].
+    LSTM_CELL: CellParams = "lstm_cell";
 
-/// The GRU step's gradients, one thread per (row, unit): `da`, `db` [N, 3H]
-/// and `dh` [N, H] from `d`, the gradient of h'.
-pub const GRU_CELL_BACKWARD: Kernel<CellParams> =
-    Kernel::new("gru_cell_backward", include_str!("wgsl/gru_cell_backward.wgsl"));
+    /// The LSTM step's gradients, one thread per (row, unit): `da` [N, 4H] and
+    /// `dc` [N, H] from `d`, the gradient of `out` = [h | c'].
+    LSTM_CELL_BACKWARD: CellParams = "lstm_cell_backward";
 
-/// Softmax of contiguous rows, one thread per row. Words: 0 rows, 1 classes.
-pub const SOFTMAX: Kernel<RowsParams> = Kernel::new("softmax", include_str!("wgsl/softmax.wgsl"));
+    /// One GRU step, one thread per (row, unit): h' [N, H] from the input's and
+    /// the hidden state's gate pre-activations [N, 3H] (r, z, n) and `h` [N, H].
+    GRU_CELL: CellParams = "gru_cell";
 
-/// dx = y (g - sum(g y)) per row.
-pub const SOFTMAX_BACKWARD: Kernel<RowsParams> =
-    Kernel::new("softmax_backward", include_str!("wgsl/softmax_backward.wgsl"));
+    /// The GRU step's gradients, one thread per (row, unit): `da`, `db` [N, 3H]
+    /// and `dh` [N, H] from `d`, the gradient of h'.
+    GRU_CELL_BACKWARD: CellParams = "gru_cell_backward";
 
-/// Softmax cross-entropy per row (log-sum-exp), keeping the probabilities for
-/// the backward pass. Words: 0 rows, 1 classes.
-pub const CROSS_ENTROPY: Kernel<RowsParams> = Kernel::new("cross_entropy", include_str!("wgsl/cross_entropy.wgsl"));
+    /// Softmax of contiguous rows, one thread per row.
+    SOFTMAX: RowsParams = "softmax";
 
-/// d loss / d logits = (probs - onehot) · g / rows. Words: 0 count, 1 classes, 2 rows.
-pub const CROSS_ENTROPY_BACKWARD: Kernel<LossGradParams> =
-    Kernel::new("cross_entropy_backward", include_str!("wgsl/cross_entropy_backward.wgsl"));
+    /// dx = y (g - sum(g y)) per row.
+    SOFTMAX_BACKWARD: RowsParams = "softmax_backward";
 
-/// Rows of a [rows, d] table picked by ids. Words: 0 count, 1 d.
-pub const GATHER_ROWS: Kernel<LookupParams> = Kernel::new("gather_rows", include_str!("wgsl/gather_rows.wgsl"));
+    /// Softmax cross-entropy per row (log-sum-exp), keeping the probabilities for
+    /// the backward pass.
+    CROSS_ENTROPY: RowsParams = "cross_entropy";
 
-/// The gradient of `GATHER_ROWS`, gathered per table entry over the ids.
-pub const SCATTER_ROWS: Kernel<LookupParams> = Kernel::new("scatter_rows", include_str!("wgsl/scatter_rows.wgsl"));
+    /// d loss / d logits = (probs - onehot) · g / rows.
+    CROSS_ENTROPY_BACKWARD: LossGradParams = "cross_entropy_backward";
 
-/// Keras SGD with momentum, in place: v = momentum v - lr g; w += v.
-pub const SGD: Kernel<SgdParams> = Kernel::new("sgd", include_str!("wgsl/sgd.wgsl"));
+    /// Rows of a [rows, d] table picked by ids.
+    GATHER_ROWS: LookupParams = "gather_rows";
 
-/// Keras Adam, in place. Words: 0 count, 1 alpha (bias-corrected lr), 2 beta_1,
-/// 3 beta_2, 4 epsilon.
-pub const ADAM: Kernel<AdamParams> = Kernel::new("adam", include_str!("wgsl/adam.wgsl"));
+    /// The gradient of `GATHER_ROWS`, gathered per table entry over the ids.
+    SCATTER_ROWS: LookupParams = "scatter_rows";
 
-/// Counts non-finite elements into word `slot` of a counter buffer.
-pub const COUNT_NONFINITE: Kernel<CountParams> =
-    Kernel::new("count_nonfinite", include_str!("wgsl/count_nonfinite.wgsl"));
+    /// Keras SGD with momentum, in place: v = momentum v - lr g; w += v.
+    SGD: SgdParams = "sgd";
 
-/// Counts rows whose first maximum is the label into word `slot` of a counter
-/// buffer. Words: 0 rows, 1 classes, 2 counter slot.
-pub const COUNT_CORRECT: Kernel<CountParams> = Kernel::new("count_correct", include_str!("wgsl/count_correct.wgsl"));
+    /// Keras Adam, in place.
+    ADAM: AdamParams = "adam";
 
-/// Every kernel, for tests that compile them all.
-pub const ALL: &[&dyn AnyKernel] = &[
-    &COPY,
-    &FILL,
-    &MAP,
-    &SUM,
-    &MAX_AXIS,
-    &MAX_AXIS_BACKWARD,
-    &GEMM,
-    &GEMM_SIMD,
-    &IM2COL,
-    &COL2IM,
-    &MAX_POOL,
-    &MAX_POOL_BACKWARD,
-    &AVG_POOL,
-    &AVG_POOL_BACKWARD,
-    &SOFTMAX,
-    &SOFTMAX_BACKWARD,
-    &CROSS_ENTROPY,
-    &CROSS_ENTROPY_BACKWARD,
-    &GATHER_ROWS,
-    &SCATTER_ROWS,
-    &SGD,
-    &ADAM,
-    &COUNT_NONFINITE,
-    &COUNT_CORRECT,
-    &LSTM_CELL,
-    &LSTM_CELL_BACKWARD,
-    &GRU_CELL,
-    &GRU_CELL_BACKWARD,
-];
+    /// Counts non-finite elements into word `slot` of a counter buffer.
+    COUNT_NONFINITE: CountParams = "count_nonfinite";
+
+    /// Counts rows whose first maximum is the label into word `slot` of a counter
+    /// buffer.
+    COUNT_CORRECT: CountParams = "count_correct";
+}

@@ -71,9 +71,7 @@ impl DatasetSpec {
 
     /// The model's input shape, or why the given one cannot hold this data.
     pub fn validate(&self) -> Result<Vec<usize>, SpecError> {
-        let err = |m: String| {
-            Err(SpecError { layer: None, layer_type: String::new(), message: format!("input: {m}"), fix: None })
-        };
+        let err = |m: String| Err(SpecError::top(format!("input: {m}")));
         match self {
             DatasetSpec::Mnist { shape } => {
                 if shape.is_empty() || shape.contains(&0) || shape.len() > 8 {

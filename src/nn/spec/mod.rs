@@ -174,11 +174,11 @@ impl ModelSpec {
     /// parses the text).
     pub fn from_value(root: &Value) -> Result<ModelSpec, SpecError> {
         let Value::Object(obj) = root else {
-            return Err(top_error("a model spec must be a JSON object with \"input\" and \"layers\""));
+            return Err(SpecError::top("a model spec must be a JSON object with \"input\" and \"layers\""));
         };
         for key in obj.keys() {
             if !["name", "input", "layers", "training"].contains(&key.as_str()) {
-                return Err(top_error(format!(
+                return Err(SpecError::top(format!(
                     "unknown key {:?} in the model spec; expected name, input, layers, training",
                     crate::escape::shorten(key)
                 )));
@@ -187,22 +187,22 @@ impl ModelSpec {
         let name = match obj.get("name") {
             None => String::new(),
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(top_error("\"name\" must be a string")),
+            Some(_) => return Err(SpecError::top("\"name\" must be a string")),
         };
         let input = obj.get("input").ok_or_else(|| {
-            top_error("the spec has no \"input\" (e.g. {\"dataset\": \"mnist\", \"shape\": [1, 28, 28]})")
+            SpecError::top("the spec has no \"input\" (e.g. {\"dataset\": \"mnist\", \"shape\": [1, 28, 28]})")
         })?;
         let input: DatasetSpec = serde_json::from_value(input.clone())
-            .map_err(|e| top_error(format!("input: {}", crate::escape::printable(&e.to_string()))))?;
-        let layers_value = obj.get("layers").ok_or_else(|| top_error("the spec has no \"layers\" list"))?;
+            .map_err(|e| SpecError::top(format!("input: {}", crate::escape::printable(&e.to_string()))))?;
+        let layers_value = obj.get("layers").ok_or_else(|| SpecError::top("the spec has no \"layers\" list"))?;
         let Value::Array(items) = layers_value else {
-            return Err(top_error("\"layers\" must be a list of layers"));
+            return Err(SpecError::top("\"layers\" must be a list of layers"));
         };
         let layers = items.iter().enumerate().map(|(i, v)| parse_layer(i, v)).collect::<Result<Vec<_>, _>>()?;
         let training = match obj.get("training") {
             None => TrainingSpec::default(),
             Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| top_error(format!("training: {}", crate::escape::printable(&e.to_string()))))?,
+                .map_err(|e| SpecError::top(format!("training: {}", crate::escape::printable(&e.to_string()))))?,
         };
         Ok(ModelSpec { name, input, layers, training })
     }
@@ -244,7 +244,7 @@ impl ModelSpec {
         }
         let ty = softmax.type_name();
         if let Some(d) = (s + 1..self.layers.len()).find(|&i| matches!(self.layers[i], LayerSpec::Dropout(_))) {
-            return Err(layer_error(
+            return Err(SpecError::layer(
                 d,
                 "Dropout",
                 format!("comes after the output softmax of layer {s} {ty}, so in training it would drop class probabilities, not features; put Dropout before layer {s} or remove it"),
@@ -256,7 +256,7 @@ impl ModelSpec {
         if axis != classes {
             let fix = matches!(softmax, LayerSpec::Softmax(_)).then_some(Fix::Remove { index: s });
             let how = if fix.is_some() { "remove this layer" } else { "set its activation to linear" };
-            return Err(layer_error(
+            return Err(SpecError::layer(
                 s,
                 ty,
                 format!("applies softmax over the last axis of {:?} ({axis} values), but the model's output is read as probabilities over the {classes} classes; {how}: the loss applies softmax itself", infos[s].output_shape),
@@ -265,7 +265,7 @@ impl ModelSpec {
         }
         if matches!(softmax, LayerSpec::Softmax(_)) {
             if let Some(p) = before_passing(s).filter(|&p| self.layers[p].activation() == Some(Activation::Softmax)) {
-                return Err(layer_error(
+                return Err(SpecError::layer(
                     s,
                     ty,
                     format!("its input is already probabilities, from the softmax of layer {p} {}; a second softmax would flatten them; remove this layer", self.layers[p].type_name()),
@@ -328,20 +328,17 @@ fn infer_layer(cx: &Context, layer: &dyn LayerConfig) -> Result<(Vec<usize>, Vec
     Ok((output, params))
 }
 
-fn top_error(message: impl Into<String>) -> SpecError {
-    SpecError::top(message)
-}
-
-fn layer_error(index: usize, layer: &str, message: impl Into<String>, fix: Option<Fix>) -> SpecError {
-    SpecError::layer(index, layer, message, fix)
-}
-
 fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
     let ty = match value.get("type") {
         Some(Value::String(t)) => t.clone(),
-        Some(_) => return Err(layer_error(index, "", "\"type\" must be a string such as \"Dense\"", None)),
+        Some(_) => return Err(SpecError::layer(index, "", "\"type\" must be a string such as \"Dense\"", None)),
         None => {
-            return Err(layer_error(index, "", format!("has no \"type\"; use one of {}", LAYER_TYPES.join(", ")), None))
+            return Err(SpecError::layer(
+                index,
+                "",
+                format!("has no \"type\"; use one of {}", LAYER_TYPES.join(", ")),
+                None,
+            ))
         }
     };
     if !LAYER_TYPES.contains(&ty.as_str()) {
@@ -352,7 +349,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
             .unwrap_or_default();
         // The type is user text: quoted and escaped (no control characters reach a terminal).
         let shown = format!("{:?}", crate::escape::shorten(&ty));
-        return Err(layer_error(
+        return Err(SpecError::layer(
             index,
             &shown[1..shown.len() - 1],
             format!("unknown layer type {shown}; {hint}known types: {}", LAYER_TYPES.join(", ")),
@@ -361,7 +358,7 @@ fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
     }
     // serde quotes the user's text (an unknown variant or field): printable only.
     serde_json::from_value(value.clone())
-        .map_err(|e| layer_error(index, &ty, crate::escape::printable(&e.to_string()), None))
+        .map_err(|e| SpecError::layer(index, &ty, crate::escape::printable(&e.to_string()), None))
 }
 
 impl TrainingSpec {
@@ -375,7 +372,7 @@ impl TrainingSpec {
 }
 
 fn validate_training(t: &TrainingSpec) -> Result<(), SpecError> {
-    let bad = |m: String| Err(top_error(format!("training: {m}")));
+    let bad = |m: String| Err(SpecError::top(format!("training: {m}")));
     if !(1..=MAX_BATCH_SIZE).contains(&t.batch_size) {
         return bad(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}, got {}; 64 is usual", t.batch_size));
     }

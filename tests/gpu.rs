@@ -175,8 +175,64 @@ fn divergence_on_the_gpu_keeps_the_last_good_weights() {
     assert_eq!(m.step, steps + 1);
 }
 
+/// The longest loop one invocation may run in a training step. A GPU runs
+/// thousands of invocations side by side, each slowly: a kernel whose
+/// invocation adds 40,000 terms one after another, or a GEMM with K = 40,000
+/// run by one workgroup, leaves a real GPU idle (../shared/GPU.md: an H200
+/// trained W1 at 300 samples/s so). Counted, not timed: holds on any adapter.
+const MAX_SERIAL: u64 = 4096;
+
+/// Issue 13's structural guard: a few training steps of W1, W2 and W3 (W1 also
+/// at batch 512, where sums over the batch are longest), with both GEMM
+/// kernels; from the profile's counts, no dispatch has an invocation looping
+/// over more than `MAX_SERIAL` elements, and every step runs the kernels the
+/// model needs (so the check cannot pass on an empty profile).
+#[test]
+fn no_training_step_runs_a_long_serial_loop_on_the_gpu() {
+    let Some(dev) = gpu() else { return };
+    let g = dev.gpu().unwrap().clone();
+    let mut failures = Vec::new();
+    let original = g.gemm_kernel();
+    for kernel in [layerlab::backend::gpu::GemmKernel::Tiled, layerlab::backend::gpu::GemmKernel::Simd] {
+        g.set_gemm_kernel(kernel);
+        for (preset, batch, needs) in [
+            ("seed-cnn", 64, &["im2col", "col2im", "max_pool_backward", "sum_tree"][..]),
+            ("seed-cnn", 512, &["im2col", "max_pool_backward"][..]),
+            ("seed-lstm", 64, &["lstm_cell", "lstm_cell_backward"][..]),
+            ("tiny-vit", 64, &["softmax", "softmax_backward"][..]),
+        ] {
+            let mut spec = layerlab::preset(preset).unwrap();
+            spec.training.batch_size = batch;
+            let (train, test) = mnist(2 * batch, 10);
+            let mut t = Trainer::with_device(&spec, train, test, &dev).unwrap();
+            losses(&mut t, 1);
+            g.start_profile();
+            losses(&mut t, 1);
+            let profile = g.take_profile();
+            let table = layerlab::backend::gpu::profile::table(&profile, 1);
+            eprintln!("{preset}, batch {batch}, {kernel:?} GEMM:\n{table}");
+            let gemm = if kernel == layerlab::backend::gpu::GemmKernel::Tiled { "gemm" } else { "gemm_simd" };
+            for need in needs.iter().chain([&gemm, &"adam", &"cross_entropy"]) {
+                assert!(
+                    profile.iter().any(|k| k.kernel == *need),
+                    "{preset}: no {need} dispatch in the profile:\n{table}"
+                );
+            }
+            for k in profile.iter().filter(|k| k.serial > MAX_SERIAL) {
+                failures.push(format!(
+                    "{preset} (batch {batch}, {kernel:?} GEMM): {} loops over {} elements in one invocation ({:?})",
+                    k.kernel, k.serial, k.worst
+                ));
+            }
+        }
+    }
+    g.set_gemm_kernel(original);
+    assert!(failures.is_empty(), "kernels that would leave a GPU idle:\n{}", failures.join("\n"));
+}
+
 /// Where a GPU step's time goes, per kernel (run by hand:
-/// `cargo test --test gpu profile -- --ignored --nocapture`).
+/// `cargo test --test gpu profile -- --ignored --nocapture`; the CLI's
+/// `bench --profile` prints the same table).
 #[test]
 #[ignore]
 fn profile() {
@@ -186,18 +242,8 @@ fn profile() {
         let mut t = small_trainer(preset, &dev);
         losses(&mut t, 2);
         g.start_profile();
-        let started = std::time::Instant::now();
         losses(&mut t, 3);
-        let kernels = g.profile();
-        let dispatches: usize = kernels.iter().map(|(_, n, _)| *n as usize).sum();
-        eprintln!(
-            "{preset}: {:.2} s per step, {} dispatches per step",
-            started.elapsed().as_secs_f64() / 3.0,
-            dispatches / 3
-        );
-        for (k, n, s) in kernels.iter().take(8) {
-            eprintln!("  {k:<24} {:>6} calls {:>8.3} s per step", n / 3, s / 3.0);
-        }
+        eprintln!("{preset}:\n{}", layerlab::backend::gpu::profile::table(&g.take_profile(), 3));
     }
 }
 

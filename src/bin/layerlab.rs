@@ -125,6 +125,16 @@ mod cli {
             /// Time inference on the first N test examples only (for slow devices).
             #[arg(long)]
             limit_test: Option<usize>,
+            /// Instead of timing windows, profile `--steps` training steps on the
+            /// GPU: per kernel, dispatches, workgroups, invocations, the longest
+            /// serial loop of one invocation, MB read and written, and GPU time
+            /// where the device has timestamp queries (a table on stderr, the
+            /// figures in the JSON).
+            #[arg(long)]
+            profile: bool,
+            /// Examples per step (default: the spec's).
+            #[arg(long)]
+            batch_size: Option<usize>,
         },
         /// One forward and backward pass on a given batch; writes every gradient.
         Step {
@@ -184,8 +194,14 @@ mod cli {
                     TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume },
                 )
             }),
-            Command::Bench { model, backend, steps, warmup, runs, limit_test } => {
-                backend.device().and_then(|d| bench(&model, &d, BenchOptions { steps, warmup, runs, limit_test }))
+            Command::Bench { model, backend, steps, warmup, runs, limit_test, profile, batch_size } => {
+                backend.device().and_then(|d| {
+                    if profile {
+                        profile_steps(&model, &d, steps, warmup, batch_size)
+                    } else {
+                        bench(&model, &d, BenchOptions { steps, warmup, runs, limit_test, batch_size })
+                    }
+                })
             }
             Command::Step { model, backend, weights, batch, grads } => {
                 backend.device().and_then(|d| step(&model, &d, &weights, &batch, &grads))
@@ -397,19 +413,30 @@ mod cli {
         warmup: usize,
         runs: usize,
         limit_test: Option<usize>,
+        batch_size: Option<usize>,
+    }
+
+    /// The spec, with `--batch-size` if given (checked as the spec's own).
+    fn spec_with_batch(args: &ModelArgs, batch_size: Option<usize>) -> Result<ModelSpec> {
+        let mut spec = load_spec(args)?;
+        if let Some(b) = batch_size {
+            spec.training.batch_size = b;
+            spec.training.validate().map_err(|e| Error::Input(format!("--batch-size: {e}")))?;
+        }
+        Ok(spec)
     }
 
     fn bench(
         args: &ModelArgs,
         device: &Device,
-        BenchOptions { steps, warmup, runs, limit_test }: BenchOptions,
+        BenchOptions { steps, warmup, runs, limit_test, batch_size }: BenchOptions,
     ) -> Result<String> {
         for (flag, value) in [("--steps", Some(steps)), ("--runs", Some(runs)), ("--limit-test", limit_test)] {
             if value == Some(0) {
                 return Err(Error::Input(format!("{flag} 0 leaves nothing to measure; give at least 1")));
             }
         }
-        let spec = load_spec(args)?;
+        let spec = spec_with_batch(args, batch_size)?;
         let (train_set, mut test_set) = load_data(args, &spec)?;
         if let Some(n) = limit_test {
             truncate(&mut test_set, n);
@@ -458,6 +485,68 @@ mod cli {
             "warmup_steps": warmup,
             "batch_size": batch_size,
             "threads": 1,
+        })
+        .to_string())
+    }
+
+    /// `bench --profile`: where a GPU training step's time goes.
+    fn profile_steps(
+        args: &ModelArgs,
+        device: &Device,
+        steps: usize,
+        warmup: usize,
+        batch_size: Option<usize>,
+    ) -> Result<String> {
+        let Some(gpu) = device.gpu() else {
+            return Err(Error::Input("--profile profiles the GPU's kernels; add --backend gpu".into()));
+        };
+        if steps == 0 {
+            return Err(Error::Input("--steps 0 leaves nothing to profile; give at least 1".into()));
+        }
+        let spec = spec_with_batch(args, batch_size)?;
+        let (train_set, test_set) = load_data(args, &spec)?;
+        let mut trainer = Trainer::with_device(&spec, train_set, test_set, device)?;
+        for _ in 0..warmup.max(1) {
+            trainer.step()?;
+        }
+        gpu.start_profile();
+        let t = Instant::now();
+        for _ in 0..steps {
+            trainer.step()?;
+        }
+        let seconds = t.elapsed().as_secs_f64();
+        let kernels = gpu.take_profile();
+        eprintln!(
+            "{} on {}, batch {}, {steps} steps: per step\n{}",
+            spec.name,
+            gpu.adapter,
+            spec.training.batch_size,
+            layerlab::backend::gpu::profile::table(&kernels, steps)
+        );
+        let per = |v: u64| v as f64 / steps as f64;
+        let rows: Vec<_> = kernels
+            .iter()
+            .map(|k| {
+                json!({
+                    "kernel": k.kernel,
+                    "dispatches_per_step": per(k.dispatches),
+                    "workgroups_per_step": per(k.workgroups),
+                    "invocations_per_step": per(k.invocations),
+                    "longest_serial_loop": k.serial,
+                    "bytes_read_per_step": per(k.read_bytes),
+                    "bytes_written_per_step": per(k.written_bytes),
+                    "gpu_ms_per_step": k.seconds.map(|s| s * 1e3 / steps as f64),
+                })
+            })
+            .collect();
+        Ok(json!({
+            "model": spec.name,
+            "backend": device.name(),
+            "batch_size": spec.training.batch_size,
+            "steps": steps,
+            "timed": kernels.iter().any(|k| k.seconds.is_some()),
+            "wall_ms_per_step": seconds * 1e3 / steps as f64,
+            "kernels": rows,
         })
         .to_string())
     }

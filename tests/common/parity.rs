@@ -151,6 +151,8 @@ fn cases() -> Vec<Case> {
         case("sum of many terms (a convolution's bias gradient)", vec![u(&[16, 4, 26, 26], 47)], |t| {
             t[0].sum(&[0, 2, 3], true)
         }),
+        case("sum of a long axis (partial sums, then their sum)", vec![u(&[3, 5000], 55)], |t| t[0].sum(&[1], true)),
+        case("sum over axes whose strides do not merge", vec![u(&[40, 3, 60], 56)], |t| t[0].sum(&[0, 2], false)),
         case("max over an axis", vec![u(&[3, 7, 4], 21)], |t| t[0].max(1, false)),
         case("max, kept", vec![u(&[5, 6], 22)], |t| t[0].max(1, true)),
         case("reshape of a permuted view", vec![u(&[2, 3, 4], 23)], |t| t[0].permute(&[2, 0, 1]).reshape(&[4, 6])),
@@ -161,6 +163,9 @@ fn cases() -> Vec<Case> {
         case("matmul over rows of a 3-d input", vec![u(&[2, 70, 33], 28), u(&[33, 65], 29)], |t| t[0].matmul(&t[1])),
         case("matmul of transposed views", vec![u(&[9, 4], 30), u(&[6, 9], 31)], |t| {
             t[0].transpose(0, 1).matmul(&t[1].transpose(0, 1))
+        }),
+        case("matmul with a long K (split into partial products)", vec![u(&[6, 9000], 57), u(&[9000, 5], 58)], |t| {
+            t[0].matmul(&t[1])
         }),
         case("batched matmul", vec![u(&[2, 3, 4, 5], 32), u(&[2, 3, 6, 5], 33)], |t| {
             t[0].matmul(&t[1].transpose(2, 3))
@@ -175,6 +180,9 @@ fn cases() -> Vec<Case> {
         case("max_pool2d", vec![u(&[2, 2, 8, 6], 40)], |t| t[0].max_pool2d([2, 2], [2, 2])),
         case("avg_pool2d", vec![u(&[2, 3, 7, 7], 41)], |t| t[0].avg_pool2d([2, 3], [2, 1])),
         case("gather_rows (repeated ids)", vec![u(&[5, 6], 42)], |t| t[0].gather_rows(&[0, 2, 2, 4, 1, 0, 2])),
+        case("gather_rows of many ids (its gradient in chunks)", vec![u(&[7, 4], 59)], |t| {
+            t[0].gather_rows(&(0..600).map(|i| (i * i + 3) % 7).collect::<Vec<_>>())
+        }),
         case("dropout (same mask)", vec![u(&[6, 50], 43)], |t| t[0].dropout(0.4, &mut ChaCha8Rng::seed_from_u64(7))),
         case("lstm_cell", vec![u(&[5, 12], 48).mapv(|v| v * 4.0), u(&[5, 3], 49).mapv(|v| v * 2.0)], |t| {
             t[0].lstm_cell(&t[1])

@@ -38,7 +38,7 @@ impl<P: Params> AnyKernel for Kernel<P> {
         self.name
     }
     fn source(&self) -> String {
-        format!("{PRELUDE}{}{}", P::wgsl_names(), self.body)
+        format!("{PRELUDE}{}{}{}", P::wgsl_names(), P::wgsl_helpers(), self.body)
     }
 }
 
@@ -104,13 +104,16 @@ kernels! {
     /// sigmoid, gelu and sqrt taking the output gradient in `a`); 16+ are unary on `a`.
     MAP: MapParams = "map";
 
-    /// Sums over axes, in chunks: thread `i` adds chunk `i % chunks` (at most
-    /// `chunk` terms) of output element `i / chunks` (an index over the output shape,
-    /// the input's with reduced axes as 1), whose `terms` terms differ from it on the
-    /// reduced axes. With more than one chunk a second pass adds the partial sums.
-    /// Chunks keep every invocation short (lavapipe stops loops after 65535
-    /// iterations, and one thread per output would leave a GPU idle).
-    SUM: SumParams = "sum";
+    /// Sums over axes, one thread per output over all its terms (compensated):
+    /// for sums of a few terms each (at most `SUM_SERIAL_TERMS`).
+    SUM: ReduceParams = "sum";
+
+    /// Sums over axes, one workgroup of 256 per output and chunk of terms:
+    /// each thread adds every 256th term of the chunk (neighbouring threads
+    /// read neighbouring terms where the reduced axis is contiguous), then the
+    /// workgroup adds its 256 sums as a tree. With more than one chunk per
+    /// output a second pass adds the partial sums.
+    SUM_TREE: ReduceParams = "sum_tree";
 
     /// Maximum over the middle axis of a contiguous [outer, L, inner] array, with
     /// the position of the first maximum.
@@ -120,7 +123,7 @@ kernels! {
     /// maximum.
     MAX_AXIS_BACKWARD: AxisParams = "max_axis_backward";
 
-    /// Batched `C = A @ B (+ beta C)` on strided operands, tiled through workgroup
+    /// Batched `C = A @ B` on strided operands, tiled through workgroup
     /// memory: 16x16 threads each compute a 4x4 block of a 64x64 tile, over K in
     /// steps of 16; C is contiguous [batch, M, N].
     GEMM: GemmParams = "gemm";

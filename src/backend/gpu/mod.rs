@@ -18,6 +18,7 @@
 pub mod kernels;
 mod ops;
 pub mod params;
+pub mod profile;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 pub use ops::*;
+pub use profile::{Cost, KernelProfile};
 
 use kernels::{AnyKernel, Kernel};
 use params::Params;
@@ -75,8 +77,10 @@ pub struct Gpu {
     failure: Failure,
     /// Which matrix-multiply kernel runs (see `GemmKernel`).
     gemm: Cell<GemmKernel>,
-    /// Time per kernel, when profiling (natively: each kernel then runs alone).
-    profile: RefCell<Option<HashMap<&'static str, (u64, f64)>>>,
+    /// What each kernel did, when profiling (`start_profile`).
+    profile: RefCell<Option<profile::Profile>>,
+    /// Whether the device writes timestamps (`wgpu::Features::TIMESTAMP_QUERY`).
+    timestamps: bool,
 }
 
 /// A pooled buffer; back to the pool when the last array using it is dropped.
@@ -202,10 +206,15 @@ impl Gpu {
             max_storage_buffers_per_shader_stage: supported.max_storage_buffers_per_shader_stage.min(8),
             ..wgpu::Limits::downlevel_defaults()
         };
+        // Timestamps for the profile, natively, where the adapter has them (the
+        // browser's are coarse and behind a flag).
+        let timestamps =
+            cfg!(not(target_arch = "wasm32")) && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("layerlab"),
                 required_limits: limits.clone(),
+                required_features: if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
                 ..Default::default()
             })
             .await
@@ -241,6 +250,7 @@ impl Gpu {
             stats: Cell::new(GpuStats::default()),
             failure,
             profile: RefCell::new(None),
+            timestamps,
             gemm: Cell::new(if info.device_type == wgpu::DeviceType::Cpu {
                 GemmKernel::Simd
             } else {
@@ -255,17 +265,23 @@ impl Gpu {
         pollster::block_on(Gpu::new())
     }
 
-    /// Starts timing each kernel (natively: every kernel is submitted and waited
-    /// for on its own, so the totals are per kernel but the run is slower).
+    /// Starts a profile: from now on every dispatch is counted per kernel
+    /// (`KernelProfile`), and timed on the GPU where the device writes
+    /// timestamps (natively; every submission then waits for its timings).
+    /// Without timestamps, native runs time each kernel alone (submitted and
+    /// waited for: the totals are per kernel, the run slower); in the browser
+    /// the profile has the counts only.
     pub fn start_profile(&self) {
-        *self.profile.borrow_mut() = Some(HashMap::new());
+        self.flush();
+        let timer = self.timestamps.then(|| profile::Timer::new(&self.device, &self.queue));
+        *self.profile.borrow_mut() = Some(profile::Profile::new(timer));
     }
 
-    /// Kernel name, calls and seconds, slowest first, since `start_profile`.
-    pub fn profile(&self) -> Vec<(&'static str, u64, f64)> {
-        let mut v: Vec<_> = self.profile.borrow().iter().flatten().map(|(k, (n, s))| (*k, *n, *s)).collect();
-        v.sort_by(|a, b| b.2.total_cmp(&a.2));
-        v
+    /// Ends the profile: every kernel dispatched since `start_profile`, the
+    /// slowest first (by GPU time where timed, else by elements moved).
+    pub fn take_profile(&self) -> Vec<KernelProfile> {
+        self.flush();
+        self.profile.borrow_mut().take().map(profile::Profile::finish).unwrap_or_default()
     }
 
     pub fn gemm_kernel(&self) -> GemmKernel {
@@ -397,10 +413,22 @@ impl Gpu {
 
     /// Records one kernel: `params` its family's parameters (the uniform
     /// block), `buffers` its storage bindings in order (binding 1, 2, ...),
-    /// `groups` the workgroup grid.
-    pub(crate) fn dispatch<P: Params>(&self, k: &Kernel<P>, params: &P, buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+    /// `groups` the workgroup grid, `cost` what it reads, writes and loops over
+    /// (for the profile).
+    pub(crate) fn dispatch<P: Params>(
+        &self,
+        k: &Kernel<P>,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+        cost: Cost,
+    ) {
         if groups.contains(&0) {
             return;
+        }
+        // A full query set is read out before this dispatch takes a slot.
+        if self.profile.borrow().as_ref().is_some_and(profile::Profile::timer_full) {
+            self.flush();
         }
         let pipeline = self.pipeline(k);
         if self.rec.borrow().params.len() + self.slot > self.slot * ARENA_SLOTS {
@@ -434,37 +462,46 @@ impl Gpu {
             entries: &entries,
         });
         drop(rec);
+        let mut profile = self.profile.borrow_mut();
+        let timestamp_writes = profile.as_mut().and_then(|p| p.record(k.name, k.body, groups, cost));
         self.with_encoder(|enc| {
             let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.name), timestamp_writes: None });
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.name), timestamp_writes });
             pass.set_pipeline(&pipeline.0);
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         });
+        let untimed = profile.as_ref().is_some_and(|p| !p.timed());
+        drop(profile);
         self.count(|s| s.dispatches += 1);
         #[cfg(not(target_arch = "wasm32"))]
-        if self.profile.borrow().is_some() {
+        if untimed {
             let t = web_time::Instant::now();
             self.flush();
             let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
-            let secs = t.elapsed().as_secs_f64();
-            let mut p = self.profile.borrow_mut();
-            let e = p.as_mut().unwrap().entry(k.name).or_insert((0, 0.0));
-            e.0 += 1;
-            e.1 += secs;
+            if let Some(p) = self.profile.borrow_mut().as_mut() {
+                p.add_seconds(k.name, t.elapsed().as_secs_f64());
+            }
         }
+        #[cfg(target_arch = "wasm32")]
+        let _ = untimed;
     }
 
     /// Submits what has been recorded (the end of a training step, or before a readback).
     pub fn flush(&self) {
         let mut rec = self.rec.borrow_mut();
-        let Some(enc) = rec.encoder.take() else { return };
+        let Some(mut enc) = rec.encoder.take() else { return };
         if !rec.params.is_empty() {
             self.queue.write_buffer(&rec.arena, 0, &rec.params);
             rec.params.clear();
         }
+        let mut profile = self.profile.borrow_mut();
+        let timings = profile.as_mut().and_then(|p| p.resolve(&mut enc));
         self.queue.submit([enc.finish()]);
         self.count(|s| s.submits += 1);
+        if let (Some(p), Some(t)) = (profile.as_mut(), timings) {
+            p.read_timings(&self.device, t);
+        }
     }
 
     /// Copies `ranges` (buffer, byte offset, bytes) into one staging buffer, submits,

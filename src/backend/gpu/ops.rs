@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::kernels::{self as k};
 use super::params::*;
-use super::{grid, standard_strides, Buffer, Gpu, GpuArray};
+use super::{grid, standard_strides, Buffer, Cost, Gpu, GpuArray};
 use crate::backend::ops::{Gemm, MapOp, Window};
 
 const MAX_DIMS: usize = 6;
@@ -20,6 +20,37 @@ fn pad6(shape: &[usize], strides: &[usize]) -> ([u32; MAX_DIMS], [u32; MAX_DIMS]
         t[off + i] = if shape[i] == 1 { 0 } else { strides[i] as u32 };
     }
     (s, t)
+}
+
+/// `shape` and each operand's strides with size-1 axes dropped and
+/// neighbouring axes merged where every operand steps over the inner one
+/// exactly, so that an n-d kernel divides once per axis left (none for
+/// contiguous operands). At least one axis.
+fn collapse(shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut axes: Vec<usize> = Vec::new();
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for (i, &size) in shape.iter().enumerate().filter(|(_, &size)| size != 1) {
+        let merges = axes.last().is_some_and(|_| {
+            let last = out[0].len() - 1;
+            strides.iter().zip(&out).all(|(st, o)| o[last] == st[i] * size)
+        });
+        if merges {
+            *axes.last_mut().unwrap() *= size;
+            for (st, o) in strides.iter().zip(out.iter_mut()) {
+                *o.last_mut().unwrap() = st[i];
+            }
+        } else {
+            axes.push(size);
+            for (st, o) in strides.iter().zip(out.iter_mut()) {
+                o.push(st[i]);
+            }
+        }
+    }
+    if axes.is_empty() {
+        axes.push(1);
+        out.iter_mut().for_each(|o| o.push(0));
+    }
+    (axes, out)
 }
 
 /// Strides that read `a` as if broadcast to `shape` (numpy rules, aligned right).
@@ -56,8 +87,9 @@ fn copy_into(
     doff: usize,
 ) {
     let n: usize = shape.iter().product();
-    let (padded, src_strides) = pad6(shape, sstr);
-    let (_, dst_strides) = pad6(shape, dstr);
+    let (axes, strides) = collapse(shape, &[sstr, dstr]);
+    let (padded, src_strides) = pad6(&axes, &strides[0]);
+    let (_, dst_strides) = pad6(&axes, &strides[1]);
     let p = CopyParams {
         shape: padded,
         src_strides,
@@ -65,8 +97,9 @@ fn copy_into(
         src_offset: soff as u32,
         dst_offset: doff as u32,
         count: n as u32,
+        ndims: axes.len() as u32,
     };
-    gpu.dispatch(&k::COPY, &p, &[src, dst], grid(n));
+    gpu.dispatch(&k::COPY, &p, &[src, dst], grid(n), Cost::elementwise(n, 1));
 }
 
 /// `a` itself if it is contiguous from the start of its buffer, else a copy that is.
@@ -82,7 +115,7 @@ pub fn contiguous(a: &GpuArray) -> GpuArray {
 pub fn fill(gpu: &Rc<Gpu>, shape: &[usize], value: f32) -> GpuArray {
     let out = gpu.alloc(shape);
     let n = out.len();
-    gpu.dispatch(&k::FILL, &FillParams { count: n as u32, value }, &[out.raw()], grid(n));
+    gpu.dispatch(&k::FILL, &FillParams { count: n as u32, value }, &[out.raw()], grid(n), Cost::elementwise(n, 0));
     out
 }
 
@@ -109,12 +142,13 @@ fn map(op: MapOp, a: &GpuArray, b: Option<&GpuArray>, shape: &[usize], s: f32) -
     let gpu = a.gpu();
     let out = gpu.alloc(shape);
     let n = out.len();
-    let (padded, a_strides) = pad6(shape, &broadcast_strides(a, shape));
-    let (_, b_strides) = match b {
-        Some(b) => pad6(shape, &broadcast_strides(b, shape)),
-        None => ([1; MAX_DIMS], [0; MAX_DIMS]),
-    };
+    let a_str = broadcast_strides(a, shape);
+    let b_str = b.map_or_else(|| vec![0; shape.len()], |b| broadcast_strides(b, shape));
+    let (axes, strides) = collapse(shape, &[&a_str, &b_str, &out.strides]);
+    let (padded, a_strides) = pad6(&axes, &strides[0]);
+    let (_, b_strides) = pad6(&axes, &strides[1]);
     let p = MapParams {
+        ndims: axes.len() as u32,
         shape: padded,
         a_strides,
         b_strides,
@@ -125,7 +159,7 @@ fn map(op: MapOp, a: &GpuArray, b: Option<&GpuArray>, shape: &[usize], s: f32) -
         scalar: s,
     };
     let bbuf = b.map_or(a.raw(), |b| b.raw());
-    gpu.dispatch(&k::MAP, &p, &[a.raw(), bbuf, out.raw()], grid(n));
+    gpu.dispatch(&k::MAP, &p, &[a.raw(), bbuf, out.raw()], grid(n), Cost::elementwise(n, 1 + b.is_some() as usize));
     out
 }
 
@@ -141,32 +175,64 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
         return reshape(x, shape);
     }
     let gpu = x.gpu();
-    let n: usize = shape.iter().product();
-    let r: usize = reduced.iter().product();
-    let chunks = r.div_ceil(SUM_CHUNK);
-    let p = SumParams {
-        shape: pad6(&full, &x.strides).0,
-        reduced: pad6(&reduced, &x.strides).0,
-        strides: pad6(&x.shape, &x.strides).1,
+    let outputs: usize = shape.iter().product();
+    let terms: usize = reduced.iter().product();
+    let (out_shape, out_strides) = pad6(&full, &x.strides);
+    // The reduced axes, outermost first, merged where one steps over the
+    // next exactly (the term index then needs one division fewer).
+    let mut red: Vec<(usize, usize)> = Vec::new();
+    for (&size, &stride) in reduced.iter().zip(&x.strides).filter(|(&size, _)| size > 1) {
+        match red.last_mut() {
+            Some(last) if last.1 == stride * size => *last = (last.0 * size, stride),
+            _ => red.push((size, stride)),
+        }
+    }
+    let (sizes, strides): (Vec<usize>, Vec<usize>) = red.iter().copied().unzip();
+    let (red_shape, red_strides) = pad6(&sizes, &strides);
+    let chunk = if terms <= SUM_SERIAL_TERMS { terms } else { SUM_CHUNK.min(terms) };
+    let chunks = terms.div_ceil(chunk);
+    let p = ReduceParams {
+        out_shape,
+        out_strides,
+        red_shape,
+        red_strides,
         offset: x.offset as u32,
-        count: (n * chunks) as u32,
-        terms: r as u32,
-        chunk: SUM_CHUNK as u32,
+        outputs: outputs as u32,
+        terms: terms as u32,
+        chunk: chunk as u32,
         chunks: chunks as u32,
+        nred: red.len() as u32,
     };
-    if chunks == 1 {
+    if terms <= SUM_SERIAL_TERMS {
         let out = gpu.alloc(shape);
-        gpu.dispatch(&k::SUM, &p, &[x.raw(), out.raw()], grid(n));
+        gpu.dispatch(&k::SUM, &p, &[x.raw(), out.raw()], grid(outputs), Cost::new(terms, outputs * terms, outputs));
         return out;
     }
-    // Partial sums [n, chunks], then their sum.
-    let partial = gpu.alloc(&[n, chunks]);
-    gpu.dispatch(&k::SUM, &p, &[x.raw(), partial.raw()], grid(n * chunks));
-    reshape(&sum_to(&partial, &[n, 1]), shape)
+    let partial = gpu.alloc(&[outputs, chunks]);
+    let cost = Cost::new(chunk.div_ceil(256) + 8, outputs * terms, outputs * chunks);
+    gpu.dispatch(&k::SUM_TREE, &p, &[x.raw(), partial.raw()], workgroups(outputs * chunks), cost);
+    if chunks == 1 {
+        return reshape(&partial, shape);
+    }
+    reshape(&sum_to(&partial, &[outputs, 1]), shape)
 }
 
-/// Terms one invocation of the `SUM` kernel adds at most.
-const SUM_CHUNK: usize = 1024;
+/// Sums of at most this many terms run one thread per output (`SUM`), longer
+/// ones a workgroup per output and chunk (`SUM_TREE`).
+const SUM_SERIAL_TERMS: usize = 32;
+
+/// Terms one workgroup of `SUM_TREE` adds (8 per thread).
+const SUM_CHUNK: usize = 2048;
+
+/// A 2-d grid of `n` workgroups (one dimension holds at most 65535).
+fn workgroups(n: usize) -> [u32; 3] {
+    let n = n as u32;
+    if n <= 65535 {
+        [n, 1, 1]
+    } else {
+        [65535, n.div_ceil(65535), 1]
+    }
+}
 
 /// `x` broadcast to `shape`, materialised.
 pub fn broadcast_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
@@ -271,6 +337,7 @@ pub fn max_axis(x: &GpuArray, axis: usize) -> (GpuArray, Rc<Buffer>) {
         &AxisParams { count: n as u32, len: x.shape[axis] as u32, inner: inner as u32 },
         &[x.raw(), out.raw(), arg.raw()],
         grid(n),
+        Cost::new(x.shape[axis], x.len(), 2 * n),
     );
     (out, arg)
 }
@@ -287,6 +354,7 @@ pub fn max_axis_backward(g: &GpuArray, arg: &Buffer, shape: &[usize], axis: usiz
         &AxisParams { count: n as u32, len: shape[axis] as u32, inner: inner as u32 },
         &[g.raw(), arg.raw(), dx.raw()],
         grid(n),
+        Cost::elementwise(n, 2),
     );
     dx
 }
@@ -318,19 +386,18 @@ fn mat_view(x: &GpuArray, batch: usize, rows: usize, cols: usize, t: bool) -> (G
 /// The product `g` describes (see `Gemm`), `[batch·m, n]` contiguous (callers reshape).
 pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
     let gpu = a.gpu().clone();
-    let out = gpu.alloc(&[g.batch * g.m, g.n]);
-    gemm_into(&gpu, a, b, g, &out, 0.0);
-    out
-}
-
-/// `out = A @ B + beta * out` for the product `g` describes.
-fn gemm_into(gpu: &Rc<Gpu>, a: &GpuArray, b: &GpuArray, g: &Gemm, out: &GpuArray, beta: f32) {
     let &Gemm { batch, m, k: kk, n, transpose_a: ta, transpose_b: tb, b_batched: b_batch } = g;
     let (av, am) = mat_view(a, batch, m, kk, ta);
     let (bv, bm) = mat_view(b, if b_batch { batch } else { 1 }, kk, n, tb);
+    let tiled = gpu.gemm_kernel() == super::GemmKernel::Tiled;
+    // Output tiles per matrix: 64 x 64 (tiled), 8 rows x 256 columns (SIMD).
+    let tiles = if tiled { m.div_ceil(64) * n.div_ceil(64) } else { m.div_ceil(8) * n.div_ceil(256) };
+    let (splits, k_chunk) = k_splits(batch * tiles, kk);
     // The largest batch in the engine's models is batch x heads of attention.
-    assert!(batch <= 65535, "GPU matmul: more than 65535 matrices in one batch");
+    assert!(batch * splits <= 65535, "GPU matmul: more than 65535 matrices in one batch");
     let p = GemmParams {
+        k_chunk: k_chunk as u32,
+        splits: splits as u32,
         m: m as u32,
         n: n as u32,
         k: kk as u32,
@@ -342,26 +409,46 @@ fn gemm_into(gpu: &Rc<Gpu>, a: &GpuArray, b: &GpuArray, g: &Gemm, out: &GpuArray
         b_batch: bm.batch as u32,
         b_row: bm.row as u32,
         b_col: bm.col as u32,
-        beta,
     };
-    match gpu.gemm_kernel() {
-        super::GemmKernel::Tiled => gpu.dispatch(
-            &k::GEMM,
-            &p,
-            &[av.raw(), bv.raw(), out.raw()],
-            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32],
-        ),
-        super::GemmKernel::Simd => {
-            assert!(m.div_ceil(8) <= 65535, "GPU matmul: {m} rows is more than one dispatch holds");
-            gpu.dispatch(
-                &k::GEMM_SIMD,
-                &p,
-                &[av.raw(), bv.raw(), out.raw()],
-                [n.div_ceil(256) as u32, m.div_ceil(8) as u32, batch as u32],
-            )
-        }
+    // Split products go to partial sums [batch, splits, m, n], added after.
+    let dst = gpu.alloc(&[batch * splits * m, n]);
+    let workgroups = batch * splits * tiles;
+    // Elements each workgroup reads: its rows of A and columns of B over its
+    // share of K (tiled: 64 + 64, SIMD: 8 + 256 per step of K).
+    let per_k = if tiled { 128 } else { 264 };
+    let cost = Cost::new(k_chunk, workgroups * per_k * k_chunk, batch * splits * m * n);
+    if tiled {
+        let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, (batch * splits) as u32];
+        gpu.dispatch(&k::GEMM, &p, &[av.raw(), bv.raw(), dst.raw()], groups, cost);
+    } else {
+        assert!(m.div_ceil(8) <= 65535, "GPU matmul: {m} rows is more than one dispatch holds");
+        let groups = [n.div_ceil(256) as u32, m.div_ceil(8) as u32, (batch * splits) as u32];
+        gpu.dispatch(&k::GEMM_SIMD, &p, &[av.raw(), bv.raw(), dst.raw()], groups, cost);
     }
+    if splits == 1 {
+        return dst;
+    }
+    reshape(&sum_to(&reshape(&dst, &[batch, splits, m, n]), &[batch, 1, m, n]), &[batch * m, n])
 }
+
+/// How a product splits K: `(splits, k_chunk)`. A split never adds more than
+/// `GEMM_MAX_K` terms; a product of few output tiles splits further (down to
+/// `GEMM_MIN_K` terms each) until about `GEMM_BUSY` workgroups run (a weight
+/// gradient has a small `m × n` and K = batch × pixels).
+fn k_splits(tiles: usize, k: usize) -> (usize, usize) {
+    let needed = k.div_ceil(GEMM_MAX_K);
+    let busy = GEMM_BUSY.div_ceil(tiles.max(1)).min(k / GEMM_MIN_K);
+    let splits = needed.max(busy).max(1);
+    let k_chunk = k.div_ceil(splits).div_ceil(16) * 16;
+    (k.div_ceil(k_chunk.max(1)).max(1), k_chunk.max(1))
+}
+
+/// The longest run of K one GEMM invocation adds.
+const GEMM_MAX_K: usize = 4096;
+/// The shortest run of K worth a split of its own.
+const GEMM_MIN_K: usize = 512;
+/// Workgroups that keep a GPU busy (a few per compute unit of a large GPU).
+const GEMM_BUSY: usize = 512;
 
 fn window_params(g: &Window, first: usize, images: usize, count: usize) -> WindowParams {
     let u = |v: usize| v as u32;
@@ -383,14 +470,18 @@ fn window_params(g: &Window, first: usize, images: usize, count: usize) -> Windo
     }
 }
 
+/// Windows that can hold one input pixel (the loop of a pooling gradient).
+fn windows_per_pixel(g: &Window) -> usize {
+    g.kh.div_ceil(g.sh) * g.kw.div_ceil(g.sw)
+}
+
 /// Images per convolution chunk, so that the unfolded patches fit one binding
-/// and the weight gradient's products over columns stay under 32768 terms per
-/// invocation (lavapipe stops a shader's loops after 65535 iterations).
+/// and stay under 64 MB (the weight gradient's long sum over columns is split
+/// by the GEMM, `k_splits`).
 fn conv_chunk(gpu: &Gpu, g: &Window) -> usize {
-    let hw = g.out_h() * g.out_w();
-    let per_image = g.c * g.kh * g.kw * hw;
+    let per_image = g.c * g.kh * g.kw * g.out_h() * g.out_w();
     let cap = (gpu.max_elements() / 2).min(1 << 24);
-    (cap / per_image.max(1)).min(32768 / hw.max(1)).clamp(1, g.n.max(1))
+    (cap / per_image.max(1)).clamp(1, g.n.max(1))
 }
 
 /// Convolution: `x` [N,C,H,W], `w` [F, C·KH·KW], `bias` [F] -> [N,F,OH,OW];
@@ -407,7 +498,14 @@ pub fn conv2d_forward(x: &GpuArray, w: &GpuArray, bias: Option<&GpuArray>, g: &W
         let imgs = chunk.min(g.n - n0);
         let ncols = imgs * hw;
         let cols = gpu.alloc(&[ckk, ncols]);
-        gpu.dispatch(&k::IM2COL, &window_params(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
+        let n = ckk * ncols;
+        gpu.dispatch(
+            &k::IM2COL,
+            &window_params(g, n0, imgs, n),
+            &[x.raw(), cols.raw()],
+            grid(n),
+            Cost::elementwise(n, 1),
+        );
         let t = gemm(w, &cols, &Gemm::matrix(f, ckk, ncols)); // [F, imgs·HW]
                                                               // [F, imgs, HW] -> out[n0.., F, HW]
         copy_into(&gpu, t.raw(), &[imgs, f, hw], &[hw, ncols, 1], 0, out.raw(), &[f * hw, hw, 1], n0 * f * hw);
@@ -433,7 +531,7 @@ pub fn conv2d_backward(
     let ckk = g.c * g.kh * g.kw;
     let hw = g.out_h() * g.out_w();
     let dx = want_dx.then(|| gpu.alloc(&[g.n, g.c, g.h, g.w]));
-    let dw = gpu.alloc(&[f, ckk]);
+    let mut dw: Option<GpuArray> = None;
     let chunk = conv_chunk(&gpu, g);
     for n0 in (0..g.n).step_by(chunk) {
         let imgs = chunk.min(g.n - n0);
@@ -442,16 +540,28 @@ pub fn conv2d_backward(
         let dm = gpu.alloc(&[f, ncols]);
         copy_into(&gpu, dy.raw(), &[imgs, f, hw], &[f * hw, hw, 1], n0 * f * hw, dm.raw(), &[hw, ncols, 1], 0);
         let cols = gpu.alloc(&[ckk, ncols]);
-        gpu.dispatch(&k::IM2COL, &window_params(g, n0, imgs, ckk * ncols), &[x.raw(), cols.raw()], grid(ckk * ncols));
-        gemm_into(&gpu, &dm, &cols, &Gemm::matrix(f, ncols, ckk).b_transposed(), &dw, if n0 == 0 { 0.0 } else { 1.0 });
+        let n = ckk * ncols;
+        gpu.dispatch(
+            &k::IM2COL,
+            &window_params(g, n0, imgs, n),
+            &[x.raw(), cols.raw()],
+            grid(n),
+            Cost::elementwise(n, 1),
+        );
+        let part = gemm(&dm, &cols, &Gemm::matrix(f, ncols, ckk).b_transposed());
+        dw = Some(match dw {
+            None => part,
+            Some(sum) => binary(MapOp::Add, &sum, &part),
+        });
         if let Some(dx) = &dx {
             let dcols = gemm(w, &dm, &Gemm::matrix(ckk, f, ncols).a_transposed()); // [CKK, imgs·HW]
             let count = imgs * g.c * g.h * g.w;
-            gpu.dispatch(&k::COL2IM, &window_params(g, n0, imgs, count), &[dcols.raw(), dx.raw()], grid(count));
+            let cost = Cost::new(g.kh * g.kw, count * g.kh * g.kw, count);
+            gpu.dispatch(&k::COL2IM, &window_params(g, n0, imgs, count), &[dcols.raw(), dx.raw()], grid(count), cost);
         }
     }
     let db = sum_to(&dy, &[f, 1, 1]);
-    (dx, dw, reshape(&db, &[f]))
+    (dx, dw.expect("a batch of at least one image"), reshape(&db, &[f]))
 }
 
 pub fn max_pool_forward(x: &GpuArray, g: &Window) -> (GpuArray, Rc<Buffer>) {
@@ -460,7 +570,8 @@ pub fn max_pool_forward(x: &GpuArray, g: &Window) -> (GpuArray, Rc<Buffer>) {
     let out = gpu.alloc(&[g.n, g.c, g.out_h(), g.out_w()]);
     let n = out.len();
     let arg = gpu.buffer(n);
-    gpu.dispatch(&k::MAX_POOL, &window_params(g, 0, g.n * g.c, n), &[x.raw(), out.raw(), arg.raw()], grid(n));
+    let cost = Cost::new(g.kh * g.kw, n * g.kh * g.kw, 2 * n);
+    gpu.dispatch(&k::MAX_POOL, &window_params(g, 0, g.n * g.c, n), &[x.raw(), out.raw(), arg.raw()], grid(n), cost);
     (out, arg)
 }
 
@@ -469,7 +580,14 @@ pub fn max_pool_backward(dy: &GpuArray, arg: &Buffer, g: &Window) -> GpuArray {
     let gpu = dy.gpu();
     let dx = gpu.alloc(&[g.n, g.c, g.h, g.w]);
     let n = dx.len();
-    gpu.dispatch(&k::MAX_POOL_BACKWARD, &window_params(g, 0, g.n * g.c, n), &[dy.raw(), arg.raw(), dx.raw()], grid(n));
+    let cost = Cost::new(windows_per_pixel(g), 2 * n * windows_per_pixel(g), n);
+    gpu.dispatch(
+        &k::MAX_POOL_BACKWARD,
+        &window_params(g, 0, g.n * g.c, n),
+        &[dy.raw(), arg.raw(), dx.raw()],
+        grid(n),
+        cost,
+    );
     dx
 }
 
@@ -478,7 +596,8 @@ pub fn avg_pool_forward(x: &GpuArray, g: &Window) -> GpuArray {
     let gpu = x.gpu();
     let out = gpu.alloc(&[g.n, g.c, g.out_h(), g.out_w()]);
     let n = out.len();
-    gpu.dispatch(&k::AVG_POOL, &window_params(g, 0, g.n * g.c, n), &[x.raw(), out.raw()], grid(n));
+    let cost = Cost::new(g.kh * g.kw, n * g.kh * g.kw, n);
+    gpu.dispatch(&k::AVG_POOL, &window_params(g, 0, g.n * g.c, n), &[x.raw(), out.raw()], grid(n), cost);
     out
 }
 
@@ -487,7 +606,8 @@ pub fn avg_pool_backward(dy: &GpuArray, g: &Window) -> GpuArray {
     let gpu = dy.gpu();
     let dx = gpu.alloc(&[g.n, g.c, g.h, g.w]);
     let n = dx.len();
-    gpu.dispatch(&k::AVG_POOL_BACKWARD, &window_params(g, 0, g.n * g.c, n), &[dy.raw(), dx.raw()], grid(n));
+    let cost = Cost::new(windows_per_pixel(g), n * windows_per_pixel(g), n);
+    gpu.dispatch(&k::AVG_POOL_BACKWARD, &window_params(g, 0, g.n * g.c, n), &[dy.raw(), dx.raw()], grid(n), cost);
     dx
 }
 
@@ -502,6 +622,7 @@ pub fn lstm_cell(gates: &GpuArray, c: &GpuArray) -> GpuArray {
         &CellParams { count: (n * h) as u32, units: h as u32 },
         &[gates.raw(), c.raw(), out.raw()],
         grid(n * h),
+        Cost::elementwise(n * h, 6),
     );
     out
 }
@@ -517,6 +638,7 @@ pub fn lstm_cell_backward(gates: &GpuArray, c: &GpuArray, out: &GpuArray, d: &Gp
         &CellParams { count: (n * h) as u32, units: h as u32 },
         &[gates.raw(), c.raw(), out.raw(), d.raw(), da.raw(), dc.raw()],
         grid(n * h),
+        Cost::elementwise(n * h, 11),
     );
     (da, dc)
 }
@@ -532,6 +654,7 @@ pub fn gru_cell(gi: &GpuArray, gh: &GpuArray, h: &GpuArray) -> GpuArray {
         &CellParams { count: (n * u) as u32, units: u as u32 },
         &[gi.raw(), gh.raw(), h.raw(), out.raw()],
         grid(n * u),
+        Cost::elementwise(n * u, 7),
     );
     out
 }
@@ -547,6 +670,7 @@ pub fn gru_cell_backward(gi: &GpuArray, gh: &GpuArray, h: &GpuArray, d: &GpuArra
         &CellParams { count: (n * u) as u32, units: u as u32 },
         &[gi.raw(), gh.raw(), h.raw(), d.raw(), da.raw(), db.raw(), dh.raw()],
         grid(n * u),
+        Cost::elementwise(n * u, 13),
     );
     (da, db, dh)
 }
@@ -563,6 +687,7 @@ pub fn softmax(x: &GpuArray) -> GpuArray {
         &RowsParams { rows: rows as u32, classes: classes as u32 },
         &[x.raw(), y.raw()],
         grid(rows),
+        Cost::new(3 * classes, 2 * rows * classes, rows * classes),
     );
     y
 }
@@ -578,6 +703,7 @@ pub fn softmax_backward(g: &GpuArray, y: &GpuArray) -> GpuArray {
         &RowsParams { rows: rows as u32, classes: classes as u32 },
         &[g.raw(), y.raw(), dx.raw()],
         grid(rows),
+        Cost::new(2 * classes, 4 * rows * classes, rows * classes),
     );
     dx
 }
@@ -596,6 +722,7 @@ pub fn cross_entropy(x: &GpuArray, labels: &Buffer) -> (GpuArray, GpuArray) {
         &RowsParams { rows: rows as u32, classes: classes as u32 },
         &[x.raw(), labels.raw(), probs.raw(), row_loss.raw()],
         grid(rows),
+        Cost::new(3 * classes, 3 * rows * classes + 2 * rows, rows * (classes + 1)),
     );
     // Each row's share first, then the sum: a sum of losses near 1e37 would
     // overflow f32 before the division (the CPU sums in f64).
@@ -616,6 +743,7 @@ pub fn cross_entropy_backward(probs: &GpuArray, labels: &Buffer, g: &GpuArray) -
         &LossGradParams { count: n as u32, classes: classes as u32, rows: rows as u32 },
         &[probs.raw(), labels.raw(), g.raw(), dx.raw()],
         grid(n),
+        Cost::elementwise(n, 3),
     );
     dx
 }
@@ -629,28 +757,37 @@ pub fn gather_rows(table: &GpuArray, ids: &Buffer, count: usize) -> GpuArray {
     let n = out.len();
     gpu.dispatch(
         &k::GATHER_ROWS,
-        &LookupParams { count: n as u32, width: d as u32, ids: count as u32 },
+        &LookupParams { count: n as u32, width: d as u32, ids: count as u32, chunk: 0 },
         &[table.raw(), ids.raw(), out.raw()],
         grid(n),
+        Cost::elementwise(n, 2),
     );
     out
 }
 
-/// The gradient of `gather_rows`: each id's gradient row added to its table row.
+/// The gradient of `gather_rows`: each id's gradient row added to its table
+/// row. Each invocation looks through one chunk of `SCATTER_CHUNK` ids for its
+/// table entry; the chunks' partial sums are added after.
 pub fn scatter_rows(g: &GpuArray, ids: &Buffer, count: usize, rows: usize) -> GpuArray {
     let g = contiguous(g);
     let gpu = g.gpu();
     let d = g.shape[1];
-    let dt = gpu.alloc(&[rows, d]);
-    let n = dt.len();
+    let chunks = count.div_ceil(SCATTER_CHUNK).max(1);
+    let partial = gpu.alloc(&[chunks, rows, d]);
+    let n = partial.len();
+    let chunk = SCATTER_CHUNK.min(count);
     gpu.dispatch(
         &k::SCATTER_ROWS,
-        &LookupParams { count: n as u32, width: d as u32, ids: count as u32 },
-        &[g.raw(), ids.raw(), dt.raw()],
+        &LookupParams { count: n as u32, width: d as u32, ids: count as u32, chunk: chunk as u32 },
+        &[g.raw(), ids.raw(), partial.raw()],
         grid(n),
+        Cost::new(chunk, n * chunk, n),
     );
-    dt
+    sum_to(&partial, &[rows, d])
 }
+
+/// Ids one invocation of `SCATTER_ROWS` looks through.
+const SCATTER_CHUNK: usize = 256;
 
 /// A copy of `x` (contiguous) that shares nothing with it.
 pub fn deep_copy(x: &GpuArray) -> GpuArray {
@@ -670,7 +807,8 @@ pub fn assign(dst: &GpuArray, src: &GpuArray) {
 pub fn sgd_update(w: &GpuArray, v: &GpuArray, g: &GpuArray, lr: f32, momentum: f32) {
     let g = contiguous(g);
     let n = w.len();
-    w.gpu().dispatch(&k::SGD, &SgdParams { count: n as u32, lr, momentum }, &[w.raw(), v.raw(), g.raw()], grid(n));
+    let p = SgdParams { count: n as u32, lr, momentum };
+    w.gpu().dispatch(&k::SGD, &p, &[w.raw(), v.raw(), g.raw()], grid(n), Cost::new(1, 3 * n, 2 * n));
 }
 
 /// Keras Adam, in place on `w`, `m` and `v`; `alpha` is the bias-corrected rate.
@@ -692,13 +830,14 @@ pub fn adam_update(
         &AdamParams { count: n as u32, alpha, beta_1, beta_2, epsilon },
         &[w.raw(), m.raw(), v.raw(), g.raw()],
         grid(n),
+        Cost::new(1, 4 * n, 3 * n),
     );
 }
 
 /// A zeroed buffer of `n` u32 counters.
 pub fn counters(gpu: &Rc<Gpu>, n: usize) -> Rc<Buffer> {
     let b = gpu.buffer(n);
-    gpu.dispatch(&k::FILL, &FillParams { count: n as u32, value: 0.0 }, &[b.raw()], grid(n));
+    gpu.dispatch(&k::FILL, &FillParams { count: n as u32, value: 0.0 }, &[b.raw()], grid(n), Cost::elementwise(n, 0));
     b
 }
 
@@ -711,6 +850,7 @@ pub fn count_nonfinite(x: &GpuArray, counter: &Buffer, slot: usize) {
         &CountParams { count: n as u32, classes: 0, slot: slot as u32 },
         &[x.raw(), counter.raw()],
         grid(n),
+        Cost::new(1, n, 0),
     );
 }
 
@@ -724,5 +864,6 @@ pub fn count_correct(x: &GpuArray, labels: &Buffer, counter: &Buffer, slot: usiz
         &CountParams { count: rows as u32, classes: classes as u32, slot: slot as u32 },
         &[x.raw(), labels.raw(), counter.raw()],
         grid(rows),
+        Cost::new(classes, rows * (classes + 1), 0),
     );
 }

@@ -11,10 +11,13 @@ use super::PARAM_BYTES;
 pub trait Params: bytemuck::Pod {
     /// WGSL constants `P_FIELD`, the word index of each field.
     fn wgsl_names() -> String;
+    /// WGSL functions the family's kernels share (index arithmetic over the
+    /// parameters), from `wgsl/<file>.wgsl`.
+    fn wgsl_helpers() -> &'static str;
 }
 
 macro_rules! params {
-    ($($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty,)* })*) => {$(
+    ($($(#[$doc:meta])* $name:ident $(+ $helpers:literal)? { $($(#[$fdoc:meta])* $field:ident: $ty:ty,)* })*) => {$(
         $(#[$doc])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -34,6 +37,9 @@ macro_rules! params {
                 ));)*
                 s
             }
+            fn wgsl_helpers() -> &'static str {
+                concat!("" $(, include_str!(concat!("wgsl/", $helpers, ".wgsl")))?)
+            }
         }
     )*};
 }
@@ -51,6 +57,8 @@ params! {
         src_offset: u32,
         dst_offset: u32,
         count: u32,
+        /// Axes in use (the last `ndims` of the six; `ops::collapse` merged the rest).
+        ndims: u32,
     }
 
     /// `FILL`: `count` copies of `value`.
@@ -70,20 +78,26 @@ params! {
         count: u32,
         op: u32,
         scalar: f32,
+        /// Axes in use (the last `ndims` of the six).
+        ndims: u32,
     }
 
-    /// `SUM`: output `shape` (reduced axes 1), `reduced` sizes (1 elsewhere),
-    /// the input's `strides` and `offset`; `count` = outputs × `chunks`, each
-    /// chunk adding at most `chunk` of the `terms` terms.
-    SumParams {
-        shape: Axes,
-        reduced: Axes,
-        strides: Axes,
+    /// `SUM`, `SUM_TREE`: output `i` (over `out_shape`, read through the
+    /// input's `out_strides` from `offset`) adds `terms` terms over the
+    /// reduced axes, merged where their strides allow and right-aligned:
+    /// the last `nred` of `red_shape`/`red_strides`. `outputs` × `chunks`
+    /// partial sums of at most `chunk` terms each.
+    ReduceParams + "reduce_index" {
+        out_shape: Axes,
+        out_strides: Axes,
+        red_shape: Axes,
+        red_strides: Axes,
         offset: u32,
-        count: u32,
+        outputs: u32,
         terms: u32,
         chunk: u32,
         chunks: u32,
+        nred: u32,
     }
 
     /// `MAX_AXIS` and its gradient over the middle axis of `[outer, len, inner]`;
@@ -94,10 +108,14 @@ params! {
         inner: u32,
     }
 
-    /// `GEMM`, `GEMM_SIMD`: `C = A @ B + beta C`, `[m, k] @ [k, n]` per batch;
+    /// `GEMM`, `GEMM_SIMD`: `C = A @ B`, `[m, k] @ [k, n]` per batch;
     /// element (b, i, j) of A at `a_offset + b·a_batch + i·a_row + j·a_col`, B
-    /// likewise; C contiguous `[batch, m, n]`.
+    /// likewise; C contiguous `[batch, splits, m, n]`: split `s` sums terms
+    /// `s·k_chunk..(s + 1)·k_chunk` of K (split-K: a product with a long K
+    /// and a small `m × n` keeps many workgroups busy, each over a short loop).
     GemmParams {
+        k_chunk: u32,
+        splits: u32,
         m: u32,
         n: u32,
         k: u32,
@@ -109,13 +127,12 @@ params! {
         b_batch: u32,
         b_row: u32,
         b_col: u32,
-        beta: f32,
     }
 
     /// Convolution and pooling kernels: a window over `[c, h, w]` planes,
     /// output `[oh, ow]`, images `first..first + images` (planes, for
     /// pooling), `count` elements.
-    WindowParams {
+    WindowParams + "window_range" {
         c: u32,
         h: u32,
         w: u32,
@@ -151,11 +168,13 @@ params! {
         rows: u32,
     }
 
-    /// `GATHER_ROWS`, `SCATTER_ROWS`: `count` outputs of rows `width` wide, `ids` ids.
+    /// `GATHER_ROWS`, `SCATTER_ROWS`: `count` outputs of rows `width` wide,
+    /// `ids` ids; `SCATTER_ROWS` looks through `chunk` ids per invocation.
     LookupParams {
         count: u32,
         width: u32,
         ids: u32,
+        chunk: u32,
     }
 
     /// `SGD`: Keras's momentum update over `count` values.

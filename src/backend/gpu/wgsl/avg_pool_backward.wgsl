@@ -9,11 +9,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let plane = i / hw;
     let iy = (i % hw) / p(P_W);
     let ix = i % p(P_W);
+    let r = window_range(iy, ix);
     var acc = 0.0;
-    for (var oy = 0u; oy < p(P_OH); oy++) {
-        if (oy * p(P_SH) > iy || oy * p(P_SH) + p(P_KH) <= iy) { continue; }
-        for (var ox = 0u; ox < p(P_OW); ox++) {
-            if (ox * p(P_SW) > ix || ox * p(P_SW) + p(P_KW) <= ix) { continue; }
+    for (var oy = r.x; oy < r.y; oy++) {
+        for (var ox = r.z; ox < r.w; ox++) {
             acc += dy[plane * ohw + oy * p(P_OW) + ox];
         }
     }

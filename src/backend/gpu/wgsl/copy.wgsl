@@ -7,11 +7,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var rem = i;
     var s = p(P_SRC_OFFSET);
     var d = p(P_DST_OFFSET);
-    for (var k = 5u; k < 6u; k = k - 1u) {
+    // One division per axis but the outermost (ops::collapse merged the rest).
+    let first = 6u - p(P_NDIMS);
+    for (var k = 5u; k > first; k = k - 1u) {
         let idx = rem % p(P_SHAPE + k);
         rem = rem / p(P_SHAPE + k);
         s += idx * p(P_SRC_STRIDES + k);
         d += idx * p(P_DST_STRIDES + k);
     }
+    s += rem * p(P_SRC_STRIDES + first);
+    d += rem * p(P_DST_STRIDES + first);
     dst[d] = src[s];
 }

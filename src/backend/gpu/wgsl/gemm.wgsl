@@ -10,20 +10,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let K = p(P_K);
     let row0 = wg.y * 64u;
     let col0 = wg.x * 64u;
-    let abase = p(P_A_OFFSET) + wg.z * p(P_A_BATCH);
-    let bbase = p(P_B_OFFSET) + wg.z * p(P_B_BATCH);
+    let b = wg.z / p(P_SPLITS);
+    let kbeg = (wg.z % p(P_SPLITS)) * p(P_K_CHUNK);
+    let kend = min(K, kbeg + p(P_K_CHUNK));
+    let abase = p(P_A_OFFSET) + b * p(P_A_BATCH);
+    let bbase = p(P_B_OFFSET) + b * p(P_B_BATCH);
     var acc: array<f32, 16>;
-    for (var k0 = 0u; k0 < K; k0 += 16u) {
+    for (var k0 = kbeg; k0 < kend; k0 += 16u) {
         for (var l = 0u; l < 4u; l++) {
             let e = li + l * 256u;
             let kk = e / 64u;
             let ii = e % 64u;
             let gk = k0 + kk;
             var av = 0.0;
-            if (row0 + ii < M && gk < K) { av = A[abase + (row0 + ii) * p(P_A_ROW) + gk * p(P_A_COL)]; }
+            if (row0 + ii < M && gk < kend) { av = A[abase + (row0 + ii) * p(P_A_ROW) + gk * p(P_A_COL)]; }
             As[e] = av;
             var bv = 0.0;
-            if (gk < K && col0 + ii < N) { bv = B[bbase + gk * p(P_B_ROW) + (col0 + ii) * p(P_B_COL)]; }
+            if (gk < kend && col0 + ii < N) { bv = B[bbase + gk * p(P_B_ROW) + (col0 + ii) * p(P_B_COL)]; }
             Bs[e] = bv;
         }
         workgroupBarrier();
@@ -42,16 +45,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
     }
-    let beta = pf(P_BETA);
     for (var r = 0u; r < 4u; r++) {
         let i = row0 + lid.y + 16u * r;
         for (var c = 0u; c < 4u; c++) {
             let j = col0 + lid.x + 16u * c;
             if (i < M && j < N) {
                 let o = (wg.z * M + i) * N + j;
-                var v = acc[r * 4u + c];
-                if (beta != 0.0) { v += beta * C[o]; }
-                C[o] = v;
+                C[o] = acc[r * 4u + c];
             }
         }
     }

@@ -8,8 +8,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let K = p(P_K);
     let row0 = wg.y * 8u;
     let j0 = wg.x * 256u + li;
-    let abase = p(P_A_OFFSET) + wg.z * p(P_A_BATCH);
-    let bbase = p(P_B_OFFSET) + wg.z * p(P_B_BATCH);
+    let b = wg.z / p(P_SPLITS);
+    let kbeg = (wg.z % p(P_SPLITS)) * p(P_K_CHUNK);
+    let kend = min(K, kbeg + p(P_K_CHUNK));
+    let abase = p(P_A_OFFSET) + b * p(P_A_BATCH);
+    let bbase = p(P_B_OFFSET) + b * p(P_B_BATCH);
     let sr = p(P_A_ROW);
     let sc = p(P_A_COL);
     let br = p(P_B_ROW);
@@ -21,20 +24,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let c2 = bbase + min(j0 + 128u, N - 1u) * bc;
     let c3 = bbase + min(j0 + 192u, N - 1u) * bc;
     var acc: array<vec4<f32>, 8>;
-    for (var k = 0u; k < K; k++) {
+    for (var k = kbeg; k < kend; k++) {
         let kb = k * br;
-        let b = vec4<f32>(B[c0 + kb], B[c1 + kb], B[c2 + kb], B[c3 + kb]);
+        let bv = vec4<f32>(B[c0 + kb], B[c1 + kb], B[c2 + kb], B[c3 + kb]);
         let ka = k * sc;
-        acc[0] = fma(vec4<f32>(A[ra[0] + ka]), b, acc[0]);
-        acc[1] = fma(vec4<f32>(A[ra[1] + ka]), b, acc[1]);
-        acc[2] = fma(vec4<f32>(A[ra[2] + ka]), b, acc[2]);
-        acc[3] = fma(vec4<f32>(A[ra[3] + ka]), b, acc[3]);
-        acc[4] = fma(vec4<f32>(A[ra[4] + ka]), b, acc[4]);
-        acc[5] = fma(vec4<f32>(A[ra[5] + ka]), b, acc[5]);
-        acc[6] = fma(vec4<f32>(A[ra[6] + ka]), b, acc[6]);
-        acc[7] = fma(vec4<f32>(A[ra[7] + ka]), b, acc[7]);
+        acc[0] = fma(vec4<f32>(A[ra[0] + ka]), bv, acc[0]);
+        acc[1] = fma(vec4<f32>(A[ra[1] + ka]), bv, acc[1]);
+        acc[2] = fma(vec4<f32>(A[ra[2] + ka]), bv, acc[2]);
+        acc[3] = fma(vec4<f32>(A[ra[3] + ka]), bv, acc[3]);
+        acc[4] = fma(vec4<f32>(A[ra[4] + ka]), bv, acc[4]);
+        acc[5] = fma(vec4<f32>(A[ra[5] + ka]), bv, acc[5]);
+        acc[6] = fma(vec4<f32>(A[ra[6] + ka]), bv, acc[6]);
+        acc[7] = fma(vec4<f32>(A[ra[7] + ka]), bv, acc[7]);
     }
-    let beta = pf(P_BETA);
     for (var r = 0u; r < 8u; r++) {
         let i = row0 + r;
         if (i >= M) { break; }
@@ -42,9 +44,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let j = j0 + 64u * c;
             if (j < N) {
                 let o = (wg.z * M + i) * N + j;
-                var v = acc[r][c];
-                if (beta != 0.0) { v += beta * C[o]; }
-                C[o] = v;
+                C[o] = acc[r][c];
             }
         }
     }

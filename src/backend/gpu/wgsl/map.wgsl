@@ -8,12 +8,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var rem = i;
     var ia = p(P_A_OFFSET);
     var ib = p(P_B_OFFSET);
-    for (var k = 5u; k < 6u; k = k - 1u) {
+    // One division per axis but the outermost (ops::collapse merged the rest).
+    let first = 6u - p(P_NDIMS);
+    for (var k = 5u; k > first; k = k - 1u) {
         let idx = rem % p(P_SHAPE + k);
         rem = rem / p(P_SHAPE + k);
         ia += idx * p(P_A_STRIDES + k);
         ib += idx * p(P_B_STRIDES + k);
     }
+    ia += rem * p(P_A_STRIDES + first);
+    ib += rem * p(P_B_STRIDES + first);
     let x = a[ia];
     let y = b[ib];
     let s = pf(P_SCALAR);

@@ -11,11 +11,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let pos = i % hw;
     let iy = pos / p(P_W);
     let ix = pos % p(P_W);
+    // Only the windows that can hold (iy, ix): oy·sh <= iy < oy·sh + kh.
+    let r = window_range(iy, ix);
     var acc = 0.0;
-    for (var oy = 0u; oy < p(P_OH); oy++) {
-        if (oy * p(P_SH) > iy || oy * p(P_SH) + p(P_KH) <= iy) { continue; }
-        for (var ox = 0u; ox < p(P_OW); ox++) {
-            if (ox * p(P_SW) > ix || ox * p(P_SW) + p(P_KW) <= ix) { continue; }
+    for (var oy = r.x; oy < r.y; oy++) {
+        for (var ox = r.z; ox < r.w; ox++) {
             let o = plane * ohw + oy * p(P_OW) + ox;
             if (arg[o] == pos) { acc += dy[o]; }
         }

@@ -175,6 +175,49 @@ fn divergence_on_the_gpu_keeps_the_last_good_weights() {
     assert_eq!(m.step, steps + 1);
 }
 
+/// Auto (issue 13 point 4): with a GPU at hand, the first slice of training
+/// measures real steps of the model on both backends and trains on the faster;
+/// the `Backend` event carries both figures. With one backend forced slow,
+/// the other wins either way; the measurement is not repeated for the same
+/// model, and is for a new batch size.
+#[test]
+fn auto_trains_on_the_backend_it_measured_faster() {
+    use layerlab::worker::{Command, Event, Session};
+    let Some(dev) = gpu() else { return };
+    let g = dev.gpu().unwrap().clone();
+    let (train, test) = mnist(64 * 40, 100);
+    let backend_events = |events: &[Event]| -> Vec<Event> {
+        events.iter().filter(|e| matches!(e, Event::Backend { .. })).cloned().collect()
+    };
+    for (slow, winner) in [("gpu", "cpu"), ("cpu", "webgpu")] {
+        let mut s = Session::new();
+        s.set_data(train.clone(), test.clone());
+        let mut spec = layerlab::preset("mlp").unwrap();
+        s.handle(Command::SetSpec { spec: spec.clone() });
+        let ev = s.set_auto_gpu(g.clone(), Some(slow.into()));
+        assert!(
+            matches!(&ev[0], Event::Backend { active, adapter, speeds: None, .. } if active == "cpu" && *adapter == g.adapter),
+            "before measuring, Auto names its GPU and stays on the CPU: {ev:?}"
+        );
+        s.handle(Command::Train);
+        let events = s.tick(0.2);
+        let measured = backend_events(&events);
+        let Some(Event::Backend { active, speeds: Some(speeds), notice: None, .. }) = measured.first() else {
+            panic!("slow {slow}: no measurement in {measured:?}")
+        };
+        assert_eq!(active, winner, "slow {slow}: {speeds:?}");
+        assert!(speeds.gpu.is_finite() && speeds.gpu > 0.0 && speeds.cpu.is_finite() && speeds.cpu > 0.0, "{speeds:?}");
+        assert!(events.iter().any(|e| matches!(e, Event::Metrics { .. })), "training went on after measuring");
+        assert!(backend_events(&s.tick(0.2)).is_empty(), "measured once per model");
+        // A new batch size is measured again (the run starts over).
+        spec.training.batch_size = 32;
+        s.handle(Command::SetSpec { spec });
+        s.handle(Command::Train);
+        let again = backend_events(&s.tick(0.2));
+        assert!(matches!(again.first(), Some(Event::Backend { speeds: Some(_), .. })), "{again:?}");
+    }
+}
+
 /// The longest loop one invocation may run in a training step. A GPU runs
 /// thousands of invocations side by side, each slowly: a kernel whose
 /// invocation adds 40,000 terms one after another, or a GEMM with K = 40,000

@@ -633,12 +633,36 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         active: "webgpu".into(),
         adapter: "google swiftshader (software)".into(),
         notice: None,
+        speeds: None,
     });
     settle().await;
     let active = one(&root, "backend-active");
     assert_eq!(active.get_attribute("data-active").as_deref(), Some("webgpu"));
     assert_eq!(active.text_content().unwrap(), "WebGPU · google swiftshader (software)");
     assert!(all(&root, "backend-notice").is_empty());
+    // Auto has an adapter but has not measured yet; then it has, both ways.
+    let auto = |active: &str, speeds: Option<layerlab::worker::protocol::Speeds>| Event::Backend {
+        choice: BackendChoice::Auto,
+        active: active.into(),
+        adapter: "google swiftshader (software)".into(),
+        notice: None,
+        speeds,
+    };
+    layerlab::ui::deliver(auto("cpu", None));
+    settle().await;
+    assert_eq!(
+        one(&root, "backend-active").text_content().unwrap(),
+        "CPU · Auto measures WebGPU (google swiftshader (software)) against it when training starts"
+    );
+    layerlab::ui::deliver(auto("cpu", Some(layerlab::worker::protocol::Speeds { gpu: 20.4, cpu: 930.0 })));
+    settle().await;
+    assert_eq!(one(&root, "backend-active").text_content().unwrap(), "WebGPU 20 samples/s, CPU 930: using the CPU");
+    layerlab::ui::deliver(auto("webgpu", Some(layerlab::worker::protocol::Speeds { gpu: 4100.0, cpu: 780.0 })));
+    settle().await;
+    assert_eq!(
+        one(&root, "backend-active").text_content().unwrap(),
+        "WebGPU 4,100 samples/s, CPU 780: using WebGPU · google swiftshader (software)"
+    );
     // The GPU is lost: the page says so and shows the CPU.
     let why = "WebGPU stopped working (the GPU device was lost). Training goes on on the CPU from the weights of step 25; nothing else is lost.";
     layerlab::ui::deliver(Event::Backend {
@@ -646,6 +670,7 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         active: "cpu".into(),
         adapter: String::new(),
         notice: Some(why.into()),
+        speeds: None,
     });
     settle().await;
     assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU");

@@ -49,17 +49,23 @@ mod cli {
         Cpu,
         /// The GPU through wgpu (Vulkan, Metal or DX12; lavapipe where there is no GPU).
         Gpu,
+        /// The faster of the two for this model and batch size, measured: a few
+        /// training steps on each (about a second) where a GPU adapter exists,
+        /// else the CPU. As the page's Auto.
+        Auto,
     }
 
     #[derive(clap::Args)]
     struct BackendArg {
-        /// Where to compute: `cpu` or `gpu`.
+        /// Where to compute: `cpu`, `gpu`, or `auto` (the faster, measured).
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         backend: Backend,
     }
 
     impl BackendArg {
-        fn device(&self) -> Result<Device> {
+        /// The device; `auto` measures training `spec` on `train` on both
+        /// (`step`, which trains nothing, passes `None` and gets the CPU).
+        fn device(&self, measure_on: Option<(&ModelSpec, &Data)>) -> Result<Device> {
             match self.backend {
                 Backend::Cpu => Ok(Device::Cpu),
                 Backend::Gpu => {
@@ -67,6 +73,32 @@ mod cli {
                     eprintln!("backend: GPU {}", gpu.adapter);
                     gpu.warm_up();
                     Ok(Device::Gpu(gpu))
+                }
+                Backend::Auto => {
+                    let gpu = match Gpu::new_blocking() {
+                        Ok(gpu) => gpu,
+                        Err(e) => {
+                            eprintln!("backend: CPU (auto: no GPU here: {e})");
+                            return Ok(Device::Cpu);
+                        }
+                    };
+                    let Some((spec, train)) = measure_on else {
+                        eprintln!("backend: CPU (auto: nothing to measure for one pass)");
+                        return Ok(Device::Cpu);
+                    };
+                    gpu.warm_up();
+                    let device = Device::Gpu(gpu.clone());
+                    match pollster::block_on(layerlab::train::measure::measure(spec, train, &device, None)) {
+                        Ok(speeds) => {
+                            eprintln!("backend: {} (auto)", speeds.describe(&format!("GPU {}", gpu.adapter)));
+                            Ok(if speeds.gpu_wins() { device } else { Device::Cpu })
+                        }
+                        Err(Error::Gpu(e)) => {
+                            eprintln!("backend: CPU (auto: the GPU failed while measuring: {e})");
+                            Ok(Device::Cpu)
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
             }
         }
@@ -187,24 +219,20 @@ mod cli {
                 save,
                 checkpoint,
                 resume,
-            } => backend.device().and_then(|d| {
-                train(
-                    &model,
-                    &d,
-                    TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume },
-                )
-            }),
+            } => train(
+                &model,
+                &backend,
+                TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume },
+            ),
             Command::Bench { model, backend, steps, warmup, runs, limit_test, profile, batch_size } => {
-                backend.device().and_then(|d| {
-                    if profile {
-                        profile_steps(&model, &d, steps, warmup, batch_size)
-                    } else {
-                        bench(&model, &d, BenchOptions { steps, warmup, runs, limit_test, batch_size })
-                    }
-                })
+                if profile {
+                    backend.device(None).and_then(|d| profile_steps(&model, &d, steps, warmup, batch_size))
+                } else {
+                    bench(&model, &backend, BenchOptions { steps, warmup, runs, limit_test, batch_size })
+                }
             }
             Command::Step { model, backend, weights, batch, grads } => {
-                backend.device().and_then(|d| step(&model, &d, &weights, &batch, &grads))
+                backend.device(None).and_then(|d| step(&model, &d, &weights, &batch, &grads))
             }
             Command::Info { model } => info(&model),
             Command::Export { model, weights, format, out } => export(&model, weights.as_deref(), &format, &out),
@@ -294,7 +322,7 @@ mod cli {
         }
     }
 
-    fn train(args: &ModelArgs, device: &Device, opts: TrainOptions) -> Result<String> {
+    fn train(args: &ModelArgs, backend: &BackendArg, opts: TrainOptions) -> Result<String> {
         let mut spec = load_spec(args)?;
         if let Some(e) = opts.epochs {
             spec.training.epochs = e;
@@ -314,6 +342,7 @@ mod cli {
         if let Some(n) = opts.limit_train {
             truncate(&mut train_set, n);
         }
+        let device = &backend.device(Some((&spec, &train_set)))?;
         let mut trainer = Trainer::with_device(&spec, train_set, test_set, device)?;
         if let Some(path) = &opts.weights {
             weights::load_parameters(trainer.parameters(), &read(path)?)
@@ -428,7 +457,7 @@ mod cli {
 
     fn bench(
         args: &ModelArgs,
-        device: &Device,
+        backend: &BackendArg,
         BenchOptions { steps, warmup, runs, limit_test, batch_size }: BenchOptions,
     ) -> Result<String> {
         for (flag, value) in [("--steps", Some(steps)), ("--runs", Some(runs)), ("--limit-test", limit_test)] {
@@ -442,6 +471,7 @@ mod cli {
             truncate(&mut test_set, n);
         }
         let batch_size = spec.training.batch_size;
+        let device = &backend.device(Some((&spec, &train_set)))?;
         let mut trainer = Trainer::with_device(&spec, train_set, test_set.clone(), device)?;
         let bar = progress(steps.saturating_mul(runs).saturating_add(warmup) as u64);
         for _ in 0..warmup {

@@ -20,6 +20,7 @@ use crate::optim::Optimizer;
 use crate::tensor::{Array, Tensor};
 
 mod checkpoint;
+pub mod measure;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -412,6 +413,11 @@ impl Trainer {
     /// The test set (for showing examples).
     pub fn test_set(&self) -> &Data {
         &self.test
+    }
+
+    /// The training set (shared; for measuring the backends on real batches).
+    pub fn train_set(&self) -> &Data {
+        &self.train
     }
 }
 

@@ -436,10 +436,14 @@ pub fn BackendSelector() -> impl IntoView {
     send_backend(choice.get_untracked());
     let active = move || {
         let (active, adapter) = view_state.backend.get();
-        if active == "webgpu" {
-            format!("WebGPU · {adapter}")
-        } else {
-            "CPU".to_string()
+        match (active.as_str(), view_state.backend_speeds.get()) {
+            ("webgpu", Some(speeds)) => format!("{} · {adapter}", speeds.describe("WebGPU")),
+            (_, Some(speeds)) => speeds.describe("WebGPU"),
+            ("webgpu", None) => format!("WebGPU · {adapter}"),
+            _ if !adapter.is_empty() => {
+                format!("CPU · Auto measures WebGPU ({adapter}) against it when training starts")
+            }
+            _ => "CPU".to_string(),
         }
     };
     view! {
@@ -458,7 +462,7 @@ pub fn BackendSelector() -> impl IntoView {
                     }
                     send_backend(c);
                 }>
-                    {[(BackendChoice::Auto, "auto", "Auto (WebGPU if available)"), (BackendChoice::Webgpu, "webgpu", "WebGPU"), (BackendChoice::Cpu, "cpu", "CPU")].into_iter().map(|(c, v, label)| view! {
+                    {[(BackendChoice::Auto, "auto", "Auto (the faster, measured)"), (BackendChoice::Webgpu, "webgpu", "WebGPU"), (BackendChoice::Cpu, "cpu", "CPU")].into_iter().map(|(c, v, label)| view! {
                         <option value=v selected=move || choice.get() == c>{label}</option>
                     }).collect_view()}
                 </select>

@@ -110,6 +110,8 @@ pub struct TrainView {
     pub backend: RwSignal<(String, String)>,
     /// Why training is not where the selector says, or that it moved to the CPU.
     pub backend_notice: RwSignal<Option<String>>,
+    /// What Auto measured for the current model (WebGPU and CPU samples/s).
+    pub backend_speeds: RwSignal<Option<crate::worker::protocol::Speeds>>,
     /// A checkpoint that came before the losses of all its steps (a GPU run
     /// reports a slice's losses at its end): kept once they are here.
     unkept: StoredValue<Option<Unkept>>,
@@ -151,6 +153,7 @@ impl TrainView {
             hidden: RwSignal::new(None),
             backend: RwSignal::new(("cpu".into(), String::new())),
             backend_notice: RwSignal::new(None),
+            backend_speeds: RwSignal::new(None),
             unkept: StoredValue::new(None),
         }
     }
@@ -260,9 +263,10 @@ impl TrainView {
             Event::Prediction { probs } => self.prediction.set(Some(probs)),
             Event::DataFailed { message } => self.data.set(DataState::Failed(message)),
             Event::Error { message } => self.message.set(Some(message)),
-            Event::Backend { active, adapter, notice, .. } => {
+            Event::Backend { active, adapter, notice, speeds, .. } => {
                 self.backend.set((active, adapter));
                 self.backend_notice.set(notice);
+                self.backend_speeds.set(speeds);
             }
         }
     }

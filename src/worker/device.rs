@@ -2,10 +2,29 @@
 //! model (for evaluation and the views) and its last checkpoint (to go on on
 //! the CPU if the GPU fails) are kept up to date, and a failure falls back.
 
+use std::rc::Rc;
+
 use super::protocol::*;
 use super::session::Session;
-use crate::backend::{ready, Device};
+use super::slice::SessionCell;
+use crate::backend::{ready, Device, Gpu};
 use crate::train::{Checkpoint, HostCheckpoint};
+
+/// Auto with a GPU at hand: the GPU, and for which model and batch size the
+/// two backends were last measured (and how fast each was).
+pub(super) struct Auto {
+    gpu: Rc<Gpu>,
+    /// `measure_key` of what was measured.
+    measured: Option<String>,
+    speeds: Option<Speeds>,
+    /// For tests: the backend whose measured speed counts 1,000 times slower.
+    slow: Option<String>,
+}
+
+/// What Auto's measurement depends on: the model and the batch size.
+fn measure_key(spec: &crate::nn::ModelSpec) -> String {
+    serde_json::to_string(&(&spec.input, &spec.layers, spec.training.batch_size)).unwrap_or_default()
+}
 
 /// The CPU copy of a GPU run.
 pub(super) struct Mirror {
@@ -60,23 +79,47 @@ impl Session {
         vec![self.backend_event(notice)]
     }
 
-    /// What the page's backend selector says (reported with every `Backend` event).
+    /// What the page's backend selector says (reported with every `Backend`
+    /// event). Any choice but Auto forgets Auto's GPU and measurements.
     pub fn set_choice(&mut self, choice: BackendChoice) {
         self.choice = choice;
+        if choice != BackendChoice::Auto {
+            self.auto = None;
+        }
+    }
+
+    /// Auto with `gpu` at hand: training stays where it is until the next
+    /// slice measures both backends on the model (`needs_measuring`).
+    /// `slow` (tests) names a backend to count 1,000 times slower.
+    pub fn set_auto_gpu(&mut self, gpu: Rc<Gpu>, slow: Option<String>) -> Vec<Event> {
+        self.auto = Some(Auto { gpu, measured: None, speeds: None, slow });
+        vec![self.backend_event(None)]
+    }
+
+    /// Auto has a GPU and has not measured the current model and batch size
+    /// (on a new model, or a new batch size, it measures again).
+    pub fn needs_measuring(&self) -> bool {
+        match (&self.auto, &self.trainer) {
+            (Some(auto), Some(t)) => auto.measured.as_deref() != Some(measure_key(&t.model.spec).as_str()),
+            _ => false,
+        }
     }
 
     fn backend_event(&self, notice: Option<String>) -> Event {
         let choice = self.choice;
         let (active, adapter) = match &self.device {
-            Device::Cpu => ("cpu".to_string(), String::new()),
+            Device::Cpu => ("cpu".to_string(), self.auto.as_ref().map(|a| a.gpu.adapter.clone()).unwrap_or_default()),
             Device::Gpu(g) => ("webgpu".to_string(), g.adapter.clone()),
         };
-        Event::Backend { choice, active, adapter, notice }
+        let speeds = self.auto.as_ref().and_then(|a| a.speeds);
+        Event::Backend { choice, active, adapter, notice, speeds }
     }
 
     /// The GPU failed (`reason`): training goes on on the CPU from the last
-    /// checkpoint of the run, with a notice that says from which step.
+    /// checkpoint of the run, with a notice that says from which step (and
+    /// Auto stops measuring a GPU that failed).
     pub fn fall_back(&mut self, reason: &str) -> Vec<Event> {
+        self.auto = None;
         let from = self.mirror.as_ref().map(|m| m.host.step());
         self.move_trainer(&Device::Cpu);
         self.device = Device::Cpu;
@@ -135,4 +178,39 @@ impl Session {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+}
+
+/// Measures the current model on Auto's GPU and on the CPU (a few real steps
+/// each, about a second; `train::measure`) and trains on the faster from now
+/// on; the `Backend` event carries both figures. A GPU that fails while
+/// measuring is left for the CPU, with a notice.
+pub async fn measure_auto(cell: &impl SessionCell) -> Vec<Event> {
+    let Some((spec, train, gpu, slow)) = cell.with(|s| {
+        let t = s.trainer.as_ref()?;
+        let auto = s.auto.as_ref()?;
+        Some((t.model.spec.clone(), t.train_set().clone(), auto.gpu.clone(), auto.slow.clone()))
+    }) else {
+        return vec![];
+    };
+    let gpu_device = Device::Gpu(gpu);
+    let measured = crate::train::measure::measure(&spec, &train, &gpu_device, slow.as_deref()).await;
+    cell.with(|s| {
+        let Some(auto) = s.auto.as_mut() else { return vec![] };
+        auto.measured = Some(measure_key(&spec));
+        match measured {
+            Ok(speeds) => {
+                auto.speeds = Some(speeds);
+                let device = if speeds.gpu_wins() { gpu_device } else { Device::Cpu };
+                s.set_device(device, None)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                s.auto = None;
+                s.set_device(
+                    Device::Cpu,
+                    Some(format!("WebGPU failed while Auto measured it ({why}); training runs on the CPU.")),
+                )
+            }
+        }
+    })
 }

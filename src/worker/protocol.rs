@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::nn::ModelSpec;
+pub use crate::train::measure::Speeds;
 
 /// Page -> worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,9 +72,11 @@ pub enum Command {
         #[serde(default)]
         history: History,
     },
-    /// Where to train: `auto` (WebGPU where there is an adapter), `webgpu` or `cpu`.
-    /// `simulate` is for tests: `unavailable` (no adapter) or `lose:N` (the
-    /// device is lost after N more steps).
+    /// Where to train: `auto` (the faster of WebGPU and the CPU, measured on
+    /// the model when training starts, where there is an adapter), `webgpu` or
+    /// `cpu`. `simulate` is for tests: `unavailable` (no adapter), `lose:N`
+    /// (the device is lost after N more steps), `slow:cpu` / `slow:gpu` (Auto
+    /// counts that backend's measured speed 1,000 times slower).
     SetBackend {
         backend: BackendChoice,
         #[serde(default)]
@@ -231,13 +234,17 @@ pub enum Event {
         files: Vec<(String, String)>,
     },
     /// Where training runs now: `active` is `webgpu` or `cpu`, `adapter` the GPU's
-    /// name (empty on the CPU); `notice` says why it is not what was chosen, or
-    /// that the GPU failed and training moved to the CPU.
+    /// name (on the CPU: the adapter Auto measures against it, or empty);
+    /// `notice` says why it is not what was chosen, or that the GPU failed and
+    /// training moved to the CPU; `speeds` what Auto measured for the current
+    /// model and batch size (`None` before it has).
     Backend {
         choice: BackendChoice,
         active: String,
         adapter: String,
         notice: Option<String>,
+        #[serde(default)]
+        speeds: Option<Speeds>,
     },
     Error {
         message: String,

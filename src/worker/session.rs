@@ -44,6 +44,8 @@ pub struct Session {
     pub(super) choice: BackendChoice,
     /// Watches the run for one that is not learning.
     pub(super) watch: super::watch::RunWatch,
+    /// Auto's GPU, to measure against the CPU (`device::Auto`).
+    pub(super) auto: Option<super::device::Auto>,
 }
 
 impl Default for Session {
@@ -69,6 +71,7 @@ impl Session {
             generation: 0,
             choice: BackendChoice::Auto,
             watch: Default::default(),
+            auto: None,
         }
     }
 

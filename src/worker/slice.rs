@@ -45,7 +45,8 @@ impl SessionCell for RefCell<&mut Session> {
     }
 }
 
-/// Trains one slice on the session's device: up to `max_steps` steps (or while
+/// Trains one slice on the session's device (first measuring where Auto has
+/// not measured the model, `device::measure_auto`): up to `max_steps` steps (or while
 /// running) for about `budget_s` seconds, each step begun, its metrics awaited
 /// (ready at once on the CPU) and completed; a GPU run's CPU copy refreshed
 /// when due; then the slice's events. `on_begun` runs after each step is
@@ -56,7 +57,10 @@ pub async fn train_slice(
     budget_s: f64,
     mut on_begun: impl FnMut(&Session),
 ) -> Vec<Event> {
-    let Some(mut slice) = cell.with(|s| s.slice_start(max_steps, budget_s)) else { return vec![] };
+    // Auto measures both backends on a model (or batch size) it has not measured.
+    let measured = if cell.with(|s| s.needs_measuring()) { super::device::measure_auto(cell).await } else { vec![] };
+    let Some(mut slice) = cell.with(|s| s.slice_start(max_steps, budget_s)) else { return measured };
+    slice.events = measured;
     while let Some((generation, pending)) = cell.with(|s| s.begin_slice_step(&slice)) {
         cell.with(|s| on_begun(s));
         let words = pending.read().await;

@@ -127,7 +127,8 @@ async fn slice(me: Rc<Worker>, max_steps: usize) {
 }
 
 /// Chooses where to train. WebGPU needs an adapter and a device, both asynchronous;
-/// without them training stays on the CPU and the notice says why.
+/// without them training stays on the CPU and the notice says why. Auto with
+/// an adapter leaves the choice to a measurement when training starts.
 async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<String>) {
     me.session.borrow_mut().set_choice(choice);
     // The run's CPU copy must be current before it can leave the GPU.
@@ -150,6 +151,18 @@ async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<Str
                 other => other,
             };
             match made {
+                // Auto trains on the faster backend, measured on the model when
+                // training starts (`device::measure_auto`).
+                Ok(g) if choice == BackendChoice::Auto => {
+                    g.warm_up();
+                    let slow = simulate.as_deref().and_then(|s| s.strip_prefix("slow:")).map(str::to_string);
+                    let events = me.session.borrow_mut().set_auto_gpu(g, slow);
+                    me.post(events);
+                    if me.session.borrow().is_running() {
+                        me.schedule_tick();
+                    }
+                    return;
+                }
                 Ok(g) => {
                     g.warm_up();
                     (Device::Gpu(g), None)

@@ -404,13 +404,14 @@ def main():
             return p.by_testid("backend-active", "data-active")
 
         def webgpu_trains():
-            # With WebGPU on, Auto trains there; the Seed CNN, Seed LSTM and Tiny ViT
-            # take the same first steps on WebGPU as on the CPU (Step, so both runs
-            # see the same batches).
+            # With WebGPU chosen, the Seed CNN, Seed LSTM and Tiny ViT take the
+            # same first steps on WebGPU as on the CPU (Step, so both runs see the
+            # same batches).
             gp = new_page(webgpu=True)
             try:
                 req("POST", gp.s + "/url", {"url": url})
                 gp.wait("MNIST", lambda: "Ready to train" in (gp.by_testid("status") or ""), 90)
+                choose(gp, "backend-select", "webgpu")
                 gp.wait("the WebGPU backend", lambda: backend(gp) == "webgpu", 60)
                 print(f"e2e: backend {gp.by_testid('backend-active')}", flush=True)
                 for name in ["seed-cnn", "seed-lstm", "tiny-vit"]:
@@ -426,7 +427,7 @@ def main():
                     print(f"e2e: {name}, 4 steps: WebGPU loss chart (first, last) {on_gpu} ({gpu_s:.1f} s), CPU {on_cpu}", flush=True)
                     for a, b in zip(on_gpu, on_cpu):
                         assert abs(float(a) - float(b)) <= 1e-3 * max(1.0, abs(float(b))), f"{name}: WebGPU {on_gpu} vs CPU {on_cpu}"
-                    choose(gp, "backend-select", "auto")
+                    choose(gp, "backend-select", "webgpu")
                     gp.wait("WebGPU again", lambda: backend(gp) == "webgpu", 60)
                 # Training (not stepping) runs in the worker on WebGPU, with the views.
                 choose(gp, "preset-select", "seed-cnn")
@@ -463,6 +464,7 @@ def main():
                 # page was left (Pause keeps it, asynchronously): then the page
                 # continues it instead; Reset below starts over either way.
                 gp.wait("MNIST", lambda: any(s in (gp.by_testid("status") or "") for s in ("Ready to train", "Continued the run kept in this browser")), 90)
+                choose(gp, "backend-select", "webgpu")
                 gp.wait("the WebGPU backend", lambda: backend(gp) == "webgpu", 60)
                 gp.click("reset-button")
                 gp.click("train-button")
@@ -474,6 +476,32 @@ def main():
                 print(f"e2e: device lost: {lost}; loss {first:.3f} -> {last:.3f}", flush=True)
                 assert "from the weights of step 25" in lost, lost
                 assert last < 0.8 * first, f"{first} -> {last}"
+            finally:
+                req("DELETE", gp.s)
+
+        def auto_measures():
+            # Auto measures the model on WebGPU and on the CPU when training
+            # starts and trains on the faster, saying both figures; a backend
+            # forced slow (?gpu=slow:cpu / slow:gpu) loses either way.
+            gp = new_page(webgpu=True)
+            try:
+                for query, want in [("", None), ("?gpu=slow:cpu", "webgpu"), ("?gpu=slow:gpu", "cpu")]:
+                    req("POST", gp.s + "/url", {"url": url + query})
+                    gp.wait("MNIST", lambda: any(s in (gp.by_testid("status") or "") for s in ("Ready to train", "Continued the run kept in this browser")), 90)
+                    choose(gp, "backend-select", "auto")
+                    choose(gp, "preset-select", "mlp")
+                    gp.click("reset-button")
+                    gp.wait("ready to train", lambda: "Ready to train" in (gp.by_testid("status") or ""), 30)
+                    pending = gp.wait("Auto's adapter", lambda: "Auto measures WebGPU" in (gp.by_testid("backend-active") or "") and gp.by_testid("backend-active"), 60)
+                    gp.click("train-button")
+                    line = gp.wait("the measurement", lambda: "samples/s" in (gp.by_testid("backend-active") or "") and gp.by_testid("backend-active"), 120)
+                    gp.wait("training", lambda: int(gp.by_testid("loss-chart", "data-points") or 0) >= 5, 120)
+                    gp.click("pause-button")
+                    print(f"e2e: Auto{query or ' (as measured)'}: {pending!r} -> {line!r}", flush=True)
+                    using = "webgpu" if "using WebGPU" in line else "cpu"
+                    assert backend(gp) == using, (backend(gp), line)
+                    if want:
+                        assert using == want, (query, line)
             finally:
                 req("DELETE", gp.s)
 
@@ -496,6 +524,7 @@ def main():
         checks.append(("share_links", share_links))
         checks.append(("webgpu_trains", webgpu_trains))
         checks.append(("webgpu_fallback", webgpu_fallback))
+        checks.append(("auto_measures", auto_measures))
         checks.append(("corrupt_data", corrupt_data))
         checks.append(("offline", offline))
         only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]

@@ -189,29 +189,12 @@ impl Storage {
     }
 
     /// A copy that shares no buffer with `self`.
+    /// A copy that later in-place changes of this one do not reach (the GPU's
+    /// optimizer updates are not in place, so for them `clone` would do).
     pub fn deep_clone(&self) -> Storage {
         match self {
             Storage::Cpu(a) => Storage::Cpu(a.clone()),
             Storage::Gpu(a) => Storage::Gpu(gpu::deep_copy(a)),
-        }
-    }
-
-    /// Overwrites the values in place (same shape; `src` moves to this device).
-    pub fn assign(&mut self, src: &Storage) {
-        assert_eq!(self.shape(), src.shape(), "assign: shapes differ");
-        match self {
-            Storage::Cpu(a) => match src {
-                Storage::Cpu(s) => a.assign(s),
-                Storage::Gpu(_) => panic!("assign: a GPU array into a CPU one needs a readback"),
-            },
-            Storage::Gpu(a) => {
-                let src = src.upload_to(&Device::Gpu(a.gpu().clone()));
-                let Storage::Gpu(s) = src else { unreachable!() };
-                if !a.is_standard() {
-                    *a = gpu::contiguous(a);
-                }
-                gpu::assign(a, &s);
-            }
         }
     }
 
@@ -590,7 +573,10 @@ pub enum Update {
 }
 
 /// Applies `update` to the parameter `w` with its gradient `g` and state `m`
-/// (and `v` for Adam), in place on the parameter's device (`g` moves there).
+/// (and `v` for Adam) on the parameter's device (`g` moves there): in place
+/// on the CPU; on the GPU into new arrays that replace `w`, `m` and `v`, so
+/// that a clone taken before (the trainer's snapshot) keeps the old values
+/// without a copy.
 ///
 /// # Panics
 /// When the parameter and its state are on different devices (a bug: the
@@ -607,15 +593,14 @@ pub fn apply_update(update: Update, w: &mut Storage, m: &mut Storage, v: &mut St
                 _ => panic!("Adam state off the parameter's device"),
             }
         }
+        // On the GPU the update writes new arrays: the old ones are the
+        // trainer's snapshot for undoing a diverging step, shared, not copied.
         (Storage::Gpu(w), Storage::Gpu(m)) => {
-            if !w.is_standard() {
-                *w = gpu::contiguous(w);
-            }
             let Storage::Gpu(g) = g.upload_to(&Device::Gpu(w.gpu().clone())) else { unreachable!() };
             match (update, v) {
-                (Update::Sgd { lr, momentum }, _) => gpu::sgd_update(w, m, &g, lr, momentum),
+                (Update::Sgd { lr, momentum }, _) => (*w, *m) = gpu::sgd_update(w, m, &g, lr, momentum),
                 (Update::Adam { alpha, beta_1, beta_2, epsilon }, Storage::Gpu(v)) => {
-                    gpu::adam_update(w, m, v, &g, alpha, beta_1, beta_2, epsilon)
+                    (*w, *m, *v) = gpu::adam_update(w, m, v, &g, alpha, beta_1, beta_2, epsilon)
                 }
                 _ => panic!("Adam state off the parameter's device"),
             }

@@ -18,10 +18,11 @@ pub struct Optimizer {
     pub t: u64,
 }
 
-/// A copy that shares no buffer (GPU state is updated in place).
+/// A copy that later updates do not reach: CPU state is copied (updated in
+/// place), GPU state shared (its updates write new arrays, `apply_update`).
 impl Clone for Optimizer {
     fn clone(&self) -> Self {
-        let slots = self.slots.iter().map(|s| Slot { m: s.m.deep_clone(), v: s.v.deep_clone() }).collect();
+        let slots = self.slots.iter().map(|s| Slot { m: s.m.clone(), v: s.v.clone() }).collect();
         Optimizer { spec: self.spec.clone(), slots, t: self.t }
     }
 }

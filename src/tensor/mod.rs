@@ -131,9 +131,13 @@ impl Tensor {
         *self.0.value.borrow_mut() = value;
     }
     /// Overwrites the value with `values`, keeping the tensor on its device.
+    /// The storage is replaced, not written over: a clone of the old one (a
+    /// trainer's snapshot) keeps the old values.
     pub fn set_value(&self, values: &Array) {
         let device = self.device();
-        self.0.value.borrow_mut().assign(&Storage::Cpu(values.clone()).upload_to(&device));
+        let value = Storage::Cpu(values.clone()).upload_to(&device);
+        assert_eq!(value.shape(), self.shape().as_slice(), "set_value: shapes differ");
+        self.set_storage(value);
     }
     /// Moves the value to `device` in place (a parameter stays the same tensor).
     #[cfg(not(target_arch = "wasm32"))]

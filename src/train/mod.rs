@@ -247,7 +247,10 @@ impl Trainer {
     /// `Checkpoint::to_host` reads it back.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
-            weights: self.params.iter().map(|(_, p)| p.storage().deep_clone()).collect(),
+            // A copy on the CPU; on the GPU the arrays themselves, shared: the
+            // update writes new ones (`backend::apply_update`), so a step
+            // copies no weights there.
+            weights: self.params.iter().map(|(_, p)| p.storage().clone()).collect(),
             optimizer: self.optimizer.clone(),
             counters: Counters {
                 cursor: self.cursor,
@@ -304,7 +307,10 @@ impl Trainer {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            weights: self.params.iter().map(|(_, p)| p.storage().deep_clone()).collect(),
+            // A copy on the CPU; on the GPU the arrays themselves, shared: the
+            // update writes new ones (`backend::apply_update`), so a step
+            // copies no weights there.
+            weights: self.params.iter().map(|(_, p)| p.storage().clone()).collect(),
             optimizer: self.optimizer.clone(),
         }
     }

@@ -797,21 +797,21 @@ pub fn deep_copy(x: &GpuArray) -> GpuArray {
     out
 }
 
-/// Overwrites contiguous `dst` with `src` (same shape), in command order.
-pub fn assign(dst: &GpuArray, src: &GpuArray) {
-    assert!(dst.is_standard(), "assign: the destination must be contiguous");
-    copy_into(dst.gpu(), src.raw(), &src.shape, &src.strides, src.offset, dst.raw(), &dst.strides, 0);
-}
-
-/// Keras SGD with momentum, in place on `w` and `v`.
-pub fn sgd_update(w: &GpuArray, v: &GpuArray, g: &GpuArray, lr: f32, momentum: f32) {
-    let g = contiguous(g);
+/// Keras SGD with momentum: the new `(w, v)`, in new arrays (the old ones
+/// stay as they were: a diverging step is undone by keeping them, with no copy).
+pub fn sgd_update(w: &GpuArray, v: &GpuArray, g: &GpuArray, lr: f32, momentum: f32) -> (GpuArray, GpuArray) {
+    let (w, v, g) = (contiguous(w), contiguous(v), contiguous(g));
+    let gpu = w.gpu();
+    let (w_out, v_out) = (gpu.alloc(&w.shape), gpu.alloc(&w.shape));
     let n = w.len();
     let p = SgdParams { count: n as u32, lr, momentum };
-    w.gpu().dispatch(&k::SGD, &p, &[w.raw(), v.raw(), g.raw()], grid(n), Cost::new(1, 3 * n, 2 * n));
+    let buffers = [w.raw(), v.raw(), g.raw(), w_out.raw(), v_out.raw()];
+    gpu.dispatch(&k::SGD, &p, &buffers, grid(n), Cost::new(1, 3 * n, 2 * n));
+    (w_out, v_out)
 }
 
-/// Keras Adam, in place on `w`, `m` and `v`; `alpha` is the bias-corrected rate.
+/// Keras Adam: the new `(w, m, v)`, in new arrays (as `sgd_update`); `alpha`
+/// is the bias-corrected rate.
 #[allow(clippy::too_many_arguments)]
 pub fn adam_update(
     w: &GpuArray,
@@ -822,16 +822,15 @@ pub fn adam_update(
     beta_1: f32,
     beta_2: f32,
     epsilon: f32,
-) {
-    let g = contiguous(g);
+) -> (GpuArray, GpuArray, GpuArray) {
+    let (w, m, v, g) = (contiguous(w), contiguous(m), contiguous(v), contiguous(g));
+    let gpu = w.gpu();
+    let (w_out, m_out, v_out) = (gpu.alloc(&w.shape), gpu.alloc(&w.shape), gpu.alloc(&w.shape));
     let n = w.len();
-    w.gpu().dispatch(
-        &k::ADAM,
-        &AdamParams { count: n as u32, alpha, beta_1, beta_2, epsilon },
-        &[w.raw(), m.raw(), v.raw(), g.raw()],
-        grid(n),
-        Cost::new(1, 4 * n, 3 * n),
-    );
+    let buffers = [w.raw(), m.raw(), v.raw(), g.raw(), w_out.raw(), m_out.raw(), v_out.raw()];
+    let p = AdamParams { count: n as u32, alpha, beta_1, beta_2, epsilon };
+    gpu.dispatch(&k::ADAM, &p, &buffers, grid(n), Cost::new(1, 4 * n, 3 * n));
+    (w_out, m_out, v_out)
 }
 
 /// A zeroed buffer of `n` u32 counters.

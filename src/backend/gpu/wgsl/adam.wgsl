@@ -1,7 +1,10 @@
-@group(0) @binding(1) var<storage, read_write> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> m: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
 @group(0) @binding(4) var<storage, read> g: array<f32>;
+@group(0) @binding(5) var<storage, read_write> w_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> m_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> v_out: array<f32>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = flat(wg, li);
@@ -9,7 +12,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let gi = g[i];
     let nm = m[i] + (gi - m[i]) * (1.0 - pf(P_BETA_1));
     let nv = v[i] + (gi * gi - v[i]) * (1.0 - pf(P_BETA_2));
-    m[i] = nm;
-    v[i] = nv;
-    w[i] = w[i] - pf(P_ALPHA) * nm / (sqrt(nv) + pf(P_EPSILON));
+    m_out[i] = nm;
+    v_out[i] = nv;
+    w_out[i] = w[i] - pf(P_ALPHA) * nm / (sqrt(nv) + pf(P_EPSILON));
 }

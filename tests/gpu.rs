@@ -175,6 +175,74 @@ fn divergence_on_the_gpu_keeps_the_last_good_weights() {
     assert_eq!(m.step, steps + 1);
 }
 
+/// Steps recorded ahead (the next one begun before the last one's metrics are
+/// read: the GPU never waits for the host) train exactly as one at a time.
+#[test]
+fn pipelined_steps_train_exactly_as_one_at_a_time() {
+    let Some(dev) = gpu() else { return };
+    let spec = layerlab::preset("seed-cnn").unwrap();
+    let (train, test) = mnist(64 * 8, 10);
+    let mut one = Trainer::with_device(&spec, train.clone(), test.clone(), &dev).unwrap();
+    let mut ahead = Trainer::with_device(&spec, train, test, &dev).unwrap();
+    let a = losses(&mut one, 10);
+    let mut b = Vec::new();
+    ahead.run_pipelined(10, |m| b.push(m.loss)).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        (one.steps_done(), one.samples_seen(), one.epoch()),
+        (ahead.steps_done(), ahead.samples_seen(), ahead.epoch())
+    );
+    let (wa, wb) = (one.parameters()[0].1.to_array(), ahead.parameters()[0].1.to_array());
+    assert_eq!(wa, wb, "the same weights after the same steps");
+}
+
+/// A step that diverges while the next one is already recorded: the next one
+/// is dropped (finishing it is refused), the weights go back to the last good
+/// step's, and training goes on from the diverging step's batch.
+#[test]
+fn a_diverging_step_drops_the_step_recorded_after_it() {
+    let Some(dev) = gpu() else { return };
+    let mut spec = layerlab::preset("mlp").unwrap();
+    spec.training.optimizer = layerlab::nn::spec::OptimizerSpec::SGD { lr: 1e12, momentum: 0.0 };
+    let (train, test) = mnist(64 * 20, 10);
+    let mut t = Trainer::with_device(&spec, train, test, &dev).unwrap();
+    let mut reference = Trainer::with_device(&spec, t.train_set().clone(), t.test_set().clone(), &dev).unwrap();
+    let mut diverged_at = None;
+    let mut pending = t.begin_step();
+    for _ in 0..20 {
+        let next = t.begin_step();
+        let words = pollster::block_on(pending.read()).unwrap();
+        match t.finish_step(pending, words) {
+            Ok(_) => pending = next,
+            Err(Error::NonFiniteLoss { step, .. }) => {
+                diverged_at = Some(step);
+                let words = pollster::block_on(next.read()).unwrap();
+                assert!(matches!(t.finish_step(next, words), Err(Error::Input(_))), "the dropped step is refused");
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let step = diverged_at.expect("lr 1e12 diverges");
+    assert_eq!(t.steps_done(), step - 1);
+    for (name, p) in t.parameters() {
+        assert!(p.to_array().iter().all(|v| v.is_finite()), "{name} is not finite after the restore");
+    }
+    // One at a time, the same run diverges at the same step.
+    let mut one_at_a_time = None;
+    for _ in 0..20 {
+        if let Err(Error::NonFiniteLoss { step, .. }) = reference.step() {
+            one_at_a_time = Some(step);
+            break;
+        }
+    }
+    assert_eq!(one_at_a_time, Some(step));
+    t.set_lr(0.01);
+    reference.set_lr(0.01);
+    let (m, r) = (t.step().unwrap(), reference.step().unwrap());
+    assert_eq!((m.step, m.loss), (r.step, r.loss), "both go on from the diverging step's batch and weights");
+}
+
 /// Auto (issue 13 point 4): with a GPU at hand, the first slice of training
 /// measures real steps of the model on both backends and trains on the faster;
 /// the `Backend` event carries both figures. With one backend forced slow,

@@ -573,7 +573,8 @@ pub enum Update {
 }
 
 /// Applies `update` to the parameter `w` with its gradient `g` and state `m`
-/// (and `v` for Adam) on the parameter's device (`g` moves there): in place
+/// (and `v` for Adam) on the parameter's device (`g` moves there), adding the
+/// gradient's NaN and infinite entries to counter `slot`: in place
 /// on the CPU; on the GPU into new arrays that replace `w`, `m` and `v`, so
 /// that a clone taken before (the trainer's snapshot) keeps the old values
 /// without a copy.
@@ -581,9 +582,17 @@ pub enum Update {
 /// # Panics
 /// When the parameter and its state are on different devices (a bug: the
 /// optimizer makes its state where the parameter lives).
-pub fn apply_update(update: Update, w: &mut Storage, m: &mut Storage, v: &mut Storage, g: &Storage) {
+pub fn apply_update(
+    update: Update,
+    w: &mut Storage,
+    m: &mut Storage,
+    v: &mut Storage,
+    g: &Storage,
+    (counters, slot): (&StepCounters, usize),
+) {
     match (w, m) {
         (Storage::Cpu(w), Storage::Cpu(m)) => {
+            counters.count_nonfinite(slot, g);
             let g = g.cpu();
             match (update, v) {
                 (Update::Sgd { lr, momentum }, _) => cpu::sgd_update(w, m, g, lr, momentum),
@@ -595,12 +604,15 @@ pub fn apply_update(update: Update, w: &mut Storage, m: &mut Storage, v: &mut St
         }
         // On the GPU the update writes new arrays: the old ones are the
         // trainer's snapshot for undoing a diverging step, shared, not copied.
+        // The kernel counts the gradient's non-finite entries as it reads them.
         (Storage::Gpu(w), Storage::Gpu(m)) => {
             let Storage::Gpu(g) = g.upload_to(&Device::Gpu(w.gpu().clone())) else { unreachable!() };
+            let StepCounters::Gpu { counters, .. } = counters else { panic!("step counters off the GPU") };
+            let count = (&**counters, slot);
             match (update, v) {
-                (Update::Sgd { lr, momentum }, _) => (*w, *m) = gpu::sgd_update(w, m, &g, lr, momentum),
+                (Update::Sgd { lr, momentum }, _) => (*w, *m) = gpu::sgd_update(w, m, &g, lr, momentum, count),
                 (Update::Adam { alpha, beta_1, beta_2, epsilon }, Storage::Gpu(v)) => {
-                    (*w, *m, *v) = gpu::adam_update(w, m, v, &g, alpha, beta_1, beta_2, epsilon)
+                    (*w, *m, *v) = gpu::adam_update(w, m, v, &g, Update::Adam { alpha, beta_1, beta_2, epsilon }, count)
                 }
                 _ => panic!("Adam state off the parameter's device"),
             }

@@ -373,8 +373,8 @@ mod cli {
         let started = Instant::now();
         // The last 100 losses, summed in f64: f32 overflows on losses near 1e37.
         let mut recent = std::collections::VecDeque::new();
-        for _ in 0..total_steps {
-            let m = trainer.step()?;
+        // The next step is recorded while the GPU runs the last one.
+        trainer.run_pipelined(total_steps, |m| {
             recent.push_back(m.loss as f64);
             if recent.len() > 100 {
                 recent.pop_front();
@@ -383,7 +383,7 @@ mod cli {
             if m.step % 20 == 0 {
                 bar.set_message(format!("epoch {} loss {:.4} acc {:.3}", m.epoch + 1, m.loss, m.accuracy));
             }
-        }
+        })?;
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let eval = trainer.evaluate(opts.limit_test);
@@ -481,14 +481,9 @@ mod cli {
         let mut windows = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let mut samples = 0usize;
-            for _ in 0..steps {
-                let before = trainer.steps_done();
-                trainer.step()?;
-                debug_assert_eq!(trainer.steps_done(), before + 1);
-                samples += batch_size;
-                bar.inc(1);
-            }
+            let samples_before = trainer.samples_seen();
+            trainer.run_pipelined(steps, |_| bar.inc(1))?;
+            let samples = trainer.samples_seen() - samples_before;
             windows.push(samples as f64 / t.elapsed().as_secs_f64());
         }
         bar.finish_and_clear();

@@ -1,6 +1,6 @@
 //! Optimizers: SGD with momentum and Adam, with Keras's update rules and defaults.
 
-use crate::backend::{apply_update, Device, Storage, Update};
+use crate::backend::{apply_update, Device, StepCounters, Storage, Update};
 use crate::nn::spec::OptimizerSpec;
 use crate::tensor::Tensor;
 
@@ -69,8 +69,10 @@ impl Optimizer {
     }
 
     /// Applies one update from the gradients on `params` (same order as at `new`),
-    /// on the parameters' device. Parameters without a gradient are left alone.
-    pub fn step(&mut self, params: &[(String, Tensor)]) {
+    /// on the parameters' device, adding the gradients' NaN and infinite
+    /// entries to counter `slot` of `counters` (read with the step's metrics).
+    /// Parameters without a gradient are left alone.
+    pub fn step(&mut self, params: &[(String, Tensor)], counters: &StepCounters, slot: usize) {
         self.t += 1;
         let t = self.t as i32;
         let update = match self.spec {
@@ -81,10 +83,10 @@ impl Optimizer {
                 Update::Adam { alpha, beta_1, beta_2, epsilon }
             }
         };
-        for ((_, p), slot) in params.iter().zip(&mut self.slots) {
+        for ((_, p), state) in params.iter().zip(&mut self.slots) {
             let Some(g) = p.grad_storage() else { continue };
             let mut w = p.0.value.borrow_mut();
-            apply_update(update, &mut w, &mut slot.m, &mut slot.v, &g);
+            apply_update(update, &mut w, &mut state.m, &mut state.v, &g, (counters, slot));
         }
     }
 }

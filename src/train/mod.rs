@@ -120,10 +120,16 @@ impl Checkpoint {
 pub struct PendingStep {
     loss: Storage,
     counters: StepCounters,
+    /// Where the data order stood before this step's batch, and the batch's end.
+    start: (usize, usize),
+    /// The dropout generator before this step's masks.
+    rng_before: ChaCha8Rng,
     end: usize,
     rows: usize,
     started: Instant,
     before: Snapshot,
+    /// Which `begin_step` this was (see `Trainer::dropped_through`).
+    serial: u64,
 }
 
 impl PendingStep {
@@ -150,6 +156,12 @@ pub struct Trainer {
     samples_seen: usize,
     dropout_rng: ChaCha8Rng,
     last_good: Option<Snapshot>,
+    /// Steps begun and not yet finished, and their examples.
+    in_flight: (usize, usize),
+    /// `begin_step`s so far; those up to `dropped_through` were begun before
+    /// an earlier step diverged, and are not to be finished.
+    begun: u64,
+    dropped_through: u64,
 }
 
 impl Trainer {
@@ -189,6 +201,9 @@ impl Trainer {
             samples_seen: 0,
             dropout_rng,
             last_good: None,
+            in_flight: (0, 0),
+            begun: 0,
+            dropped_through: 0,
         })
     }
 
@@ -252,11 +267,13 @@ impl Trainer {
             // copies no weights there.
             weights: self.params.iter().map(|(_, p)| p.storage().clone()).collect(),
             optimizer: self.optimizer.clone(),
+            // A step begun and not finished is in the weights and the data
+            // position: counted as done.
             counters: Counters {
                 cursor: self.cursor,
                 epoch: self.epoch,
-                step: self.step,
-                samples_seen: self.samples_seen,
+                step: self.step + self.in_flight.0,
+                samples_seen: self.samples_seen + self.in_flight.1,
                 order: self.order.clone(),
                 dropout_rng: self.dropout_rng.clone(),
             },
@@ -278,6 +295,8 @@ impl Trainer {
         (self.cursor, self.epoch, self.step, self.samples_seen, self.order, self.dropout_rng) =
             (c.cursor, c.epoch, c.step, c.samples_seen, c.order, c.dropout_rng);
         self.last_good = None;
+        self.in_flight = (0, 0);
+        self.dropped_through = self.begun;
         for (_, p) in &self.params {
             p.zero_grad();
         }
@@ -316,11 +335,16 @@ impl Trainer {
     }
 
     /// Records the next step on the model's device (forward, backward, the
-    /// optimizer update and the metric counters) without waiting for it.
-    /// Complete it with `finish_step`; one step at a time.
+    /// optimizer update and the metric counters) without waiting for it, and
+    /// moves on to the next batch. Complete it with `finish_step`, in the order
+    /// begun. The next step may be begun before this one is finished (the GPU
+    /// then runs one step while the host records the next; `run_pipelined`);
+    /// if a step diverges, the steps begun after it are dropped.
     pub fn begin_step(&mut self) -> PendingStep {
         let started = Instant::now();
         let device = self.device();
+        let start = (self.cursor, self.epoch);
+        let rng_before = self.dropout_rng.clone();
         let end = (self.cursor + self.batch_size).min(self.order.len());
         let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
         let x = Tensor::from_vec(&batch.shape, batch.x);
@@ -339,19 +363,28 @@ impl Trainer {
         let counters = StepCounters::new(&device, 2);
         counters.count_correct(0, &logits.storage(), &batch.labels);
         counters.count_nonfinite(1, &loss.storage());
-        // Every gradient entry must be finite (an f32 sum of large finite
-        // entries could overflow and call a healthy step diverged).
-        for (_, p) in &self.params {
-            if let Some(g) = p.grad_storage() {
-                counters.count_nonfinite(1, &g);
-            }
-        }
         // Applied now and undone in `finish_step` if the metrics say it diverged,
-        // so the device never waits for the host within a step.
-        self.optimizer.step(&self.params);
+        // so the device never waits for the host within a step. It counts every
+        // non-finite gradient entry as it goes (an f32 sum of large finite
+        // entries could overflow and call a healthy step diverged).
+        self.optimizer.step(&self.params, &counters, 1);
         device.flush();
         let loss = loss.storage().clone();
-        PendingStep { loss, counters, end, rows: batch.labels.len(), started, before }
+        let rows = batch.labels.len();
+        self.move_to(end, self.epoch);
+        self.in_flight = (self.in_flight.0 + 1, self.in_flight.1 + rows);
+        self.begun += 1;
+        PendingStep { loss, counters, start, rng_before, end, rows, started, before, serial: self.begun }
+    }
+
+    /// Puts the data order at `cursor` of `epoch` (the next epoch, reshuffled,
+    /// past the last example).
+    fn move_to(&mut self, cursor: usize, epoch: usize) {
+        let (cursor, epoch) = if cursor >= self.order.len() { (0, epoch + 1) } else { (cursor, epoch) };
+        if epoch != self.epoch {
+            self.order = lcg_permutation(self.train.len(), epoch_shuffle_seed(self.model.spec.training.seed, epoch));
+        }
+        (self.cursor, self.epoch) = (cursor, epoch);
     }
 
     /// Completes a step from `begin_step` with the words its `read` returned.
@@ -360,40 +393,59 @@ impl Trainer {
         pending: PendingStep,
         [loss_bits, correct, nonfinite]: [u32; 3],
     ) -> Result<StepMetrics> {
+        if pending.serial <= self.dropped_through {
+            return Err(Error::Input(
+                "this step was begun after an earlier step diverged and was dropped with it; begin a new step".into(),
+            ));
+        }
+        self.in_flight = (self.in_flight.0 - 1, self.in_flight.1 - pending.rows);
         let loss = f32::from_bits(loss_bits);
         if !loss.is_finite() || nonfinite > 0 {
             // The update was applied already: with no earlier good step, undo it.
             if self.last_good.is_none() {
                 self.last_good = Some(pending.before);
             }
+            // Steps begun after this one are dropped, and the data order and
+            // the dropout masks go back to this step's: a retry at a lower
+            // learning rate takes the same batch.
+            self.dropped_through = self.begun;
+            self.in_flight = (0, 0);
+            self.move_to(pending.start.0, pending.start.1);
+            self.dropout_rng = pending.rng_before;
             return Err(self.diverged(if loss.is_finite() { f32::NAN } else { loss }));
         }
         self.last_good = Some(pending.before);
-        let accuracy = correct as f32 / pending.rows.max(1) as f32;
-        Ok(self.advance(pending.end, pending.rows, loss, accuracy, pending.started))
+        self.step += 1;
+        self.samples_seen += pending.rows;
+        let secs = pending.started.elapsed().as_secs_f32().max(1e-9);
+        Ok(StepMetrics {
+            step: self.step,
+            epoch: pending.start.1,
+            epoch_progress: pending.end as f32 / self.order.len() as f32,
+            loss,
+            accuracy: correct as f32 / pending.rows.max(1) as f32,
+            samples_per_s: pending.rows as f32 / secs,
+        })
     }
 
-    fn advance(&mut self, end: usize, n: usize, loss_value: f32, accuracy: f32, started: Instant) -> StepMetrics {
-        self.step += 1;
-        self.samples_seen += n;
-        self.cursor = end;
-        let epoch_progress = self.cursor as f32 / self.order.len() as f32;
-        let epoch = self.epoch;
-        if self.cursor >= self.order.len() {
-            self.epoch += 1;
-            self.cursor = 0;
-            self.order =
-                lcg_permutation(self.train.len(), epoch_shuffle_seed(self.model.spec.training.seed, self.epoch));
+    /// Trains `steps` steps with the next one always begun before the last
+    /// one's metrics are read, so that the GPU never waits for the host to
+    /// record a step (natively; on the CPU it is `step` in a loop). `each`
+    /// gets every step's metrics; the first error stops the run (a diverging
+    /// step is undone as in `step`, and the one begun after it dropped).
+    ///
+    /// # Errors
+    /// As `step`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_pipelined(&mut self, steps: usize, mut each: impl FnMut(&StepMetrics)) -> Result<()> {
+        let mut pending = (steps > 0).then(|| self.begin_step());
+        for done in 1..=steps {
+            let Some(current) = pending.take() else { break };
+            pending = (done < steps).then(|| self.begin_step());
+            let words = pollster::block_on(current.read()).map_err(|e| Error::Gpu(e.0))?;
+            each(&self.finish_step(current, words)?);
         }
-        let secs = started.elapsed().as_secs_f32().max(1e-9);
-        StepMetrics {
-            step: self.step,
-            epoch,
-            epoch_progress,
-            loss: loss_value,
-            accuracy,
-            samples_per_s: n as f32 / secs,
-        }
+        Ok(())
     }
 
     fn diverged(&mut self, value: f32) -> Error {

@@ -798,37 +798,45 @@ pub fn deep_copy(x: &GpuArray) -> GpuArray {
 }
 
 /// Keras SGD with momentum: the new `(w, v)`, in new arrays (the old ones
-/// stay as they were: a diverging step is undone by keeping them, with no copy).
-pub fn sgd_update(w: &GpuArray, v: &GpuArray, g: &GpuArray, lr: f32, momentum: f32) -> (GpuArray, GpuArray) {
+/// stay as they were: a diverging step is undone by keeping them, with no
+/// copy); the gradient's non-finite entries are added to counter `count.1`.
+pub fn sgd_update(
+    w: &GpuArray,
+    v: &GpuArray,
+    g: &GpuArray,
+    lr: f32,
+    momentum: f32,
+    (counter, slot): (&Buffer, usize),
+) -> (GpuArray, GpuArray) {
     let (w, v, g) = (contiguous(w), contiguous(v), contiguous(g));
     let gpu = w.gpu();
     let (w_out, v_out) = (gpu.alloc(&w.shape), gpu.alloc(&w.shape));
     let n = w.len();
-    let p = SgdParams { count: n as u32, lr, momentum };
-    let buffers = [w.raw(), v.raw(), g.raw(), w_out.raw(), v_out.raw()];
+    let p = SgdParams { count: n as u32, lr, momentum, slot: slot as u32 };
+    let buffers = [w.raw(), v.raw(), g.raw(), w_out.raw(), v_out.raw(), counter.raw()];
     gpu.dispatch(&k::SGD, &p, &buffers, grid(n), Cost::new(1, 3 * n, 2 * n));
     (w_out, v_out)
 }
 
-/// Keras Adam: the new `(w, m, v)`, in new arrays (as `sgd_update`); `alpha`
-/// is the bias-corrected rate.
-#[allow(clippy::too_many_arguments)]
+/// Keras Adam (`update` is `Update::Adam`): the new `(w, m, v)`, in new arrays
+/// (as `sgd_update`, which also says what `count` is).
 pub fn adam_update(
     w: &GpuArray,
     m: &GpuArray,
     v: &GpuArray,
     g: &GpuArray,
-    alpha: f32,
-    beta_1: f32,
-    beta_2: f32,
-    epsilon: f32,
+    update: crate::backend::Update,
+    (counter, slot): (&Buffer, usize),
 ) -> (GpuArray, GpuArray, GpuArray) {
+    let crate::backend::Update::Adam { alpha, beta_1, beta_2, epsilon } = update else {
+        panic!("adam_update takes an Adam update")
+    };
     let (w, m, v, g) = (contiguous(w), contiguous(m), contiguous(v), contiguous(g));
     let gpu = w.gpu();
     let (w_out, m_out, v_out) = (gpu.alloc(&w.shape), gpu.alloc(&w.shape), gpu.alloc(&w.shape));
     let n = w.len();
-    let buffers = [w.raw(), m.raw(), v.raw(), g.raw(), w_out.raw(), m_out.raw(), v_out.raw()];
-    let p = AdamParams { count: n as u32, alpha, beta_1, beta_2, epsilon };
+    let buffers = [w.raw(), m.raw(), v.raw(), g.raw(), w_out.raw(), m_out.raw(), v_out.raw(), counter.raw()];
+    let p = AdamParams { count: n as u32, alpha, beta_1, beta_2, epsilon, slot: slot as u32 };
     gpu.dispatch(&k::ADAM, &p, &buffers, grid(n), Cost::new(1, 4 * n, 3 * n));
     (w_out, m_out, v_out)
 }

@@ -182,6 +182,8 @@ params! {
         count: u32,
         lr: f32,
         momentum: f32,
+        /// The counter the gradient's non-finite entries are added to.
+        slot: u32,
     }
 
     /// `ADAM`: Keras's update, `alpha` the bias-corrected learning rate.
@@ -191,6 +193,8 @@ params! {
         beta_1: f32,
         beta_2: f32,
         epsilon: f32,
+        /// The counter the gradient's non-finite entries are added to.
+        slot: u32,
     }
 
     /// `COUNT_NONFINITE` (`count` values) and `COUNT_CORRECT` (`count` rows of

@@ -5,10 +5,12 @@
 @group(0) @binding(5) var<storage, read_write> w_out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> m_out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> v_out: array<f32>;
+@group(0) @binding(8) var<storage, read_write> counter: array<atomic<u32>>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = flat(wg, li);
     if (i >= p(P_COUNT)) { return; }
+    if ((bitcast<u32>(g[i]) & 0x7f800000u) == 0x7f800000u) { atomicAdd(&counter[p(P_SLOT)], 1u); }
     let gi = g[i];
     let nm = m[i] + (gi - m[i]) * (1.0 - pf(P_BETA_1));
     let nv = v[i] + (gi * gi - v[i]) * (1.0 - pf(P_BETA_2));

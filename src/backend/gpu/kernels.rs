@@ -108,10 +108,10 @@ kernels! {
     /// for sums of a few terms each (at most `SUM_SERIAL_TERMS`).
     SUM: ReduceParams = "sum";
 
-    /// Sums over axes, one workgroup of 256 per output and chunk of terms:
-    /// each thread adds every 256th term of the chunk (neighbouring threads
+    /// Sums over axes, one workgroup of 64 per output and chunk of terms:
+    /// each thread adds every 64th term of the chunk (neighbouring threads
     /// read neighbouring terms where the reduced axis is contiguous), then the
-    /// workgroup adds its 256 sums as a tree. With more than one chunk per
+    /// workgroup adds its 64 sums as a tree. With more than one chunk per
     /// output a second pass adds the partial sums.
     SUM_TREE: ReduceParams = "sum_tree";
 

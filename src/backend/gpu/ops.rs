@@ -189,7 +189,10 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
     }
     let (sizes, strides): (Vec<usize>, Vec<usize>) = red.iter().copied().unzip();
     let (red_shape, red_strides) = pad6(&sizes, &strides);
-    let chunk = if terms <= SUM_SERIAL_TERMS { terms } else { SUM_CHUNK.min(terms) };
+    // One thread per output where the sums are short, or where there are
+    // outputs enough to keep a GPU busy and the sums are not long.
+    let serial = terms <= SUM_SERIAL_TERMS || (terms <= SUM_SERIAL_MANY_TERMS && outputs >= SUM_MANY_OUTPUTS);
+    let chunk = if serial { terms } else { SUM_CHUNK.min(terms) };
     let chunks = terms.div_ceil(chunk);
     let p = ReduceParams {
         out_shape,
@@ -203,13 +206,13 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
         chunks: chunks as u32,
         nred: red.len() as u32,
     };
-    if terms <= SUM_SERIAL_TERMS {
+    if serial {
         let out = gpu.alloc(shape);
         gpu.dispatch(&k::SUM, &p, &[x.raw(), out.raw()], grid(outputs), Cost::new(terms, outputs * terms, outputs));
         return out;
     }
     let partial = gpu.alloc(&[outputs, chunks]);
-    let cost = Cost::new(chunk.div_ceil(256) + 8, outputs * terms, outputs * chunks);
+    let cost = Cost::new(chunk.div_ceil(64) + 6, outputs * terms, outputs * chunks);
     gpu.dispatch(&k::SUM_TREE, &p, &[x.raw(), partial.raw()], workgroups(outputs * chunks), cost);
     if chunks == 1 {
         return reshape(&partial, shape);
@@ -218,11 +221,15 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
 }
 
 /// Sums of at most this many terms run one thread per output (`SUM`), longer
-/// ones a workgroup per output and chunk (`SUM_TREE`).
+/// ones a workgroup per output and chunk (`SUM_TREE`)...
 const SUM_SERIAL_TERMS: usize = 32;
+/// ... but for at least `SUM_MANY_OUTPUTS` outputs (threads enough to fill a
+/// GPU), sums of up to this many terms run one thread per output too.
+const SUM_SERIAL_MANY_TERMS: usize = 256;
+const SUM_MANY_OUTPUTS: usize = 2048;
 
-/// Terms one workgroup of `SUM_TREE` adds (8 per thread).
-const SUM_CHUNK: usize = 2048;
+/// Terms one workgroup of `SUM_TREE` adds (16 per thread of 64).
+const SUM_CHUNK: usize = 1024;
 
 /// A 2-d grid of `n` workgroups (one dimension holds at most 65535).
 fn workgroups(n: usize) -> [u32; 3] {

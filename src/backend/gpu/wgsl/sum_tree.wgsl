@@ -1,7 +1,7 @@
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-var<workgroup> part: array<f32, 256>;
-@compute @workgroup_size(256)
+var<workgroup> part: array<f32, 64>;
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     // Workgroup w sums chunk w % chunks of output w / chunks; a grid rounded
     // up past the last one idles through the barriers.
@@ -13,7 +13,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let base = out_offset(w / p(P_CHUNKS));
         let start = (w % p(P_CHUNKS)) * p(P_CHUNK);
         let end = min(start + p(P_CHUNK), p(P_TERMS));
-        for (var r = start + li; r < end; r += 256u) {
+        for (var r = start + li; r < end; r += 64u) {
             let y = src[base + term_offset(r)] - lost;
             let t = acc + y;
             lost = (t - acc) - y;
@@ -22,7 +22,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     part[li] = acc;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
+    for (var s = 32u; s > 0u; s = s >> 1u) {
         if (li < s) { part[li] += part[li + s]; }
         workgroupBarrier();
     }

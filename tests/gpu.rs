@@ -322,7 +322,7 @@ fn no_training_step_runs_a_long_serial_loop_on_the_gpu() {
             let profile = g.take_profile();
             let table = layerlab::backend::gpu::profile::table(&profile, 1);
             eprintln!("{preset}, batch {batch}, {kernel:?} GEMM:\n{table}");
-            let gemm = if kernel == layerlab::backend::gpu::GemmKernel::Tiled { "gemm" } else { "gemm_simd" };
+            let gemm = if kernel == layerlab::backend::gpu::GemmKernel::Tiled { "gemm_small" } else { "gemm_simd" };
             for need in needs.iter().chain([&gemm, &"adam", &"cross_entropy"]) {
                 assert!(
                     profile.iter().any(|k| k.kernel == *need),

@@ -128,6 +128,12 @@ kernels! {
     /// steps of 16; C is contiguous [batch, M, N].
     GEMM: GemmParams = "gemm";
 
+    /// `GEMM` for products with few rows or columns (at most 32: attention's
+    /// per-head products, a convolution's filters), where 64 x 64 tiles would
+    /// stand mostly empty: 16 x 16 threads each compute one element of a
+    /// 16 x 16 tile.
+    GEMM_SMALL: GemmParams = "gemm_small";
+
     /// `GEMM` for software adapters (lavapipe, SwiftShader), which run a
     /// workgroup's invocations as SIMD lanes on a CPU: no workgroup memory and no
     /// barriers; each invocation keeps an 8x4 block in registers, its four columns 64

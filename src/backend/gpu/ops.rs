@@ -396,9 +396,14 @@ pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
     let &Gemm { batch, m, k: kk, n, transpose_a: ta, transpose_b: tb, b_batched: b_batch } = g;
     let (av, am) = mat_view(a, batch, m, kk, ta);
     let (bv, bm) = mat_view(b, if b_batch { batch } else { 1 }, kk, n, tb);
-    let tiled = gpu.gemm_kernel() == super::GemmKernel::Tiled;
-    // Output tiles per matrix: 64 x 64 (tiled), 8 rows x 256 columns (SIMD).
-    let tiles = if tiled { m.div_ceil(64) * n.div_ceil(64) } else { m.div_ceil(8) * n.div_ceil(256) };
+    // Output tiles per matrix: 64 x 64 (tiled), 16 x 16 (tiled, for a thin
+    // product), 8 rows x 256 columns (SIMD).
+    let (kernel, tile) = match gpu.gemm_kernel() {
+        super::GemmKernel::Tiled if m.min(n) <= GEMM_SMALL_SIDE => (&k::GEMM_SMALL, [16, 16]),
+        super::GemmKernel::Tiled => (&k::GEMM, [64, 64]),
+        super::GemmKernel::Simd => (&k::GEMM_SIMD, [8, 256]),
+    };
+    let tiles = m.div_ceil(tile[0]) * n.div_ceil(tile[1]);
     let (splits, k_chunk) = k_splits(batch * tiles, kk);
     // The largest batch in the engine's models is batch x heads of attention.
     assert!(batch * splits <= 65535, "GPU matmul: more than 65535 matrices in one batch");
@@ -420,18 +425,12 @@ pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
     // Split products go to partial sums [batch, splits, m, n], added after.
     let dst = gpu.alloc(&[batch * splits * m, n]);
     let workgroups = batch * splits * tiles;
-    // Elements each workgroup reads: its rows of A and columns of B over its
-    // share of K (tiled: 64 + 64, SIMD: 8 + 256 per step of K).
-    let per_k = if tiled { 128 } else { 264 };
-    let cost = Cost::new(k_chunk, workgroups * per_k * k_chunk, batch * splits * m * n);
-    if tiled {
-        let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, (batch * splits) as u32];
-        gpu.dispatch(&k::GEMM, &p, &[av.raw(), bv.raw(), dst.raw()], groups, cost);
-    } else {
-        assert!(m.div_ceil(8) <= 65535, "GPU matmul: {m} rows is more than one dispatch holds");
-        let groups = [n.div_ceil(256) as u32, m.div_ceil(8) as u32, (batch * splits) as u32];
-        gpu.dispatch(&k::GEMM_SIMD, &p, &[av.raw(), bv.raw(), dst.raw()], groups, cost);
-    }
+    // Elements each workgroup reads: its tile's rows of A and columns of B
+    // over its share of K.
+    let cost = Cost::new(k_chunk, workgroups * (tile[0] + tile[1]) * k_chunk, batch * splits * m * n);
+    assert!(m.div_ceil(tile[0]) <= 65535, "GPU matmul: {m} rows is more than one dispatch holds");
+    let groups = [n.div_ceil(tile[1]) as u32, m.div_ceil(tile[0]) as u32, (batch * splits) as u32];
+    gpu.dispatch(kernel, &p, &[av.raw(), bv.raw(), dst.raw()], groups, cost);
     if splits == 1 {
         return dst;
     }
@@ -449,6 +448,9 @@ fn k_splits(tiles: usize, k: usize) -> (usize, usize) {
     let k_chunk = k.div_ceil(splits).div_ceil(16) * 16;
     (k.div_ceil(k_chunk.max(1)).max(1), k_chunk.max(1))
 }
+
+/// Products with at most this many rows or columns take `GEMM_SMALL`'s tiles.
+const GEMM_SMALL_SIDE: usize = 32;
 
 /// The longest run of K one GEMM invocation adds.
 const GEMM_MAX_K: usize = 4096;

@@ -9,6 +9,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use common::parity::{self, Comparison};
+use layerlab::backend::gpu::Tuning;
 use layerlab::backend::{Device, Gpu};
 use layerlab::{Error, Trainer};
 
@@ -294,8 +295,8 @@ fn auto_trains_on_the_backend_it_measured_faster() {
 const MAX_SERIAL: u64 = 4096;
 
 /// Issue 13's structural guard: a few training steps of W1, W2 and W3 (W1 also
-/// at batch 512, where sums over the batch are longest), with both GEMM
-/// kernels; from the profile's counts, no dispatch has an invocation looping
+/// at batch 512, where sums over the batch are longest), with both tunings'
+/// kernels (`Tuning`: a GPU's and a software adapter's); from the profile's counts, no dispatch has an invocation looping
 /// over more than `MAX_SERIAL` elements, and every step runs the kernels the
 /// model needs (so the check cannot pass on an empty profile).
 #[test]
@@ -303,9 +304,9 @@ fn no_training_step_runs_a_long_serial_loop_on_the_gpu() {
     let Some(dev) = gpu() else { return };
     let g = dev.gpu().unwrap().clone();
     let mut failures = Vec::new();
-    let original = g.gemm_kernel();
-    for kernel in [layerlab::backend::gpu::GemmKernel::Tiled, layerlab::backend::gpu::GemmKernel::Simd] {
-        g.set_gemm_kernel(kernel);
+    let original = g.tuning();
+    for tuning in [Tuning::Gpu, Tuning::Software] {
+        g.set_tuning(tuning);
         for (preset, batch, needs) in [
             ("seed-cnn", 64, &["im2col", "col2im", "max_pool_backward", "sum_tree"][..]),
             ("seed-cnn", 512, &["im2col", "max_pool_backward"][..]),
@@ -321,8 +322,8 @@ fn no_training_step_runs_a_long_serial_loop_on_the_gpu() {
             losses(&mut t, 1);
             let profile = g.take_profile();
             let table = layerlab::backend::gpu::profile::table(&profile, 1);
-            eprintln!("{preset}, batch {batch}, {kernel:?} GEMM:\n{table}");
-            let gemm = if kernel == layerlab::backend::gpu::GemmKernel::Tiled { "gemm_small" } else { "gemm_simd" };
+            eprintln!("{preset}, batch {batch}, {tuning:?} tuning:\n{table}");
+            let gemm = if tuning == Tuning::Gpu { "gemm_small" } else { "gemm_simd" };
             for need in needs.iter().chain([&gemm, &"adam", &"cross_entropy"]) {
                 assert!(
                     profile.iter().any(|k| k.kernel == *need),
@@ -331,13 +332,13 @@ fn no_training_step_runs_a_long_serial_loop_on_the_gpu() {
             }
             for k in profile.iter().filter(|k| k.serial > MAX_SERIAL) {
                 failures.push(format!(
-                    "{preset} (batch {batch}, {kernel:?} GEMM): {} loops over {} elements in one invocation ({:?})",
+                    "{preset} (batch {batch}, {tuning:?} tuning): {} loops over {} elements in one invocation ({:?})",
                     k.kernel, k.serial, k.worst
                 ));
             }
         }
     }
-    g.set_gemm_kernel(original);
+    g.set_tuning(original);
     assert!(failures.is_empty(), "kernels that would leave a GPU idle:\n{}", failures.join("\n"));
 }
 
@@ -364,8 +365,8 @@ fn profile() {
 fn gemm_speed() {
     let Some(dev) = gpu() else { return };
     let g = dev.gpu().unwrap().clone();
-    for kernel in [layerlab::backend::gpu::GemmKernel::Simd, layerlab::backend::gpu::GemmKernel::Tiled] {
-        g.set_gemm_kernel(kernel);
+    for kernel in [Tuning::Software, Tuning::Gpu] {
+        g.set_tuning(kernel);
         for (m, k, n) in [(512, 512, 512), (64, 288, 7744), (64, 7744, 288), (288, 64, 7744)] {
             let a = layerlab::Tensor::zeros(&[m, k]);
             let b = layerlab::Tensor::zeros(&[k, n]);

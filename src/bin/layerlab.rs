@@ -55,6 +55,12 @@ mod cli {
         Auto,
     }
 
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+    enum TuningArg {
+        Gpu,
+        Software,
+    }
+
     #[derive(clap::Args)]
     struct BackendArg {
         /// Where to compute: `cpu`, `gpu`, or `auto` (the faster, measured).
@@ -167,6 +173,11 @@ mod cli {
             /// Examples per step (default: the spec's).
             #[arg(long)]
             batch_size: Option<usize>,
+            /// The GPU kernels' shapes: `gpu` (for a real GPU) or `software`
+            /// (for lavapipe and SwiftShader); default: by the adapter's type.
+            /// `--profile --tuning gpu` on lavapipe shows the kernels a real GPU runs.
+            #[arg(long, value_enum)]
+            tuning: Option<TuningArg>,
         },
         /// One forward and backward pass on a given batch; writes every gradient.
         Step {
@@ -224,11 +235,12 @@ mod cli {
                 &backend,
                 TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume },
             ),
-            Command::Bench { model, backend, steps, warmup, runs, limit_test, profile, batch_size } => {
+            Command::Bench { model, backend, steps, warmup, runs, limit_test, profile, batch_size, tuning } => {
+                let opts = BenchOptions { steps, warmup, runs, limit_test, batch_size, tuning };
                 if profile {
-                    backend.device(None).and_then(|d| profile_steps(&model, &d, steps, warmup, batch_size))
+                    backend.device(None).and_then(|d| profile_steps(&model, &d, &opts))
                 } else {
-                    bench(&model, &backend, BenchOptions { steps, warmup, runs, limit_test, batch_size })
+                    bench(&model, &backend, opts)
                 }
             }
             Command::Step { model, backend, weights, batch, grads } => {
@@ -443,6 +455,17 @@ mod cli {
         runs: usize,
         limit_test: Option<usize>,
         batch_size: Option<usize>,
+        tuning: Option<TuningArg>,
+    }
+
+    /// `--tuning` on a GPU device (nothing on the CPU).
+    fn set_tuning(device: &Device, tuning: Option<TuningArg>) {
+        if let (Some(gpu), Some(t)) = (device.gpu(), tuning) {
+            gpu.set_tuning(match t {
+                TuningArg::Gpu => layerlab::backend::gpu::Tuning::Gpu,
+                TuningArg::Software => layerlab::backend::gpu::Tuning::Software,
+            });
+        }
     }
 
     /// The spec, with `--batch-size` if given (checked as the spec's own).
@@ -458,7 +481,7 @@ mod cli {
     fn bench(
         args: &ModelArgs,
         backend: &BackendArg,
-        BenchOptions { steps, warmup, runs, limit_test, batch_size }: BenchOptions,
+        BenchOptions { steps, warmup, runs, limit_test, batch_size, tuning }: BenchOptions,
     ) -> Result<String> {
         for (flag, value) in [("--steps", Some(steps)), ("--runs", Some(runs)), ("--limit-test", limit_test)] {
             if value == Some(0) {
@@ -472,6 +495,7 @@ mod cli {
         }
         let batch_size = spec.training.batch_size;
         let device = &backend.device(Some((&spec, &train_set)))?;
+        set_tuning(device, tuning);
         let mut trainer = Trainer::with_device(&spec, train_set, test_set.clone(), device)?;
         let bar = progress(steps.saturating_mul(runs).saturating_add(warmup) as u64);
         for _ in 0..warmup {
@@ -515,16 +539,12 @@ mod cli {
     }
 
     /// `bench --profile`: where a GPU training step's time goes.
-    fn profile_steps(
-        args: &ModelArgs,
-        device: &Device,
-        steps: usize,
-        warmup: usize,
-        batch_size: Option<usize>,
-    ) -> Result<String> {
+    fn profile_steps(args: &ModelArgs, device: &Device, opts: &BenchOptions) -> Result<String> {
+        let &BenchOptions { steps, warmup, batch_size, .. } = opts;
         let Some(gpu) = device.gpu() else {
             return Err(Error::Input("--profile profiles the GPU's kernels; add --backend gpu".into()));
         };
+        set_tuning(device, opts.tuning);
         if steps == 0 {
             return Err(Error::Input("--steps 0 leaves nothing to profile; give at least 1".into()));
         }
@@ -542,9 +562,10 @@ mod cli {
         let seconds = t.elapsed().as_secs_f64();
         let kernels = gpu.take_profile();
         eprintln!(
-            "{} on {}, batch {}, {steps} steps: per step\n{}",
+            "{} on {} ({:?} tuning), batch {}, {steps} steps: per step\n{}",
             spec.name,
             gpu.adapter,
+            gpu.tuning(),
             spec.training.batch_size,
             layerlab::backend::gpu::profile::table(&kernels, steps)
         );
@@ -568,6 +589,7 @@ mod cli {
             "model": spec.name,
             "backend": device.name(),
             "batch_size": spec.training.batch_size,
+            "tuning": format!("{:?}", gpu.tuning()).to_lowercase(),
             "steps": steps,
             "timed": kernels.iter().any(|k| k.seconds.is_some()),
             "wall_ms_per_step": seconds * 1e3 / steps as f64,

@@ -12,7 +12,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use layerlab::backend::gpu::GemmKernel;
+use layerlab::backend::gpu::Tuning;
 use layerlab::backend::{Device, Storage};
 use layerlab::nn::{Mode, Model, ModelSpec};
 use layerlab::tensor::{random_uniform, Array, Tensor};
@@ -204,24 +204,24 @@ fn cases() -> Vec<Case> {
 }
 
 /// Every primitive, forward and backward, on the CPU and on `device` (on a
-/// GPU, the matrix products with both GEMM kernels).
+/// GPU, with both tunings' kernels: GEMMs and sums take other shapes).
 pub async fn kernel_cases(device: &Device) -> Vec<Comparison> {
     let mut out = Vec::new();
     let mut all = cases();
     if let Some(gpu) = device.gpu() {
-        let usual = gpu.gemm_kernel();
-        let other = if usual == GemmKernel::Tiled { GemmKernel::Simd } else { GemmKernel::Tiled };
-        gpu.set_gemm_kernel(other);
-        for c in all.iter().filter(|c| c.name.contains("matmul") || c.name.starts_with("conv2d")) {
+        let usual = gpu.tuning();
+        let other = if usual == Tuning::Gpu { Tuning::Software } else { Tuning::Gpu };
+        gpu.set_tuning(other);
+        for c in &all {
             let (a, ga) = run(c, &Device::Cpu).await;
             let (b, gb) = run(c, device).await;
-            let name = format!("{} ({other:?} GEMM)", c.name);
+            let name = format!("{} ({other:?} tuning)", c.name);
             out.push(compare(&name, "forward", Some(&a), Some(&b), KERNEL_TOLERANCE));
             for (i, (x, y)) in ga.iter().zip(&gb).enumerate() {
                 out.push(compare(&name, &format!("gradient of input {i}"), x.as_ref(), y.as_ref(), KERNEL_TOLERANCE));
             }
         }
-        gpu.set_gemm_kernel(usual);
+        gpu.set_tuning(usual);
     }
     for c in all.drain(..) {
         let (a, ga) = run(&c, &Device::Cpu).await;

@@ -75,8 +75,8 @@ pub struct Gpu {
     rec: RefCell<Recorder>,
     stats: Cell<GpuStats>,
     failure: Failure,
-    /// Which matrix-multiply kernel runs (see `GemmKernel`).
-    gemm: Cell<GemmKernel>,
+    /// Which shapes of kernels run (see `Tuning`).
+    tuning: Cell<Tuning>,
     /// What each kernel did, when profiling (`start_profile`).
     profile: RefCell<Option<profile::Profile>>,
     /// Whether the device writes timestamps (`wgpu::Features::TIMESTAMP_QUERY`).
@@ -150,13 +150,22 @@ impl GpuArray {
     }
 }
 
-/// The two matrix-multiply kernels: `Tiled` (workgroup memory, for GPUs) and
-/// `Simd` (registers only, for software adapters that run on a CPU). Chosen by
-/// the adapter's type; tests run both.
+/// Which shapes of kernels run, by the adapter's type (tests run both):
+/// - `Gpu`: thousands of invocations side by side, each slow: GEMMs tiled
+///   through workgroup memory (64 x 64, or 16 x 16 for thin products) and
+///   split along K until hundreds of workgroups run; sums as workgroup trees
+///   unless the outputs alone fill the GPU.
+/// - `Software` (lavapipe, SwiftShader: a workgroup's invocations are SIMD
+///   lanes on a few CPU cores, and barriers cost): the register-blocked GEMM
+///   (`GEMM_SIMD`), split only where K is over 4,096; sums of up to 4,096
+///   terms one thread per output.
+///
+/// Either way no invocation loops over more than 4,096 elements (the
+/// structural guard in `tests/gpu.rs` checks both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GemmKernel {
-    Tiled,
-    Simd,
+pub enum Tuning {
+    Gpu,
+    Software,
 }
 
 /// Why the GPU backend could not start or went away.
@@ -251,11 +260,7 @@ impl Gpu {
             failure,
             profile: RefCell::new(None),
             timestamps,
-            gemm: Cell::new(if info.device_type == wgpu::DeviceType::Cpu {
-                GemmKernel::Simd
-            } else {
-                GemmKernel::Tiled
-            }),
+            tuning: Cell::new(if info.device_type == wgpu::DeviceType::Cpu { Tuning::Software } else { Tuning::Gpu }),
         }))
     }
 
@@ -284,11 +289,11 @@ impl Gpu {
         self.profile.borrow_mut().take().map(profile::Profile::finish).unwrap_or_default()
     }
 
-    pub fn gemm_kernel(&self) -> GemmKernel {
-        self.gemm.get()
+    pub fn tuning(&self) -> Tuning {
+        self.tuning.get()
     }
-    pub fn set_gemm_kernel(&self, k: GemmKernel) {
-        self.gemm.set(k);
+    pub fn set_tuning(&self, t: Tuning) {
+        self.tuning.set(t);
     }
 
     pub fn stats(&self) -> GpuStats {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::kernels::{self as k};
 use super::params::*;
-use super::{grid, standard_strides, Buffer, Cost, Gpu, GpuArray};
+use super::{grid, standard_strides, Buffer, Cost, Gpu, GpuArray, Tuning};
 use crate::backend::ops::{Gemm, MapOp, Window};
 
 const MAX_DIMS: usize = 6;
@@ -190,8 +190,12 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
     let (sizes, strides): (Vec<usize>, Vec<usize>) = red.iter().copied().unzip();
     let (red_shape, red_strides) = pad6(&sizes, &strides);
     // One thread per output where the sums are short, or where there are
-    // outputs enough to keep a GPU busy and the sums are not long.
-    let serial = terms <= SUM_SERIAL_TERMS || (terms <= SUM_SERIAL_MANY_TERMS && outputs >= SUM_MANY_OUTPUTS);
+    // outputs enough to keep a GPU busy and the sums are not long; on a
+    // software adapter wherever the loop stays short enough.
+    let serial = match gpu.tuning() {
+        Tuning::Gpu => terms <= SUM_SERIAL_TERMS || (terms <= SUM_SERIAL_MANY_TERMS && outputs >= SUM_MANY_OUTPUTS),
+        Tuning::Software => terms <= GEMM_MAX_K,
+    };
     let chunk = if serial { terms } else { SUM_CHUNK.min(terms) };
     let chunks = terms.div_ceil(chunk);
     let p = ReduceParams {
@@ -398,13 +402,15 @@ pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
     let (bv, bm) = mat_view(b, if b_batch { batch } else { 1 }, kk, n, tb);
     // Output tiles per matrix: 64 x 64 (tiled), 16 x 16 (tiled, for a thin
     // product), 8 rows x 256 columns (SIMD).
-    let (kernel, tile) = match gpu.gemm_kernel() {
-        super::GemmKernel::Tiled if m.min(n) <= GEMM_SMALL_SIDE => (&k::GEMM_SMALL, [16, 16]),
-        super::GemmKernel::Tiled => (&k::GEMM, [64, 64]),
-        super::GemmKernel::Simd => (&k::GEMM_SIMD, [8, 256]),
+    let tuning = gpu.tuning();
+    let (kernel, tile) = match tuning {
+        Tuning::Gpu if m.min(n) <= GEMM_SMALL_SIDE => (&k::GEMM_SMALL, [16, 16]),
+        Tuning::Gpu => (&k::GEMM, [64, 64]),
+        Tuning::Software => (&k::GEMM_SIMD, [8, 256]),
     };
     let tiles = m.div_ceil(tile[0]) * n.div_ceil(tile[1]);
-    let (splits, k_chunk) = k_splits(batch * tiles, kk);
+    let busy = if tuning == Tuning::Gpu { GEMM_BUSY } else { 1 };
+    let (splits, k_chunk) = k_splits(batch * tiles, kk, busy);
     // The largest batch in the engine's models is batch x heads of attention.
     assert!(batch * splits <= 65535, "GPU matmul: more than 65535 matrices in one batch");
     let p = GemmParams {
@@ -439,11 +445,11 @@ pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
 
 /// How a product splits K: `(splits, k_chunk)`. A split never adds more than
 /// `GEMM_MAX_K` terms; a product of few output tiles splits further (down to
-/// `GEMM_MIN_K` terms each) until about `GEMM_BUSY` workgroups run (a weight
-/// gradient has a small `m × n` and K = batch × pixels).
-fn k_splits(tiles: usize, k: usize) -> (usize, usize) {
+/// `GEMM_MIN_K` terms each) until about `busy` workgroups run (`GEMM_BUSY` on
+/// a GPU: a weight gradient has a small `m × n` and K = batch × pixels).
+fn k_splits(tiles: usize, k: usize, busy: usize) -> (usize, usize) {
     let needed = k.div_ceil(GEMM_MAX_K);
-    let busy = GEMM_BUSY.div_ceil(tiles.max(1)).min(k / GEMM_MIN_K);
+    let busy = busy.div_ceil(tiles.max(1)).min(k / GEMM_MIN_K);
     let splits = needed.max(busy).max(1);
     let k_chunk = k.div_ceil(splits).div_ceil(16) * 16;
     (k.div_ceil(k_chunk.max(1)).max(1), k_chunk.max(1))
@@ -452,7 +458,8 @@ fn k_splits(tiles: usize, k: usize) -> (usize, usize) {
 /// Products with at most this many rows or columns take `GEMM_SMALL`'s tiles.
 const GEMM_SMALL_SIDE: usize = 32;
 
-/// The longest run of K one GEMM invocation adds.
+/// The longest run of K one GEMM invocation adds (and of terms one `SUM`
+/// invocation adds on a software adapter).
 const GEMM_MAX_K: usize = 4096;
 /// The shortest run of K worth a split of its own.
 const GEMM_MIN_K: usize = 512;

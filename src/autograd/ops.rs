@@ -21,6 +21,25 @@ pub fn reduce_to_shape(g: &Storage, shape: &[usize]) -> Storage {
     be::sum_to(g, shape)
 }
 
+/// The cell of a `recurrence`: SimpleRNN (tanh), LSTM or GRU, with PyTorch's gates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recurrence {
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+/// One step of a `recurrence`, kept for its backward pass: the gate
+/// pre-activations (the GRU's input half; the RNN's output), the GRU's hidden
+/// half, the states it started from and its output (the LSTM's `[h | c']`).
+struct Step {
+    gates: Storage,
+    gh: Option<Storage>,
+    h_prev: Storage,
+    c_prev: Option<Storage>,
+    out: Storage,
+}
+
 impl Tensor {
     // ----- elementwise binary, with broadcasting --------------------------------
 
@@ -371,6 +390,128 @@ impl Tensor {
         Tensor::from_op(value, &[self, gh, h], move |g, need| {
             let (dgi, dgh, dh) = be::gru_cell_backward(&gi.storage(), &gh_.storage(), &h_.storage(), g);
             vec![need[0].then_some(dgi), need[1].then_some(dgh), need[2].then_some(dh)]
+        })
+    }
+
+    /// A recurrent layer's recurrence over every time step, as one op with
+    /// backpropagation through time inside (the layout of PyTorch's CPU and
+    /// cuDNN recurrences). `self` holds the input's gate pre-activations of
+    /// every step `[N, T, G·H]` (x W_ihᵀ + b_ih, and + b_hh except for the GRU:
+    /// one GEMM over all steps, outside), `w_hh` is `[G·H, H]` (PyTorch's
+    /// `weight_hh_l0`), `b_hh` `[G·H]` the GRU's (r multiplies it). Returns
+    /// every hidden state `[N, T, H]` from h₀ = c₀ = 0.
+    ///
+    /// Per step: one GEMM (h W_hhᵀ) and the fused cell (`lstm_cell`,
+    /// `gru_cell`, or tanh); backward per step: the cell's backward and one
+    /// GEMM for dh; the weight gradient is one GEMM over all N·T rows after.
+    ///
+    /// # Panics
+    /// When the shapes disagree (the layer builds them).
+    pub fn recurrence(&self, cell: Recurrence, w_hh: &Tensor, b_hh: Option<&Tensor>) -> Tensor {
+        let s = self.shape();
+        assert_eq!(s.len(), 3, "recurrence: gate pre-activations [N, T, G*H], got {s:?}");
+        let (n, steps, gh) = (s[0], s[1], s[2]);
+        let h_dim = w_hh.shape()[1];
+        assert_eq!(w_hh.shape(), vec![gh, h_dim], "recurrence: weight_hh is [G*H, H]");
+        assert_eq!(cell == Recurrence::Gru, b_hh.is_some(), "recurrence: the GRU (only) takes b_hh");
+        let device = self.device();
+        let (xp, w) = (self.storage().clone(), w_hh.storage().clone());
+        let b = b_hh.map(|b| b.storage().clone());
+        let zeros = Storage::full(&[n, h_dim], 0.0, &device);
+        let mut h = zeros.clone();
+        let mut c = zeros.clone();
+        // What each step's backward needs: its gate pre-activations (the GRU's
+        // two halves), the states it started from, and its output.
+        let mut saved: Vec<Step> = Vec::with_capacity(steps);
+        for t in 0..steps {
+            let x_t = be::reshape(&be::slice(&xp, 1, t, t + 1), &[n, gh]);
+            let hw = be::gemm(&h, &w, Gemm::matrix(n, h_dim, gh).b_transposed());
+            let step = match cell {
+                Recurrence::Rnn => {
+                    let out = be::unary(MapOp::Tanh, &be::binary(MapOp::Add, &x_t, &hw), 0.0);
+                    Step { gates: out.clone(), gh: None, h_prev: h, c_prev: None, out }
+                }
+                Recurrence::Lstm => {
+                    let gates = be::binary(MapOp::Add, &x_t, &hw);
+                    let out = be::lstm_cell(&gates, &c);
+                    let c_prev = std::mem::replace(&mut c, be::slice(&out, 1, h_dim, 2 * h_dim));
+                    Step { gates, gh: None, h_prev: h, c_prev: Some(c_prev), out }
+                }
+                Recurrence::Gru => {
+                    let gh_t = be::binary(MapOp::Add, &hw, b.as_ref().expect("the GRU's b_hh"));
+                    let out = be::gru_cell(&x_t, &gh_t, &h);
+                    Step { gates: x_t, gh: Some(gh_t), h_prev: h, c_prev: None, out }
+                }
+            };
+            h = match cell {
+                Recurrence::Lstm => be::slice(&step.out, 1, 0, h_dim),
+                _ => step.out.clone(),
+            };
+            saved.push(step);
+        }
+        let hs: Vec<Storage> = saved
+            .iter()
+            .map(|st| {
+                let h_t = if cell == Recurrence::Lstm { be::slice(&st.out, 1, 0, h_dim) } else { st.out.clone() };
+                be::reshape(&h_t, &[n, 1, h_dim])
+            })
+            .collect();
+        let value = be::concat(&hs.iter().collect::<Vec<_>>(), 1);
+        let mut inputs = vec![self, w_hh];
+        inputs.extend(b_hh);
+        Tensor::from_op(value, &inputs, move |g, need| {
+            let mut dh_next = zeros.clone();
+            let mut dc_next = zeros.clone();
+            // Per step, the gradient of its input pre-activations and of h W_hhᵀ
+            // (+ b_hh): the same for the RNN and the LSTM, not for the GRU.
+            let mut d_in: Vec<Storage> = Vec::with_capacity(steps);
+            let mut d_hw: Vec<Storage> = Vec::with_capacity(steps);
+            for (t, st) in saved.iter().enumerate().rev() {
+                let g_t = be::reshape(&be::slice(g, 1, t, t + 1), &[n, h_dim]);
+                let dh = be::binary(MapOp::Add, &g_t, &dh_next);
+                let (dx, dhw, dh_direct) = match cell {
+                    Recurrence::Rnn => {
+                        let d = be::binary(MapOp::TanhGrad, &dh, &st.out);
+                        (d.clone(), d, None)
+                    }
+                    Recurrence::Lstm => {
+                        let d_out = be::concat(&[&dh, &dc_next], 1);
+                        let c_prev = st.c_prev.as_ref().expect("an LSTM step keeps c");
+                        let (dgates, dc) = be::lstm_cell_backward(&st.gates, c_prev, &st.out, &d_out);
+                        dc_next = dc;
+                        (dgates.clone(), dgates, None)
+                    }
+                    Recurrence::Gru => {
+                        let gh_t = st.gh.as_ref().expect("a GRU step keeps gh");
+                        let (dgi, dgh, dh_prev) = be::gru_cell_backward(&st.gates, gh_t, &st.h_prev, &dh);
+                        (dgi, dgh, Some(dh_prev))
+                    }
+                };
+                // dh_{t-1} = d(h W_hhᵀ) W_hh (+ the GRU's direct path).
+                let through_w = be::gemm(&dhw, &w, Gemm::matrix(n, gh, h_dim));
+                dh_next = match dh_direct {
+                    Some(d) => be::binary(MapOp::Add, &through_w, &d),
+                    None => through_w,
+                };
+                d_in.push(be::reshape(&dx, &[n, 1, gh]));
+                d_hw.push(be::reshape(&dhw, &[n, 1, gh]));
+            }
+            d_in.reverse();
+            d_hw.reverse();
+            let dxp = need[0].then(|| be::concat(&d_in.iter().collect::<Vec<_>>(), 1));
+            let all_dhw = (need[1] || need.get(2) == Some(&true))
+                .then(|| be::reshape(&be::concat(&d_hw.iter().collect::<Vec<_>>(), 1), &[n * steps, gh]));
+            // dW_hh = Σ_t d(h W_hhᵀ)_tᵀ h_{t-1}: one GEMM over all N·T rows.
+            let dw = need[1].then(|| {
+                let h_prev: Vec<Storage> = saved.iter().map(|st| be::reshape(&st.h_prev, &[n, 1, h_dim])).collect();
+                let h_prev = be::reshape(&be::concat(&h_prev.iter().collect::<Vec<_>>(), 1), &[n * steps, h_dim]);
+                be::gemm(all_dhw.as_ref().expect("wanted"), &h_prev, Gemm::matrix(gh, n * steps, h_dim).a_transposed())
+            });
+            let mut grads = vec![dxp, dw];
+            if need.len() > 2 {
+                grads.push(need[2].then(|| be::sum_to(all_dhw.as_ref().expect("wanted"), &[gh])));
+            }
+            grads
         })
     }
 

@@ -188,9 +188,8 @@ impl Storage {
             .collect())
     }
 
-    /// A copy that shares no buffer with `self`.
-    /// A copy that later in-place changes of this one do not reach (the GPU's
-    /// optimizer updates are not in place, so for them `clone` would do).
+    /// A copy that shares no buffer with `self` (the GPU's optimizer updates
+    /// are not in place, so for a snapshot of weights `clone` does).
     pub fn deep_clone(&self) -> Storage {
         match self {
             Storage::Cpu(a) => Storage::Cpu(a.clone()),

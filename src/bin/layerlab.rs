@@ -103,7 +103,10 @@ mod cli {
                             eprintln!("backend: CPU (auto: the GPU failed while measuring: {e})");
                             Ok(Device::Cpu)
                         }
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            eprintln!("backend: CPU (auto: could not measure: {e})");
+                            Ok(Device::Cpu)
+                        }
                     }
                 }
             }

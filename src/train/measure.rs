@@ -28,7 +28,7 @@ const MAX_STEPS: usize = 50;
 ///
 /// # Errors
 /// The trainer's (`Error::Spec` for an invalid spec, `Error::Gpu` when the
-/// GPU fails, a non-finite loss on a fresh model).
+/// GPU fails); a diverging step is timed like any other.
 pub async fn samples_per_s(spec: &ModelSpec, train: &Data, device: &Device, budget_s: f64) -> Result<f64> {
     let mut t = Trainer::with_device(spec, train.clone(), train.clone(), device)?;
     let batch = spec.training.batch_size.min(train.len()).max(1) as f64;
@@ -48,10 +48,15 @@ pub async fn samples_per_s(spec: &ModelSpec, train: &Data, device: &Device, budg
 }
 
 /// One training step, awaiting its metrics (as the worker's slice loop does).
+/// A step that diverges took its time all the same: it counts (the speed is
+/// the point here, and a fresh model at a huge learning rate diverges).
 async fn step(t: &mut Trainer) -> Result<()> {
     let pending = t.begin_step();
     let words = pending.read().await.map_err(|e| Error::Gpu(e.0))?;
-    t.finish_step(pending, words).map(|_| ())
+    match t.finish_step(pending, words) {
+        Ok(_) | Err(Error::NonFiniteLoss { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Both backends' measured speed, samples per second.

@@ -257,9 +257,10 @@ impl Trainer {
         Ok(())
     }
 
-    /// Everything needed to go on from this point: copies (on the device) of the
-    /// weights and the optimizer state, and the data position. Cheap to take;
-    /// `Checkpoint::to_host` reads it back.
+    /// Everything needed to go on from this point: the weights and the
+    /// optimizer state (copies on the CPU; on the GPU the arrays themselves,
+    /// which later updates replace rather than overwrite), and the data
+    /// position. Cheap to take; `Checkpoint::to_host` reads it back.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             // A copy on the CPU; on the GPU the arrays themselves, shared: the

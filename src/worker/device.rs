@@ -8,6 +8,7 @@ use super::protocol::*;
 use super::session::Session;
 use super::slice::SessionCell;
 use crate::backend::{ready, Device, Gpu};
+use crate::error::Error;
 use crate::train::{Checkpoint, HostCheckpoint};
 
 /// Auto with a GPU at hand: the GPU, and for which model and batch size the
@@ -66,7 +67,9 @@ impl Session {
                     t.restore(&m.host, device);
                 }
             }
-            _ => {}
+            // Nothing moves: a step in flight stays valid (dropping it would
+            // leave its update applied and uncounted).
+            _ => return,
         }
         self.generation += 1;
     }
@@ -194,23 +197,38 @@ pub async fn measure_auto(cell: &impl SessionCell) -> Vec<Event> {
     };
     let gpu_device = Device::Gpu(gpu);
     let measured = crate::train::measure::measure(&spec, &train, &gpu_device, slow.as_deref()).await;
-    cell.with(|s| {
+    // A GPU run leaving for the CPU goes from its current weights.
+    let mut events = vec![];
+    let to_cpu = matches!(&measured, Ok(speeds) if !speeds.gpu_wins()) || matches!(measured, Err(Error::Gpu(_)));
+    if to_cpu && cell.with(|s| s.mirror_stale()) {
+        events = super::slice::sync(cell).await;
+    }
+    events.extend(cell.with(|s| {
+        let key = measure_key(&spec);
+        // Measured for a model that has been replaced meanwhile: the next
+        // slice measures the new one.
+        if s.trainer.as_ref().map(|t| measure_key(&t.model.spec)) != Some(key.clone()) {
+            return vec![];
+        }
         let Some(auto) = s.auto.as_mut() else { return vec![] };
-        auto.measured = Some(measure_key(&spec));
+        auto.measured = Some(key);
         match measured {
             Ok(speeds) => {
                 auto.speeds = Some(speeds);
                 let device = if speeds.gpu_wins() { gpu_device } else { Device::Cpu };
                 s.set_device(device, None)
             }
-            Err(e) => {
-                let why = e.to_string();
+            Err(Error::Gpu(why)) => {
                 s.auto = None;
                 s.set_device(
                     Device::Cpu,
                     Some(format!("WebGPU failed while Auto measured it ({why}); training runs on the CPU.")),
                 )
             }
+            // Not the GPU's doing (an invalid model, say): training stays
+            // where it is and says why itself.
+            Err(_) => vec![],
         }
-    })
+    }));
+    events
 }

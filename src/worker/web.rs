@@ -155,6 +155,11 @@ async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<Str
                 // training starts (`device::measure_auto`).
                 Ok(g) if choice == BackendChoice::Auto => {
                     g.warm_up();
+                    if let Some(n) =
+                        simulate.as_deref().and_then(|s| s.strip_prefix("lose:")).and_then(|n| n.parse().ok())
+                    {
+                        me.lose_after.set(Some(n));
+                    }
                     let slow = simulate.as_deref().and_then(|s| s.strip_prefix("slow:")).map(str::to_string);
                     let events = me.session.borrow_mut().set_auto_gpu(g, slow);
                     me.post(events);

@@ -167,6 +167,12 @@ fn cases() -> Vec<Case> {
         case("matmul with a long K (split into partial products)", vec![u(&[6, 9000], 57), u(&[9000, 5], 58)], |t| {
             t[0].matmul(&t[1])
         }),
+        case("matmul with a long K in 64 x 64 tiles", vec![u(&[40, 9000], 60), u(&[9000, 40], 61)], |t| {
+            t[0].matmul(&t[1])
+        }),
+        case("matmul with over a million columns", vec![u(&[2, 3], 62), u(&[3, 1_100_000], 63)], |t| {
+            t[0].matmul(&t[1])
+        }),
         case("batched matmul", vec![u(&[2, 3, 4, 5], 32), u(&[2, 3, 6, 5], 33)], |t| {
             t[0].matmul(&t[1].transpose(2, 3))
         }),

@@ -124,8 +124,9 @@ kernels! {
     MAX_AXIS_BACKWARD: AxisParams = "max_axis_backward";
 
     /// Batched `C = A @ B` on strided operands, tiled through workgroup
-    /// memory: 16x16 threads each compute a 4x4 block of a 64x64 tile, over K in
-    /// steps of 16; C is contiguous [batch, M, N].
+    /// memory: 16x16 threads each compute a 4x4 block of a 64x64 tile, over
+    /// their split's share of K in steps of 16 (workgroup z = matrix × split);
+    /// C is contiguous [batch, splits, M, N] (partial products, added after).
     GEMM: GemmParams = "gemm";
 
     /// `GEMM` for products with few rows or columns (at most 32: attention's
@@ -194,13 +195,16 @@ kernels! {
     /// Rows of a [rows, d] table picked by ids.
     GATHER_ROWS: LookupParams = "gather_rows";
 
-    /// The gradient of `GATHER_ROWS`, gathered per table entry over the ids.
+    /// The gradient of `GATHER_ROWS`, gathered per table entry over one chunk
+    /// of the ids: partial sums `[chunks, rows, width]`, added after.
     SCATTER_ROWS: LookupParams = "scatter_rows";
 
-    /// Keras SGD with momentum, in place: v = momentum v - lr g; w += v.
+    /// Keras SGD with momentum into new arrays: v' = momentum v - lr g;
+    /// w' = w + v'; counts the gradient's non-finite entries.
     SGD: SgdParams = "sgd";
 
-    /// Keras Adam, in place.
+    /// Keras Adam into new arrays (w', m', v'); counts the gradient's
+    /// non-finite entries.
     ADAM: AdamParams = "adam";
 
     /// Counts non-finite elements into word `slot` of a counter buffer.

@@ -160,8 +160,10 @@ impl GpuArray {
 ///   (`GEMM_SIMD`), split only where K is over 4,096; sums of up to 4,096
 ///   terms one thread per output.
 ///
-/// Either way no invocation loops over more than 4,096 elements (the
-/// structural guard in `tests/gpu.rs` checks both).
+/// Either way no invocation of a W1, W2 or W3 training step loops over more
+/// than 4,096 elements (the structural guard in `tests/gpu.rs` checks both);
+/// row kernels (softmax, cross-entropy) loop over their row, at most 4,096
+/// classes (`MAX_VOCAB`) or a hidden softmax's width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tuning {
     Gpu,

@@ -404,7 +404,7 @@ pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
     // product), 8 rows x 256 columns (SIMD).
     let tuning = gpu.tuning();
     let (kernel, tile) = match tuning {
-        Tuning::Gpu if m.min(n) <= GEMM_SMALL_SIDE => (&k::GEMM_SMALL, [16, 16]),
+        Tuning::Gpu if m.min(n) <= GEMM_SMALL_SIDE && n.div_ceil(16) <= 65535 => (&k::GEMM_SMALL, [16, 16]),
         Tuning::Gpu => (&k::GEMM, [64, 64]),
         Tuning::Software => (&k::GEMM_SIMD, [8, 256]),
     };
@@ -435,6 +435,7 @@ pub fn gemm(a: &GpuArray, b: &GpuArray, g: &Gemm) -> GpuArray {
     // over its share of K.
     let cost = Cost::new(k_chunk, workgroups * (tile[0] + tile[1]) * k_chunk, batch * splits * m * n);
     assert!(m.div_ceil(tile[0]) <= 65535, "GPU matmul: {m} rows is more than one dispatch holds");
+    assert!(n.div_ceil(tile[1]) <= 65535, "GPU matmul: {n} columns is more than one dispatch holds");
     let groups = [n.div_ceil(tile[1]) as u32, m.div_ceil(tile[0]) as u32, (batch * splits) as u32];
     gpu.dispatch(kernel, &p, &[av.raw(), bv.raw(), dst.raw()], groups, cost);
     if splits == 1 {
@@ -492,13 +493,18 @@ fn windows_per_pixel(g: &Window) -> usize {
 }
 
 /// Images per convolution chunk, so that the unfolded patches fit one binding
-/// and stay under 64 MB (the weight gradient's long sum over columns is split
-/// by the GEMM, `k_splits`).
+/// and stay under 64 MB, and their columns within one dispatch of the GEMM's
+/// 64-wide tiles (the weight gradient's long sum over columns is split by the
+/// GEMM, `k_splits`).
 fn conv_chunk(gpu: &Gpu, g: &Window) -> usize {
-    let per_image = g.c * g.kh * g.kw * g.out_h() * g.out_w();
+    let hw = g.out_h() * g.out_w();
+    let per_image = g.c * g.kh * g.kw * hw;
     let cap = (gpu.max_elements() / 2).min(1 << 24);
-    (cap / per_image.max(1)).clamp(1, g.n.max(1))
+    (cap / per_image.max(1)).min(MAX_CONV_COLUMNS / hw.max(1)).clamp(1, g.n.max(1))
 }
+
+/// Columns of one convolution chunk at most (65,535 workgroups of 64).
+const MAX_CONV_COLUMNS: usize = 65535 * 64;
 
 /// Convolution: `x` [N,C,H,W], `w` [F, C·KH·KW], `bias` [F] -> [N,F,OH,OW];
 /// im2col + GEMM in chunks of images.
@@ -788,10 +794,12 @@ pub fn scatter_rows(g: &GpuArray, ids: &Buffer, count: usize, rows: usize) -> Gp
     let g = contiguous(g);
     let gpu = g.gpu();
     let d = g.shape[1];
-    let chunks = count.div_ceil(SCATTER_CHUNK).max(1);
+    // At most 16M partial sums: a large vocabulary takes longer chunks.
+    let chunks = count.div_ceil(SCATTER_CHUNK).min((1 << 24) / (rows * d).max(1)).max(1);
+    let chunk = count.div_ceil(chunks).max(1);
+    let chunks = count.div_ceil(chunk).max(1);
     let partial = gpu.alloc(&[chunks, rows, d]);
     let n = partial.len();
-    let chunk = SCATTER_CHUNK.min(count);
     gpu.dispatch(
         &k::SCATTER_ROWS,
         &LookupParams { count: n as u32, width: d as u32, ids: count as u32, chunk: chunk as u32 },

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SpecError;
 use super::{Context, Init, LayerConfig, Limit, Mode, Module, Param, Params, Role};
+use crate::autograd::ops::Recurrence;
 use crate::tensor::Tensor;
 
 /// The cell a recurrent layer runs at each step.
@@ -133,40 +134,29 @@ impl Recurrent {
         }
     }
 
-    /// The layer over `x` `[N, T, I]`, built from primitives (backpropagation
-    /// through time comes with them): the last hidden state `[N, H]`, or every
-    /// one `[N, T, H]`.
+    /// The layer over `x` `[N, T, I]`: the input's gate pre-activations of
+    /// every step in one GEMM, then the recurrence as one op with
+    /// backpropagation through time inside (`Tensor::recurrence`, as PyTorch
+    /// runs it): the last hidden state `[N, H]`, or every one `[N, T, H]`.
     fn run(&self, x: &Tensor, return_sequences: bool) -> Tensor {
         let s = x.shape();
         let (n, steps, features) = (s[0], s[1], s[2]);
         let h_dim = self.units;
-        let (w_ih_t, w_hh_t) = (self.w_ih.transpose(0, 1), self.w_hh.transpose(0, 1));
-        let mut h = Tensor::zeros(&[n, h_dim]);
-        let mut c = Tensor::zeros(&[n, h_dim]);
-        let mut outputs = Vec::with_capacity(if return_sequences { steps } else { 0 });
-        for t in 0..steps {
-            let x_t = x.slice(1, t, t + 1).reshape(&[n, features]);
-            let gi = x_t.matmul(&w_ih_t).add(&self.b_ih); // [N, G*H]
-            let gh = h.matmul(&w_hh_t).add(&self.b_hh);
-            h = match self.cell {
-                Cell::Rnn => gi.add(&gh).tanh(),
-                Cell::Lstm => {
-                    // [h | c'] from one fused op (see `Tensor::lstm_cell`).
-                    let hc = gi.add(&gh).lstm_cell(&c);
-                    c = hc.slice(1, h_dim, 2 * h_dim);
-                    hc.slice(1, 0, h_dim)
-                }
-                // PyTorch: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) n + z h
-                Cell::Gru => gi.gru_cell(&gh, &h),
-            };
-            if return_sequences {
-                outputs.push(h.reshape(&[n, 1, h_dim]));
+        let gh = self.w_hh.shape()[0];
+        let xp = x.reshape(&[n * steps, features]).matmul(&self.w_ih.transpose(0, 1)).add(&self.b_ih);
+        let hs = match self.cell {
+            // PyTorch: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) n + z h,
+            // so b_hh stays with the hidden state's half.
+            Cell::Gru => xp.reshape(&[n, steps, gh]).recurrence(Recurrence::Gru, &self.w_hh, Some(&self.b_hh)),
+            Cell::Lstm | Cell::Rnn => {
+                let cell = if self.cell == Cell::Lstm { Recurrence::Lstm } else { Recurrence::Rnn };
+                xp.add(&self.b_hh).reshape(&[n, steps, gh]).recurrence(cell, &self.w_hh, None)
             }
-        }
+        };
         if return_sequences {
-            Tensor::concat(&outputs, 1)
+            hs
         } else {
-            h
+            hs.slice(1, steps - 1, steps).reshape(&[n, h_dim])
         }
     }
 }

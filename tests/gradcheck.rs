@@ -263,3 +263,50 @@ fn fast_tanh_matches_tanh() {
     }
     assert!(worst < 1e-6, "max abs error {worst}");
 }
+
+/// The fused recurrence (the GPU's recurrent layers: every step and its
+/// backpropagation through time in one op) by finite differences, for each
+/// cell, with respect to the input projection, `weight_hh` and the GRU's
+/// `bias_hh`; and equal to the same recurrence composed step by step from
+/// the primitives (as the CPU's layers run it).
+#[test]
+fn the_fused_recurrence() {
+    use layerlab::autograd::ops::Recurrence;
+    let (t, n, h) = (4, 3, 2);
+    for (cell, g) in [(Recurrence::Rnn, 1), (Recurrence::Lstm, 4), (Recurrence::Gru, 3)] {
+        let xp = randn(&[t, n, g * h], 70 + g as u64);
+        let w = randn(&[g * h, h], 80 + g as u64);
+        let b = randn(&[g * h], 90 + g as u64);
+        let name = format!("recurrence {cell:?}");
+        if cell == Recurrence::Gru {
+            gradcheck(&name, &[xp.clone(), w.clone(), b.clone()], move |v| v[0].recurrence(cell, &v[1], Some(&v[2])));
+        } else {
+            gradcheck(&name, &[xp.clone(), w.clone()], move |v| v[0].recurrence(cell, &v[1], None));
+        }
+        // Step by step from the primitives.
+        let stepwise = |xp: &Tensor, w: &Tensor, b: &Tensor| -> Tensor {
+            let w_t = w.transpose(0, 1);
+            let (mut hs, mut hh, mut c) = (Vec::new(), Tensor::zeros(&[n, h]), Tensor::zeros(&[n, h]));
+            for s in 0..t {
+                let x_t = xp.slice(0, s, s + 1).reshape(&[n, g * h]);
+                hh = match cell {
+                    Recurrence::Rnn => x_t.add(&hh.matmul(&w_t)).tanh(),
+                    Recurrence::Lstm => {
+                        let hc = x_t.add(&hh.matmul(&w_t)).lstm_cell(&c);
+                        c = hc.slice(1, h, 2 * h);
+                        hc.slice(1, 0, h)
+                    }
+                    Recurrence::Gru => x_t.gru_cell(&hh.matmul(&w_t).add(b), &hh),
+                };
+                hs.push(hh.reshape(&[1, n, h]));
+            }
+            Tensor::concat(&hs, 0)
+        };
+        let (xp, w, b) = (Tensor::new(xp), Tensor::new(w), Tensor::new(b));
+        let fused = xp.recurrence(cell, &w, (cell == Recurrence::Gru).then_some(&b)).to_vec();
+        let composed = stepwise(&xp, &w, &b).to_vec();
+        for (a, e) in fused.iter().zip(&composed) {
+            assert!((a - e).abs() < 1e-5, "{name}: fused {a} vs step by step {e}");
+        }
+    }
+}

@@ -396,10 +396,11 @@ impl Tensor {
     /// A recurrent layer's recurrence over every time step, as one op with
     /// backpropagation through time inside (the layout of PyTorch's CPU and
     /// cuDNN recurrences). `self` holds the input's gate pre-activations of
-    /// every step `[N, T, G·H]` (x W_ihᵀ + b_ih, and + b_hh except for the GRU:
-    /// one GEMM over all steps, outside), `w_hh` is `[G·H, H]` (PyTorch's
+    /// every step, time-major `[T, N, G·H]` (x W_ihᵀ + b_ih, and + b_hh except
+    /// for the GRU: one GEMM over all steps, outside; time-major so that each
+    /// step's rows are one contiguous block), `w_hh` is `[G·H, H]` (PyTorch's
     /// `weight_hh_l0`), `b_hh` `[G·H]` the GRU's (r multiplies it). Returns
-    /// every hidden state `[N, T, H]` from h₀ = c₀ = 0.
+    /// every hidden state, time-major `[T, N, H]`, from h₀ = c₀ = 0.
     ///
     /// Per step: one GEMM (h W_hhᵀ) and the fused cell (`lstm_cell`,
     /// `gru_cell`, or tanh); backward per step: the cell's backward and one
@@ -409,8 +410,8 @@ impl Tensor {
     /// When the shapes disagree (the layer builds them).
     pub fn recurrence(&self, cell: Recurrence, w_hh: &Tensor, b_hh: Option<&Tensor>) -> Tensor {
         let s = self.shape();
-        assert_eq!(s.len(), 3, "recurrence: gate pre-activations [N, T, G*H], got {s:?}");
-        let (n, steps, gh) = (s[0], s[1], s[2]);
+        assert_eq!(s.len(), 3, "recurrence: gate pre-activations [T, N, G*H], got {s:?}");
+        let (steps, n, gh) = (s[0], s[1], s[2]);
         let h_dim = w_hh.shape()[1];
         assert_eq!(w_hh.shape(), vec![gh, h_dim], "recurrence: weight_hh is [G*H, H]");
         assert_eq!(cell == Recurrence::Gru, b_hh.is_some(), "recurrence: the GRU (only) takes b_hh");
@@ -422,9 +423,14 @@ impl Tensor {
         let mut c = zeros.clone();
         // What each step's backward needs: its gate pre-activations (the GRU's
         // two halves), the states it started from, and its output.
-        let mut saved: Vec<Step> = Vec::with_capacity(steps);
+        // Only a pass that will go backward keeps them (inference would hold
+        // every step's states to the end for nothing).
+        let backward = crate::autograd::is_grad_enabled()
+            && (self.requires_grad() || w_hh.requires_grad() || b_hh.is_some_and(Tensor::requires_grad));
+        let mut saved: Vec<Step> = Vec::with_capacity(if backward { steps } else { 0 });
+        let mut hs: Vec<Storage> = Vec::with_capacity(steps);
         for t in 0..steps {
-            let x_t = be::reshape(&be::slice(&xp, 1, t, t + 1), &[n, gh]);
+            let x_t = be::reshape(&be::slice(&xp, 0, t, t + 1), &[n, gh]);
             let hw = be::gemm(&h, &w, Gemm::matrix(n, h_dim, gh).b_transposed());
             let step = match cell {
                 Recurrence::Rnn => {
@@ -447,69 +453,78 @@ impl Tensor {
                 Recurrence::Lstm => be::slice(&step.out, 1, 0, h_dim),
                 _ => step.out.clone(),
             };
-            saved.push(step);
+            hs.push(be::reshape(&h, &[1, n, h_dim]));
+            if backward {
+                saved.push(step);
+            }
         }
-        let hs: Vec<Storage> = saved
-            .iter()
-            .map(|st| {
-                let h_t = if cell == Recurrence::Lstm { be::slice(&st.out, 1, 0, h_dim) } else { st.out.clone() };
-                be::reshape(&h_t, &[n, 1, h_dim])
-            })
-            .collect();
-        let value = be::concat(&hs.iter().collect::<Vec<_>>(), 1);
+        let value = be::concat(&hs.iter().collect::<Vec<_>>(), 0);
+        // Each step's h_{t-1} for the weight gradient: 0, then h_0 .. h_{T-2}.
+        let h_prev_all = {
+            let first = be::reshape(&zeros, &[1, n, h_dim]);
+            let earlier = be::slice(&value, 0, 0, steps - 1);
+            if steps > 1 {
+                be::concat(&[&first, &earlier], 0)
+            } else {
+                first
+            }
+        };
         let mut inputs = vec![self, w_hh];
         inputs.extend(b_hh);
         Tensor::from_op(value, &inputs, move |g, need| {
             let mut dh_next = zeros.clone();
             let mut dc_next = zeros.clone();
-            // Per step, the gradient of its input pre-activations and of h W_hhᵀ
-            // (+ b_hh): the same for the RNN and the LSTM, not for the GRU.
+            // Per step, the gradient of its input pre-activations and (the
+            // GRU's, which differs) of h W_hhᵀ + b_hh.
             let mut d_in: Vec<Storage> = Vec::with_capacity(steps);
-            let mut d_hw: Vec<Storage> = Vec::with_capacity(steps);
+            let mut d_hw: Vec<Storage> = Vec::with_capacity(if cell == Recurrence::Gru { steps } else { 0 });
             for (t, st) in saved.iter().enumerate().rev() {
-                let g_t = be::reshape(&be::slice(g, 1, t, t + 1), &[n, h_dim]);
+                let g_t = be::reshape(&be::slice(g, 0, t, t + 1), &[n, h_dim]);
                 let dh = be::binary(MapOp::Add, &g_t, &dh_next);
                 let (dx, dhw, dh_direct) = match cell {
                     Recurrence::Rnn => {
                         let d = be::binary(MapOp::TanhGrad, &dh, &st.out);
-                        (d.clone(), d, None)
+                        (d, None, None)
                     }
                     Recurrence::Lstm => {
                         let d_out = be::concat(&[&dh, &dc_next], 1);
                         let c_prev = st.c_prev.as_ref().expect("an LSTM step keeps c");
                         let (dgates, dc) = be::lstm_cell_backward(&st.gates, c_prev, &st.out, &d_out);
                         dc_next = dc;
-                        (dgates.clone(), dgates, None)
+                        (dgates, None, None)
                     }
                     Recurrence::Gru => {
                         let gh_t = st.gh.as_ref().expect("a GRU step keeps gh");
                         let (dgi, dgh, dh_prev) = be::gru_cell_backward(&st.gates, gh_t, &st.h_prev, &dh);
-                        (dgi, dgh, Some(dh_prev))
+                        (dgi, Some(dgh), Some(dh_prev))
                     }
                 };
                 // dh_{t-1} = d(h W_hhᵀ) W_hh (+ the GRU's direct path).
-                let through_w = be::gemm(&dhw, &w, Gemm::matrix(n, gh, h_dim));
+                let through_w = be::gemm(dhw.as_ref().unwrap_or(&dx), &w, Gemm::matrix(n, gh, h_dim));
                 dh_next = match dh_direct {
                     Some(d) => be::binary(MapOp::Add, &through_w, &d),
                     None => through_w,
                 };
-                d_in.push(be::reshape(&dx, &[n, 1, gh]));
-                d_hw.push(be::reshape(&dhw, &[n, 1, gh]));
+                d_in.push(be::reshape(&dx, &[1, n, gh]));
+                if let Some(d) = dhw {
+                    d_hw.push(be::reshape(&d, &[1, n, gh]));
+                }
             }
             d_in.reverse();
             d_hw.reverse();
-            let dxp = need[0].then(|| be::concat(&d_in.iter().collect::<Vec<_>>(), 1));
-            let all_dhw = (need[1] || need.get(2) == Some(&true))
-                .then(|| be::reshape(&be::concat(&d_hw.iter().collect::<Vec<_>>(), 1), &[n * steps, gh]));
-            // dW_hh = Σ_t d(h W_hhᵀ)_tᵀ h_{t-1}: one GEMM over all N·T rows.
+            let stack = |parts: &[Storage]| be::concat(&parts.iter().collect::<Vec<_>>(), 0);
+            let dxp = stack(&d_in);
+            let all_dhw = if cell == Recurrence::Gru { stack(&d_hw) } else { dxp.clone() };
+            let all_dhw = be::reshape(&all_dhw, &[steps * n, gh]);
+            // dW_hh = Σ_t d(h W_hhᵀ)_tᵀ h_{t-1}: one GEMM over all T·N rows.
             let dw = need[1].then(|| {
-                let h_prev: Vec<Storage> = saved.iter().map(|st| be::reshape(&st.h_prev, &[n, 1, h_dim])).collect();
-                let h_prev = be::reshape(&be::concat(&h_prev.iter().collect::<Vec<_>>(), 1), &[n * steps, h_dim]);
-                be::gemm(all_dhw.as_ref().expect("wanted"), &h_prev, Gemm::matrix(gh, n * steps, h_dim).a_transposed())
+                let h_prev = be::reshape(&h_prev_all, &[steps * n, h_dim]);
+                be::gemm(&all_dhw, &h_prev, Gemm::matrix(gh, n * steps, h_dim).a_transposed())
             });
+            let dxp = need[0].then_some(dxp);
             let mut grads = vec![dxp, dw];
             if need.len() > 2 {
-                grads.push(need[2].then(|| be::sum_to(all_dhw.as_ref().expect("wanted"), &[gh])));
+                grads.push(need[2].then(|| be::sum_to(&all_dhw, &[gh])));
             }
             grads
         })

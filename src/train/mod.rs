@@ -429,9 +429,9 @@ impl Trainer {
         })
     }
 
-    /// Trains `steps` steps with the next one always begun before the last
-    /// one's metrics are read, so that the GPU never waits for the host to
-    /// record a step (natively; on the CPU it is `step` in a loop). `each`
+    /// Trains `steps` steps, on the GPU with the next one always begun before
+    /// the last one's metrics are read, so that the GPU never waits for the
+    /// host to record a step (natively; on the CPU it is `step` in a loop). `each`
     /// gets every step's metrics; the first error stops the run (a diverging
     /// step is undone as in `step`, and the one begun after it dropped).
     ///
@@ -439,6 +439,14 @@ impl Trainer {
     /// As `step`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn run_pipelined(&mut self, steps: usize, mut each: impl FnMut(&StepMetrics)) -> Result<()> {
+        // On the CPU a step's words are ready at once: nothing to overlap,
+        // and a second snapshot alive would only churn memory.
+        if !self.device().is_gpu() {
+            for _ in 0..steps {
+                each(&self.step()?);
+            }
+            return Ok(());
+        }
         let mut pending = (steps > 0).then(|| self.begin_step());
         for done in 1..=steps {
             let Some(current) = pending.take() else { break };

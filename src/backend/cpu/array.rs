@@ -84,16 +84,8 @@ pub fn unslice(g: &Array, shape: &[usize], axis: usize, start: usize) -> Array {
 }
 
 /// `parts` joined along `axis` (their other axes agree).
-/// Row-major, whatever the axis (ndarray's `concatenate` lays the result out
-/// along the axis, which every kernel on slices would then copy element by
-/// element).
 pub fn concat(parts: &[ArrayView<f32, IxDyn>], axis: usize) -> Array {
-    let out = ndarray::concatenate(Axis(axis), parts).expect("concat: shapes must agree except along the axis");
-    if out.is_standard_layout() {
-        out
-    } else {
-        out.as_standard_layout().into_owned()
-    }
+    ndarray::concatenate(Axis(axis), parts).expect("concat: shapes must agree except along the axis")
 }
 
 /// Maximum over `axis` (removed), with the position of the first maximum.

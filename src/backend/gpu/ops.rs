@@ -506,6 +506,17 @@ fn conv_chunk(gpu: &Gpu, g: &Window) -> usize {
 /// Columns of one convolution chunk at most (65,535 workgroups of 64).
 const MAX_CONV_COLUMNS: usize = 65535 * 64;
 
+/// The windows of images `first..first + images` of contiguous `x` unfolded
+/// into columns `[C·KH·KW, images·OH·OW]`.
+fn im2col(x: &GpuArray, g: &Window, first: usize, images: usize) -> GpuArray {
+    let (ckk, ncols) = (g.c * g.kh * g.kw, images * g.out_h() * g.out_w());
+    let cols = x.gpu().alloc(&[ckk, ncols]);
+    let n = ckk * ncols;
+    let p = window_params(g, first, images, n);
+    x.gpu().dispatch(&k::IM2COL, &p, &[x.raw(), cols.raw()], grid(n), Cost::elementwise(n, 1));
+    cols
+}
+
 /// Convolution: `x` [N,C,H,W], `w` [F, C·KH·KW], `bias` [F] -> [N,F,OH,OW];
 /// im2col + GEMM in chunks of images.
 pub fn conv2d_forward(x: &GpuArray, w: &GpuArray, bias: Option<&GpuArray>, g: &Window) -> GpuArray {
@@ -519,15 +530,7 @@ pub fn conv2d_forward(x: &GpuArray, w: &GpuArray, bias: Option<&GpuArray>, g: &W
     for n0 in (0..g.n).step_by(chunk) {
         let imgs = chunk.min(g.n - n0);
         let ncols = imgs * hw;
-        let cols = gpu.alloc(&[ckk, ncols]);
-        let n = ckk * ncols;
-        gpu.dispatch(
-            &k::IM2COL,
-            &window_params(g, n0, imgs, n),
-            &[x.raw(), cols.raw()],
-            grid(n),
-            Cost::elementwise(n, 1),
-        );
+        let cols = im2col(&x, g, n0, imgs);
         let t = gemm(w, &cols, &Gemm::matrix(f, ckk, ncols)); // [F, imgs·HW]
                                                               // [F, imgs, HW] -> out[n0.., F, HW]
         copy_into(&gpu, t.raw(), &[imgs, f, hw], &[hw, ncols, 1], 0, out.raw(), &[f * hw, hw, 1], n0 * f * hw);
@@ -561,15 +564,7 @@ pub fn conv2d_backward(
         // dy[n0.., F, HW] -> dm [F, imgs·HW]
         let dm = gpu.alloc(&[f, ncols]);
         copy_into(&gpu, dy.raw(), &[imgs, f, hw], &[f * hw, hw, 1], n0 * f * hw, dm.raw(), &[hw, ncols, 1], 0);
-        let cols = gpu.alloc(&[ckk, ncols]);
-        let n = ckk * ncols;
-        gpu.dispatch(
-            &k::IM2COL,
-            &window_params(g, n0, imgs, n),
-            &[x.raw(), cols.raw()],
-            grid(n),
-            Cost::elementwise(n, 1),
-        );
+        let cols = im2col(&x, g, n0, imgs);
         let part = gemm(&dm, &cols, &Gemm::matrix(f, ncols, ckk).b_transposed());
         dw = Some(match dw {
             None => part,

@@ -634,6 +634,7 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         adapter: "google swiftshader (software)".into(),
         notice: None,
         speeds: None,
+        unavailable: None,
     });
     settle().await;
     let active = one(&root, "backend-active");
@@ -647,6 +648,7 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         adapter: "google swiftshader (software)".into(),
         notice: None,
         speeds,
+        unavailable: None,
     };
     layerlab::ui::deliver(auto("cpu", None));
     settle().await;
@@ -671,10 +673,28 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         adapter: String::new(),
         notice: Some(why.into()),
         speeds: None,
+        unavailable: None,
     });
     settle().await;
     assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU");
     assert_eq!(one(&root, "backend-notice").text_content().unwrap(), why);
+    // No WebGPU in this browser (the normal case for most): one quiet line,
+    // the reason on demand, no red notice (issue 15 point 3).
+    let reason = "no GPU adapter: No suitable graphics adapter found; noop support not compiled in";
+    layerlab::ui::deliver(Event::Backend {
+        choice: BackendChoice::Auto,
+        active: "cpu".into(),
+        adapter: String::new(),
+        notice: None,
+        speeds: None,
+        unavailable: Some(reason.into()),
+    });
+    settle().await;
+    assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU · WebGPU is not available in this browser");
+    let details = one(&root, "backend-why");
+    assert_eq!(details.tag_name(), "DETAILS", "the reason is behind a disclosure");
+    assert!(details.text_content().unwrap().contains(reason));
+    assert!(all(&root, "backend-notice").is_empty(), "no alert for the normal case");
     // The choice is remembered in this browser.
     change(&select.clone().unchecked_into(), "cpu");
     settle().await;

@@ -443,6 +443,9 @@ pub fn BackendSelector() -> impl IntoView {
             _ if !adapter.is_empty() => {
                 format!("CPU · Auto measures WebGPU ({adapter}) against it when training starts")
             }
+            _ if view_state.backend_unavailable.with(Option::is_some) => {
+                "CPU · WebGPU is not available in this browser".to_string()
+            }
             _ => "CPU".to_string(),
         }
     };
@@ -468,6 +471,9 @@ pub fn BackendSelector() -> impl IntoView {
                 </select>
             </label>
             <span class="backend-active" data-testid="backend-active" data-active=move || view_state.backend.get().0>{active}</span>
+            {move || view_state.backend_unavailable.get().map(|why| view! {
+                <details class="backend-why" data-testid="backend-why"><summary>"Why?"</summary>{why}</details>
+            })}
         </div>
         {move || view_state.backend_notice.get().map(|n| view! { <p class="backend-notice" data-testid="backend-notice" role="alert">{n}</p> })}
     }

@@ -112,6 +112,8 @@ pub struct TrainView {
     pub backend_notice: RwSignal<Option<String>>,
     /// What Auto measured for the current model (WebGPU and CPU samples/s).
     pub backend_speeds: RwSignal<Option<crate::worker::protocol::Speeds>>,
+    /// Why Auto found no WebGPU (shown on demand).
+    pub backend_unavailable: RwSignal<Option<String>>,
     /// A checkpoint that came before the losses of all its steps (a GPU run
     /// reports a slice's losses at its end): kept once they are here.
     unkept: StoredValue<Option<Unkept>>,
@@ -154,6 +156,7 @@ impl TrainView {
             backend: RwSignal::new(("cpu".into(), String::new())),
             backend_notice: RwSignal::new(None),
             backend_speeds: RwSignal::new(None),
+            backend_unavailable: RwSignal::new(None),
             unkept: StoredValue::new(None),
         }
     }
@@ -263,10 +266,11 @@ impl TrainView {
             Event::Prediction { probs } => self.prediction.set(Some(probs)),
             Event::DataFailed { message } => self.data.set(DataState::Failed(message)),
             Event::Error { message } => self.message.set(Some(message)),
-            Event::Backend { active, adapter, notice, speeds, .. } => {
+            Event::Backend { active, adapter, notice, speeds, unavailable, .. } => {
                 self.backend.set((active, adapter));
                 self.backend_notice.set(notice);
                 self.backend_speeds.set(speeds);
+                self.backend_unavailable.set(unavailable);
             }
         }
     }

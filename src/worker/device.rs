@@ -86,9 +86,17 @@ impl Session {
     /// event). Any choice but Auto forgets Auto's GPU and measurements.
     pub fn set_choice(&mut self, choice: BackendChoice) {
         self.choice = choice;
+        self.unavailable = None;
         if choice != BackendChoice::Auto {
             self.auto = None;
         }
+    }
+
+    /// Auto found no WebGPU (`why`, for details on demand): training runs on
+    /// the CPU, which is the normal case, not a problem to report.
+    pub fn set_unavailable(&mut self, why: String) -> Vec<Event> {
+        self.unavailable = Some(why);
+        self.set_device(Device::Cpu, None)
     }
 
     /// Auto with `gpu` at hand: training stays where it is until the next
@@ -115,7 +123,7 @@ impl Session {
             Device::Gpu(g) => ("webgpu".to_string(), g.adapter.clone()),
         };
         let speeds = self.auto.as_ref().and_then(|a| a.speeds);
-        Event::Backend { choice, active, adapter, notice, speeds }
+        Event::Backend { choice, active, adapter, notice, speeds, unavailable: self.unavailable.clone() }
     }
 
     /// The GPU failed (`reason`): training goes on on the CPU from the last

@@ -237,7 +237,9 @@ pub enum Event {
     /// name (on the CPU: the adapter Auto measures against it, or empty);
     /// `notice` says why it is not what was chosen, or that the GPU failed and
     /// training moved to the CPU; `speeds` what Auto measured for the current
-    /// model and batch size (`None` before it has).
+    /// model and batch size (`None` before it has); `unavailable` why there is
+    /// no WebGPU, when Auto found none (information, not a notice: nothing
+    /// for the user to do).
     Backend {
         choice: BackendChoice,
         active: String,
@@ -245,6 +247,8 @@ pub enum Event {
         notice: Option<String>,
         #[serde(default)]
         speeds: Option<Speeds>,
+        #[serde(default)]
+        unavailable: Option<String>,
     },
     Error {
         message: String,

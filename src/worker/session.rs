@@ -46,6 +46,8 @@ pub struct Session {
     pub(super) watch: super::watch::RunWatch,
     /// Auto's GPU, to measure against the CPU (`device::Auto`).
     pub(super) auto: Option<super::device::Auto>,
+    /// Why Auto found no WebGPU (reported with `Backend`).
+    pub(super) unavailable: Option<String>,
 }
 
 impl Default for Session {
@@ -72,6 +74,7 @@ impl Session {
             choice: BackendChoice::Auto,
             watch: Default::default(),
             auto: None,
+            unavailable: None,
         }
     }
 

@@ -173,7 +173,12 @@ async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<Str
                     (Device::Gpu(g), None)
                 }
                 Err(e) if choice == BackendChoice::Auto => {
-                    (Device::Cpu, Some(format!("No WebGPU here ({e}); training runs on the CPU.")))
+                    let events = me.session.borrow_mut().set_unavailable(e.to_string());
+                    me.post(events);
+                    if me.session.borrow().is_running() {
+                        me.schedule_tick();
+                    }
+                    return;
                 }
                 Err(e) => {
                     (Device::Cpu, Some(format!("WebGPU is not available ({e}); training runs on the CPU instead.")))

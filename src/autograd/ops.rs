@@ -425,8 +425,9 @@ impl Tensor {
         // two halves), the states it started from, and its output.
         // Only a pass that will go backward keeps them (inference would hold
         // every step's states to the end for nothing).
-        let backward = crate::autograd::is_grad_enabled()
-            && (self.requires_grad() || w_hh.requires_grad() || b_hh.is_some_and(Tensor::requires_grad));
+        let mut inputs = vec![self, w_hh];
+        inputs.extend(b_hh);
+        let backward = Tensor::records_backward(&inputs);
         let mut saved: Vec<Step> = Vec::with_capacity(if backward { steps } else { 0 });
         let mut hs: Vec<Storage> = Vec::with_capacity(steps);
         for t in 0..steps {
@@ -469,8 +470,6 @@ impl Tensor {
                 first
             }
         };
-        let mut inputs = vec![self, w_hh];
-        inputs.extend(b_hh);
         Tensor::from_op(value, &inputs, move |g, need| {
             let mut dh_next = zeros.clone();
             let mut dc_next = zeros.clone();

@@ -188,15 +188,6 @@ impl Storage {
             .collect())
     }
 
-    /// A copy that shares no buffer with `self` (the GPU's optimizer updates
-    /// are not in place, so for a snapshot of weights `clone` does).
-    pub fn deep_clone(&self) -> Storage {
-        match self {
-            Storage::Cpu(a) => Storage::Cpu(a.clone()),
-            Storage::Gpu(a) => Storage::Gpu(gpu::deep_copy(a)),
-        }
-    }
-
     /// `self += other` (same shape): gradient accumulation.
     pub fn add_assign(&mut self, other: &Storage) {
         match (&mut *self, other) {
@@ -610,8 +601,8 @@ pub fn apply_update(
             let count = (&**counters, slot);
             match (update, v) {
                 (Update::Sgd { lr, momentum }, _) => (*w, *m) = gpu::sgd_update(w, m, &g, lr, momentum, count),
-                (Update::Adam { alpha, beta_1, beta_2, epsilon }, Storage::Gpu(v)) => {
-                    (*w, *m, *v) = gpu::adam_update(w, m, v, &g, Update::Adam { alpha, beta_1, beta_2, epsilon }, count)
+                (adam @ Update::Adam { .. }, Storage::Gpu(v)) => {
+                    (*w, *m, *v) = gpu::adam_update(w, m, v, &g, adam, count)
                 }
                 _ => panic!("Adam state off the parameter's device"),
             }

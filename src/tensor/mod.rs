@@ -59,6 +59,12 @@ impl Tensor {
         Self::with_node(Storage::Cpu(value), true, None)
     }
 
+    /// Whether an op on `inputs` records its backward pass (`from_op`): grad
+    /// mode is on and an input needs a gradient.
+    pub(crate) fn records_backward(inputs: &[&Tensor]) -> bool {
+        autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad())
+    }
+
     /// The result of an op. Records `backward` only if an input needs a gradient
     /// and grad mode is on, so inference builds no graph.
     pub(crate) fn from_op(
@@ -66,8 +72,7 @@ impl Tensor {
         inputs: &[&Tensor],
         backward: impl Fn(&Storage, &[bool]) -> Vec<Option<Storage>> + 'static,
     ) -> Self {
-        let needs = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
-        if needs {
+        if Self::records_backward(inputs) {
             let parents = inputs.iter().map(|t| (*t).clone()).collect();
             Self::with_node(value, true, Some((parents, Box::new(backward))))
         } else {

@@ -49,8 +49,9 @@ pub struct EvalMetrics {
     pub predicted: Vec<u8>,
 }
 
-/// Copies of everything a step changes, taken before it, so a diverging step can
-/// be undone.
+/// Everything a step changes, as it was before the step, so a diverging step
+/// can be undone: copies on the CPU, the arrays themselves on the GPU (whose
+/// updates write new ones).
 struct Snapshot {
     weights: Vec<Storage>,
     optimizer: Optimizer,
@@ -262,12 +263,10 @@ impl Trainer {
     /// which later updates replace rather than overwrite), and the data
     /// position. Cheap to take; `Checkpoint::to_host` reads it back.
     pub fn checkpoint(&self) -> Checkpoint {
+        let Snapshot { weights, optimizer } = self.snapshot();
         Checkpoint {
-            // A copy on the CPU; on the GPU the arrays themselves, shared: the
-            // update writes new ones (`backend::apply_update`), so a step
-            // copies no weights there.
-            weights: self.params.iter().map(|(_, p)| p.storage().clone()).collect(),
-            optimizer: self.optimizer.clone(),
+            weights,
+            optimizer,
             // A step begun and not finished is in the weights and the data
             // position: counted as done.
             counters: Counters {
@@ -460,7 +459,7 @@ impl Trainer {
     fn diverged(&mut self, value: f32) -> Error {
         if let Some(snap) = &self.last_good {
             for ((_, p), w) in self.params.iter().zip(&snap.weights) {
-                p.set_storage(w.deep_clone());
+                p.set_storage(w.clone());
             }
             self.optimizer = snap.optimizer.clone();
         }

@@ -136,8 +136,11 @@ async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<Str
         let events = sync(&me.session).await;
         me.post(events);
     }
-    let (device, notice) = match choice {
-        BackendChoice::Cpu => (Device::Cpu, None),
+    if let Some(n) = simulate.as_deref().and_then(|s| s.strip_prefix("lose:")).and_then(|n| n.parse().ok()) {
+        me.lose_after.set(Some(n));
+    }
+    let events = match choice {
+        BackendChoice::Cpu => me.session.borrow_mut().set_device(Device::Cpu, None),
         BackendChoice::Auto | BackendChoice::Webgpu => {
             let made = match simulate.as_deref() {
                 Some("unavailable") => Err(crate::backend::GpuError("no GPU adapter (simulated for a test)".into())),
@@ -150,46 +153,27 @@ async fn set_backend(me: Rc<Worker>, choice: BackendChoice, simulate: Option<Str
                 Err(e) if e.0.is_empty() => Gpu::new().await,
                 other => other,
             };
+            let mut session = me.session.borrow_mut();
             match made {
                 // Auto trains on the faster backend, measured on the model when
                 // training starts (`device::measure_auto`).
                 Ok(g) if choice == BackendChoice::Auto => {
                     g.warm_up();
-                    if let Some(n) =
-                        simulate.as_deref().and_then(|s| s.strip_prefix("lose:")).and_then(|n| n.parse().ok())
-                    {
-                        me.lose_after.set(Some(n));
-                    }
                     let slow = simulate.as_deref().and_then(|s| s.strip_prefix("slow:")).map(str::to_string);
-                    let events = me.session.borrow_mut().set_auto_gpu(g, slow);
-                    me.post(events);
-                    if me.session.borrow().is_running() {
-                        me.schedule_tick();
-                    }
-                    return;
+                    session.set_auto_gpu(g, slow)
                 }
                 Ok(g) => {
                     g.warm_up();
-                    (Device::Gpu(g), None)
+                    session.set_device(Device::Gpu(g), None)
                 }
-                Err(e) if choice == BackendChoice::Auto => {
-                    let events = me.session.borrow_mut().set_unavailable(e.to_string());
-                    me.post(events);
-                    if me.session.borrow().is_running() {
-                        me.schedule_tick();
-                    }
-                    return;
-                }
-                Err(e) => {
-                    (Device::Cpu, Some(format!("WebGPU is not available ({e}); training runs on the CPU instead.")))
-                }
+                Err(e) if choice == BackendChoice::Auto => session.set_unavailable(e.to_string()),
+                Err(e) => session.set_device(
+                    Device::Cpu,
+                    Some(format!("WebGPU is not available ({e}); training runs on the CPU instead.")),
+                ),
             }
         }
     };
-    if let Some(n) = simulate.as_deref().and_then(|s| s.strip_prefix("lose:")).and_then(|n| n.parse().ok()) {
-        me.lose_after.set(Some(n));
-    }
-    let events = me.session.borrow_mut().set_device(device, notice);
     me.post(events);
     if me.session.borrow().is_running() {
         me.schedule_tick();

@@ -656,10 +656,15 @@ async fn web_adapter_name() -> Option<String> {
 
 /// A 2-d workgroup grid for `n` threads in groups of 256 (see `kernels::PRELUDE`).
 pub(crate) fn grid(n: usize) -> [u32; 3] {
-    let groups = n.div_ceil(256) as u32;
-    if groups <= 65535 {
-        [groups, 1, 1]
+    workgroups(n.div_ceil(256))
+}
+
+/// A 2-d grid of `n` workgroups (one dimension holds at most 65535).
+pub(crate) fn workgroups(n: usize) -> [u32; 3] {
+    let n = n as u32;
+    if n <= 65535 {
+        [n, 1, 1]
     } else {
-        [65535, groups.div_ceil(65535), 1]
+        [65535, n.div_ceil(65535), 1]
     }
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::kernels::{self as k};
 use super::params::*;
-use super::{grid, standard_strides, Buffer, Cost, Gpu, GpuArray, Tuning};
+use super::{grid, standard_strides, workgroups, Buffer, Cost, Gpu, GpuArray, Tuning};
 use crate::backend::ops::{Gemm, MapOp, Window};
 
 const MAX_DIMS: usize = 6;
@@ -178,17 +178,10 @@ pub fn sum_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
     let outputs: usize = shape.iter().product();
     let terms: usize = reduced.iter().product();
     let (out_shape, out_strides) = pad6(&full, &x.strides);
-    // The reduced axes, outermost first, merged where one steps over the
-    // next exactly (the term index then needs one division fewer).
-    let mut red: Vec<(usize, usize)> = Vec::new();
-    for (&size, &stride) in reduced.iter().zip(&x.strides).filter(|(&size, _)| size > 1) {
-        match red.last_mut() {
-            Some(last) if last.1 == stride * size => *last = (last.0 * size, stride),
-            _ => red.push((size, stride)),
-        }
-    }
-    let (sizes, strides): (Vec<usize>, Vec<usize>) = red.iter().copied().unzip();
-    let (red_shape, red_strides) = pad6(&sizes, &strides);
+    // The reduced axes, merged where one steps over the next exactly (the
+    // term index then needs one division fewer).
+    let (red, red_strides) = collapse(&reduced, &[&x.strides]);
+    let (red_shape, red_strides) = pad6(&red, &red_strides[0]);
     // One thread per output where the sums are short, or where there are
     // outputs enough to keep a GPU busy and the sums are not long; on a
     // software adapter wherever the loop stays short enough.
@@ -234,16 +227,6 @@ const SUM_MANY_OUTPUTS: usize = 2048;
 
 /// Terms one workgroup of `SUM_TREE` adds (16 per thread of 64).
 const SUM_CHUNK: usize = 1024;
-
-/// A 2-d grid of `n` workgroups (one dimension holds at most 65535).
-fn workgroups(n: usize) -> [u32; 3] {
-    let n = n as u32;
-    if n <= 65535 {
-        [n, 1, 1]
-    } else {
-        [65535, n.div_ceil(65535), 1]
-    }
-}
 
 /// `x` broadcast to `shape`, materialised.
 pub fn broadcast_to(x: &GpuArray, shape: &[usize]) -> GpuArray {
@@ -807,14 +790,6 @@ pub fn scatter_rows(g: &GpuArray, ids: &Buffer, count: usize, rows: usize) -> Gp
 
 /// Ids one invocation of `SCATTER_ROWS` looks through.
 const SCATTER_CHUNK: usize = 256;
-
-/// A copy of `x` (contiguous) that shares nothing with it.
-pub fn deep_copy(x: &GpuArray) -> GpuArray {
-    let gpu = x.gpu();
-    let out = gpu.alloc(&x.shape);
-    copy_into(gpu, x.raw(), &x.shape, &x.strides, x.offset, out.raw(), &out.strides, 0);
-    out
-}
 
 /// Keras SGD with momentum: the new `(w, v)`, in new arrays (the old ones
 /// stay as they were: a diverging step is undone by keeping them, with no

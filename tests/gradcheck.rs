@@ -264,16 +264,16 @@ fn fast_tanh_matches_tanh() {
     assert!(worst < 1e-6, "max abs error {worst}");
 }
 
-/// The fused recurrence (the GPU's recurrent layers: every step and its
+/// The fused recurrence (the recurrent layers: every step and its
 /// backpropagation through time in one op) by finite differences, for each
 /// cell, with respect to the input projection, `weight_hh` and the GRU's
-/// `bias_hh`; and equal to the same recurrence composed step by step from
-/// the primitives (as the CPU's layers run it).
+/// `bias_hh`; and equal, in training and in inference (which keeps no
+/// tape), to the same recurrence composed step by step from the primitives.
 #[test]
 fn the_fused_recurrence() {
     use layerlab::autograd::ops::Recurrence;
-    let (t, n, h) = (4, 3, 2);
     for (cell, g) in [(Recurrence::Rnn, 1), (Recurrence::Lstm, 4), (Recurrence::Gru, 3)] {
+        let (t, n, h) = (4, 3, 2);
         let xp = randn(&[t, n, g * h], 70 + g as u64);
         let w = randn(&[g * h, h], 80 + g as u64);
         let b = randn(&[g * h], 90 + g as u64);
@@ -283,30 +283,90 @@ fn the_fused_recurrence() {
         } else {
             gradcheck(&name, &[xp.clone(), w.clone()], move |v| v[0].recurrence(cell, &v[1], None));
         }
-        // Step by step from the primitives.
-        let stepwise = |xp: &Tensor, w: &Tensor, b: &Tensor| -> Tensor {
-            let w_t = w.transpose(0, 1);
-            let (mut hs, mut hh, mut c) = (Vec::new(), Tensor::zeros(&[n, h]), Tensor::zeros(&[n, h]));
-            for s in 0..t {
-                let x_t = xp.slice(0, s, s + 1).reshape(&[n, g * h]);
-                hh = match cell {
-                    Recurrence::Rnn => x_t.add(&hh.matmul(&w_t)).tanh(),
-                    Recurrence::Lstm => {
-                        let hc = x_t.add(&hh.matmul(&w_t)).lstm_cell(&c);
-                        c = hc.slice(1, h, 2 * h);
-                        hc.slice(1, 0, h)
-                    }
-                    Recurrence::Gru => x_t.gru_cell(&hh.matmul(&w_t).add(b), &hh),
-                };
-                hs.push(hh.reshape(&[1, n, h]));
+    }
+    for (cell, g) in [(Recurrence::Rnn, 1), (Recurrence::Lstm, 4), (Recurrence::Gru, 3)] {
+        for (t, n, h) in [(4, 3, 2), (7, 5, 9), (1, 2, 3)] {
+            let name = format!("recurrence {cell:?} T={t} N={n} H={h}");
+            let xp = randn(&[t, n, g * h], 70 + g as u64);
+            let w = randn(&[g * h, h], 80 + g as u64).mapv(|v| v * 0.5);
+            let b = randn(&[g * h], 90 + g as u64);
+            // Step by step from the primitives.
+            let stepwise = |xp: &Tensor, w: &Tensor, b: &Tensor| -> Tensor {
+                let w_t = w.transpose(0, 1);
+                let (mut hs, mut hh, mut c) = (Vec::new(), Tensor::zeros(&[n, h]), Tensor::zeros(&[n, h]));
+                for s in 0..t {
+                    let x_t = xp.slice(0, s, s + 1).reshape(&[n, g * h]);
+                    hh = match cell {
+                        Recurrence::Rnn => x_t.add(&hh.matmul(&w_t)).tanh(),
+                        Recurrence::Lstm => {
+                            let hc = x_t.add(&hh.matmul(&w_t)).lstm_cell(&c);
+                            c = hc.slice(1, h, 2 * h);
+                            hc.slice(1, 0, h)
+                        }
+                        Recurrence::Gru => x_t.gru_cell(&hh.matmul(&w_t).add(b), &hh),
+                    };
+                    hs.push(hh.reshape(&[1, n, h]));
+                }
+                Tensor::concat(&hs, 0)
+            };
+            let (xp, w, b) = (Tensor::parameter(xp), Tensor::parameter(w), Tensor::parameter(b));
+            let b_hh = (cell == Recurrence::Gru).then_some(&b);
+            let trained = xp.recurrence(cell, &w, b_hh).to_vec();
+            let inferred = layerlab::autograd::no_grad(|| xp.recurrence(cell, &w, b_hh).to_vec());
+            let composed = stepwise(&xp, &w, &b).to_vec();
+            assert_eq!(trained.len(), t * n * h, "{name}");
+            for ((a, i), e) in trained.iter().zip(&inferred).zip(&composed) {
+                assert!((a - e).abs() < 1e-5, "{name}: fused {a} vs step by step {e}");
+                assert_eq!(a, i, "{name}: training and inference differ");
             }
-            Tensor::concat(&hs, 0)
-        };
-        let (xp, w, b) = (Tensor::new(xp), Tensor::new(w), Tensor::new(b));
-        let fused = xp.recurrence(cell, &w, (cell == Recurrence::Gru).then_some(&b)).to_vec();
-        let composed = stepwise(&xp, &w, &b).to_vec();
-        for (a, e) in fused.iter().zip(&composed) {
-            assert!((a - e).abs() < 1e-5, "{name}: fused {a} vs step by step {e}");
+        }
+    }
+}
+
+/// A whole recurrent layer as one op (`Tensor::recurrent`, the CPU's: the
+/// input projection inside) by finite differences with respect to the input
+/// and all four parameters, for each cell; and equal, in training and in
+/// inference (projected step by step), to the input projection composed
+/// from primitives followed by `recurrence` (the GPU's way).
+#[test]
+fn the_recurrent_layer_op() {
+    use layerlab::autograd::ops::Recurrence;
+    for (cell, g) in [(Recurrence::Rnn, 1), (Recurrence::Lstm, 4), (Recurrence::Gru, 3)] {
+        let (n, t, i, h) = (2, 3, 4, 2);
+        let inputs = [
+            randn(&[n, t, i], 10 + g as u64),
+            randn(&[g * h, i], 20 + g as u64),
+            randn(&[g * h, h], 30 + g as u64),
+            randn(&[g * h], 40 + g as u64),
+            randn(&[g * h], 50 + g as u64),
+        ];
+        gradcheck(&format!("recurrent {cell:?}"), &inputs, move |v| v[0].recurrent(cell, &v[1], &v[2], &v[3], &v[4]));
+        for (n, t, i, h) in [(2, 3, 4, 2), (5, 6, 7, 9)] {
+            let name = format!("recurrent {cell:?} N={n} T={t} I={i} H={h}");
+            let p: Vec<Tensor> = [
+                randn(&[n, t, i], 10 + g as u64),
+                randn(&[g * h, i], 20 + g as u64).mapv(|v| v * 0.5),
+                randn(&[g * h, h], 30 + g as u64).mapv(|v| v * 0.5),
+                randn(&[g * h], 40 + g as u64),
+                randn(&[g * h], 50 + g as u64),
+            ]
+            .into_iter()
+            .map(Tensor::parameter)
+            .collect();
+            let layer = p[0].recurrent(cell, &p[1], &p[2], &p[3], &p[4]).to_vec();
+            let inferred = layerlab::autograd::no_grad(|| p[0].recurrent(cell, &p[1], &p[2], &p[3], &p[4]).to_vec());
+            let xp = p[0].permute(&[1, 0, 2]).reshape(&[t * n, i]).matmul(&p[1].transpose(0, 1));
+            let composed = if cell == Recurrence::Gru {
+                xp.add(&p[3]).reshape(&[t, n, g * h]).recurrence(cell, &p[2], Some(&p[4]))
+            } else {
+                xp.add(&p[3]).add(&p[4]).reshape(&[t, n, g * h]).recurrence(cell, &p[2], None)
+            }
+            .to_vec();
+            assert_eq!(layer.len(), t * n * h, "{name}");
+            for ((a, b), e) in layer.iter().zip(&inferred).zip(&composed) {
+                assert!((a - e).abs() < 1e-5, "{name}: one op {a} vs composed {e}");
+                assert!((a - b).abs() < 1e-6, "{name}: training {a} vs inference {b}");
+            }
         }
     }
 }

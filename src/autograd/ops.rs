@@ -21,13 +21,7 @@ pub fn reduce_to_shape(g: &Storage, shape: &[usize]) -> Storage {
     be::sum_to(g, shape)
 }
 
-/// The cell of a `recurrence`: SimpleRNN (tanh), LSTM or GRU, with PyTorch's gates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recurrence {
-    Rnn,
-    Lstm,
-    Gru,
-}
+pub use crate::backend::Recurrence;
 
 /// One step of a `recurrence`, kept for its backward pass: the gate
 /// pre-activations (the GRU's input half; the RNN's output), the GRU's hidden
@@ -415,7 +409,13 @@ impl Tensor {
         let h_dim = w_hh.shape()[1];
         assert_eq!(w_hh.shape(), vec![gh, h_dim], "recurrence: weight_hh is [G*H, H]");
         assert_eq!(cell == Recurrence::Gru, b_hh.is_some(), "recurrence: the GRU (only) takes b_hh");
-        let device = self.device();
+        let mut inputs = vec![self, w_hh];
+        inputs.extend(b_hh);
+        let backward = Tensor::records_backward(&inputs);
+        if !inputs.iter().any(|t| t.device().is_gpu()) {
+            return self.recurrence_cpu(cell, w_hh, b_hh, &inputs, backward);
+        }
+        let device = w_hh.device();
         let (xp, w) = (self.storage().clone(), w_hh.storage().clone());
         let b = b_hh.map(|b| b.storage().clone());
         let zeros = Storage::full(&[n, h_dim], 0.0, &device);
@@ -425,9 +425,6 @@ impl Tensor {
         // two halves), the states it started from, and its output.
         // Only a pass that will go backward keeps them (inference would hold
         // every step's states to the end for nothing).
-        let mut inputs = vec![self, w_hh];
-        inputs.extend(b_hh);
-        let backward = Tensor::records_backward(&inputs);
         let mut saved: Vec<Step> = Vec::with_capacity(if backward { steps } else { 0 });
         let mut hs: Vec<Storage> = Vec::with_capacity(steps);
         for t in 0..steps {
@@ -524,6 +521,81 @@ impl Tensor {
             let mut grads = vec![dxp, dw];
             if need.len() > 2 {
                 grads.push(need[2].then(|| be::sum_to(&all_dhw, &[gh])));
+            }
+            grads
+        })
+    }
+
+    /// A whole recurrent layer over `self` `[N, T, I]`, from h₀ = c₀ = 0,
+    /// with PyTorch's parameters (`weight_ih_l0` `[G·H, I]`, `weight_hh_l0`
+    /// `[G·H, H]`, `bias_ih_l0` and `bias_hh_l0` `[G·H]`): every hidden
+    /// state, time-major `[T, N, H]`.
+    ///
+    /// On the CPU one op whose kernel also projects the input (one GEMM over
+    /// all steps in training, one per step in inference; see
+    /// `backend::cpu::recurrent`); on the GPU the input projection is a
+    /// GEMM and `recurrence` the rest.
+    pub fn recurrent(&self, cell: Recurrence, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Tensor {
+        let s = self.shape();
+        assert_eq!(s.len(), 3, "recurrent: input [N, T, I], got {s:?}");
+        let (n, steps, features) = (s[0], s[1], s[2]);
+        let gh = w_hh.shape()[0];
+        assert_eq!(w_ih.shape(), vec![gh, features], "recurrent: weight_ih is [G*H, I]");
+        // A batch on the CPU meeting a model on the GPU goes to the GPU, as
+        // in every op.
+        if [self, w_ih, w_hh, b_ih, b_hh].iter().any(|t| t.device().is_gpu()) {
+            // Time-major [T·N, I]: each step's rows are one block from here on.
+            let x_tm = self.permute(&[1, 0, 2]).reshape(&[steps * n, features]);
+            let xp = x_tm.matmul(&w_ih.transpose(0, 1));
+            // PyTorch's GRU: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), so
+            // its b_hh stays with the hidden state's half.
+            return if cell == Recurrence::Gru {
+                xp.add(b_ih).reshape(&[steps, n, gh]).recurrence(cell, w_hh, Some(b_hh))
+            } else {
+                xp.add(&b_ih.add(b_hh)).reshape(&[steps, n, gh]).recurrence(cell, w_hh, None)
+            };
+        }
+        let inputs = [self, w_ih, w_hh, b_ih, b_hh];
+        let (hs, tape) = {
+            let params = [w_ih.value(), w_hh.value(), b_ih.value(), b_hh.value()];
+            let [a, b, c, d] = &params;
+            be::recurrent_cpu(cell, &self.value(), [a, b, c, d], Tensor::records_backward(&inputs))
+        };
+        let (w_ih_, w_hh_) = (w_ih.clone(), w_hh.clone());
+        Tensor::from_op(Storage::Cpu(hs), &inputs, move |g, need| {
+            let Storage::Cpu(g) = g else { unreachable!("a CPU recurrence's gradient on the GPU") };
+            let tape = tape.as_ref().expect("a recorded recurrence keeps its tape");
+            be::recurrent_cpu_backward(tape, [&w_ih_.value(), &w_hh_.value()], g, need)
+                .into_iter()
+                .map(|d| d.map(Storage::Cpu))
+                .collect()
+        })
+    }
+
+    /// `recurrence` on the CPU: one kernel over contiguous time-major
+    /// buffers for the whole pass (`backend::cpu::recurrent`), forward and
+    /// backward.
+    fn recurrence_cpu(
+        &self,
+        cell: Recurrence,
+        w_hh: &Tensor,
+        b_hh: Option<&Tensor>,
+        inputs: &[&Tensor],
+        backward: bool,
+    ) -> Tensor {
+        let w = w_hh.value().clone();
+        let (hs, tape) = {
+            let b = b_hh.map(|b| b.value());
+            be::recurrence_cpu(cell, &self.value(), &w, b.as_deref(), backward)
+        };
+        Tensor::from_op(Storage::Cpu(hs), inputs, move |g, need| {
+            let Storage::Cpu(g) = g else { unreachable!("a CPU recurrence's gradient on the GPU") };
+            let tape = tape.as_ref().expect("a recorded recurrence keeps its tape");
+            let want_b = need.get(2).copied().unwrap_or(false);
+            let (dxp, dw, db) = be::recurrence_cpu_backward(tape, &w, g, need[1], want_b);
+            let mut grads = vec![need[0].then_some(Storage::Cpu(dxp)), dw.map(Storage::Cpu)];
+            if need.len() > 2 {
+                grads.push(db.map(Storage::Cpu));
             }
             grads
         })

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use ndarray::{ArrayD, IxDyn};
 
 pub use gpu::{Gpu, GpuArray, GpuError};
-pub use ops::{Gemm, MapOp, Window};
+pub use ops::{Gemm, MapOp, Recurrence, Window};
 
 /// An f32 array of any rank on the CPU (`tensor::Array` is this one).
 pub type Array = ndarray::ArrayD<f32>;
@@ -474,6 +474,118 @@ pub fn lstm_cell_backward(gates: &Storage, c: &Storage, out: &Storage, g: &Stora
         }
         _ => unreachable!("LSTM cell backward on mixed devices"),
     }
+}
+
+/// A 2-d view of a CPU weight (`[G·H, H]`, `[G·H, I]`).
+fn matrix_view(w: &Array) -> ndarray::ArrayView2<'_, f32> {
+    w.view().into_dimensionality::<ndarray::Ix2>().expect("a weight matrix")
+}
+
+/// `a` as a contiguous slice (copied only when it is not one).
+fn contiguous(a: &Array) -> std::borrow::Cow<'_, [f32]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.as_standard_layout().iter().copied().collect()),
+    }
+}
+
+/// A recurrence's forward pass on the CPU (`cpu::recurrent`) from the
+/// input's gate pre-activations `xp` `[T, N, G·H]`, `w_hh` `[G·H, H]` and
+/// the GRU's `b_hh` `[G·H]`: every hidden state `[T, N, H]`, with the tape
+/// for the backward pass when `keep`.
+pub fn recurrence_cpu(
+    cell: Recurrence,
+    xp: &Array,
+    w_hh: &Array,
+    b_hh: Option<&Array>,
+    keep: bool,
+) -> (Array, Option<cpu::recurrent::Tape>) {
+    let (steps, n, h) = (xp.shape()[0], xp.shape()[1], w_hh.shape()[1]);
+    let xp = contiguous(xp);
+    let b = b_hh.map(contiguous);
+    let input = cpu::recurrent::Input::Projected(&xp);
+    let (hs, tape) = cpu::recurrent::forward(cell, &input, steps, n, matrix_view(w_hh), b.as_deref(), keep);
+    (ArrayD::from_shape_vec(IxDyn(&[steps, n, h]), hs).expect("[T, N, H]"), tape)
+}
+
+/// The CPU recurrence's backward pass from `g`, the gradient of every hidden
+/// state `[T, N, H]`: the gradients of `xp` `[T, N, G·H]`, of `w_hh`
+/// `[G·H, H]` (when `want_w`) and of the GRU's `b_hh` `[G·H]` (when `want_b`).
+pub fn recurrence_cpu_backward(
+    tape: &cpu::recurrent::Tape,
+    w_hh: &Array,
+    g: &Array,
+    want_w: bool,
+    want_b: bool,
+) -> (Array, Option<Array>, Option<Array>) {
+    let w = matrix_view(w_hh);
+    let (gh, h) = w.dim();
+    let (steps, n) = (g.shape()[0], g.shape()[1]);
+    let grads = cpu::recurrent::backward(tape, w, &contiguous(g), want_w, want_b);
+    (
+        ArrayD::from_shape_vec(IxDyn(&[steps, n, gh]), grads.dxp).expect("[T, N, G*H]"),
+        grads.dw_hh.map(|d| ArrayD::from_shape_vec(IxDyn(&[gh, h]), d).expect("[G*H, H]")),
+        grads.db_hh.map(|d| ArrayD::from_shape_vec(IxDyn(&[gh]), d).expect("[G*H]")),
+    )
+}
+
+/// What a whole recurrent layer on the CPU keeps for its backward pass: the
+/// recurrence's tape and the input, time-major `[T·N, I]`.
+pub struct RecurrentTape {
+    tape: cpu::recurrent::Tape,
+    x_tm: Vec<f32>,
+}
+
+/// A whole recurrent layer on the CPU (`Tensor::recurrent`): from `x`
+/// `[N, T, I]` and PyTorch's four parameters, every hidden state time-major
+/// `[T, N, H]`; the input projection happens inside (see `cpu::recurrent`).
+pub fn recurrent_cpu(
+    cell: Recurrence,
+    x: &Array,
+    [w_ih, w_hh, b_ih, b_hh]: [&Array; 4],
+    keep: bool,
+) -> (Array, Option<RecurrentTape>) {
+    let (n, steps, features) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let h = w_hh.shape()[1];
+    let x_tm = cpu::recurrent::swap_leading(&contiguous(x), n, steps, features);
+    // The GRU's b_hh stays with the hidden state's half (r scales it).
+    let bias: Vec<f32> =
+        if cell == Recurrence::Gru { contiguous(b_ih).into_owned() } else { (b_ih + b_hh).iter().copied().collect() };
+    let b_hh = (cell == Recurrence::Gru).then(|| contiguous(b_hh));
+    let input = cpu::recurrent::Input::Raw { x: &x_tm, w_ih: matrix_view(w_ih), bias: &bias };
+    let (hs, tape) = cpu::recurrent::forward(cell, &input, steps, n, matrix_view(w_hh), b_hh.as_deref(), keep);
+    debug_assert_eq!(x_tm.len(), steps * n * features);
+    let tape = tape.map(|tape| RecurrentTape { tape, x_tm });
+    (ArrayD::from_shape_vec(IxDyn(&[steps, n, h]), hs).expect("[T, N, H]"), tape)
+}
+
+/// The gradients of `recurrent_cpu`'s five inputs (x `[N, T, I]`, then the
+/// parameters) from `g` `[T, N, H]`, each where `need` asks for it.
+pub fn recurrent_cpu_backward(
+    rt: &RecurrentTape,
+    [w_ih, w_hh]: [&Array; 2],
+    g: &Array,
+    need: &[bool],
+) -> Vec<Option<Array>> {
+    let (gh, features) = (w_ih.shape()[0], w_ih.shape()[1]);
+    let (steps, n) = (g.shape()[0], g.shape()[1]);
+    let gru = rt.tape.is_gru();
+    let grads = cpu::recurrent::backward(&rt.tape, matrix_view(w_hh), &contiguous(g), need[2], gru && need[4]);
+    let (dx_tm, dw_ih) = cpu::recurrent::input_grads(&grads.dxp, &rt.x_tm, matrix_view(w_ih), need[0], need[1]);
+    let dx = dx_tm.map(|d| {
+        let d = cpu::recurrent::swap_leading(&d, steps, n, features);
+        ArrayD::from_shape_vec(IxDyn(&[n, steps, features]), d).expect("[N, T, I]")
+    });
+    let db_ih = (need[3] || (need[4] && !gru)).then(|| cpu::recurrent::column_sums(&grads.dxp, gh));
+    let db_hh = if gru { grads.db_hh } else { db_ih.clone().filter(|_| need[4]) };
+    let hh = w_hh.shape()[1];
+    vec![
+        dx,
+        dw_ih.map(|d| ArrayD::from_shape_vec(IxDyn(&[gh, features]), d).expect("[G*H, I]")),
+        grads.dw_hh.map(|d| ArrayD::from_shape_vec(IxDyn(&[gh, hh]), d).expect("[G*H, H]")),
+        db_ih.filter(|_| need[3]).map(|d| ArrayD::from_shape_vec(IxDyn(&[gh]), d).expect("[G*H]")),
+        db_hh.map(|d| ArrayD::from_shape_vec(IxDyn(&[gh]), d).expect("[G*H]")),
+    ]
 }
 
 /// One GRU step: h' [N, H] from the input's and the hidden state's gate

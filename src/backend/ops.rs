@@ -90,3 +90,26 @@ impl Gemm {
         Gemm { transpose_b: true, ..self }
     }
 }
+
+/// The cell of a recurrent layer (`Tensor::recurrent`): SimpleRNN (tanh),
+/// LSTM or GRU, with PyTorch's gates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recurrence {
+    /// Elman: `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)` (PyTorch `nn.RNN`).
+    Rnn,
+    /// PyTorch's `nn.LSTM`, gate order (i, f, g, o).
+    Lstm,
+    /// PyTorch's `nn.GRU`, gates (r, z, n); the reset gate scales `W_hn h + b_hn`.
+    Gru,
+}
+
+impl Recurrence {
+    /// Gate blocks in the weight matrices (G).
+    pub fn gates(self) -> usize {
+        match self {
+            Recurrence::Rnn => 1,
+            Recurrence::Lstm => 4,
+            Recurrence::Gru => 3,
+        }
+    }
+}

@@ -370,3 +370,37 @@ fn the_recurrent_layer_op() {
         }
     }
 }
+
+/// The CPU's fused transformer ops by finite differences, and equal to the
+/// same arithmetic composed from primitives (the GPU's way): `linear` with
+/// and without a bias (and over a 3-d input), `layer_norm`, and
+/// `attention`, plain and causal.
+#[test]
+fn the_fused_dense_norm_and_attention_ops() {
+    let close = |name: &str, a: &Tensor, b: &Tensor| {
+        assert_eq!(a.shape(), b.shape(), "{name}");
+        for (x, y) in a.to_vec().iter().zip(b.to_vec()) {
+            assert!((x - y).abs() < 1e-5, "{name}: fused {x} vs composed {y}");
+        }
+    };
+    let (x, w, b) = (randn(&[2, 3, 5], 1), randn(&[4, 5], 2), randn(&[4], 3));
+    gradcheck("linear", &[x.clone(), w.clone(), b.clone()], |v| v[0].linear(&v[1], Some(&v[2])));
+    gradcheck("linear without bias", &[x.clone(), w.clone()], |v| v[0].linear(&v[1], None));
+    let (xt, wt, bt) = (Tensor::new(x.clone()), Tensor::new(w.clone()), Tensor::new(b.clone()));
+    close("linear", &xt.linear(&wt, Some(&bt)), &xt.matmul(&wt.transpose(0, 1)).add(&bt));
+
+    let (g, beta) = (randn(&[5], 4), randn(&[5], 5));
+    gradcheck("layer_norm", &[x.clone(), g.clone(), beta.clone()], |v| v[0].layer_norm(&v[1], &v[2], 1e-5));
+    let (gt, betat) = (Tensor::new(g), Tensor::new(beta));
+    let centred = xt.sub(&xt.mean(&[2], true));
+    let composed = centred.div(&centred.mul(&centred).mean(&[2], true).add_scalar(1e-5).sqrt()).mul(&gt).add(&betat);
+    close("layer_norm", &xt.layer_norm(&gt, &betat, 1e-5), &composed);
+
+    for causal in [false, true] {
+        let name = format!("attention causal={causal}");
+        let qkv = randn(&[2, 4, 3 * 6], 6 + causal as u64);
+        gradcheck(&name, &[qkv.clone()], move |v| v[0].attention(3, causal));
+        let qkv = Tensor::new(qkv);
+        close(&name, &qkv.attention(3, causal), &qkv.attention_composed(3, causal).0);
+    }
+}

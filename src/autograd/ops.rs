@@ -163,7 +163,7 @@ impl Tensor {
         } else {
             shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
         };
-        let value = be::reshape(&be::sum_to(&self.storage(), &kept_shape), &out_shape);
+        let value = be::reshape_owned(be::sum_to(&self.storage(), &kept_shape), &out_shape);
         Tensor::from_op(value, &[self], move |g, _| vec![Some(be::broadcast_to(&be::reshape(g, &kept_shape), &shape))])
     }
 
@@ -261,11 +261,13 @@ impl Tensor {
         *out_shape.last_mut().unwrap() = n;
         if sb.len() == 2 {
             let rows: usize = sa[..sa.len() - 1].iter().product();
-            let value = be::reshape(&be::gemm(&self.storage(), &other.storage(), Gemm::matrix(rows, k, n)), &out_shape);
+            let value =
+                be::reshape_owned(be::gemm(&self.storage(), &other.storage(), Gemm::matrix(rows, k, n)), &out_shape);
             Tensor::from_op(value, &[self, other], move |g, need| {
                 // da = g b^T, db = a^T g
-                let da = need[0]
-                    .then(|| be::reshape(&be::gemm(g, &b.storage(), Gemm::matrix(rows, n, k).b_transposed()), &sa));
+                let da = need[0].then(|| {
+                    be::reshape_owned(be::gemm(g, &b.storage(), Gemm::matrix(rows, n, k).b_transposed()), &sa)
+                });
                 let db = need[1].then(|| be::gemm(&a.storage(), g, Gemm::matrix(k, rows, n).a_transposed()));
                 vec![da, db]
             })
@@ -273,18 +275,144 @@ impl Tensor {
             assert_eq!(sa[..sa.len() - 2], sb[..sb.len() - 2], "batched matmul: batch axes differ: {sa:?} @ {sb:?}");
             let batch: usize = sa[..sa.len() - 2].iter().product();
             let m = sa[sa.len() - 2];
-            let value =
-                be::reshape(&be::gemm(&self.storage(), &other.storage(), Gemm::batched(batch, m, k, n)), &out_shape);
+            let value = be::reshape_owned(
+                be::gemm(&self.storage(), &other.storage(), Gemm::batched(batch, m, k, n)),
+                &out_shape,
+            );
             Tensor::from_op(value, &[self, other], move |g, need| {
                 let da = need[0].then(|| {
-                    be::reshape(&be::gemm(g, &b.storage(), Gemm::batched(batch, m, n, k).b_transposed()), &sa)
+                    be::reshape_owned(be::gemm(g, &b.storage(), Gemm::batched(batch, m, n, k).b_transposed()), &sa)
                 });
                 let db = need[1].then(|| {
-                    be::reshape(&be::gemm(&a.storage(), g, Gemm::batched(batch, k, m, n).a_transposed()), &sb)
+                    be::reshape_owned(be::gemm(&a.storage(), g, Gemm::batched(batch, k, m, n).a_transposed()), &sb)
                 });
                 vec![da, db]
             })
         }
+    }
+
+    /// A dense layer's `self W^T + b` over the last axis: `self` `[.., in]`,
+    /// `w` `[out, in]` (PyTorch's `Linear.weight`), `b` `[out]` -> `[.., out]`.
+    /// On the CPU one op whose GEMM adds onto the bias rows (no separate
+    /// broadcast add); on the GPU a GEMM and an add.
+    pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+        let mut inputs = vec![self, w];
+        inputs.extend(b);
+        if inputs.iter().any(|t| t.device().is_gpu()) {
+            let y = self.matmul(&w.transpose(0, 1));
+            return match b {
+                Some(b) => y.add(b),
+                None => y,
+            };
+        }
+        let xs = self.shape();
+        let (features, out) = (w.shape()[1], w.shape()[0]);
+        assert_eq!(xs.last(), Some(&features), "linear: input {xs:?} with weight {:?}", w.shape());
+        let rows = self.len() / features.max(1);
+        let mut out_shape = xs.clone();
+        *out_shape.last_mut().unwrap() = out;
+        let value = {
+            let (x, wv) = (self.value(), w.value());
+            let x = be::cpu::array::standard(&x);
+            let bias = b.map(|b| b.value().iter().copied().collect::<Vec<f32>>());
+            let w2 = wv.view().into_dimensionality::<ndarray::Ix2>().expect("linear: weight is [out, in]");
+            let y = be::cpu::fused::linear(x.as_slice().expect("standard layout"), rows, w2, bias.as_deref());
+            Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&out_shape), y).expect("[.., out]"))
+        };
+        let (x, w_) = (self.clone(), w.clone());
+        Tensor::from_op(value, &inputs, move |g, need| {
+            // dx = g W, dW = gᵀ x, db = Σ g.
+            let dx =
+                need[0].then(|| be::reshape_owned(be::gemm(g, &w_.storage(), Gemm::matrix(rows, out, features)), &xs));
+            let dw = need[1].then(|| be::gemm(g, &x.storage(), Gemm::matrix(out, rows, features).a_transposed()));
+            let mut grads = vec![dx, dw];
+            if need.len() > 2 {
+                grads.push(need[2].then(|| be::sum_to(&be::reshape(g, &[rows, out]), &[out])));
+            }
+            grads
+        })
+    }
+
+    /// LayerNorm over the last axis (PyTorch's, biased variance): `(self -
+    /// μ) / sqrt(σ² + eps) · weight + bias`, with `weight` and `bias` of the
+    /// last axis's size. On the CPU one op, forward and backward
+    /// (`backend::cpu::fused`); on the GPU composed from primitives.
+    pub fn layer_norm(&self, weight: &Tensor, bias: &Tensor, eps: f32) -> Tensor {
+        let inputs = [self, weight, bias];
+        let last = self.ndim() - 1;
+        if inputs.iter().any(|t| t.device().is_gpu()) {
+            let centred = self.sub(&self.mean(&[last], true));
+            let var = centred.mul(&centred).mean(&[last], true);
+            return centred.div(&var.add_scalar(eps).sqrt()).mul(weight).add(bias);
+        }
+        let shape = self.shape();
+        let d = shape[last];
+        let vec_of = |t: &Tensor| t.value().iter().copied().collect::<Vec<f32>>();
+        let gamma = vec_of(weight);
+        let (y, xhat, rstd) = {
+            let x = self.value();
+            let x = be::cpu::array::standard(&x);
+            be::cpu::fused::layer_norm(x.as_slice().expect("standard layout"), d, &gamma, &vec_of(bias), eps)
+        };
+        let value = Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("same shape"));
+        Tensor::from_op(value, &inputs, move |g, _| {
+            let Storage::Cpu(g) = g else { unreachable!("a CPU LayerNorm's gradient on the GPU") };
+            let g = be::cpu::array::standard(g);
+            let (dx, dgamma, dbeta) =
+                be::cpu::fused::layer_norm_backward(g.as_slice().expect("standard layout"), &xhat, &rstd, &gamma);
+            let array =
+                |shape: &[usize], v: Vec<f32>| Some(Storage::Cpu(ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()));
+            vec![array(&shape, dx), array(&[d], dgamma), array(&[d], dbeta)]
+        })
+    }
+
+    /// Multi-head scaled dot-product attention, softmax(Q Kᵀ / sqrt(dh)) V
+    /// per head, from `self` `[N, T, 3E]` (the in-projection's output: Q, K
+    /// and V side by side, `heads` heads of E / heads features within each,
+    /// PyTorch's `MultiheadAttention` layout) -> `[N, T, E]`, heads side by
+    /// side. `causal` masks each query's later keys. On the CPU one op that
+    /// reads the heads where they lie (`backend::cpu::fused::attention`); on
+    /// the GPU composed from primitives.
+    pub fn attention(&self, heads: usize, causal: bool) -> Tensor {
+        let s = self.shape();
+        assert!(s.len() == 3 && s[2] % (3 * heads.max(1)) == 0, "attention: qkv is [N, T, 3E], got {s:?}");
+        let (n, t, e) = (s[0], s[1], s[2] / 3);
+        let dh = e / heads;
+        if self.device().is_gpu() {
+            return self.attention_composed(heads, causal).0;
+        }
+        let a = be::cpu::fused::Attention { n, t, heads, dh, causal };
+        let (out, probs) = {
+            let x = self.value();
+            be::cpu::fused::attention(be::cpu::array::standard(&x).as_slice().expect("standard layout"), a)
+        };
+        let value = Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[n, t, e]), out).expect("[N, T, E]"));
+        let x = self.clone();
+        Tensor::from_op(value, &[self], move |g, _| {
+            let Storage::Cpu(g) = g else { unreachable!("a CPU attention's gradient on the GPU") };
+            let (g, qkv) = (be::cpu::array::standard(g), x.value());
+            let qkv = be::cpu::array::standard(&qkv);
+            let (g, qkv) = (g.as_slice().expect("standard layout"), qkv.as_slice().expect("standard layout"));
+            let d = be::cpu::fused::attention_backward(qkv, &probs, g, a);
+            vec![Some(Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[n, t, 3 * e]), d).expect("[N, T, 3E]")))]
+        })
+    }
+
+    /// `attention` composed from primitives (the GPU's way), with its
+    /// weights `[N, heads, T, T]` (for the views' attention maps).
+    pub fn attention_composed(&self, heads: usize, causal: bool) -> (Tensor, Tensor) {
+        let s = self.shape();
+        let (n, t, e) = (s[0], s[1], s[2] / 3);
+        let dh = e / heads;
+        let head = |k: usize| self.slice(2, k * e, (k + 1) * e).reshape(&[n, t, heads, dh]).permute(&[0, 2, 1, 3]);
+        let (q, k, v) = (head(0).mul_scalar(1.0 / (dh as f32).sqrt()), head(1), head(2));
+        let mut scores = q.matmul(&k.transpose(2, 3)); // [N, H, T, T]
+        if causal {
+            let mask = ArrayD::from_shape_fn(IxDyn(&[t, t]), |i| if i[1] > i[0] { -1e9 } else { 0.0 });
+            scores = scores.add(&Tensor::new(mask));
+        }
+        let weights = scores.softmax();
+        (weights.matmul(&v).permute(&[0, 2, 1, 3]).reshape(&[n, t, e]), weights)
     }
 
     // ----- convolution and pooling (NCHW) --------------------------------------
@@ -428,7 +556,7 @@ impl Tensor {
         let mut saved: Vec<Step> = Vec::with_capacity(if backward { steps } else { 0 });
         let mut hs: Vec<Storage> = Vec::with_capacity(steps);
         for t in 0..steps {
-            let x_t = be::reshape(&be::slice(&xp, 0, t, t + 1), &[n, gh]);
+            let x_t = be::reshape_owned(be::slice(&xp, 0, t, t + 1), &[n, gh]);
             let hw = be::gemm(&h, &w, Gemm::matrix(n, h_dim, gh).b_transposed());
             let step = match cell {
                 Recurrence::Rnn => {
@@ -475,7 +603,7 @@ impl Tensor {
             let mut d_in: Vec<Storage> = Vec::with_capacity(steps);
             let mut d_hw: Vec<Storage> = Vec::with_capacity(if cell == Recurrence::Gru { steps } else { 0 });
             for (t, st) in saved.iter().enumerate().rev() {
-                let g_t = be::reshape(&be::slice(g, 0, t, t + 1), &[n, h_dim]);
+                let g_t = be::reshape_owned(be::slice(g, 0, t, t + 1), &[n, h_dim]);
                 let dh = be::binary(MapOp::Add, &g_t, &dh_next);
                 let (dx, dhw, dh_direct) = match cell {
                     Recurrence::Rnn => {
@@ -623,7 +751,7 @@ impl Tensor {
         );
         let (loss, probs, labels) = be::cross_entropy(&self.storage(), labels);
         Tensor::from_op(loss, &[self], move |g, _| {
-            vec![Some(be::reshape(&be::cross_entropy_backward(&probs, &labels, g), &shape))]
+            vec![Some(be::reshape_owned(be::cross_entropy_backward(&probs, &labels, g), &shape))]
         })
     }
 }

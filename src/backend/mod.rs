@@ -272,6 +272,15 @@ pub fn reshape(x: &Storage, shape: &[usize]) -> Storage {
     }
 }
 
+/// `reshape` of a value the caller gives up (a kernel's fresh output): no
+/// copy where its layout allows.
+pub fn reshape_owned(x: Storage, shape: &[usize]) -> Storage {
+    match x {
+        Storage::Gpu(x) => Storage::Gpu(gpu::reshape(&x, shape)),
+        Storage::Cpu(x) => Storage::Cpu(cpu::array::reshape_owned(x, shape)),
+    }
+}
+
 pub fn permute(x: &Storage, axes: &[usize]) -> Storage {
     match x {
         Storage::Gpu(x) => Storage::Gpu(gpu::permute(x, axes)),

@@ -7,6 +7,32 @@ use ndarray::{ArrayD, ArrayView, Axis, CowArray, Ix2, Ix3, IxDyn, Slice, Zip};
 use super::super::ops::{Gemm, MapOp, Window};
 use super::super::Array;
 
+/// `x` in row-major order: borrowed when it already is, else copied one lane
+/// of the last axis at a time (`as_standard_layout` walks an `IxDyn` index
+/// per element, which took a fifth of a transformer's training step).
+pub fn standard(x: &Array) -> CowArray<'_, f32, IxDyn> {
+    if x.is_standard_layout() {
+        return CowArray::from(x.view());
+    }
+    let Some(last) = x.ndim().checked_sub(1) else { return CowArray::from(x.view()) };
+    let mut out = Vec::with_capacity(x.len());
+    for lane in x.lanes(Axis(last)) {
+        match lane.as_slice() {
+            Some(s) => out.extend_from_slice(s),
+            None => out.extend(lane.iter()),
+        }
+    }
+    CowArray::from(ArrayD::from_shape_vec(x.raw_dim(), out).expect("same shape"))
+}
+
+/// `x` as `shape`, without a copy where it is in row-major order already.
+pub fn reshape_owned(x: Array, shape: &[usize]) -> Array {
+    if x.is_standard_layout() {
+        return x.into_shape_with_order(IxDyn(shape)).unwrap_or_else(|e| panic!("reshape: {e}"));
+    }
+    reshape(&x, shape)
+}
+
 /// A binary op of two arrays with numpy broadcasting (gradient ops take equal shapes).
 pub fn binary(op: MapOp, x: &Array, y: &Array) -> Array {
     match op {
@@ -60,7 +86,7 @@ pub fn broadcast_to(x: &Array, shape: &[usize]) -> Array {
 
 /// The values of `x` in row-major order as `shape`.
 pub fn reshape(x: &Array, shape: &[usize]) -> Array {
-    x.as_standard_layout()
+    standard(x)
         .into_owned()
         .into_shape_with_order(IxDyn(shape))
         .unwrap_or_else(|_| panic!("reshape: cannot view {:?} as {shape:?}", x.shape()))
@@ -143,7 +169,7 @@ fn as_matrix(x: &Array, rows: usize, cols: usize) -> CowArray<'_, f32, Ix2> {
     }
     match x.view().into_shape_with_order((rows, cols)) {
         Ok(v) => CowArray::from(v),
-        Err(_) => CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((rows, cols)).unwrap()),
+        Err(_) => CowArray::from(standard(x).into_owned().into_shape_with_order((rows, cols)).unwrap()),
     }
 }
 
@@ -153,16 +179,14 @@ fn as_batch(x: &Array, batch: usize, rows: usize, cols: usize) -> CowArray<'_, f
     }
     match x.view().into_shape_with_order((batch, rows, cols)) {
         Ok(v) => CowArray::from(v),
-        Err(_) => {
-            CowArray::from(x.as_standard_layout().into_owned().into_shape_with_order((batch, rows, cols)).unwrap())
-        }
+        Err(_) => CowArray::from(standard(x).into_owned().into_shape_with_order((batch, rows, cols)).unwrap()),
     }
 }
 
 /// `x` [N,C,H,W], `w` [F,C,KH,KW], `bias` [F] -> [N,F,OH,OW].
 pub fn conv2d(x: &Array, w: &Array, bias: Option<&Array>, g: &Window) -> Array {
     let (f, ckk) = (w.shape()[0], g.c * g.kh * g.kw);
-    let x = x.as_standard_layout();
+    let x = standard(x);
     let b = bias.map(|b| b.iter().copied().collect::<Vec<f32>>());
     let out = super::conv2d_forward(x.as_slice().unwrap(), as_matrix(w, f, ckk).view(), b.as_deref(), g);
     ArrayD::from_shape_vec(IxDyn(&[g.n, f, g.out_h(), g.out_w()]), out).unwrap()
@@ -171,7 +195,7 @@ pub fn conv2d(x: &Array, w: &Array, bias: Option<&Array>, g: &Window) -> Array {
 /// Gradients of a convolution: input (if `want_dx`), weight [F,C,KH,KW], bias [F].
 pub fn conv2d_backward(x: &Array, w: &Array, dy: &Array, g: &Window, want_dx: bool) -> (Option<Array>, Array, Array) {
     let (f, ckk) = (w.shape()[0], g.c * g.kh * g.kw);
-    let (x, dy) = (x.as_standard_layout(), dy.as_standard_layout());
+    let (x, dy) = (standard(x), standard(dy));
     let (dx, dw, db) =
         super::conv2d_backward(x.as_slice().unwrap(), as_matrix(w, f, ckk).view(), dy.as_slice().unwrap(), g, want_dx);
     (
@@ -183,32 +207,32 @@ pub fn conv2d_backward(x: &Array, w: &Array, dy: &Array, g: &Window, want_dx: bo
 
 /// Max pooling of `x` `[N, C, H, W]` -> `[N, C, OH, OW]`, with where each maximum was in its plane.
 pub fn max_pool(x: &Array, g: &Window) -> (Array, Vec<u32>) {
-    let (out, arg) = super::max_pool_forward(x.as_standard_layout().as_slice().unwrap(), g);
+    let (out, arg) = super::max_pool_forward(standard(x).as_slice().unwrap(), g);
     (ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap(), arg)
 }
 
 /// The gradient of `max_pool`: `dy` `[N, C, OH, OW]` at the maxima -> `[N, C, H, W]`.
 pub fn max_pool_backward(dy: &Array, arg: &[u32], g: &Window) -> Array {
-    let dx = super::max_pool_backward(dy.as_standard_layout().as_slice().unwrap(), arg, g);
+    let dx = super::max_pool_backward(standard(dy).as_slice().unwrap(), arg, g);
     ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap()
 }
 
 /// Average pooling of `x` `[N, C, H, W]` -> `[N, C, OH, OW]`.
 pub fn avg_pool(x: &Array, g: &Window) -> Array {
-    let out = super::avg_pool_forward(x.as_standard_layout().as_slice().unwrap(), g);
+    let out = super::avg_pool_forward(standard(x).as_slice().unwrap(), g);
     ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.out_h(), g.out_w()]), out).unwrap()
 }
 
 /// The gradient of `avg_pool`: each window's share of `dy` -> `[N, C, H, W]`.
 pub fn avg_pool_backward(dy: &Array, g: &Window) -> Array {
-    let dx = super::avg_pool_backward(dy.as_standard_layout().as_slice().unwrap(), g);
+    let dx = super::avg_pool_backward(standard(dy).as_slice().unwrap(), g);
     ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap()
 }
 
 /// Rows of `table` [rows, d] picked by `ids` -> [ids.len(), d].
 pub fn gather_rows(table: &Array, ids: &[usize]) -> Array {
     let d = table.shape()[1];
-    let t = table.as_standard_layout();
+    let t = standard(table);
     let src = t.as_slice().unwrap();
     let mut out = Vec::with_capacity(ids.len() * d);
     for &i in ids {
@@ -220,7 +244,7 @@ pub fn gather_rows(table: &Array, ids: &[usize]) -> Array {
 /// The gradient of `gather_rows` for a table of `rows` rows.
 pub fn scatter_rows(g: &Array, ids: &[u32], rows: usize) -> Array {
     let d = g.shape()[1];
-    let g = g.as_standard_layout();
+    let g = standard(g);
     let mut dt = vec![0.0f32; rows * d];
     for (row, &i) in g.as_slice().unwrap().chunks(d).zip(ids) {
         let i = i as usize;
@@ -234,7 +258,7 @@ pub fn scatter_rows(g: &Array, ids: &[u32], rows: usize) -> Array {
 /// Softmax over the last axis.
 pub fn softmax(x: &Array) -> Array {
     let classes = *x.shape().last().expect("softmax of a scalar");
-    let mut v = x.as_standard_layout().into_owned();
+    let mut v = standard(x).into_owned();
     super::softmax_rows(v.as_slice_mut().unwrap(), classes);
     v
 }
@@ -242,7 +266,7 @@ pub fn softmax(x: &Array) -> Array {
 /// dx = y (g - sum(g y)) per row, from the softmax output `y`.
 pub fn softmax_backward(g: &Array, y: &Array) -> Array {
     let classes = *y.shape().last().unwrap();
-    let (g, y) = (g.as_standard_layout(), y.as_standard_layout());
+    let (g, y) = (standard(g), standard(y));
     let mut dx = y.to_owned();
     for ((dx_row, g_row), y_row) in dx
         .as_slice_mut()
@@ -263,7 +287,7 @@ pub fn softmax_backward(g: &Array, y: &Array) -> Array {
 /// scalar array) and the probabilities.
 pub fn cross_entropy(x: &Array, labels: &[usize]) -> (Array, Array) {
     let classes = *x.shape().last().expect("cross-entropy of a scalar");
-    let x = x.as_standard_layout();
+    let x = standard(x);
     let (loss, probs) = super::softmax_cross_entropy(x.as_slice().unwrap(), classes, labels);
     (ArrayD::from_elem(IxDyn(&[]), loss), ArrayD::from_shape_vec(IxDyn(x.shape()), probs).unwrap())
 }
@@ -273,7 +297,7 @@ pub fn cross_entropy_backward(probs: &Array, labels: &[u32], g: f32) -> Array {
     let classes = *probs.shape().last().unwrap();
     let rows = probs.len() / classes.max(1);
     let scale = g / rows as f32;
-    let mut d = probs.as_standard_layout().into_owned();
+    let mut d = standard(probs).into_owned();
     for (row, &y) in d.as_slice_mut().unwrap().chunks_mut(classes).zip(labels) {
         row[y as usize] -= 1.0;
         for v in row.iter_mut() {

@@ -10,6 +10,7 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axi
 use super::ops::Window;
 
 pub mod array;
+pub mod fused;
 pub mod recurrent;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod wasm_gemm;

@@ -72,10 +72,7 @@ impl LayerNorm {
 
     /// Over the last axis of `x`, from primitives.
     pub(crate) fn apply(&self, x: &Tensor) -> Tensor {
-        let last = x.ndim() - 1;
-        let centred = x.sub(&x.mean(&[last], true));
-        let var = centred.mul(&centred).mean(&[last], true);
-        centred.div(&var.add_scalar(self.eps).sqrt()).mul(&self.weight).add(&self.bias)
+        x.layer_norm(&self.weight, &self.bias, self.eps)
     }
 }
 

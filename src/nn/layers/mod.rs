@@ -386,11 +386,7 @@ impl<F: Fn(&Tensor, &mut Mode, bool) -> Tensor> Module for Stateless<F> {
 
 /// `x W^T + b` over the last axis (`W` is `[out, in]`, as PyTorch's `nn.Linear`).
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
-    let y = x.matmul(&w.transpose(0, 1));
-    match b {
-        Some(b) => y.add(b),
-        None => y,
-    }
+    x.linear(w, b)
 }
 
 macro_rules! layer_table {

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 use super::SpecError;
@@ -129,25 +129,21 @@ impl Attention {
 
     /// softmax(Q K^T / sqrt(d_head)) V per head, over `x` `[N, T, E]`.
     pub(crate) fn apply(&self, x: &Tensor) -> Tensor {
-        let s = x.shape();
-        let (n, t, e) = (s[0], s[1], s[2]);
-        let dh = e / self.heads;
         let qkv = linear(x, &self.in_w, Some(&self.in_b)); // [N, T, 3E]
-        let head = |k: usize| qkv.slice(2, k * e, (k + 1) * e).reshape(&[n, t, self.heads, dh]).permute(&[0, 2, 1, 3]);
-        let (q, k, v) = (head(0).mul_scalar(1.0 / (dh as f32).sqrt()), head(1), head(2));
-        let mut scores = q.matmul(&k.transpose(2, 3)); // [N, H, T, T]
-        if self.causal {
-            let mask = ArrayD::from_shape_fn(IxDyn(&[t, t]), |i| if i[1] > i[0] { -1e9 } else { 0.0 });
-            scores = scores.add(&Tensor::new(mask));
-        }
-        let weights = scores.softmax();
-        CAPTURE.with(|c| {
-            if let Some(maps) = c.borrow_mut().as_mut() {
-                // Example 0's weights, [heads, T, T].
-                maps.push(weights.to_array().index_axis(ndarray::Axis(0), 0).to_owned());
-            }
-        });
-        let out = weights.matmul(&v).permute(&[0, 2, 1, 3]).reshape(&[n, t, e]);
+                                                           // The views want the weights: only then is the attention composed
+                                                           // from primitives on the CPU (`Tensor::attention` fuses it).
+        let out = if CAPTURE.with(|c| c.borrow().is_some()) {
+            let (out, weights) = qkv.attention_composed(self.heads, self.causal);
+            CAPTURE.with(|c| {
+                if let Some(maps) = c.borrow_mut().as_mut() {
+                    // Example 0's weights, [heads, T, T].
+                    maps.push(weights.to_array().index_axis(ndarray::Axis(0), 0).to_owned());
+                }
+            });
+            out
+        } else {
+            qkv.attention(self.heads, self.causal)
+        };
         linear(&out, &self.out_w, Some(&self.out_b))
     }
 }

@@ -88,6 +88,44 @@ fn train_reports_json_and_saves_weights() {
     assert!(err.contains("mlp.safetensors: weights: the file has no tensor \"0.weight\""), "{err}");
 }
 
+/// `--threads N` trains data-parallel on the CPU (the result as one
+/// thread's, to float tolerance), `bench` reports the threads, and a count
+/// out of range is refused with the flag's name.
+#[test]
+fn threads_train_data_parallel() {
+    // The Seed CNN has no dropout (whose masks differ with the threads).
+    let args = ["--model", "seed-cnn", "--limit-train", "640", "--limit-test", "500", "--seed", "3"];
+    let run = |threads: &str| {
+        let (code, out, err) = cli(&[&["train", "--threads", threads][..], &args[..]].concat());
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()
+    };
+    let (one, two) = (run("1"), run("2"));
+    let (a, b) = (one["final_loss"].as_f64().unwrap(), two["final_loss"].as_f64().unwrap());
+    assert!((a - b).abs() < 1e-3 * a.max(1.0), "final loss {a} with 1 thread, {b} with 2");
+    assert!((one["test_accuracy"].as_f64().unwrap() - two["test_accuracy"].as_f64().unwrap()).abs() < 0.005);
+    let (code, out, err) = cli(&[
+        "bench",
+        "--model",
+        "mlp",
+        "--threads",
+        "2",
+        "--steps",
+        "5",
+        "--warmup",
+        "1",
+        "--runs",
+        "1",
+        "--limit-test",
+        "100",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["threads"], 2, "{out}");
+    let (code, _, err) = cli(&["train", "--threads", "0", "--model", "mlp"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--threads"), "{err}");
+}
+
 #[test]
 fn a_run_saved_as_a_checkpoint_goes_on_exactly() {
     let (whole, first, resumed, ckpt) =

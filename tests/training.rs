@@ -99,3 +99,53 @@ fn a_diverging_learning_rate_stops_with_a_message_and_keeps_the_last_good_weight
     assert!(m.loss.is_finite());
     assert_eq!(m.step, steps + 1);
 }
+
+/// Data-parallel training on threads (issue 14 point 4): 2 and 3 threads
+/// train the Seed CNN as one does, to float tolerance, over 20 steps (the
+/// losses, the accuracies and the weights after), a recurrent model too,
+/// and a diverging step is undone as with one thread.
+#[test]
+fn threads_train_as_one_thread_does() {
+    for preset in ["seed-cnn", "seed-lstm"] {
+        let spec = layerlab::preset(preset).unwrap();
+        let run = |threads: usize| {
+            let (train, test) = data(1280, 10);
+            let mut t = Trainer::new(&spec, train, test).unwrap();
+            t.set_threads(threads);
+            assert_eq!(t.threads(), threads);
+            let metrics: Vec<_> = (0..20).map(|_| t.step().unwrap()).collect();
+            let weights: Vec<f32> = t.parameters().iter().flat_map(|(_, p)| p.to_vec()).collect();
+            (metrics, weights)
+        };
+        let (one, w1) = run(1);
+        for threads in [2, 3] {
+            let (many, wn) = run(threads);
+            for (a, b) in one.iter().zip(&many) {
+                assert!(
+                    (a.loss - b.loss).abs() < 1e-3 * a.loss.max(1.0),
+                    "{preset} {threads} threads: loss {a:?} vs {b:?}"
+                );
+                assert_eq!(a.accuracy, b.accuracy, "{preset} {threads} threads: step {}", a.step);
+            }
+            let worst = w1.iter().zip(&wn).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-3, "{preset} {threads} threads: weights differ by {worst}");
+        }
+    }
+    // A diverging step is undone as with one thread: at the same step, the
+    // last good weights kept, and training goes on at a lower rate.
+    let mut spec = layerlab::preset("mlp").unwrap();
+    spec.training.optimizer = OptimizerSpec::SGD { lr: 1e12, momentum: 0.0 };
+    let diverge = |threads: usize| {
+        let (train, test) = data(2000, 10);
+        let mut t = Trainer::new(&spec, train, test).unwrap();
+        t.set_threads(threads);
+        let error = (0..20).find_map(|_| t.step().err()).expect("a learning rate of 1e12 diverges");
+        assert!(matches!(error, Error::NonFiniteLoss { .. }), "{threads} threads: {error}");
+        let weights: Vec<f32> = t.parameters().iter().flat_map(|(_, p)| p.to_vec()).collect();
+        assert!(weights.iter().all(|v| v.is_finite()), "{threads} threads: the kept weights are finite");
+        t.set_lr(0.01);
+        assert!(t.step().expect("training goes on after lowering the learning rate").loss.is_finite());
+        t.steps_done()
+    };
+    assert_eq!(diverge(1), diverge(2));
+}

@@ -762,6 +762,17 @@ impl StepCounters {
         }
     }
 
+    /// Adds `n` to counter `slot` (counts made elsewhere: data-parallel parts).
+    ///
+    /// # Panics
+    /// For GPU counters, which only kernels add to.
+    pub fn add(&self, slot: usize, n: u32) {
+        match self {
+            StepCounters::Cpu(c) => c.borrow_mut()[slot] += n,
+            StepCounters::Gpu { .. } => panic!("GPU step counters are added to by kernels"),
+        }
+    }
+
     /// Adds to counter `slot` the NaN and infinite values of `x`.
     pub fn count_nonfinite(&self, slot: usize, x: &Storage) {
         match (self, x) {

@@ -147,6 +147,10 @@ mod cli {
             /// the epochs, exactly as the run would have taken them.
             #[arg(long, conflicts_with = "weights")]
             resume: Option<PathBuf>,
+            /// CPU threads to train with, data-parallel: each computes the
+            /// gradient of its part of every batch (1 to 64; the GPU ignores it).
+            #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+            threads: u16,
         },
         /// Measure training and inference throughput (method of BENCHMARKS.md).
         Bench {
@@ -181,6 +185,10 @@ mod cli {
             /// `--profile --tuning gpu` on lavapipe shows the kernels a real GPU runs.
             #[arg(long, value_enum)]
             tuning: Option<TuningArg>,
+            /// CPU threads to train with, data-parallel: each computes the
+            /// gradient of its part of every batch (1 to 64; the GPU ignores it).
+            #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+            threads: u16,
         },
         /// One forward and backward pass on a given batch; writes every gradient.
         Step {
@@ -233,13 +241,25 @@ mod cli {
                 save,
                 checkpoint,
                 resume,
+                threads,
             } => train(
                 &model,
                 &backend,
-                TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume },
+                TrainOptions { epochs, seed, limit_train, limit_test, weights, save, checkpoint, resume, threads },
             ),
-            Command::Bench { model, backend, steps, warmup, runs, limit_test, profile, batch_size, tuning } => {
-                let opts = BenchOptions { steps, warmup, runs, limit_test, batch_size, tuning };
+            Command::Bench {
+                model,
+                backend,
+                steps,
+                warmup,
+                runs,
+                limit_test,
+                profile,
+                batch_size,
+                tuning,
+                threads,
+            } => {
+                let opts = BenchOptions { steps, warmup, runs, limit_test, batch_size, tuning, threads };
                 if profile {
                     backend.device(None).and_then(|d| profile_steps(&model, &d, &opts))
                 } else {
@@ -327,6 +347,7 @@ mod cli {
         save: Option<PathBuf>,
         checkpoint: Option<PathBuf>,
         resume: Option<PathBuf>,
+        threads: u16,
     }
 
     /// Puts the file's name in front of a checkpoint error.
@@ -359,6 +380,7 @@ mod cli {
         }
         let device = &backend.device(Some((&spec, &train_set)))?;
         let mut trainer = Trainer::with_device(&spec, train_set, test_set, device)?;
+        trainer.set_threads(opts.threads.into());
         if let Some(path) = &opts.weights {
             weights::load_parameters(trainer.parameters(), &read(path)?)
                 .map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
@@ -459,6 +481,7 @@ mod cli {
         limit_test: Option<usize>,
         batch_size: Option<usize>,
         tuning: Option<TuningArg>,
+        threads: u16,
     }
 
     /// `--tuning` on a GPU device (nothing on the CPU).
@@ -484,7 +507,7 @@ mod cli {
     fn bench(
         args: &ModelArgs,
         backend: &BackendArg,
-        BenchOptions { steps, warmup, runs, limit_test, batch_size, tuning }: BenchOptions,
+        BenchOptions { steps, warmup, runs, limit_test, batch_size, tuning, threads }: BenchOptions,
     ) -> Result<String> {
         for (flag, value) in [("--steps", Some(steps)), ("--runs", Some(runs)), ("--limit-test", limit_test)] {
             if value == Some(0) {
@@ -500,6 +523,7 @@ mod cli {
         let device = &backend.device(Some((&spec, &train_set)))?;
         set_tuning(device, tuning);
         let mut trainer = Trainer::with_device(&spec, train_set, test_set.clone(), device)?;
+        trainer.set_threads(threads.into());
         let bar = progress(steps.saturating_mul(runs).saturating_add(warmup) as u64);
         for _ in 0..warmup {
             trainer.step()?;
@@ -536,7 +560,7 @@ mod cli {
             "steps_per_window": steps,
             "warmup_steps": warmup,
             "batch_size": batch_size,
-            "threads": 1,
+            "threads": trainer.threads(),
         })
         .to_string())
     }

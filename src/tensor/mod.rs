@@ -226,6 +226,11 @@ impl Tensor {
     pub fn zero_grad(&self) {
         *self.0.grad.borrow_mut() = None;
     }
+    /// Replaces the gradient (data-parallel training sums its parts' here).
+    pub(crate) fn set_grad(&self, g: Storage) {
+        debug_assert_eq!(g.shape(), self.shape().as_slice());
+        *self.0.grad.borrow_mut() = Some(g);
+    }
     pub(crate) fn accumulate_grad(&self, g: Storage) {
         let mut slot = self.0.grad.borrow_mut();
         match slot.as_mut() {

@@ -21,6 +21,8 @@ use crate::tensor::{Array, Tensor};
 
 mod checkpoint;
 pub mod measure;
+#[cfg(not(target_arch = "wasm32"))]
+mod parallel;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -163,6 +165,9 @@ pub struct Trainer {
     /// an earlier step diverged, and are not to be finished.
     begun: u64,
     dropped_through: u64,
+    /// Helper threads for data-parallel steps on the CPU (`set_threads`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pool: Option<parallel::Pool>,
 }
 
 impl Trainer {
@@ -205,6 +210,8 @@ impl Trainer {
             in_flight: (0, 0),
             begun: 0,
             dropped_through: 0,
+            #[cfg(not(target_arch = "wasm32"))]
+            pool: None,
         })
     }
 
@@ -347,21 +354,34 @@ impl Trainer {
         let rng_before = self.dropout_rng.clone();
         let end = (self.cursor + self.batch_size).min(self.order.len());
         let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
-        let x = Tensor::from_vec(&batch.shape, batch.x);
-        // Token ids are read on the CPU by the embedding; images and sequences
-        // go to the device once here.
-        if !self.model.takes_ids() {
-            x.upload_to(&device);
-        }
         let before = self.snapshot();
-        let logits = self.model.forward_logits(&x, Mode::Train(&mut self.dropout_rng));
-        let loss = logits.softmax_cross_entropy(&batch.labels);
-        for (_, p) in &self.params {
-            p.zero_grad();
-        }
-        loss.backward();
         let counters = StepCounters::new(&device, 2);
-        counters.count_correct(0, &logits.storage(), &batch.labels);
+        #[cfg(not(target_arch = "wasm32"))]
+        let parallel = !device.is_gpu() && self.pool.is_some() && batch.labels.len() > 1;
+        #[cfg(target_arch = "wasm32")]
+        let parallel = false;
+        let loss = if parallel {
+            #[cfg(not(target_arch = "wasm32"))]
+            let loss = self.parallel_gradients(&batch, &counters);
+            #[cfg(target_arch = "wasm32")]
+            let loss = unreachable!();
+            loss
+        } else {
+            let x = Tensor::from_vec(&batch.shape, batch.x);
+            // Token ids are read on the CPU by the embedding; images and
+            // sequences go to the device once here.
+            if !self.model.takes_ids() {
+                x.upload_to(&device);
+            }
+            let logits = self.model.forward_logits(&x, Mode::Train(&mut self.dropout_rng));
+            let loss = logits.softmax_cross_entropy(&batch.labels);
+            for (_, p) in &self.params {
+                p.zero_grad();
+            }
+            loss.backward();
+            counters.count_correct(0, &logits.storage(), &batch.labels);
+            loss
+        };
         counters.count_nonfinite(1, &loss.storage());
         // Applied now and undone in `finish_step` if the metrics say it diverged,
         // so the device never waits for the host within a step. It counts every
@@ -375,6 +395,65 @@ impl Trainer {
         self.in_flight = (self.in_flight.0 + 1, self.in_flight.1 + rows);
         self.begun += 1;
         PendingStep { loss, counters, start, rng_before, end, rows, started, before, serial: self.begun }
+    }
+
+    /// Trains on the CPU with `threads` threads in all (data-parallel, see
+    /// `parallel`); 1 (or 0) trains on this thread alone. Only the CPU uses
+    /// them: a model on the GPU trains as before.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn set_threads(&mut self, threads: usize) {
+        self.pool = (threads > 1).then(|| parallel::Pool::new(&self.model.spec, threads - 1));
+    }
+
+    /// Threads a CPU step uses (`set_threads`).
+    pub fn threads(&self) -> usize {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.pool.as_ref().map_or(1, parallel::Pool::threads);
+        #[cfg(target_arch = "wasm32")]
+        return 1;
+    }
+
+    /// The batch's forward and backward pass split across the pool's
+    /// threads: leaves the summed gradient on the parameters, adds the
+    /// correct predictions to counter 0, and returns the batch's mean loss.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn parallel_gradients(&mut self, batch: &crate::data::Batch, counters: &StepCounters) -> Tensor {
+        use std::sync::Arc;
+        let pool = self.pool.as_ref().expect("a pool");
+        let rows = batch.labels.len();
+        let parts = parallel::split(rows, pool.threads().min(rows));
+        let per_example = batch.x.len() / rows;
+        let part_of = |r: &std::ops::Range<usize>| {
+            let mut shape = batch.shape.clone();
+            shape[0] = r.len();
+            (batch.x[r.start * per_example..r.end * per_example].to_vec(), shape, batch.labels[r.clone()].to_vec())
+        };
+        let weights: Arc<Vec<Vec<f32>>> =
+            Arc::new(self.params.iter().map(|(_, p)| p.value().iter().copied().collect()).collect());
+        for (k, r) in parts.iter().enumerate().skip(1) {
+            let (x, shape, labels) = part_of(r);
+            pool.send(k - 1, &weights, x, shape, labels);
+        }
+        let (x, shape, labels) = part_of(&parts[0]);
+        let main = parallel::replica_step(&self.model, &Tensor::from_vec(&shape, x), &labels, &mut self.dropout_rng);
+        // Each part's loss is its mean: weigh its gradient by its share.
+        let share = |r: &std::ops::Range<usize>| r.len() as f32 / rows as f32;
+        let mut grads: Vec<Vec<f32>> =
+            main.grads.into_iter().map(|g| g.into_iter().map(|v| v * share(&parts[0])).collect()).collect();
+        let (mut loss, mut correct) = (main.loss * share(&parts[0]), main.correct);
+        for (k, r) in parts.iter().enumerate().skip(1) {
+            let part = pool.receive(k - 1);
+            for (sum, g) in grads.iter_mut().zip(&part.grads) {
+                sum.iter_mut().zip(g).for_each(|(s, v)| *s += v * share(r));
+            }
+            loss += part.loss * share(r);
+            correct += part.correct;
+        }
+        for ((_, p), g) in self.params.iter().zip(grads) {
+            p.set_grad(Storage::Cpu(Array::from_shape_vec(p.shape(), g).expect("a parameter's shape")));
+        }
+        counters.add(0, correct);
+        Tensor::scalar(loss)
     }
 
     /// Puts the data order at `cursor` of `epoch` (the next epoch, reshuffled,

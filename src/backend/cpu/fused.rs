@@ -25,6 +25,21 @@ pub fn linear(x: &[f32], rows: usize, w: ArrayView2<f32>, bias: Option<&[f32]>) 
     y
 }
 
+/// `Σ f(x_i, y_i)` in eight lanes (a plain f32 sum is one long chain the
+/// compiler may not reorder, so it would not vectorise).
+#[inline(always)]
+fn lane_sum(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(&a, &b)| f(a, b)).sum();
+    for (a, b) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += f(a[l], b[l]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// LayerNorm over rows of `d` (PyTorch's, biased variance): `y = (x - μ) /
 /// sqrt(σ² + eps) · γ + β`. Returns `y`, the normalised `x̂` and `1 / sqrt(σ² +
 /// eps)` per row, the last two for the backward pass.
@@ -32,8 +47,8 @@ pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], eps: f32) ->
     let rows = x.len() / d.max(1);
     let (mut y, mut xhat, mut rstd) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()], vec![0.0f32; rows]);
     for (((x, y), xh), r) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(xhat.chunks_exact_mut(d)).zip(&mut rstd) {
-        let mean = x.iter().sum::<f32>() / d as f32;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let mean = lane_sum(x, x, |a, _| a) / d as f32;
+        let var = lane_sum(x, x, |a, _| (a - mean) * (a - mean)) / d as f32;
         *r = 1.0 / (var + eps).sqrt();
         for ((((xv, yv), h), g), b) in x.iter().zip(y.iter_mut()).zip(xh.iter_mut()).zip(gamma).zip(beta) {
             *h = (xv - mean) * *r;
@@ -49,15 +64,13 @@ pub fn layer_norm_backward(dy: &[f32], xhat: &[f32], rstd: &[f32], gamma: &[f32]
     let d = gamma.len();
     let (mut dx, mut dgamma, mut dbeta) = (vec![0.0f32; dy.len()], vec![0.0f32; d], vec![0.0f32; d]);
     for (((dy, xh), dx), r) in dy.chunks_exact(d).zip(xhat.chunks_exact(d)).zip(dx.chunks_exact_mut(d)).zip(rstd) {
-        let (mut mean_d, mut mean_dx) = (0.0f32, 0.0f32);
-        for (((g, h), gm), (dg, db)) in dy.iter().zip(xh).zip(gamma).zip(dgamma.iter_mut().zip(dbeta.iter_mut())) {
-            let dxh = g * gm;
-            mean_d += dxh;
-            mean_dx += dxh * h;
+        for ((g, h), (dg, db)) in dy.iter().zip(xh).zip(dgamma.iter_mut().zip(dbeta.iter_mut())) {
             *dg += g * h;
             *db += g;
         }
-        (mean_d, mean_dx) = (mean_d / d as f32, mean_dx / d as f32);
+        // dx̂ = dy γ, and its mean and its mean times x̂ over the row.
+        let mean_d = lane_sum(dy, gamma, |g, gm| g * gm) / d as f32;
+        let mean_dx = xh.iter().zip(gamma).zip(dy).map(|((h, gm), g)| h * gm * g).sum::<f32>() / d as f32;
         for (((o, g), h), gm) in dx.iter_mut().zip(dy).zip(xh).zip(gamma) {
             *o = r * (g * gm - mean_d - h * mean_dx);
         }

@@ -249,27 +249,46 @@ pub fn max_pool_forward(x: &[f32], g: &Window) -> (Vec<f32>, Vec<u32>) {
     let mut out = Vec::with_capacity(planes * oh * ow);
     let mut arg = Vec::with_capacity(planes * oh * ow);
     let (mut best, mut best_idx) = (vec![0.0f32; ow], vec![0u32; ow]);
+    if ow == 0 {
+        return (out, arg);
+    }
     for p in 0..planes {
         let plane = &x[p * g.h * g.w..][..g.h * g.w];
         for oy in 0..oh {
             let base = oy * g.sh * g.w;
-            for ox in 0..ow {
-                best[ox] = plane[base + ox * g.sw];
-                best_idx[ox] = (base + ox * g.sw) as u32;
-            }
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    if i == 0 && j == 0 {
-                        continue;
-                    }
-                    let row = base + i * g.w + j;
-                    // Selects instead of branches: which tap wins is data-dependent.
-                    for ox in 0..ow {
-                        let idx = row + ox * g.sw;
-                        let v = plane[idx];
-                        let larger = v > best[ox];
-                        best[ox] = if larger { v } else { best[ox] };
-                        best_idx[ox] = if larger { idx as u32 } else { best_idx[ox] };
+            if (g.kh, g.kw, g.sw) == (2, 2, 2) {
+                // Keras's default pool: two input rows, pairs of columns, no
+                // index arithmetic in the loop.
+                let (r0, r1) = (&plane[base..][..2 * ow], &plane[base + g.w..][..2 * ow]);
+                let taps = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                for (ox, ((a, b), (v, i))) in taps.zip(best.iter_mut().zip(best_idx.iter_mut())).enumerate() {
+                    // Selects, first maximum in row-major tap order.
+                    let at = (base + 2 * ox) as u32;
+                    let (mut m, mut k) = (a[0], at);
+                    (m, k) = if a[1] > m { (a[1], at + 1) } else { (m, k) };
+                    let below = at + g.w as u32;
+                    (m, k) = if b[0] > m { (b[0], below) } else { (m, k) };
+                    (m, k) = if b[1] > m { (b[1], below + 1) } else { (m, k) };
+                    (*v, *i) = (m, k);
+                }
+            } else {
+                for (ox, (v, i)) in best.iter_mut().zip(best_idx.iter_mut()).enumerate() {
+                    *v = plane[base + ox * g.sw];
+                    *i = (base + ox * g.sw) as u32;
+                }
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        if i == 0 && j == 0 {
+                            continue;
+                        }
+                        let row = base + i * g.w + j;
+                        let taps = plane[row..row + (ow - 1) * g.sw + 1].iter().step_by(g.sw);
+                        // Selects instead of branches: which tap wins is data-dependent.
+                        for (ox, ((b, bi), &v)) in best.iter_mut().zip(best_idx.iter_mut()).zip(taps).enumerate() {
+                            let larger = v > *b;
+                            *b = if larger { v } else { *b };
+                            *bi = if larger { (row + ox * g.sw) as u32 } else { *bi };
+                        }
                     }
                 }
             }
@@ -398,6 +417,7 @@ pub fn sigmoid(x: f32) -> f32 {
 }
 
 /// GELU (tanh form) and its derivative at `x`.
+#[inline(always)]
 pub fn gelu_parts(x: f32) -> (f32, f32) {
     const C: f32 = 0.797_884_6; // sqrt(2/pi)
     let inner = C * (x + 0.044715 * x * x * x);

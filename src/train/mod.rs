@@ -356,15 +356,7 @@ impl Trainer {
         let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
         let before = self.snapshot();
         let counters = StepCounters::new(&device, 2);
-        #[cfg(not(target_arch = "wasm32"))]
-        let parallel = !device.is_gpu() && self.pool.is_some() && batch.labels.len() > 1;
-        #[cfg(target_arch = "wasm32")]
-        let parallel = false;
-        let loss = if parallel {
-            #[cfg(not(target_arch = "wasm32"))]
-            let loss = self.parallel_gradients(&batch, &counters);
-            #[cfg(target_arch = "wasm32")]
-            let loss = unreachable!();
+        let loss = if let Some(loss) = self.parallel_gradients(&batch, &counters) {
             loss
         } else {
             let x = Tensor::from_vec(&batch.shape, batch.x);
@@ -414,13 +406,21 @@ impl Trainer {
     }
 
     /// The batch's forward and backward pass split across the pool's
-    /// threads: leaves the summed gradient on the parameters, adds the
-    /// correct predictions to counter 0, and returns the batch's mean loss.
+    /// threads (when there is one, the model is on the CPU and the batch has
+    /// two examples or more): leaves the summed gradient on the parameters,
+    /// adds the correct predictions to counter 0, and returns the batch's
+    /// mean loss.
+    #[cfg(target_arch = "wasm32")]
+    fn parallel_gradients(&mut self, _batch: &crate::data::Batch, _counters: &StepCounters) -> Option<Tensor> {
+        None
+    }
+
+    /// See the wasm32 twin above.
     #[cfg(not(target_arch = "wasm32"))]
-    fn parallel_gradients(&mut self, batch: &crate::data::Batch, counters: &StepCounters) -> Tensor {
+    fn parallel_gradients(&mut self, batch: &crate::data::Batch, counters: &StepCounters) -> Option<Tensor> {
         use std::sync::Arc;
-        let pool = self.pool.as_ref().expect("a pool");
         let rows = batch.labels.len();
+        let pool = self.pool.as_ref().filter(|_| rows > 1 && !self.device().is_gpu())?;
         let parts = parallel::split(rows, pool.threads().min(rows));
         let per_example = batch.x.len() / rows;
         let part_of = |r: &std::ops::Range<usize>| {
@@ -453,7 +453,7 @@ impl Trainer {
             p.set_grad(Storage::Cpu(Array::from_shape_vec(p.shape(), g).expect("a parameter's shape")));
         }
         counters.add(0, correct);
-        Tensor::scalar(loss)
+        Some(Tensor::scalar(loss))
     }
 
     /// Puts the data order at `cursor` of `epoch` (the next epoch, reshuffled,

@@ -332,15 +332,18 @@ fn the_fused_recurrence() {
 fn the_recurrent_layer_op() {
     use layerlab::autograd::ops::Recurrence;
     for (cell, g) in [(Recurrence::Rnn, 1), (Recurrence::Lstm, 4), (Recurrence::Gru, 3)] {
-        let (n, t, i, h) = (2, 3, 4, 2);
-        let inputs = [
-            randn(&[n, t, i], 10 + g as u64),
-            randn(&[g * h, i], 20 + g as u64),
-            randn(&[g * h, h], 30 + g as u64),
-            randn(&[g * h], 40 + g as u64),
-            randn(&[g * h], 50 + g as u64),
-        ];
-        gradcheck(&format!("recurrent {cell:?}"), &inputs, move |v| v[0].recurrent(cell, &v[1], &v[2], &v[3], &v[4]));
+        for (n, t, i, h) in [(2, 3, 4, 2), (1, 1, 2, 3)] {
+            let inputs = [
+                randn(&[n, t, i], 10 + g as u64),
+                randn(&[g * h, i], 20 + g as u64),
+                randn(&[g * h, h], 30 + g as u64),
+                randn(&[g * h], 40 + g as u64),
+                randn(&[g * h], 50 + g as u64),
+            ];
+            gradcheck(&format!("recurrent {cell:?} N={n} T={t}"), &inputs, move |v| {
+                v[0].recurrent(cell, &v[1], &v[2], &v[3], &v[4])
+            });
+        }
         for (n, t, i, h) in [(2, 3, 4, 2), (5, 6, 7, 9)] {
             let name = format!("recurrent {cell:?} N={n} T={t} I={i} H={h}");
             let p: Vec<Tensor> = [
@@ -386,6 +389,10 @@ fn the_fused_dense_norm_and_attention_ops() {
     let (x, w, b) = (randn(&[2, 3, 5], 1), randn(&[4, 5], 2), randn(&[4], 3));
     gradcheck("linear", &[x.clone(), w.clone(), b.clone()], |v| v[0].linear(&v[1], Some(&v[2])));
     gradcheck("linear without bias", &[x.clone(), w.clone()], |v| v[0].linear(&v[1], None));
+    // A transposed (strided) input, as a permuted sequence would be.
+    gradcheck("linear of a transposed input", &[randn(&[5, 3], 7), w.clone()], |v| {
+        v[0].transpose(0, 1).linear(&v[1], None)
+    });
     let (xt, wt, bt) = (Tensor::new(x.clone()), Tensor::new(w.clone()), Tensor::new(b.clone()));
     close("linear", &xt.linear(&wt, Some(&bt)), &xt.matmul(&wt.transpose(0, 1)).add(&bt));
 

@@ -8,7 +8,7 @@
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 
-use crate::backend::{self as be, Gemm, MapOp, Storage, Window};
+use crate::backend::{self as be, Device, Gemm, MapOp, Storage, Window};
 use crate::tensor::Tensor;
 
 pub use crate::backend::cpu::{fast_tanh, sigmoid};
@@ -340,13 +340,14 @@ impl Tensor {
     pub fn layer_norm(&self, weight: &Tensor, bias: &Tensor, eps: f32) -> Tensor {
         let inputs = [self, weight, bias];
         let last = self.ndim() - 1;
+        let d = self.shape()[last];
+        assert!(weight.shape() == [d] && bias.shape() == [d], "layer_norm: weight and bias are [{d}]");
         if inputs.iter().any(|t| t.device().is_gpu()) {
             let centred = self.sub(&self.mean(&[last], true));
             let var = centred.mul(&centred).mean(&[last], true);
             return centred.div(&var.add_scalar(eps).sqrt()).mul(weight).add(bias);
         }
         let shape = self.shape();
-        let d = shape[last];
         let vec_of = |t: &Tensor| t.value().iter().copied().collect::<Vec<f32>>();
         let gamma = vec_of(weight);
         let (y, xhat, rstd) = {
@@ -375,7 +376,7 @@ impl Tensor {
     /// the GPU composed from primitives.
     pub fn attention(&self, heads: usize, causal: bool) -> Tensor {
         let s = self.shape();
-        assert!(s.len() == 3 && s[2] % (3 * heads.max(1)) == 0, "attention: qkv is [N, T, 3E], got {s:?}");
+        assert!(heads > 0 && s.len() == 3 && s[2] % (3 * heads) == 0, "attention: qkv is [N, T, 3E], got {s:?}");
         let (n, t, e) = (s[0], s[1], s[2] / 3);
         let dh = e / heads;
         if self.device().is_gpu() {
@@ -535,17 +536,19 @@ impl Tensor {
         assert_eq!(s.len(), 3, "recurrence: gate pre-activations [T, N, G*H], got {s:?}");
         let (steps, n, gh) = (s[0], s[1], s[2]);
         let h_dim = w_hh.shape()[1];
-        assert_eq!(w_hh.shape(), vec![gh, h_dim], "recurrence: weight_hh is [G*H, H]");
+        assert!(steps > 0, "recurrence: at least one step");
+        assert_eq!(w_hh.shape(), vec![cell.gates() * h_dim, h_dim], "recurrence: weight_hh is [G*H, H] for {cell:?}");
+        assert_eq!(gh, cell.gates() * h_dim, "recurrence: xp is [T, N, G*H] for {cell:?}");
         assert_eq!(cell == Recurrence::Gru, b_hh.is_some(), "recurrence: the GRU (only) takes b_hh");
         let mut inputs = vec![self, w_hh];
         inputs.extend(b_hh);
         let backward = Tensor::records_backward(&inputs);
-        if !inputs.iter().any(|t| t.device().is_gpu()) {
+        let Some(device) = inputs.iter().map(|t| t.device()).find(Device::is_gpu) else {
             return self.recurrence_cpu(cell, w_hh, b_hh, &inputs, backward);
-        }
-        let device = w_hh.device();
-        let (xp, w) = (self.storage().clone(), w_hh.storage().clone());
-        let b = b_hh.map(|b| b.storage().clone());
+        };
+        // Everything on the GPU (the cells take one device).
+        let (xp, w) = (self.storage().upload_to(&device), w_hh.storage().upload_to(&device));
+        let b = b_hh.map(|b| b.storage().upload_to(&device));
         let zeros = Storage::full(&[n, h_dim], 0.0, &device);
         let mut h = zeros.clone();
         let mut c = zeros.clone();
@@ -668,7 +671,10 @@ impl Tensor {
         assert_eq!(s.len(), 3, "recurrent: input [N, T, I], got {s:?}");
         let (n, steps, features) = (s[0], s[1], s[2]);
         let gh = w_hh.shape()[0];
+        assert!(steps > 0, "recurrent: a sequence of at least one step");
+        assert_eq!(gh, cell.gates() * w_hh.shape()[1], "recurrent: weight_hh is [G*H, H] for {cell:?}");
         assert_eq!(w_ih.shape(), vec![gh, features], "recurrent: weight_ih is [G*H, I]");
+        assert!(b_ih.shape() == [gh] && b_hh.shape() == [gh], "recurrent: the biases are [G*H]");
         // A batch on the CPU meeting a model on the GPU goes to the GPU, as
         // in every op.
         if [self, w_ih, w_hh, b_ih, b_hh].iter().any(|t| t.device().is_gpu()) {

@@ -390,17 +390,18 @@ impl Trainer {
     }
 
     /// Trains on the CPU with `threads` threads in all (data-parallel, see
-    /// `parallel`); 1 (or 0) trains on this thread alone. Only the CPU uses
-    /// them: a model on the GPU trains as before.
+    /// `parallel`); 1 (or 0) trains on this thread alone. A model on the GPU
+    /// starts none and trains as before.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn set_threads(&mut self, threads: usize) {
-        self.pool = (threads > 1).then(|| parallel::Pool::new(&self.model.spec, threads - 1));
+        let cpu = !self.device().is_gpu();
+        self.pool = (threads > 1 && cpu).then(|| parallel::Pool::new(&self.model.spec, threads - 1));
     }
 
-    /// Threads a CPU step uses (`set_threads`).
+    /// Threads a step uses (`set_threads`; 1 on the GPU).
     pub fn threads(&self) -> usize {
         #[cfg(not(target_arch = "wasm32"))]
-        return self.pool.as_ref().map_or(1, parallel::Pool::threads);
+        return self.pool.as_ref().filter(|_| !self.device().is_gpu()).map_or(1, parallel::Pool::threads);
         #[cfg(target_arch = "wasm32")]
         return 1;
     }
@@ -431,26 +432,38 @@ impl Trainer {
         let weights: Arc<Vec<Vec<f32>>> =
             Arc::new(self.params.iter().map(|(_, p)| p.value().iter().copied().collect()).collect());
         for (k, r) in parts.iter().enumerate().skip(1) {
-            let (x, shape, labels) = part_of(r);
-            pool.send(k - 1, &weights, x, shape, labels);
+            let seed = rand::Rng::random::<u64>(&mut self.dropout_rng);
+            pool.send(k - 1, &weights, part_of(r), seed);
         }
         let (x, shape, labels) = part_of(&parts[0]);
         let main = parallel::replica_step(&self.model, &Tensor::from_vec(&shape, x), &labels, &mut self.dropout_rng);
         // Each part's loss is its mean: weigh its gradient by its share.
         let share = |r: &std::ops::Range<usize>| r.len() as f32 / rows as f32;
-        let mut grads: Vec<Vec<f32>> =
-            main.grads.into_iter().map(|g| g.into_iter().map(|v| v * share(&parts[0])).collect()).collect();
+        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.params.len()];
+        let mut add = |part: Vec<Option<Vec<f32>>>, w: f32| {
+            for (sum, g) in grads.iter_mut().zip(part) {
+                let Some(g) = g else { continue };
+                match sum {
+                    Some(sum) => sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v * w),
+                    None => *sum = Some(g.into_iter().map(|v| v * w).collect()),
+                }
+            }
+        };
         let (mut loss, mut correct) = (main.loss * share(&parts[0]), main.correct);
+        add(main.grads, share(&parts[0]));
         for (k, r) in parts.iter().enumerate().skip(1) {
             let part = pool.receive(k - 1);
-            for (sum, g) in grads.iter_mut().zip(&part.grads) {
-                sum.iter_mut().zip(g).for_each(|(s, v)| *s += v * share(r));
-            }
+            add(part.grads, share(r));
             loss += part.loss * share(r);
             correct += part.correct;
         }
+        // A parameter the loss reaches in no part keeps no gradient, as with
+        // one thread (the optimizer leaves it alone).
         for ((_, p), g) in self.params.iter().zip(grads) {
-            p.set_grad(Storage::Cpu(Array::from_shape_vec(p.shape(), g).expect("a parameter's shape")));
+            match g {
+                Some(g) => p.set_grad(Storage::Cpu(Array::from_shape_vec(p.shape(), g).expect("a parameter's shape"))),
+                None => p.zero_grad(),
+            }
         }
         counters.add(0, correct);
         Some(Tensor::scalar(loss))

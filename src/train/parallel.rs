@@ -11,9 +11,11 @@
 //! The result equals one thread's up to the order of floating-point sums.
 //! Layers with per-batch state would see their part of the batch only
 //! (BatchNormalization, when it comes, needs its statistics summed too, as
-//! PyTorch's `SyncBatchNorm`). Dropout masks come from each replica's own
-//! generator (the main thread's for the first part), so a model with
-//! dropout trains differently, though as validly, with N threads.
+//! PyTorch's `SyncBatchNorm`). Each helper's dropout masks come from a seed
+//! the trainer's generator draws for it every step (the main thread's part
+//! uses that generator itself), so a model with dropout trains differently,
+//! though as validly, with N threads, and a checkpoint or an undone step
+//! still repeats exactly.
 //!
 //! The browser's workers will run the same replica step (`replica_step`) on
 //! messages instead of channels.
@@ -28,19 +30,22 @@ use rand_chacha::ChaCha8Rng;
 use crate::nn::{Mode, Model, ModelSpec};
 use crate::tensor::Tensor;
 
-/// One part of a batch for a replica, with the weights to use.
+/// One part of a batch for a replica, with the weights to use and the seed
+/// of its dropout masks (drawn from the trainer's generator, so that
+/// checkpoints and undone steps cover every part's masks).
 struct Job {
     weights: Arc<Vec<Vec<f32>>>,
     x: Vec<f32>,
     shape: Vec<usize>,
     labels: Vec<usize>,
+    seed: u64,
 }
 
 /// What a replica sends back: its part's gradients (each parameter's,
-/// row-major, zeros where the loss does not reach it), mean loss and correct
-/// predictions.
+/// row-major; `None` where the loss does not reach it, which the optimizer
+/// then leaves alone), mean loss and correct predictions.
 pub(crate) struct PartResult {
-    pub grads: Vec<Vec<f32>>,
+    pub grads: Vec<Option<Vec<f32>>>,
     pub loss: f32,
     pub correct: u32,
 }
@@ -70,10 +75,7 @@ pub(crate) fn replica_step(model: &Model, x: &Tensor, labels: &[usize], rng: &mu
     let correct = crate::backend::cpu::count_correct(&logits.value(), labels);
     let grads = params
         .iter()
-        .map(|(_, p)| match p.grad() {
-            Some(g) => g.iter().copied().collect(),
-            None => vec![0.0; p.len()],
-        })
+        .map(|(_, p)| p.grad().map(|g| crate::backend::cpu::array::standard(&g).iter().copied().collect()))
         .collect();
     PartResult { grads, loss: loss.item(), correct }
 }
@@ -96,8 +98,6 @@ impl Pool {
                                 return;
                             }
                         };
-                        let mut rng = ChaCha8Rng::seed_from_u64(spec.training.seed);
-                        rng.set_stream(u64::MAX - 1 - k as u64);
                         let params = model.parameters();
                         while let Ok(job) = job_rx.recv() {
                             for ((_, p), w) in params.iter().zip(job.weights.iter()) {
@@ -108,6 +108,7 @@ impl Pool {
                                 }
                             }
                             let x = Tensor::from_vec(&job.shape, job.x);
+                            let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
                             let part = replica_step(&model, &x, &job.labels, &mut rng);
                             if result_tx.send(Ok(part)).is_err() {
                                 return;
@@ -126,16 +127,17 @@ impl Pool {
         self.replicas.len() + 1
     }
 
-    /// Sends part `k + 1` of a batch to helper `k`.
+    /// Sends part `k + 1` of a batch (`x` `shape`, `labels`) to helper `k`,
+    /// with the weights and its dropout seed.
     pub(crate) fn send(
         &self,
         k: usize,
         weights: &Arc<Vec<Vec<f32>>>,
-        x: Vec<f32>,
-        shape: Vec<usize>,
-        labels: Vec<usize>,
+        part: (Vec<f32>, Vec<usize>, Vec<usize>),
+        seed: u64,
     ) {
-        let job = Job { weights: weights.clone(), x, shape, labels };
+        let (x, shape, labels) = part;
+        let job = Job { weights: weights.clone(), x, shape, labels, seed };
         self.replicas[k].jobs.send(job).expect("a training thread stopped");
     }
 

@@ -13,16 +13,20 @@ use super::{gemm_into, softmax_rows};
 /// `x W^T + b` for `x` `[rows, in]` (row-major), `w` `[out, in]` (any
 /// strides): the bias rows first, then one GEMM adding onto them.
 pub fn linear(x: &[f32], rows: usize, w: ArrayView2<f32>, bias: Option<&[f32]>) -> Vec<f32> {
+    let mut y = vec![0.0f32; rows * w.nrows()];
+    linear_into(x, rows, w, bias, &mut y);
+    y
+}
+
+/// `linear` into `y` `[rows, out]` (any values before).
+pub fn linear_into(x: &[f32], rows: usize, w: ArrayView2<f32>, bias: Option<&[f32]>, y: &mut [f32]) {
     let (out, features) = w.dim();
-    let mut y = vec![0.0f32; rows * out];
-    if let Some(b) = bias {
-        for row in y.chunks_exact_mut(out) {
-            row.copy_from_slice(b);
-        }
+    match bias {
+        Some(b) => y.chunks_exact_mut(out).for_each(|row| row.copy_from_slice(b)),
+        None => y.fill(0.0),
     }
     let x = ArrayView2::from_shape((rows, features), x).expect("linear: x is [rows, in]");
-    gemm_into(x, w.t(), 1.0, &mut ArrayViewMut2::from_shape((rows, out), &mut y).expect("[rows, out]"));
-    y
+    gemm_into(x, w.t(), 1.0, &mut ArrayViewMut2::from_shape((rows, out), y).expect("[rows, out]"));
 }
 
 /// `Σ f(x_i, y_i)` in eight lanes (a plain f32 sum is one long chain the

@@ -374,6 +374,34 @@ fn the_recurrent_layer_op() {
     }
 }
 
+/// Inference beyond `PROJECT_ALL_MAX` gate pre-activations projects the
+/// input step by step into one step's buffer: the same hidden states as
+/// training's one projection for all steps.
+#[test]
+fn a_large_inference_batch_projects_step_by_step() {
+    use layerlab::autograd::ops::Recurrence;
+    use layerlab::backend::cpu::recurrent::PROJECT_ALL_MAX;
+    let (t, i, h) = (17, 4, 64);
+    // A batch within the limit, and the smallest past it.
+    for n in [8, PROJECT_ALL_MAX / (t * 4 * h) + 1] {
+        let p: Vec<Tensor> = [
+            randn(&[n, t, i], 1),
+            randn(&[4 * h, i], 2).mapv(|v| v * 0.3),
+            randn(&[4 * h, h], 3).mapv(|v| v * 0.1),
+            randn(&[4 * h], 4),
+            randn(&[4 * h], 5),
+        ]
+        .into_iter()
+        .map(Tensor::parameter)
+        .collect();
+        let trained = p[0].recurrent(Recurrence::Lstm, &p[1], &p[2], &p[3], &p[4]).to_vec();
+        let inferred =
+            layerlab::autograd::no_grad(|| p[0].recurrent(Recurrence::Lstm, &p[1], &p[2], &p[3], &p[4]).to_vec());
+        let worst = trained.iter().zip(&inferred).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "N={n}: training and inference differ by {worst}");
+    }
+}
+
 /// The CPU's fused transformer ops by finite differences, and equal to the
 /// same arithmetic composed from primitives (the GPU's way): `linear` with
 /// and without a bias (and over a 3-d input), `layer_norm`, and

@@ -11,7 +11,8 @@
 //! the rational `fast_tanh` of the cell state). Backward, each step writes its gate gradients
 //! into one `[T, N, G·H]` buffer; `dW_hh`, `dW_ih` and the input's gradient
 //! are then one GEMM each over all steps. Inference keeps one step's
-//! buffers and projects the input step by step (no `[T, N, G·H]` array).
+//! state and projects the input in one GEMM too, or step by step when the
+//! batch is large (`PROJECT_ALL_MAX`).
 //!
 //! The cell's loops run over whole rows with the rational `fast_tanh` (and
 //! σ(x) = (1 + tanh(x/2)) / 2), so they vectorise; libm's `expf` would not.
@@ -60,6 +61,11 @@ fn view(data: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
 fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
     ArrayViewMut2::from_shape((rows, cols), data).expect("recurrence buffer sizes")
 }
+
+/// The most gate pre-activations (`T·N·G·H`, 16 MB) that inference
+/// projects in one GEMM; beyond, it projects step by step into one step's
+/// buffer, as a batch of 1,000 row-LSTM sequences would allocate 57 MB.
+pub const PROJECT_ALL_MAX: usize = 1 << 22;
 
 /// Where a recurrence's input gate pre-activations come from.
 pub enum Input<'a> {
@@ -113,19 +119,22 @@ pub fn forward(
     let zeros = vec![0.0f32; n * h];
     let mut hs = vec![0.0f32; steps * n * h];
     // Training keeps every step's gates (but the SimpleRNN's, which its
-    // output holds), projected in one GEMM; inference reuses one step's.
+    // output holds). They are projected in one GEMM for every step, as is
+    // inference's input while that buffer stays small; a large inference
+    // batch projects step by step into one step's buffer.
     let keep_gates = keep && cell != Recurrence::Rnn;
-    let mut gates = vec![0.0f32; if keep_gates { steps * block } else { block }];
-    if keep_gates {
+    let all_steps = keep_gates || steps * block <= PROJECT_ALL_MAX;
+    let mut gates = vec![0.0f32; if all_steps { steps * block } else { block }];
+    if all_steps {
         input.fill(0, steps, n, &mut gates);
     }
     let mut gh =
         if cell == Recurrence::Gru { vec![0.0f32; if keep { steps * block } else { block }] } else { Vec::new() };
     let mut cs = if cell == Recurrence::Lstm { vec![0.0f32; if keep { steps } else { 2 } * n * h] } else { Vec::new() };
     for t in 0..steps {
-        let slot = if keep_gates { t } else { 0 };
+        let slot = if all_steps { t } else { 0 };
         let g_t = &mut gates[slot * block..(slot + 1) * block];
-        if !keep_gates {
+        if !all_steps {
             input.fill(t, 1, n, g_t);
         }
         let (before, rest) = hs.split_at_mut(t * n * h);

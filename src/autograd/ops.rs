@@ -298,7 +298,7 @@ impl Tensor {
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Tensor {
         let mut inputs = vec![self, w];
         inputs.extend(b);
-        if inputs.iter().any(|t| t.device().is_gpu()) {
+        if gpu_among(&inputs).is_some() {
             let y = self.matmul(&w.transpose(0, 1));
             return match b {
                 Some(b) => y.add(b),
@@ -312,11 +312,10 @@ impl Tensor {
         let mut out_shape = xs.clone();
         *out_shape.last_mut().unwrap() = out;
         let value = {
-            let (x, wv) = (self.value(), w.value());
-            let x = be::cpu::array::standard(&x);
-            let bias = b.map(|b| b.value().iter().copied().collect::<Vec<f32>>());
+            let (x, wv, bv) = (self.value(), w.value(), b.map(|b| b.value()));
+            let bias = bv.as_deref().map(be::contiguous);
             let w2 = wv.view().into_dimensionality::<ndarray::Ix2>().expect("linear: weight is [out, in]");
-            let y = be::cpu::fused::linear(x.as_slice().expect("standard layout"), rows, w2, bias.as_deref());
+            let y = be::cpu::fused::linear(&be::contiguous(&x), rows, w2, bias.as_deref());
             Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&out_shape), y).expect("[.., out]"))
         };
         let (x, w_) = (self.clone(), w.clone());
@@ -342,25 +341,19 @@ impl Tensor {
         let last = self.ndim() - 1;
         let d = self.shape()[last];
         assert!(weight.shape() == [d] && bias.shape() == [d], "layer_norm: weight and bias are [{d}]");
-        if inputs.iter().any(|t| t.device().is_gpu()) {
+        if gpu_among(&inputs).is_some() {
             let centred = self.sub(&self.mean(&[last], true));
             let var = centred.mul(&centred).mean(&[last], true);
             return centred.div(&var.add_scalar(eps).sqrt()).mul(weight).add(bias);
         }
         let shape = self.shape();
-        let vec_of = |t: &Tensor| t.value().iter().copied().collect::<Vec<f32>>();
-        let gamma = vec_of(weight);
-        let (y, xhat, rstd) = {
-            let x = self.value();
-            let x = be::cpu::array::standard(&x);
-            be::cpu::fused::layer_norm(x.as_slice().expect("standard layout"), d, &gamma, &vec_of(bias), eps)
-        };
+        let gamma = be::contiguous(&weight.value()).into_owned();
+        let (y, xhat, rstd) =
+            be::cpu::fused::layer_norm(&be::contiguous(&self.value()), d, &gamma, &be::contiguous(&bias.value()), eps);
         let value = Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("same shape"));
         Tensor::from_op(value, &inputs, move |g, _| {
             let Storage::Cpu(g) = g else { unreachable!("a CPU LayerNorm's gradient on the GPU") };
-            let g = be::cpu::array::standard(g);
-            let (dx, dgamma, dbeta) =
-                be::cpu::fused::layer_norm_backward(g.as_slice().expect("standard layout"), &xhat, &rstd, &gamma);
+            let (dx, dgamma, dbeta) = be::cpu::fused::layer_norm_backward(&be::contiguous(g), &xhat, &rstd, &gamma);
             let array =
                 |shape: &[usize], v: Vec<f32>| Some(Storage::Cpu(ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()));
             vec![array(&shape, dx), array(&[d], dgamma), array(&[d], dbeta)]
@@ -383,18 +376,12 @@ impl Tensor {
             return self.attention_composed(heads, causal).0;
         }
         let a = be::cpu::fused::Attention { n, t, heads, dh, causal };
-        let (out, probs) = {
-            let x = self.value();
-            be::cpu::fused::attention(be::cpu::array::standard(&x).as_slice().expect("standard layout"), a)
-        };
+        let (out, probs) = be::cpu::fused::attention(&be::contiguous(&self.value()), a);
         let value = Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[n, t, e]), out).expect("[N, T, E]"));
         let x = self.clone();
         Tensor::from_op(value, &[self], move |g, _| {
             let Storage::Cpu(g) = g else { unreachable!("a CPU attention's gradient on the GPU") };
-            let (g, qkv) = (be::cpu::array::standard(g), x.value());
-            let qkv = be::cpu::array::standard(&qkv);
-            let (g, qkv) = (g.as_slice().expect("standard layout"), qkv.as_slice().expect("standard layout"));
-            let d = be::cpu::fused::attention_backward(qkv, &probs, g, a);
+            let d = be::cpu::fused::attention_backward(&be::contiguous(&x.value()), &probs, &be::contiguous(g), a);
             vec![Some(Storage::Cpu(ArrayD::from_shape_vec(IxDyn(&[n, t, 3 * e]), d).expect("[N, T, 3E]")))]
         })
     }
@@ -543,7 +530,7 @@ impl Tensor {
         let mut inputs = vec![self, w_hh];
         inputs.extend(b_hh);
         let backward = Tensor::records_backward(&inputs);
-        let Some(device) = inputs.iter().map(|t| t.device()).find(Device::is_gpu) else {
+        let Some(device) = gpu_among(&inputs) else {
             return self.recurrence_cpu(cell, w_hh, b_hh, &inputs, backward);
         };
         // Everything on the GPU (the cells take one device).
@@ -677,7 +664,8 @@ impl Tensor {
         assert!(b_ih.shape() == [gh] && b_hh.shape() == [gh], "recurrent: the biases are [G*H]");
         // A batch on the CPU meeting a model on the GPU goes to the GPU, as
         // in every op.
-        if [self, w_ih, w_hh, b_ih, b_hh].iter().any(|t| t.device().is_gpu()) {
+        let inputs = [self, w_ih, w_hh, b_ih, b_hh];
+        if gpu_among(&inputs).is_some() {
             // Time-major [T·N, I]: each step's rows are one block from here on.
             let x_tm = self.permute(&[1, 0, 2]).reshape(&[steps * n, features]);
             let xp = x_tm.matmul(&w_ih.transpose(0, 1));
@@ -689,7 +677,6 @@ impl Tensor {
                 xp.add(&b_ih.add(b_hh)).reshape(&[steps, n, gh]).recurrence(cell, w_hh, None)
             };
         }
-        let inputs = [self, w_ih, w_hh, b_ih, b_hh];
         let (hs, tape) = {
             let params = [w_ih.value(), w_hh.value(), b_ih.value(), b_hh.value()];
             let [a, b, c, d] = &params;
@@ -760,6 +747,12 @@ impl Tensor {
             vec![Some(be::reshape_owned(be::cross_entropy_backward(&probs, &labels, g), &shape))]
         })
     }
+}
+
+/// The GPU of the first of `inputs` that lives on one: an op meeting a CPU
+/// array and a GPU one runs on the GPU (`backend` uploads the CPU one).
+fn gpu_among(inputs: &[&Tensor]) -> Option<Device> {
+    inputs.iter().map(|t| t.device()).find(Device::is_gpu)
 }
 
 fn normalize_axes(axes: &[usize], ndim: usize) -> Vec<usize> {

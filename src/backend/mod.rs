@@ -491,7 +491,7 @@ fn matrix_view(w: &Array) -> ndarray::ArrayView2<'_, f32> {
 }
 
 /// `a` as a contiguous slice (copied only when it is not one).
-fn contiguous(a: &Array) -> std::borrow::Cow<'_, [f32]> {
+pub fn contiguous(a: &Array) -> std::borrow::Cow<'_, [f32]> {
     match a.as_slice() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(cpu::array::standard(a).into_owned().into_raw_vec_and_offset().0),

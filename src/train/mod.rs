@@ -365,12 +365,7 @@ impl Trainer {
             if !self.model.takes_ids() {
                 x.upload_to(&device);
             }
-            let logits = self.model.forward_logits(&x, Mode::Train(&mut self.dropout_rng));
-            let loss = logits.softmax_cross_entropy(&batch.labels);
-            for (_, p) in &self.params {
-                p.zero_grad();
-            }
-            loss.backward();
+            let (logits, loss) = forward_backward(&self.model, &self.params, &x, &batch.labels, &mut self.dropout_rng);
             counters.count_correct(0, &logits.storage(), &batch.labels);
             loss
         };
@@ -577,6 +572,26 @@ impl Trainer {
     pub fn train_set(&self) -> &Data {
         &self.train
     }
+}
+
+/// One training pass of `model` over `x`: the logits and the mean
+/// cross-entropy loss, with the gradients of `params` (the model's, zeroed
+/// first) left on them. Every training step runs it, on each thread's part
+/// of the batch too (`parallel`).
+fn forward_backward(
+    model: &Model,
+    params: &[(String, Tensor)],
+    x: &Tensor,
+    labels: &[usize],
+    rng: &mut ChaCha8Rng,
+) -> (Tensor, Tensor) {
+    let logits = model.forward_logits(x, Mode::Train(rng));
+    let loss = logits.softmax_cross_entropy(labels);
+    for (_, p) in params {
+        p.zero_grad();
+    }
+    loss.backward();
+    (logits, loss)
 }
 
 /// Evaluates `model` on `data` in batches of 1000, without recording a graph.

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::nn::{Mode, Model, ModelSpec};
+use crate::nn::{Model, ModelSpec};
 use crate::tensor::Tensor;
 
 /// One part of a batch for a replica, with the weights to use and the seed
@@ -66,12 +66,7 @@ pub(crate) struct Pool {
 /// predictions and the parameters' gradients.
 pub(crate) fn replica_step(model: &Model, x: &Tensor, labels: &[usize], rng: &mut ChaCha8Rng) -> PartResult {
     let params = model.parameters();
-    let logits = model.forward_logits(x, Mode::Train(rng));
-    let loss = logits.softmax_cross_entropy(labels);
-    for (_, p) in &params {
-        p.zero_grad();
-    }
-    loss.backward();
+    let (logits, loss) = super::forward_backward(model, &params, x, labels, rng);
     let correct = crate::backend::cpu::count_correct(&logits.value(), labels);
     let grads = params
         .iter()

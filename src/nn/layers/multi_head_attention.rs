@@ -129,9 +129,10 @@ impl Attention {
 
     /// softmax(Q K^T / sqrt(d_head)) V per head, over `x` `[N, T, E]`.
     pub(crate) fn apply(&self, x: &Tensor) -> Tensor {
-        let qkv = linear(x, &self.in_w, Some(&self.in_b)); // [N, T, 3E]
-                                                           // The views want the weights: only then is the attention composed
-                                                           // from primitives on the CPU (`Tensor::attention` fuses it).
+        // [N, T, 3E]
+        let qkv = linear(x, &self.in_w, Some(&self.in_b));
+        // The views want the weights: only then is the attention composed
+        // from primitives on the CPU (`Tensor::attention` fuses it).
         let out = if CAPTURE.with(|c| c.borrow().is_some()) {
             let (out, weights) = qkv.attention_composed(self.heads, self.causal);
             CAPTURE.with(|c| {

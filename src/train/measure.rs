@@ -82,14 +82,42 @@ impl Speeds {
 }
 
 /// Measures `spec` on the CPU and on `gpu` (a `Device::Gpu`) and returns both
-/// speeds; `slow` divides one backend's figure (`"cpu"` or `"gpu"`, by 1,000:
-/// a forced slow backend, for tests of the choice).
+/// speeds; `slow` (`"cpu"` or `"gpu"`, for tests of the choice) forces one
+/// backend slow: its figure becomes a thousandth of the slower of the two
+/// measured speeds, so it loses however far apart the backends really are (a
+/// software adapter can be 1,000 times slower than the CPU on a small model).
 ///
 /// # Errors
 /// As `samples_per_s`; a GPU failure is the caller's to fall back from.
 pub async fn measure(spec: &ModelSpec, train: &Data, gpu: &Device, slow: Option<&str>) -> Result<Speeds> {
     let cpu = samples_per_s(spec, train, &Device::Cpu, BUDGET_S).await?;
     let on_gpu = samples_per_s(spec, train, gpu, BUDGET_S).await?;
-    let factor = |which: &str| if slow == Some(which) { 1e-3 } else { 1.0 };
-    Ok(Speeds { gpu: (on_gpu * factor("gpu")) as f32, cpu: (cpu * factor("cpu")) as f32 })
+    Ok(forced_slow(Speeds { gpu: on_gpu as f32, cpu: cpu as f32 }, slow))
+}
+
+/// `speeds` with the backend `slow` names (`"cpu"` or `"gpu"`) at a thousandth
+/// of the slower measured figure; unchanged for `None` or another name.
+fn forced_slow(speeds: Speeds, slow: Option<&str>) -> Speeds {
+    let floor = speeds.gpu.min(speeds.cpu) * 1e-3;
+    match slow {
+        Some("cpu") => Speeds { cpu: floor, ..speeds },
+        Some("gpu") => Speeds { gpu: floor, ..speeds },
+        _ => speeds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forced_slow_backend_loses_however_far_apart_the_speeds_are() {
+        // The CI run that failed: SwiftShader at 53 samples/s, the CPU at 55,000.
+        for (gpu, cpu) in [(53.0, 55_000.0), (55_000.0, 53.0), (100.0, 100.0), (4_100.0, 780.0)] {
+            let measured = Speeds { gpu, cpu };
+            assert!(forced_slow(measured, Some("cpu")).gpu_wins(), "{measured:?}");
+            assert!(!forced_slow(measured, Some("gpu")).gpu_wins(), "{measured:?}");
+            assert_eq!(forced_slow(measured, None), measured);
+        }
+    }
 }

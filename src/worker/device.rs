@@ -18,7 +18,7 @@ pub(super) struct Auto {
     /// `measure_key` of what was measured.
     measured: Option<String>,
     speeds: Option<Speeds>,
-    /// For tests: the backend whose measured speed counts 1,000 times slower.
+    /// For tests: the backend forced to lose Auto's measurement (`measure::measure`).
     slow: Option<String>,
 }
 
@@ -101,7 +101,7 @@ impl Session {
 
     /// Auto with `gpu` at hand: training stays where it is until the next
     /// slice measures both backends on the model (`needs_measuring`).
-    /// `slow` (tests) names a backend to count 1,000 times slower.
+    /// `slow` (tests) names a backend forced to lose the measurement.
     pub fn set_auto_gpu(&mut self, gpu: Rc<Gpu>, slow: Option<String>) -> Vec<Event> {
         self.auto = Some(Auto { gpu, measured: None, speeds: None, slow });
         vec![self.backend_event(None)]

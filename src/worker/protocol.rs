@@ -76,7 +76,8 @@ pub enum Command {
     /// the model when training starts, where there is an adapter), `webgpu` or
     /// `cpu`. `simulate` is for tests: `unavailable` (no adapter), `lose:N`
     /// (the device is lost after N more steps), `slow:cpu` / `slow:gpu` (Auto
-    /// counts that backend's measured speed 1,000 times slower).
+    /// counts that backend at a thousandth of the slower measured speed, so it
+    /// loses).
     SetBackend {
         backend: BackendChoice,
         #[serde(default)]

@@ -133,6 +133,18 @@ fn threads_train_as_one_thread_does() {
             assert!(worst < 1e-3, "{preset} {threads} threads: weights differ by {worst}");
         }
     }
+    // A sequence task: a label per position, so a part's labels are its
+    // examples' positions (they were its first rows' once).
+    let spec = layerlab::preset("reverse-transformer").unwrap();
+    let seq = |threads: usize| {
+        let (train, test) = layerlab::data::Data::generated(&spec.input, spec.training.seed).unwrap();
+        let mut t = Trainer::new(&spec, train, test).unwrap();
+        t.set_threads(threads);
+        (0..6).map(|_| t.step().unwrap()).map(|m| (m.loss, m.accuracy)).collect::<Vec<_>>()
+    };
+    for (a, b) in seq(1).iter().zip(seq(3)) {
+        assert!((a.0 - b.0).abs() < 1e-3 * a.0.max(1.0) && a.1 == b.1, "a sequence task: {a:?} vs {b:?}");
+    }
     // An epoch's last batch smaller than the threads: 130 examples are
     // batches of 64, 64 and 2, the last split in 2 parts, not 3.
     let spec = layerlab::preset("seed-cnn").unwrap();

@@ -711,6 +711,46 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
 }
 
 #[wasm_bindgen_test]
+async fn the_workers_selector_offers_every_core_and_says_how_many_train() {
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    let select = one(&root, "workers-select").unchecked_into::<HtmlSelectElement>();
+    let cores = web_sys::window().unwrap().navigator().hardware_concurrency() as usize;
+    let max = cores.clamp(1, layerlab::worker::protocol::MAX_WORKERS);
+    assert_eq!(select.length() as usize, max, "one choice per core, at most 8");
+    let status = || one(&root, "workers-active").text_content().unwrap();
+    layerlab::ui::deliver(Event::Workers { wanted: 2, running: 1, note: None });
+    settle().await;
+    assert_eq!(status(), "1 of 2 ready, the others starting");
+    layerlab::ui::deliver(Event::Workers { wanted: 2, running: 2, note: None });
+    settle().await;
+    assert_eq!(status(), "2 ready; the first steps measure whether sharing each batch is faster");
+    assert_eq!(one(&root, "workers-active").get_attribute("data-running").as_deref(), Some("2"));
+    // What the run's first steps measured, and what is used: the Seed CNN
+    // shares each batch, the MLP (a step of a millisecond) does not.
+    layerlab::ui::deliver(Event::WorkerSpeeds { workers: 2, one: 1_062.4, split: 1_718.0, using: 2 });
+    settle().await;
+    assert_eq!(status(), "2 workers 1,718 samples/s, 1: 1,062: 2 share each batch");
+    layerlab::ui::deliver(Event::WorkerSpeeds { workers: 2, one: 46_236.0, split: 14_761.0, using: 1 });
+    settle().await;
+    assert_eq!(status(), "2 workers 14,761 samples/s, 1: 46,236: each step in one");
+    // A browser that cannot start them: one quiet line, with the reason.
+    let why = "this browser cannot start workers from a worker, so training runs in one worker";
+    layerlab::ui::deliver(Event::Workers { wanted: 2, running: 1, note: Some(why.into()) });
+    settle().await;
+    assert_eq!(status(), format!("1 training · {why}"));
+    // The choice is remembered in this browser.
+    if max > 1 {
+        change(&select.clone().unchecked_into(), "1");
+        settle().await;
+        let stored = web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("layerlab.workers").unwrap();
+        assert_eq!(stored.as_deref(), Some("1"));
+        web_sys::window().unwrap().local_storage().unwrap().unwrap().remove_item("layerlab.workers").unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn a_lesson_can_hide_the_backend_selector() {
     use layerlab::io::share::Control;
     let (root, _h) = open_lesson("mlp", "On any computer", "", vec![Control::Backend]).await;

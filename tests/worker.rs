@@ -562,3 +562,153 @@ fn a_run_that_learns_is_left_alone() {
         assert_eq!(not_learning(&events), Vec::<&String>::new(), "{preset}");
     }
 }
+
+/// Helpers in this process for `train_slice` (the page's are Web Workers):
+/// each a `Replica` answering at once, the `fail_job`-th job (counting from
+/// 1) answered with a failure.
+struct InProcess {
+    replicas: Vec<std::cell::RefCell<Option<(layerlab::nn::ModelSpec, layerlab::train::Replica)>>>,
+    answers: std::cell::RefCell<Vec<Option<Result<layerlab::train::PartResult, String>>>>,
+    jobs: std::cell::Cell<usize>,
+    fail_job: Option<usize>,
+    failed: std::cell::Cell<bool>,
+}
+
+impl InProcess {
+    fn new(helpers: usize, fail_job: Option<usize>) -> InProcess {
+        InProcess {
+            replicas: (0..helpers).map(|_| Default::default()).collect(),
+            answers: std::cell::RefCell::new(vec![None; helpers]),
+            jobs: Default::default(),
+            fail_job,
+            failed: Default::default(),
+        }
+    }
+}
+
+impl layerlab::worker::Helpers for InProcess {
+    async fn ready(&self) -> usize {
+        if self.failed.get() {
+            0
+        } else {
+            self.replicas.len()
+        }
+    }
+    fn send(&self, k: usize, spec: &layerlab::nn::ModelSpec, job: layerlab::train::PartJob) {
+        let mut replica = self.replicas[k].borrow_mut();
+        if replica.as_ref().is_none_or(|(s, _)| s != spec) {
+            *replica = Some((spec.clone(), layerlab::train::Replica::new(spec).unwrap()));
+        }
+        self.jobs.set(self.jobs.get() + 1);
+        let answer = match Some(self.jobs.get()) == self.fail_job {
+            true => Err("a simulated failure".to_string()),
+            false => replica.as_ref().unwrap().1.run(&job).map_err(|e| e.to_string()),
+        };
+        self.answers.borrow_mut()[k] = Some(answer);
+    }
+    async fn receive(&self, k: usize) -> Result<layerlab::train::PartResult, String> {
+        let answer = self.answers.borrow_mut()[k].take().expect("a job was sent");
+        self.failed.set(self.failed.get() || answer.is_err());
+        answer
+    }
+}
+
+/// `steps` steps of `spec`, in slices of at most 4 steps, with `helpers`:
+/// the losses and the final weights (`train_and_measure`: with the
+/// `WorkerSpeeds` events).
+fn train_with_helpers(
+    spec: &layerlab::nn::ModelSpec,
+    steps: usize,
+    helpers: &impl layerlab::worker::Helpers,
+) -> (Vec<f32>, Vec<f32>) {
+    train_and_measure(spec, steps, helpers).0
+}
+
+fn train_and_measure(
+    spec: &layerlab::nn::ModelSpec,
+    steps: usize,
+    helpers: &impl layerlab::worker::Helpers,
+) -> ((Vec<f32>, Vec<f32>), Vec<Event>) {
+    let mut measured = Vec::new();
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: spec.clone() });
+    s.handle(Command::Train);
+    let mut all = Vec::new();
+    while all.len() < steps {
+        let cell = std::cell::RefCell::new(&mut s);
+        let events = pollster::block_on(layerlab::worker::train_slice(
+            &cell,
+            helpers,
+            (steps - all.len()).min(4),
+            f64::INFINITY,
+            |_| {},
+        ));
+        assert!(!losses(&events).is_empty(), "the run stopped after {} steps: {events:?}", all.len());
+        measured.extend(events.iter().filter(|e| matches!(e, Event::WorkerSpeeds { .. })).cloned());
+        all.extend(losses(&events));
+    }
+    s.handle(Command::Pause);
+    let Event::Weights { safetensors, .. } = &s.handle(Command::GetWeights { purpose: "test".into() })[0] else {
+        panic!()
+    };
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, safetensors).unwrap();
+    let mut tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let weights = tensors
+        .iter()
+        .flat_map(|(_, t)| t.data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())))
+        .collect();
+    ((all, weights), measured)
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+}
+
+#[test]
+fn workers_split_each_step_and_train_as_one_does() {
+    // The page's multi-worker training, with helpers in this process: 2 and
+    // 3 workers over 8 steps of the Seed CNN (and of a sequence task, a label
+    // per position) give one worker's losses and
+    // weights to float tolerance (the gradients are summed in another order).
+    // Steps 1-4 are whole and 5-8 split: the measurement of which is faster
+    // (`split::SplitTuner`), the same every run.
+    for (preset, helpers) in [("seed-cnn", 1), ("seed-cnn", 2), ("reverse-lstm", 2)] {
+        let spec = layerlab::preset(preset).unwrap();
+        let (one, w1) = train_with_helpers(&spec, 8, &layerlab::worker::NoHelpers);
+        let h = InProcess::new(helpers, None);
+        let ((parts, w), measured) = train_and_measure(&spec, 8, &h);
+        assert_eq!(h.jobs.get(), 4 * helpers, "steps 5-8 were split");
+        assert!(
+            matches!(measured[..], [Event::WorkerSpeeds { workers, one, split, .. }] if workers == helpers + 1 && one > 0.0 && split > 0.0),
+            "{measured:?}"
+        );
+        assert!(close(&parts, &one, 1e-4), "{preset}, {} workers: {parts:?} against {one:?}", helpers + 1);
+        assert!(close(&w, &w1, 1e-3), "{preset}, {} workers: the weights differ", helpers + 1);
+        assert!(parts[7] < parts[0], "{parts:?}");
+    }
+}
+
+#[test]
+fn a_failing_helper_leaves_one_worker_to_train_the_same_batches() {
+    // The third job fails (step 7): that step is taken again in this worker
+    // alone, with the same batch and dropout masks, and no step is lost. The
+    // MLP has dropout: steps 5-6 used the helper's masks, so from there on
+    // the run is compared with itself done again.
+    let spec = layerlab::preset("mlp").unwrap();
+    let failing = InProcess::new(1, Some(3));
+    let (a, wa) = train_with_helpers(&spec, 8, &failing);
+    assert!(failing.failed.get());
+    assert_eq!(failing.jobs.get(), 3, "no job after the failure");
+    assert_eq!(a.len(), 8, "{a:?}");
+    let again = InProcess::new(1, Some(3));
+    let (b, wb) = train_with_helpers(&spec, 8, &again);
+    assert_eq!(a, b, "a failure is repeatable");
+    assert!(wa == wb, "a failure is repeatable: the weights differ");
+    // Without dropout, the run equals one worker's.
+    let mut no_dropout = spec.clone();
+    no_dropout.layers.retain(|l| !matches!(l, layerlab::nn::spec::LayerSpec::Dropout(_)));
+    let (one, _) = train_with_helpers(&no_dropout, 8, &layerlab::worker::NoHelpers);
+    let (split, _) = train_with_helpers(&no_dropout, 8, &InProcess::new(1, Some(3)));
+    assert!(close(&split, &one, 1e-4), "{split:?} against {one:?}");
+}

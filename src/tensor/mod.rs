@@ -227,7 +227,6 @@ impl Tensor {
         *self.0.grad.borrow_mut() = None;
     }
     /// Replaces the gradient (data-parallel training sums its parts' here).
-    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn set_grad(&self, g: Storage) {
         debug_assert_eq!(g.shape(), self.shape().as_slice());
         *self.0.grad.borrow_mut() = Some(g);

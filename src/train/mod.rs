@@ -21,8 +21,8 @@ use crate::tensor::{Array, Tensor};
 
 mod checkpoint;
 pub mod measure;
-#[cfg(not(target_arch = "wasm32"))]
 mod parallel;
+pub use parallel::{PartJob, PartResult, Replica};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -133,6 +133,25 @@ pub struct PendingStep {
     before: Snapshot,
     /// Which `begin_step` this was (see `Trainer::dropped_through`).
     serial: u64,
+}
+
+/// The start of a step (`Trainer::step_start`).
+struct StepStart {
+    started: Instant,
+    start: (usize, usize),
+    rng_before: ChaCha8Rng,
+    end: usize,
+    batch: crate::data::Batch,
+    before: Snapshot,
+    counters: StepCounters,
+}
+
+/// A step whose batch is split across workers (`Trainer::split_step`).
+pub struct SplitStep {
+    begun: StepStart,
+    /// Rows of the batch per part; the first is the trainer's own.
+    parts: Vec<std::ops::Range<usize>>,
+    own: Option<PartResult>,
 }
 
 impl PendingStep {
@@ -346,36 +365,57 @@ impl Trainer {
     /// moves on to the next batch. Complete it with `finish_step`, in the order
     /// begun. The next step may be begun before this one is finished (the GPU
     /// then runs one step while the host records the next; `run_pipelined`);
-    /// if a step diverges, the steps begun after it are dropped.
+    /// if a step diverges, the steps begun after it are dropped. With helper
+    /// threads (`set_threads`) the batch is split across them.
     pub fn begin_step(&mut self) -> PendingStep {
-        let started = Instant::now();
-        let device = self.device();
-        let start = (self.cursor, self.epoch);
-        let rng_before = self.dropout_rng.clone();
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some((mut split, jobs)) = self.split_step(self.threads()) {
+            let pool = self.pool.as_ref().expect("threads() > 1 has a pool");
+            jobs.into_iter().enumerate().for_each(|(k, job)| pool.send(k, job));
+            self.train_own_part(&mut split);
+            let pool = self.pool.as_ref().expect("threads() > 1 has a pool");
+            let parts = (0..split.parts.len() - 1).map(|k| pool.receive(k)).collect();
+            return self.finish_split(split, parts);
+        }
+        let mut begun = self.step_start();
+        let x = Tensor::from_vec(&begun.batch.shape, std::mem::take(&mut begun.batch.x));
+        // Token ids are read on the CPU by the embedding; images and
+        // sequences go to the device once here.
+        if !self.model.takes_ids() {
+            x.upload_to(&self.device());
+        }
+        let (logits, loss) =
+            forward_backward(&self.model, &self.params, &x, &begun.batch.labels, &mut self.dropout_rng);
+        begun.counters.count_correct(0, &logits.storage(), &begun.batch.labels);
+        self.step_end(begun, loss)
+    }
+
+    /// What every step starts from: the batch, where the data order and the
+    /// dropout generator stood, the weights before the update.
+    fn step_start(&mut self) -> StepStart {
         let end = (self.cursor + self.batch_size).min(self.order.len());
-        let batch = self.train.batch(&self.order[self.cursor..end], &self.example_shape);
-        let before = self.snapshot();
-        let counters = StepCounters::new(&device, 2);
-        let loss = if let Some(loss) = self.parallel_gradients(&batch, &counters) {
-            loss
-        } else {
-            let x = Tensor::from_vec(&batch.shape, batch.x);
-            // Token ids are read on the CPU by the embedding; images and
-            // sequences go to the device once here.
-            if !self.model.takes_ids() {
-                x.upload_to(&device);
-            }
-            let (logits, loss) = forward_backward(&self.model, &self.params, &x, &batch.labels, &mut self.dropout_rng);
-            counters.count_correct(0, &logits.storage(), &batch.labels);
-            loss
-        };
+        StepStart {
+            started: Instant::now(),
+            start: (self.cursor, self.epoch),
+            rng_before: self.dropout_rng.clone(),
+            end,
+            batch: self.train.batch(&self.order[self.cursor..end], &self.example_shape),
+            before: self.snapshot(),
+            counters: StepCounters::new(&self.device(), 2),
+        }
+    }
+
+    /// The rest of a step once its gradients are on the parameters and its
+    /// correct predictions counted: the optimizer update, the next batch.
+    fn step_end(&mut self, begun: StepStart, loss: Tensor) -> PendingStep {
+        let StepStart { started, start, rng_before, end, batch, before, counters } = begun;
         counters.count_nonfinite(1, &loss.storage());
         // Applied now and undone in `finish_step` if the metrics say it diverged,
         // so the device never waits for the host within a step. It counts every
         // non-finite gradient entry as it goes (an f32 sum of large finite
         // entries could overflow and call a healthy step diverged).
         self.optimizer.step(&self.params, &counters, 1);
-        device.flush();
+        self.device().flush();
         let loss = loss.storage().clone();
         let rows = batch.labels.len();
         self.move_to(end, self.epoch);
@@ -393,7 +433,8 @@ impl Trainer {
         self.pool = (threads > 1 && cpu).then(|| parallel::Pool::new(&self.model.spec, threads - 1));
     }
 
-    /// Threads a step uses (`set_threads`; 1 on the GPU).
+    /// Threads a step uses (`set_threads`; 1 on the GPU, and in the browser,
+    /// where the worker splits steps itself with `split_step`).
     pub fn threads(&self) -> usize {
         #[cfg(not(target_arch = "wasm32"))]
         return self.pool.as_ref().filter(|_| !self.device().is_gpu()).map_or(1, parallel::Pool::threads);
@@ -401,67 +442,102 @@ impl Trainer {
         return 1;
     }
 
-    /// The batch's forward and backward pass split across the pool's
-    /// threads (when there is one, the model is on the CPU and the batch has
-    /// two examples or more): leaves the summed gradient on the parameters,
-    /// adds the correct predictions to counter 0, and returns the batch's
-    /// mean loss.
-    #[cfg(target_arch = "wasm32")]
-    fn parallel_gradients(&mut self, _batch: &crate::data::Batch, _counters: &StepCounters) -> Option<Tensor> {
-        None
+    /// Begins the next step split into `parts` contiguous parts of its batch
+    /// (as even as can be; fewer when the batch has fewer examples): the
+    /// trainer computes the first (`train_own_part`), and the returned jobs,
+    /// parts 2 onwards, go to `Replica`s elsewhere, whose results complete the
+    /// step (`finish_split`). Each helper's dropout seed is drawn from the
+    /// trainer's generator. `None`, with nothing changed, when there is
+    /// nothing to split: fewer than 2 parts or examples, or a model on the GPU.
+    pub fn split_step(&mut self, parts: usize) -> Option<(SplitStep, Vec<PartJob>)> {
+        let rows = (self.cursor + self.batch_size).min(self.order.len()) - self.cursor;
+        if parts < 2 || rows < 2 || self.device().is_gpu() {
+            return None;
+        }
+        let begun = self.step_start();
+        let ranges = parallel::split(rows, parts.min(rows));
+        let batch = &begun.batch;
+        let (per_example, labels_per_example) = (batch.x.len() / rows, batch.labels.len() / rows);
+        let weights: Vec<f32> =
+            self.params.iter().flat_map(|(_, p)| p.value().iter().copied().collect::<Vec<_>>()).collect();
+        let weights = std::sync::Arc::new(weights);
+        let jobs = ranges[1..]
+            .iter()
+            .map(|r| {
+                let mut shape = batch.shape.clone();
+                shape[0] = r.len();
+                PartJob {
+                    weights: weights.clone(),
+                    x: batch.x[r.start * per_example..r.end * per_example].to_vec(),
+                    shape,
+                    labels: batch.labels[r.start * labels_per_example..r.end * labels_per_example].to_vec(),
+                    seed: rand::Rng::random::<u64>(&mut self.dropout_rng),
+                }
+            })
+            .collect();
+        Some((SplitStep { begun, parts: ranges, own: None }, jobs))
     }
 
-    /// See the wasm32 twin above.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn parallel_gradients(&mut self, batch: &crate::data::Batch, counters: &StepCounters) -> Option<Tensor> {
-        use std::sync::Arc;
-        let rows = batch.labels.len();
-        let pool = self.pool.as_ref().filter(|_| rows > 1 && !self.device().is_gpu())?;
-        let parts = parallel::split(rows, pool.threads().min(rows));
-        let per_example = batch.x.len() / rows;
-        let part_of = |r: &std::ops::Range<usize>| {
-            let mut shape = batch.shape.clone();
-            shape[0] = r.len();
-            (batch.x[r.start * per_example..r.end * per_example].to_vec(), shape, batch.labels[r.clone()].to_vec())
-        };
-        let weights: Arc<Vec<Vec<f32>>> =
-            Arc::new(self.params.iter().map(|(_, p)| p.value().iter().copied().collect()).collect());
-        for (k, r) in parts.iter().enumerate().skip(1) {
-            let seed = rand::Rng::random::<u64>(&mut self.dropout_rng);
-            pool.send(k - 1, &weights, part_of(r), seed);
-        }
-        let (x, shape, labels) = part_of(&parts[0]);
-        let main = parallel::replica_step(&self.model, &Tensor::from_vec(&shape, x), &labels, &mut self.dropout_rng);
-        // Each part's loss is its mean: weigh its gradient by its share.
-        let share = |r: &std::ops::Range<usize>| r.len() as f32 / rows as f32;
-        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.params.len()];
-        let mut add = |part: Vec<Option<Vec<f32>>>, w: f32| {
-            for (sum, g) in grads.iter_mut().zip(part) {
-                let Some(g) = g else { continue };
-                match sum {
-                    Some(sum) => sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v * w),
-                    None => *sum = Some(g.into_iter().map(|v| v * w).collect()),
-                }
-            }
-        };
-        let (mut loss, mut correct) = (main.loss * share(&parts[0]), main.correct);
-        add(main.grads, share(&parts[0]));
-        for (k, r) in parts.iter().enumerate().skip(1) {
-            let part = pool.receive(k - 1);
-            add(part.grads, share(r));
-            loss += part.loss * share(r);
+    /// The forward and backward pass of a split step's first part, on this
+    /// trainer's model (run it while the helpers run theirs).
+    pub fn train_own_part(&mut self, split: &mut SplitStep) {
+        let r = split.parts[0].clone();
+        let batch = &split.begun.batch;
+        let rows = batch.shape[0];
+        let (per_example, labels_per_example) = (batch.x.len() / rows, batch.labels.len() / rows);
+        let mut shape = batch.shape.clone();
+        shape[0] = r.len();
+        let x = Tensor::from_vec(&shape, batch.x[r.start * per_example..r.end * per_example].to_vec());
+        let labels = &batch.labels[r.start * labels_per_example..r.end * labels_per_example];
+        split.own = Some(parallel::part_gradients(&self.model, &self.params, &x, labels, &mut self.dropout_rng));
+    }
+
+    /// Completes a split step with the helpers' results (parts 2 onwards, in
+    /// order): the gradients summed, each weighed by its part's share of the
+    /// batch (each part's loss is a mean), then the update as for a whole
+    /// step. Finish it with `finish_step`.
+    ///
+    /// # Panics
+    /// When `train_own_part` has not run or `parts` is not one result per job.
+    pub fn finish_split(&mut self, split: SplitStep, parts: Vec<PartResult>) -> PendingStep {
+        let SplitStep { begun, parts: ranges, own } = split;
+        assert_eq!(parts.len() + 1, ranges.len(), "one result per part of the batch");
+        // Every example has as many predictions (a digit, or a sequence's
+        // positions): a part's share is its share of the examples.
+        let rows = begun.batch.shape[0] as f32;
+        let all = std::iter::once(own.expect("the trainer's own part ran")).chain(parts);
+        let mut grads = vec![0.0f32; self.params.iter().map(|(_, p)| p.len()).sum()];
+        let mut reached = vec![false; self.params.len()];
+        let (mut loss, mut correct) = (0.0f32, 0);
+        for (part, r) in all.zip(&ranges) {
+            let share = r.len() as f32 / rows;
+            grads.iter_mut().zip(&part.grads).for_each(|(s, g)| *s += g * share);
+            reached.iter_mut().zip(&part.reached).for_each(|(a, b)| *a |= b);
+            loss += part.loss * share;
             correct += part.correct;
         }
         // A parameter the loss reaches in no part keeps no gradient, as with
         // one thread (the optimizer leaves it alone).
-        for ((_, p), g) in self.params.iter().zip(grads) {
-            match g {
-                Some(g) => p.set_grad(Storage::Cpu(Array::from_shape_vec(p.shape(), g).expect("a parameter's shape"))),
-                None => p.zero_grad(),
+        let mut at = 0;
+        for ((_, p), reached) in self.params.iter().zip(reached) {
+            let g = &grads[at..at + p.len()];
+            at += p.len();
+            match reached {
+                true => {
+                    p.set_grad(Storage::Cpu(Array::from_shape_vec(p.shape(), g.to_vec()).expect("a parameter's shape")))
+                }
+                false => p.zero_grad(),
             }
         }
-        counters.add(0, correct);
-        Some(Tensor::scalar(loss))
+        begun.counters.add(0, correct);
+        self.step_end(begun, Tensor::scalar(loss))
+    }
+
+    /// Drops a split step whose helpers failed: the data order never moved,
+    /// and the dropout generator goes back to where it stood, so the next step
+    /// takes the same batch and masks.
+    pub fn abandon_split(&mut self, split: SplitStep) {
+        self.dropout_rng = split.begun.rng_before;
     }
 
     /// Puts the data order at `cursor` of `epoch` (the next epoch, reshuffled,

@@ -17,138 +17,200 @@
 //! though as validly, with N threads, and a checkpoint or an undone step
 //! still repeats exactly.
 //!
-//! The browser's workers will run the same replica step (`replica_step`) on
-//! messages instead of channels.
+//! The split is the trainer's (`Trainer::split_step`, `train_own_part`,
+//! `finish_split`); where the parts run is the caller's: these threads
+//! natively, the page's helper Web Workers in the browser (`worker::web`),
+//! each running a `Replica` on the `PartJob`s it is sent.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+#[cfg(not(target_arch = "wasm32"))]
 use std::thread::JoinHandle;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::error::Result;
 use crate::nn::{Model, ModelSpec};
 use crate::tensor::Tensor;
 
-/// One part of a batch for a replica, with the weights to use and the seed
-/// of its dropout masks (drawn from the trainer's generator, so that
-/// checkpoints and undone steps cover every part's masks).
-struct Job {
-    weights: Arc<Vec<Vec<f32>>>,
-    x: Vec<f32>,
-    shape: Vec<usize>,
-    labels: Vec<usize>,
-    seed: u64,
+/// One part of a batch for a replica: the weights to use, the part's
+/// examples and labels, and the seed of its dropout masks (drawn from the
+/// trainer's generator, so that checkpoints and undone steps cover every
+/// part's masks).
+#[derive(Clone, Debug)]
+pub struct PartJob {
+    /// Every parameter's values, row-major, one after another in
+    /// `Model::parameters` order (shared by the parts of a step).
+    pub weights: Arc<Vec<f32>>,
+    /// The examples, `shape` row-major (`[rows, ...]`: pixels, or token ids as f32).
+    pub x: Vec<f32>,
+    pub shape: Vec<usize>,
+    /// One class per example, or per position for a sequence task.
+    pub labels: Vec<usize>,
+    pub seed: u64,
 }
 
-/// What a replica sends back: its part's gradients (each parameter's,
-/// row-major; `None` where the loss does not reach it, which the optimizer
-/// then leaves alone), mean loss and correct predictions.
-pub(crate) struct PartResult {
-    pub grads: Vec<Option<Vec<f32>>>,
+/// What a replica sends back for its part: the gradients of its mean loss
+/// (every parameter's, row-major, one after another as in `PartJob::weights`),
+/// which parameters the loss reached (the others' stretch is zeros, and the
+/// optimizer leaves a parameter no part reaches alone), its mean loss and
+/// correct predictions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartResult {
+    pub grads: Vec<f32>,
+    pub reached: Vec<bool>,
     pub loss: f32,
     pub correct: u32,
 }
 
-struct Replica {
-    jobs: Sender<Job>,
-    results: Receiver<Result<PartResult, String>>,
-    thread: Option<JoinHandle<()>>,
+/// A model that computes the gradients of parts of batches for a trainer
+/// elsewhere (a thread, or a helper Web Worker).
+pub struct Replica {
+    model: Model,
+    params: Vec<(String, Tensor)>,
 }
 
-/// The helper threads of a data-parallel trainer (the main thread is the
-/// first worker).
-pub(crate) struct Pool {
-    replicas: Vec<Replica>,
+impl Replica {
+    /// A replica of `spec`'s model (its weights come with every job).
+    ///
+    /// # Errors
+    /// `Error::Spec` when the spec does not build a model.
+    pub fn new(spec: &ModelSpec) -> Result<Replica> {
+        let model = Model::new(spec)?;
+        let params = model.parameters();
+        Ok(Replica { model, params })
+    }
+
+    /// Values in all of the model's parameters (the length of a job's weights).
+    pub fn weight_count(&self) -> usize {
+        self.params.iter().map(|(_, p)| p.len()).sum()
+    }
+
+    /// The forward and backward pass of `job`'s part with its weights.
+    ///
+    /// # Errors
+    /// `Error::Input` when the job's weights, examples or labels do not fit
+    /// the model (a job meant for another model).
+    pub fn run(&self, job: &PartJob) -> Result<PartResult> {
+        let bad =
+            |what: String| crate::error::Error::Input(format!("a part of a batch does not fit the model: {what}"));
+        if job.weights.len() != self.weight_count() {
+            return Err(bad(format!("{} weights for {}", job.weights.len(), self.weight_count())));
+        }
+        if job.shape.iter().product::<usize>() != job.x.len() || job.shape.first().is_none_or(|&rows| rows == 0) {
+            return Err(bad(format!("{} values for the shape {:?}", job.x.len(), job.shape)));
+        }
+        let mut at = 0;
+        for (_, p) in &self.params {
+            let w = &job.weights[at..at + p.len()];
+            at += p.len();
+            let mut value = p.value_mut();
+            match value.as_slice_mut() {
+                Some(s) => s.copy_from_slice(w),
+                None => value.iter_mut().zip(w).for_each(|(a, b)| *a = *b),
+            }
+        }
+        let x = Tensor::from_vec(&job.shape, job.x.clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
+        Ok(part_gradients(&self.model, &self.params, &x, &job.labels, &mut rng))
+    }
 }
 
 /// The forward and backward pass of one part on `model`: its loss, correct
 /// predictions and the parameters' gradients.
-pub(crate) fn replica_step(model: &Model, x: &Tensor, labels: &[usize], rng: &mut ChaCha8Rng) -> PartResult {
-    let params = model.parameters();
-    let (logits, loss) = super::forward_backward(model, &params, x, labels, rng);
+pub(crate) fn part_gradients(
+    model: &Model,
+    params: &[(String, Tensor)],
+    x: &Tensor,
+    labels: &[usize],
+    rng: &mut ChaCha8Rng,
+) -> PartResult {
+    let (logits, loss) = super::forward_backward(model, params, x, labels, rng);
     let correct = crate::backend::cpu::count_correct(&logits.value(), labels);
-    let grads = params
-        .iter()
-        .map(|(_, p)| p.grad().map(|g| crate::backend::cpu::array::standard(&g).iter().copied().collect()))
-        .collect();
-    PartResult { grads, loss: loss.item(), correct }
+    let mut grads = Vec::with_capacity(params.iter().map(|(_, p)| p.len()).sum());
+    let mut reached = Vec::with_capacity(params.len());
+    for (_, p) in params {
+        match p.grad() {
+            Some(g) => grads.extend(crate::backend::cpu::array::standard(&g).iter().copied()),
+            None => grads.resize(grads.len() + p.len(), 0.0),
+        }
+        reached.push(p.grad().is_some());
+    }
+    PartResult { grads, reached, loss: loss.item(), correct }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+struct Helper {
+    jobs: Sender<PartJob>,
+    results: Receiver<Result<PartResult>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+/// The helper threads of a data-parallel trainer (the main thread is the
+/// first worker).
+pub(crate) struct Pool {
+    helpers: Vec<Helper>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 impl Pool {
     /// `helpers` threads, each with a replica of `spec`'s model.
     pub(crate) fn new(spec: &ModelSpec, helpers: usize) -> Pool {
-        let replicas = (0..helpers)
+        let helpers = (0..helpers)
             .map(|k| {
-                let (jobs, job_rx) = channel::<Job>();
+                let (jobs, job_rx) = channel::<PartJob>();
                 let (result_tx, results) = channel();
                 let spec = spec.clone();
                 let thread = std::thread::Builder::new()
                     .name(format!("layerlab-replica-{}", k + 1))
                     .spawn(move || {
-                        let model = match Model::new(&spec) {
-                            Ok(m) => m,
+                        let replica = match Replica::new(&spec) {
+                            Ok(r) => r,
                             Err(e) => {
-                                let _ = result_tx.send(Err(e.to_string()));
+                                let _ = result_tx.send(Err(e));
                                 return;
                             }
                         };
-                        let params = model.parameters();
                         while let Ok(job) = job_rx.recv() {
-                            for ((_, p), w) in params.iter().zip(job.weights.iter()) {
-                                let mut value = p.value_mut();
-                                match value.as_slice_mut() {
-                                    Some(s) => s.copy_from_slice(w),
-                                    None => value.iter_mut().zip(w).for_each(|(a, b)| *a = *b),
-                                }
-                            }
-                            let x = Tensor::from_vec(&job.shape, job.x);
-                            let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
-                            let part = replica_step(&model, &x, &job.labels, &mut rng);
-                            if result_tx.send(Ok(part)).is_err() {
+                            if result_tx.send(replica.run(&job)).is_err() {
                                 return;
                             }
                         }
                     })
                     .expect("spawning a training thread");
-                Replica { jobs, results, thread: Some(thread) }
+                Helper { jobs, results, thread: Some(thread) }
             })
             .collect();
-        Pool { replicas }
+        Pool { helpers }
     }
 
     /// Threads in all, the main one included.
     pub(crate) fn threads(&self) -> usize {
-        self.replicas.len() + 1
+        self.helpers.len() + 1
     }
 
-    /// Sends part `k + 1` of a batch (`x` `shape`, `labels`) to helper `k`,
-    /// with the weights and its dropout seed.
-    pub(crate) fn send(
-        &self,
-        k: usize,
-        weights: &Arc<Vec<Vec<f32>>>,
-        part: (Vec<f32>, Vec<usize>, Vec<usize>),
-        seed: u64,
-    ) {
-        let (x, shape, labels) = part;
-        let job = Job { weights: weights.clone(), x, shape, labels, seed };
-        self.replicas[k].jobs.send(job).expect("a training thread stopped");
+    /// Sends `job` to helper `k`.
+    pub(crate) fn send(&self, k: usize, job: PartJob) {
+        self.helpers[k].jobs.send(job).expect("a training thread stopped");
     }
 
     /// Helper `k`'s result.
     pub(crate) fn receive(&self, k: usize) -> PartResult {
-        match self.replicas[k].results.recv() {
+        match self.helpers[k].results.recv() {
             Ok(Ok(part)) => part,
-            Ok(Err(e)) => panic!("a training thread could not build the model: {e}"),
+            Ok(Err(e)) => panic!("a training thread failed: {e}"),
             Err(_) => panic!("a training thread stopped"),
         }
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Drop for Pool {
     fn drop(&mut self) {
-        for r in &mut self.replicas {
+        for r in &mut self.helpers {
             // Closing the job channel ends the thread's loop.
             let (dead, _) = channel();
             drop(std::mem::replace(&mut r.jobs, dead));

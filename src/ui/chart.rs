@@ -6,9 +6,10 @@ use leptos::prelude::*;
 use super::share::{Fold, PageState};
 use super::{client, DataState, Editor, TrainView};
 use crate::data::DatasetSpec;
+use crate::error::format_count;
 use crate::io::share::Panel;
 use crate::nn::spec::{OptimizerSpec, MAX_BATCH_SIZE, MAX_EPOCHS};
-use crate::worker::protocol::{BackendChoice, Command};
+use crate::worker::protocol::{BackendChoice, Command, MAX_WORKERS};
 
 const CHART_W: f32 = 560.0;
 const CHART_H: f32 = 240.0;
@@ -426,6 +427,79 @@ pub fn send_backend(choice: BackendChoice) {
     client::send(&Command::SetBackend { backend: choice, simulate: simulated_gpu() });
 }
 
+/// Training workers remembered in this browser (`SetWorkers`).
+const WORKERS_KEY: &str = "layerlab.workers";
+
+/// The device's cores as the browser reports them, at most `MAX_WORKERS`.
+fn cores() -> usize {
+    let n = web_sys::window().map_or(1.0, |w| w.navigator().hardware_concurrency());
+    (n as usize).clamp(1, MAX_WORKERS)
+}
+
+/// The workers asked for: remembered, or every core.
+fn stored_workers() -> usize {
+    web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(WORKERS_KEY).ok().flatten())
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(cores(), |n| n.clamp(1, cores()))
+}
+
+/// Tells the worker how many workers train on the CPU. For tests,
+/// `?workers=unavailable` acts as a browser whose workers cannot start workers.
+fn send_workers(workers: usize) {
+    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    let simulate =
+        search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix("workers=")).map(str::to_string);
+    client::send(&Command::SetWorkers { workers, simulate });
+}
+
+/// How many Web Workers share a CPU step (1 to the device's cores), and how
+/// many take part now.
+#[component]
+fn WorkersSelector() -> impl IntoView {
+    let view_state = expect_context::<TrainView>();
+    let choice = RwSignal::new(stored_workers());
+    send_workers(choice.get_untracked());
+    let status = move || match (view_state.workers.get(), view_state.worker_speeds.get()) {
+        (None, _) => String::new(),
+        (Some((_, running, Some(note))), _) => format!("{running} training · {note}"),
+        (Some((wanted, running, None)), _) if running < wanted => {
+            format!("{running} of {wanted} ready, the others starting")
+        }
+        (Some((1, _, None)), _) if cores() == 1 => "1 (the browser reports one core)".to_string(),
+        (Some((1, _, None)), _) => "1: every step in one worker".to_string(),
+        (Some((_, running, None)), Some((workers, one, split, using))) if workers == running => {
+            let using = if using > 1 { format!("{workers} share each batch") } else { "each step in one".to_string() };
+            let (one, split) = (format_count(one.round() as u64), format_count(split.round() as u64));
+            format!("{workers} workers {split} samples/s, 1: {one}: {using}")
+        }
+        (Some((_, running, None)), _) => {
+            format!("{running} ready; the first steps measure whether sharing each batch is faster")
+        }
+    };
+    let limited = move || cores() == 1;
+    view! {
+        <label class="field" title="On the CPU, each batch can be split across this many Web Workers (one per core at most): their gradients are summed, so the run is the same as in one worker, to float rounding. The first steps of a run measure whether that is faster for the model (a small one trains faster in one).">
+            "Workers (CPU)"
+            <select data-testid="workers-select" disabled=limited on:change=move |ev| {
+                let n = event_target_value(&ev).parse::<usize>().unwrap_or(1).clamp(1, cores());
+                choice.set(n);
+                if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+                    let _ = s.set_item(WORKERS_KEY, &n.to_string());
+                }
+                send_workers(n);
+            }>
+                {(1..=cores()).map(|n| view! {
+                    <option value=n.to_string() selected=move || choice.get() == n>{n.to_string()}</option>
+                }).collect_view()}
+            </select>
+        </label>
+        <span class="backend-active" data-testid="workers-active"
+            data-running=move || view_state.workers.get().map_or(0, |w| w.1)>{status}</span>
+    }
+}
+
 /// Auto / WebGPU / CPU, with the adapter in use and why training is not where
 /// the selector says (no adapter, or the GPU failed and training moved to the CPU).
 #[component]
@@ -474,6 +548,7 @@ pub fn BackendSelector() -> impl IntoView {
             {move || view_state.backend_unavailable.get().map(|why| view! {
                 <details class="backend-why" data-testid="backend-why"><summary>"Why?"</summary>{why}</details>
             })}
+            <WorkersSelector/>
         </div>
         {move || view_state.backend_notice.get().map(|n| view! { <p class="backend-notice" data-testid="backend-notice" role="alert">{n}</p> })}
     }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker};
+use web_sys::{MessageEvent, Worker};
 
 use super::{DataState, TrainView};
 use crate::worker::protocol::{Command, Event};
@@ -32,24 +32,11 @@ fn base_url() -> String {
     }
 }
 
-fn spawn_worker(base: &str) -> Result<Worker, JsValue> {
-    // A classic worker from a blob, loading the no-modules build Trunk makes.
-    let script = js_sys::Array::new();
-    script.push(&JsValue::from_str(&format!(
-        "importScripts('{base}layerlab-worker.js'); wasm_bindgen('{base}layerlab-worker_bg.wasm');"
-    )));
-    let options = BlobPropertyBag::new();
-    options.set_type("text/javascript");
-    let blob = Blob::new_with_str_sequence_and_options(&script, &options)?;
-    let url = Url::create_object_url_with_blob(&blob)?;
-    Worker::new(&url)
-}
-
 /// Starts the worker and routes its events to `view`.
 pub fn start(view: TrainView) {
     CLIENT.with(|c| c.borrow_mut().view = Some(view));
     let base = base_url();
-    let worker = match spawn_worker(&base) {
+    let worker = match crate::worker::protocol::spawn_worker(&base, crate::worker::protocol::TRAINER_NAME) {
         Ok(w) => w,
         Err(e) => {
             view.data.set(DataState::Failed(format!("the training worker could not start: {e:?}")));

@@ -114,6 +114,11 @@ pub struct TrainView {
     pub backend_speeds: RwSignal<Option<crate::worker::protocol::Speeds>>,
     /// Why Auto found no WebGPU (shown on demand).
     pub backend_unavailable: RwSignal<Option<String>>,
+    /// The training workers: asked for, taking part now, why fewer (`Event::Workers`).
+    pub workers: RwSignal<Option<(usize, usize, Option<String>)>>,
+    /// What splitting steps across the workers gave for this run: workers,
+    /// samples/s in one and split, workers used (`Event::WorkerSpeeds`).
+    pub worker_speeds: RwSignal<Option<(usize, f32, f32, usize)>>,
     /// A checkpoint that came before the losses of all its steps (a GPU run
     /// reports a slice's losses at its end): kept once they are here.
     unkept: StoredValue<Option<Unkept>>,
@@ -157,6 +162,8 @@ impl TrainView {
             backend_notice: RwSignal::new(None),
             backend_speeds: RwSignal::new(None),
             backend_unavailable: RwSignal::new(None),
+            workers: RwSignal::new(None),
+            worker_speeds: RwSignal::new(None),
             unkept: StoredValue::new(None),
         }
     }
@@ -176,6 +183,7 @@ impl TrainView {
         self.hidden.set(None);
         self.inspection.set(None);
         self.unkept.set_value(None);
+        self.worker_speeds.set(None);
     }
 
     /// Keeps the run in this browser with the page's history of it, once the
@@ -271,6 +279,10 @@ impl TrainView {
                 self.backend_notice.set(notice);
                 self.backend_speeds.set(speeds);
                 self.backend_unavailable.set(unavailable);
+            }
+            Event::Workers { wanted, running, note } => self.workers.set(Some((wanted, running, note))),
+            Event::WorkerSpeeds { workers, one, split, using } => {
+                self.worker_speeds.set(Some((workers, one, split, using)))
             }
         }
     }

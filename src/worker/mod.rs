@@ -3,12 +3,16 @@
 //! state machine (model, data, running or paused). `slice`: the one training
 //! loop, for every device. `device`: a GPU run with its CPU copy and the
 //! fallback to the CPU. `views`: the model's insides for the page. `web`: the
-//! Web Worker glue. Everything but `web` is plain Rust, tested natively.
+//! Web Worker glue, and `helpers` its helper workers for data-parallel steps
+//! (`split`: whether splitting pays, measured). Everything but `web` is plain Rust, tested natively.
 
 mod device;
+#[cfg(target_arch = "wasm32")]
+mod helpers;
 pub mod protocol;
 mod session;
 mod slice;
+mod split;
 mod views;
 mod watch;
 #[cfg(target_arch = "wasm32")]
@@ -17,4 +21,4 @@ pub mod web;
 pub use device::SYNC_EVERY;
 pub use protocol::*;
 pub use session::Session;
-pub use slice::SessionCell;
+pub use slice::{train_slice, Helpers, NoHelpers, SessionCell};

@@ -83,7 +83,49 @@ pub enum Command {
         #[serde(default)]
         simulate: Option<String>,
     },
+    /// Train on the CPU data-parallel across `workers` Web Workers in all (this
+    /// one and `workers - 1` helpers, at most `MAX_WORKERS`; 1: this one
+    /// alone). Each step's batch is split across them and their gradients
+    /// summed (`Trainer::split_step`). `simulate` is for tests:
+    /// `unavailable` acts as a browser whose workers cannot start workers.
+    SetWorkers {
+        workers: usize,
+        #[serde(default)]
+        simulate: Option<String>,
+    },
 }
+
+/// The most training workers a page uses (`SetWorkers`).
+pub const MAX_WORKERS: usize = 8;
+
+/// Starts the training worker script served from `base` (the page's folder)
+/// as a classic Web Worker named `name`: from a blob that loads the
+/// no-modules build Trunk makes. The page starts the training worker with it,
+/// and the training worker its helpers (`HELPER_NAME`).
+///
+/// # Errors
+/// The browser's, when it cannot make the blob or start the worker.
+#[cfg(target_arch = "wasm32")]
+pub fn spawn_worker(base: &str, name: &str) -> Result<web_sys::Worker, wasm_bindgen::JsValue> {
+    use wasm_bindgen::JsValue;
+    let script = js_sys::Array::new();
+    script.push(&JsValue::from_str(&format!(
+        "importScripts('{base}layerlab-worker.js'); wasm_bindgen('{base}layerlab-worker_bg.wasm');"
+    )));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("text/javascript");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&script, &options)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob)?;
+    let worker_options = web_sys::WorkerOptions::new();
+    worker_options.set_name(name);
+    web_sys::Worker::new_with_options(&url, &worker_options)
+}
+
+/// The name of the training worker (`spawn_worker`).
+pub const TRAINER_NAME: &str = "layerlab-trainer";
+/// The name of a helper worker: the same script, as a `Replica` that computes
+/// parts of batches for the training worker.
+pub const HELPER_NAME: &str = "layerlab-helper";
 
 /// What the page shows of a run (its loss per step, its evaluations as
 /// `(step, accuracy)`, the seconds spent training), kept with its checkpoint.
@@ -250,6 +292,25 @@ pub enum Event {
         speeds: Option<Speeds>,
         #[serde(default)]
         unavailable: Option<String>,
+    },
+    /// The training workers: `wanted` asked for (`SetWorkers`), `running` those
+    /// that take part in CPU steps now (1: this worker alone; helpers that are
+    /// still starting are not counted), `note` why fewer run than asked (the
+    /// browser cannot start them, or one failed).
+    Workers {
+        wanted: usize,
+        running: usize,
+        note: Option<String>,
+    },
+    /// What splitting steps across `workers` workers gives for the current
+    /// run, measured on its first steps (samples/s in one worker and split),
+    /// and the workers each step uses from now on: `workers` when splitting
+    /// is faster, else 1 (`split::SplitTuner`).
+    WorkerSpeeds {
+        workers: usize,
+        one: f32,
+        split: f32,
+        using: usize,
     },
     Error {
         message: String,

@@ -44,6 +44,8 @@ pub struct Session {
     pub(super) choice: BackendChoice,
     /// Watches the run for one that is not learning.
     pub(super) watch: super::watch::RunWatch,
+    /// Whether splitting the run's steps across helper workers pays.
+    pub(super) split: super::split::SplitTuner,
     /// Auto's GPU, to measure against the CPU (`device::Auto`).
     pub(super) auto: Option<super::device::Auto>,
     /// Why Auto found no WebGPU (reported with `Backend`).
@@ -73,6 +75,7 @@ impl Session {
             generation: 0,
             choice: BackendChoice::Auto,
             watch: Default::default(),
+            split: Default::default(),
             auto: None,
             unavailable: None,
         }
@@ -126,6 +129,9 @@ impl Session {
                 self.spec = Some(spec);
                 self.reset()
             }
+            // The page's worker starts its helper workers itself (`web`); a
+            // native session trains in one thread.
+            Command::SetWorkers { .. } => vec![],
             Command::Reset => self.reset(),
             Command::Train => match self.ensure_trainer() {
                 Ok(()) => {

@@ -11,7 +11,8 @@ use super::device::SYNC_EVERY;
 use super::protocol::*;
 use super::session::Session;
 use crate::error::Error;
-use crate::train::Trainer;
+use crate::nn::ModelSpec;
+use crate::train::{PartJob, PartResult, PendingStep, SplitStep, Trainer};
 
 /// What one slice of training collected (see `Session::slice_start`).
 pub(super) struct Slice {
@@ -45,14 +46,55 @@ impl SessionCell for RefCell<&mut Session> {
     }
 }
 
+/// Where the parts of a split step run besides the session's trainer: the
+/// page's helper Web Workers (`web`), each with a `Replica` of the model.
+/// Natively there are none (`NoHelpers`); tests use replicas in process.
+pub trait Helpers {
+    /// Helpers to take parts of the next step (0: it is not split), once
+    /// those starting are ready (so that how a run's steps are split does
+    /// not depend on timing). May start or stop helpers to match what was
+    /// asked: no part is out when it runs.
+    fn ready(&self) -> impl std::future::Future<Output = usize>;
+    /// Sends `job`, a part of a step of `spec`'s model, to helper `k`.
+    fn send(&self, k: usize, spec: &ModelSpec, job: PartJob);
+    /// Helper `k`'s result for the job sent to it last, or why the helper
+    /// failed (it is not used again).
+    fn receive(&self, k: usize) -> impl std::future::Future<Output = Result<PartResult, String>>;
+}
+
+/// No helpers: every step trains in the session's own thread.
+pub struct NoHelpers;
+
+impl Helpers for NoHelpers {
+    async fn ready(&self) -> usize {
+        0
+    }
+    fn send(&self, _: usize, _: &ModelSpec, _: PartJob) {
+        unreachable!("no helper was ready")
+    }
+    async fn receive(&self, _: usize) -> Result<PartResult, String> {
+        unreachable!("no helper was ready")
+    }
+}
+
+/// A step begun by `begin_slice_step`: whole, or split across helpers (the
+/// jobs to send them, and the spec of the model they belong to).
+pub(super) enum Begun {
+    Whole(PendingStep),
+    Split(SplitStep, Vec<PartJob>, ModelSpec),
+}
+
 /// Trains one slice on the session's device (first measuring where Auto has
 /// not measured the model, `device::measure_auto`): up to `max_steps` steps (or while
 /// running) for about `budget_s` seconds, each step begun, its metrics awaited
 /// (ready at once on the CPU) and completed; a GPU run's CPU copy refreshed
 /// when due; then the slice's events. `on_begun` runs after each step is
-/// recorded (the page's tests simulate a lost GPU there).
+/// recorded (the page's tests simulate a lost GPU there). On the CPU, with
+/// `helpers` ready, each step's batch is split across them and this thread,
+/// whose part runs while theirs do.
 pub async fn train_slice(
     cell: &impl SessionCell,
+    helpers: &impl Helpers,
     max_steps: usize,
     budget_s: f64,
     mut on_begun: impl FnMut(&Session),
@@ -61,10 +103,46 @@ pub async fn train_slice(
     let measured = if cell.with(|s| s.needs_measuring()) { super::device::measure_auto(cell).await } else { vec![] };
     let Some(mut slice) = cell.with(|s| s.slice_start(max_steps, budget_s)) else { return measured };
     slice.events = measured;
-    while let Some((generation, pending)) = cell.with(|s| s.begin_slice_step(&slice)) {
+    loop {
+        let ready = match cell.with(|s| s.may_split(&slice)) {
+            true => helpers.ready().await,
+            false => 0,
+        };
+        let started = web_time::Instant::now();
+        let Some((generation, begun)) = cell.with(|s| s.begin_slice_step(&slice, ready)) else { break };
+        let split = matches!(begun, Begun::Split(..));
+        let pending = match begun {
+            Begun::Whole(pending) => pending,
+            Begun::Split(mut split, jobs, spec) => {
+                let sent = jobs.len();
+                for (k, job) in jobs.into_iter().enumerate() {
+                    helpers.send(k, &spec, job);
+                }
+                cell.with(|s| s.train_own_part(generation, &mut split));
+                // Every helper's answer is awaited, even after a failure, so
+                // that none is left out to be taken for the next step's.
+                let mut parts = Ok(Vec::with_capacity(sent));
+                for k in 0..sent {
+                    match (helpers.receive(k).await, &mut parts) {
+                        (Ok(part), Ok(parts)) => parts.push(part),
+                        (Err(e), Ok(_)) => parts = Err(e),
+                        (_, Err(_)) => {}
+                    }
+                }
+                match cell.with(|s| s.finish_split(&mut slice, generation, split, parts)) {
+                    Some(pending) => pending,
+                    None => continue,
+                }
+            }
+        };
         cell.with(|s| on_begun(s));
         let words = pending.read().await;
-        if cell.with(|s| s.finish_slice_step(&mut slice, generation, pending, words)) {
+        let sync_due = cell.with(|s| {
+            let due = s.finish_slice_step(&mut slice, generation, pending, words);
+            s.step_timed(&mut slice, generation, split, started.elapsed());
+            due
+        });
+        if sync_due {
             let events = sync(cell).await;
             slice.events.extend(events);
             cell.with(|s| s.slice_synced(&mut slice));
@@ -100,7 +178,7 @@ impl Session {
     /// `train_slice`, waiting for the device (natively).
     #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn run_steps(&mut self, max_steps: usize, budget_s: f64) -> Vec<Event> {
-        pollster::block_on(train_slice(&RefCell::new(self), max_steps, budget_s, |_| {}))
+        pollster::block_on(train_slice(&RefCell::new(self), &NoHelpers, max_steps, budget_s, |_| {}))
     }
 
     /// Brings a GPU run's CPU copy up to date, waiting for the GPU (natively).
@@ -152,14 +230,74 @@ impl Session {
         }
     }
 
-    /// Begins the slice's next step if it wants one (see `Trainer::begin_step`),
-    /// with the generation it belongs to.
-    fn begin_slice_step(&mut self, slice: &Slice) -> Option<(u64, crate::train::PendingStep)> {
+    /// Whether the slice's next step, if it takes one, may be split across
+    /// helpers (a run on the CPU).
+    fn may_split(&self, slice: &Slice) -> bool {
+        self.slice_wants_step(slice) && self.trainer.as_ref().is_some_and(|t| !t.device().is_gpu())
+    }
+
+    /// Begins the slice's next step if it wants one, with the generation it
+    /// belongs to: split across the trainer and `helpers` helpers where there
+    /// are any and the run is on the CPU (`Trainer::split_step`), whole
+    /// otherwise (`Trainer::begin_step`).
+    fn begin_slice_step(&mut self, slice: &Slice, helpers: usize) -> Option<(u64, Begun)> {
         if !(self.running || slice.max_steps == 1) || !self.slice_wants_step(slice) {
             return None;
         }
         let generation = self.generation;
-        Some((generation, self.trainer.as_mut()?.begin_step()))
+        let parts = if self.split.split_next(generation, helpers) { helpers + 1 } else { 1 };
+        let t = self.trainer.as_mut()?;
+        match t.split_step(parts) {
+            Some((split, jobs)) => Some((generation, Begun::Split(split, jobs, t.model.spec.clone()))),
+            None => Some((generation, Begun::Whole(t.begin_step()))),
+        }
+    }
+
+    /// The trainer's own part of a split step (nothing when the trainer was
+    /// replaced meanwhile: `finish_split` drops the step).
+    fn train_own_part(&mut self, generation: u64, split: &mut SplitStep) {
+        if generation == self.generation {
+            if let Some(t) = self.trainer.as_mut() {
+                t.train_own_part(split);
+            }
+        }
+    }
+
+    /// Times a CPU step for `SplitTuner` (whether splitting pays), and says
+    /// what it measured once it has.
+    fn step_timed(&mut self, slice: &mut Slice, generation: u64, split: bool, time: web_time::Duration) {
+        let Some(t) = self.trainer.as_ref().filter(|t| !t.device().is_gpu() && generation == self.generation) else {
+            return;
+        };
+        let rows = t.model.spec.training.batch_size.min(t.train_set().len());
+        if let Some(m) = self.split.record(generation, split, time, rows) {
+            slice.events.push(Event::WorkerSpeeds { workers: m.workers, one: m.one, split: m.split, using: m.using });
+        }
+    }
+
+    /// Completes a split step with its helpers' results (`Trainer::finish_split`).
+    /// `None` when the step is dropped: the trainer was replaced meanwhile (the
+    /// slice ends), or a helper failed (`Trainer::abandon_split`: the next step
+    /// takes the same batch in this worker alone; the helpers' glue says why).
+    fn finish_split(
+        &mut self,
+        slice: &mut Slice,
+        generation: u64,
+        split: SplitStep,
+        parts: Result<Vec<PartResult>, String>,
+    ) -> Option<PendingStep> {
+        if generation != self.generation {
+            slice.stop = true;
+            return None;
+        }
+        let t = self.trainer.as_mut()?;
+        match parts {
+            Ok(parts) => Some(t.finish_split(split, parts)),
+            Err(_) => {
+                t.abandon_split(split);
+                None
+            }
+        }
     }
 
     /// Completes a step begun by `begin_slice_step` with its metrics (or the

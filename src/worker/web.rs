@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
+use super::helpers::WebHelpers;
 use super::slice::{sync, train_slice};
 use super::{BackendChoice, Command, Event, Session};
 use crate::backend::{Device, Gpu};
@@ -25,6 +26,8 @@ struct Worker {
     busy: Cell<bool>,
     /// For tests: lose the GPU device after this many more steps.
     lose_after: Cell<Option<usize>>,
+    /// The helper workers that take parts of CPU steps (`SetWorkers`).
+    helpers: Rc<WebHelpers>,
 }
 
 impl Worker {
@@ -57,6 +60,7 @@ impl Worker {
             }
         };
         if let Command::LoadData { base_url } = cmd {
+            self.helpers.set_base(&base_url);
             let me = self.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let events = match load_mnist(&me, &base_url).await {
@@ -65,6 +69,10 @@ impl Worker {
                 };
                 me.post(events);
             });
+            return;
+        }
+        if let Command::SetWorkers { workers, simulate } = cmd {
+            self.helpers.set_wanted(workers, simulate.as_deref());
             return;
         }
         if let Command::SetBackend { backend, simulate } = cmd {
@@ -105,7 +113,7 @@ async fn slice(me: Rc<Worker>, max_steps: usize) {
     if me.busy.replace(true) {
         return;
     }
-    let events = train_slice(&me.session, max_steps, SLICE_S, |s| {
+    let events = train_slice(&me.session, &*me.helpers, max_steps, SLICE_S, |s| {
         // For tests: lose the GPU device after a number of steps.
         if let Some(n) = me.lose_after.get() {
             if n == 0 {
@@ -194,9 +202,14 @@ async fn load_mnist(worker: &Rc<Worker>, base_url: &str) -> Result<(Mnist, Mnist
 }
 
 /// Starts the worker: installs the message handler and says it is ready.
+/// A worker named `HELPER_NAME` is a training worker's helper instead.
 pub fn start() {
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    if scope.name() == super::protocol::HELPER_NAME {
+        return super::helpers::start_helper(scope);
+    }
     let worker = Rc::new(Worker {
+        helpers: WebHelpers::new(scope.clone()),
         scope: scope.clone(),
         session: RefCell::new(Session::new()),
         tick_scheduled: Cell::new(false),

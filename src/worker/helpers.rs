@@ -1,0 +1,391 @@
+//! Data-parallel training in the page: the training worker starts helper Web
+//! Workers (the same script, named `HELPER_NAME`), and each step on the CPU
+//! sends every helper a part of the batch with the weights (`PartJob`); the
+//! helper's `Replica` sends back the part's gradients (`PartResult`), which
+//! the trainer sums with its own part's (`Trainer::finish_split`), as the
+//! CLI's `--threads` does with threads.
+//!
+//! Messages are JS objects: the numbers travel as `Float32Array`s whose
+//! buffers are transferred, not copied; the rest as JSON text.
+//! - to a helper: `{spec}` when its model changes, `{job, weights, x}` per step;
+//! - from a helper: `"ready"` once started, `{result, grads}` per job, or
+//!   `{error}` when a job does not fit its model.
+//!
+//! A helper that fails (an error event, a job it cannot run) stops them all:
+//! the step is taken again in the training worker alone, and `Workers` says
+//! why. A browser whose workers cannot start workers trains in one.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Worker};
+
+use super::protocol::{spawn_worker, Event, HELPER_NAME, MAX_WORKERS};
+use super::slice::Helpers;
+use crate::nn::ModelSpec;
+use crate::train::{PartJob, PartResult, Replica};
+
+/// A job's small fields (its numbers travel as arrays).
+#[derive(Serialize, Deserialize)]
+struct JobMeta {
+    shape: Vec<usize>,
+    labels: Vec<usize>,
+    seed: u64,
+}
+
+/// A result's small fields; the loss as its bits, since a diverging part's
+/// NaN has no JSON form.
+#[derive(Serialize, Deserialize)]
+struct ResultMeta {
+    reached: Vec<bool>,
+    loss_bits: u32,
+    correct: u32,
+}
+
+fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
+    Reflect::get(obj, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined())
+}
+
+fn object(fields: &[(&str, &JsValue)]) -> Object {
+    let obj = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&obj, &JsValue::from_str(k), v);
+    }
+    obj
+}
+
+fn floats(values: &[f32]) -> Float32Array {
+    Float32Array::from(values)
+}
+
+/// One helper worker, seen from the training worker.
+struct Helper {
+    worker: Worker,
+    /// It said "ready" (its message handler is installed).
+    ready: Cell<bool>,
+    /// The model its replica has.
+    spec: RefCell<Option<ModelSpec>>,
+    /// The answer to the job out, and its resolve function, which the
+    /// message handler takes to answer it.
+    answer: RefCell<Option<Promise>>,
+    resolve: RefCell<Option<Function>>,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
+
+/// The training worker's helpers (`Helpers` for `train_slice`).
+pub(super) struct WebHelpers {
+    scope: DedicatedWorkerGlobalScope,
+    me: Weak<WebHelpers>,
+    /// The page's folder, from `LoadData` (helpers load the script from it).
+    base: RefCell<Option<String>>,
+    /// Workers asked for in all, this one included.
+    wanted: Cell<usize>,
+    /// Why fewer run than asked (set when the browser cannot start them, or
+    /// one failed; cleared by the next `SetWorkers`).
+    note: RefCell<Option<String>>,
+    helpers: RefCell<Vec<Rc<Helper>>>,
+    /// The helpers of the step under way (`ready` picks them; `send` and
+    /// `receive` count among them).
+    round: RefCell<Vec<Rc<Helper>>>,
+    /// Jobs sent and not yet received: helpers are started or stopped only
+    /// when none is out.
+    out: Cell<usize>,
+    /// The last `Workers` event sent.
+    reported: RefCell<Option<Event>>,
+}
+
+impl WebHelpers {
+    pub(super) fn new(scope: DedicatedWorkerGlobalScope) -> Rc<WebHelpers> {
+        Rc::new_cyclic(|me| WebHelpers {
+            scope,
+            me: me.clone(),
+            base: RefCell::new(None),
+            wanted: Cell::new(1),
+            note: RefCell::new(None),
+            helpers: RefCell::new(Vec::new()),
+            round: RefCell::new(Vec::new()),
+            out: Cell::new(0),
+            reported: RefCell::new(None),
+        })
+    }
+
+    /// The page's folder is known (`LoadData`): helpers can start.
+    pub(super) fn set_base(&self, base: &str) {
+        *self.base.borrow_mut() = Some(base.to_string());
+        self.reconcile();
+    }
+
+    /// `SetWorkers`: `workers` in all (1 to `MAX_WORKERS`). `simulate`
+    /// `unavailable` acts as a browser whose workers cannot start workers.
+    pub(super) fn set_wanted(&self, workers: usize, simulate: Option<&str>) {
+        self.wanted.set(workers.clamp(1, MAX_WORKERS));
+        *self.note.borrow_mut() = None;
+        let nested = Reflect::has(&js_sys::global(), &JsValue::from_str("Worker")).unwrap_or(false);
+        if workers > 1 && (simulate == Some("unavailable") || !nested) {
+            self.stop_all("this browser cannot start workers from a worker, so training runs in one worker".into());
+        }
+        self.reconcile();
+    }
+
+    /// Stops every helper and says why (training goes on in one worker).
+    fn stop_all(&self, why: String) {
+        *self.note.borrow_mut() = Some(why);
+        if self.out.get() == 0 {
+            self.helpers.borrow_mut().clear();
+            self.round.borrow_mut().clear();
+        }
+        self.report();
+    }
+
+    /// Starts or stops helpers to match what was asked, when no job is out.
+    fn reconcile(&self) {
+        if self.out.get() > 0 {
+            return;
+        }
+        let want = if self.note.borrow().is_some() { 0 } else { self.wanted.get() - 1 };
+        self.helpers.borrow_mut().truncate(want);
+        let base = self.base.borrow().clone();
+        while let Some(base) = base.as_deref().filter(|_| self.helpers.borrow().len() < want) {
+            match self.spawn(base) {
+                Ok(h) => self.helpers.borrow_mut().push(h),
+                Err(e) => {
+                    let why =
+                        format!("a helper worker could not start ({}), so training runs in one worker", describe(&e));
+                    *self.note.borrow_mut() = Some(why);
+                    self.helpers.borrow_mut().clear();
+                    break;
+                }
+            }
+        }
+        self.report();
+    }
+
+    fn spawn(&self, base: &str) -> Result<Rc<Helper>, JsValue> {
+        let worker = spawn_worker(base, HELPER_NAME)?;
+        let helper = Rc::new_cyclic(|me: &Weak<Helper>| {
+            let (me_msg, me_err, pool_msg, pool_err) = (me.clone(), me.clone(), self.me.clone(), self.me.clone());
+            let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |msg: MessageEvent| {
+                let (Some(helper), Some(pool)) = (me_msg.upgrade(), pool_msg.upgrade()) else { return };
+                if msg.data().as_string().as_deref() == Some("ready") {
+                    helper.ready.set(true);
+                    pool.report();
+                } else if let Some(resolve) = helper.resolve.borrow_mut().take() {
+                    let _ = resolve.call1(&JsValue::NULL, &msg.data());
+                }
+            });
+            let on_error = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
+                let (Some(helper), Some(pool)) = (me_err.upgrade(), pool_err.upgrade()) else { return };
+                let why = format!("a helper worker failed ({}); training goes on in one worker", describe(&e));
+                let failed = object(&[("error", &JsValue::from_str(&why))]);
+                // A job out gets the failure as its answer; the pool stops.
+                let resolve = helper.resolve.borrow_mut().take();
+                match resolve {
+                    Some(resolve) => drop(resolve.call1(&JsValue::NULL, &failed)),
+                    None => pool.stop_all(why),
+                }
+            });
+            worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            // Kept by the worker object for its life (they hold no strong
+            // reference): a handler may stop the helpers, and must not drop
+            // itself while it runs.
+            on_message.forget();
+            on_error.forget();
+            Helper {
+                worker,
+                ready: Cell::new(false),
+                spec: RefCell::new(None),
+                answer: RefCell::new(None),
+                resolve: RefCell::new(None),
+            }
+        });
+        Ok(helper)
+    }
+
+    async fn sleep_ms(&self, ms: i32) {
+        let scope = self.scope.clone();
+        let wait = Promise::new(&mut |resolve, _| {
+            let _ = scope.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(wait).await;
+    }
+
+    /// Tells the page how many workers train (when that changed).
+    fn report(&self) {
+        let running = 1 + self.helpers.borrow().iter().filter(|h| h.ready.get()).count();
+        let event = Event::Workers { wanted: self.wanted.get(), running, note: self.note.borrow().clone() };
+        if self.reported.borrow().as_ref() != Some(&event) {
+            let text = serde_json::to_string(&event).expect("events serialize");
+            let _ = self.scope.post_message(&JsValue::from_str(&text));
+            *self.reported.borrow_mut() = Some(event);
+        }
+    }
+}
+
+fn describe(e: &JsValue) -> String {
+    get(e, "message").and_then(|m| m.as_string()).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// How long helpers may take to start before training goes on without them.
+const START_S: f64 = 20.0;
+
+impl Helpers for WebHelpers {
+    async fn ready(&self) -> usize {
+        self.reconcile();
+        let started = web_time::Instant::now();
+        while self.note.borrow().is_none() && self.helpers.borrow().iter().any(|h| !h.ready.get()) {
+            if started.elapsed().as_secs_f64() > START_S {
+                self.stop_all(format!(
+                    "the helper workers did not start within {START_S} s, so training runs in one worker"
+                ));
+                break;
+            }
+            self.sleep_ms(20).await;
+        }
+        let round: Vec<Rc<Helper>> = match self.note.borrow().is_some() {
+            true => Vec::new(),
+            false => self.helpers.borrow().iter().filter(|h| h.ready.get()).cloned().collect(),
+        };
+        let n = round.len();
+        *self.round.borrow_mut() = round;
+        n
+    }
+
+    fn send(&self, k: usize, spec: &ModelSpec, job: PartJob) {
+        let helper = self.round.borrow()[k].clone();
+        if helper.spec.borrow().as_ref() != Some(spec) {
+            let text = serde_json::to_string(spec).expect("specs serialize");
+            let _ = helper.worker.post_message(&object(&[("spec", &JsValue::from_str(&text))]));
+            *helper.spec.borrow_mut() = Some(spec.clone());
+        }
+        let meta = JobMeta { shape: job.shape, labels: job.labels, seed: job.seed };
+        let (weights, x) = (floats(&job.weights), floats(&job.x));
+        let message = object(&[
+            ("job", &JsValue::from_str(&serde_json::to_string(&meta).expect("jobs serialize"))),
+            ("weights", &weights),
+            ("x", &x),
+        ]);
+        let mut resolve_fn = None;
+        let promise = Promise::new(&mut |resolve, _reject| resolve_fn = Some(resolve));
+        *helper.answer.borrow_mut() = Some(promise);
+        *helper.resolve.borrow_mut() = resolve_fn;
+        self.out.set(self.out.get() + 1);
+        let transfer = Array::of2(&weights.buffer(), &x.buffer());
+        if let Err(e) = helper.worker.post_message_with_transfer(&message, &transfer) {
+            let failed =
+                object(&[("error", &JsValue::from_str(&format!("a part could not be sent ({})", describe(&e))))]);
+            if let Some(resolve) = helper.resolve.borrow_mut().take() {
+                let _ = resolve.call1(&JsValue::NULL, &failed);
+            }
+        }
+    }
+
+    async fn receive(&self, k: usize) -> Result<PartResult, String> {
+        let helper = self.round.borrow()[k].clone();
+        let promise = helper.answer.borrow_mut().take();
+        let answer = match promise {
+            Some(p) => wasm_bindgen_futures::JsFuture::from(p).await.map_err(|e| describe(&e)),
+            None => Err("no part was sent to it".into()),
+        };
+        self.out.set(self.out.get().saturating_sub(1));
+        let result = answer.and_then(|answer| parse_result(&answer));
+        if let Err(why) = &result {
+            let why = if why.starts_with("a helper worker") {
+                why.clone()
+            } else {
+                format!("a helper worker failed ({why}); training goes on in one worker")
+            };
+            self.stop_all(why);
+            if self.out.get() == 0 {
+                self.helpers.borrow_mut().clear();
+                self.round.borrow_mut().clear();
+            }
+        }
+        result
+    }
+}
+
+fn parse_result(answer: &JsValue) -> Result<PartResult, String> {
+    if let Some(error) = get(answer, "error") {
+        return Err(error.as_string().unwrap_or_default());
+    }
+    let meta = get(answer, "result").and_then(|m| m.as_string()).ok_or("an unreadable answer")?;
+    let meta: ResultMeta = serde_json::from_str(&meta).map_err(|e| format!("an unreadable answer: {e}"))?;
+    let grads = get(answer, "grads").ok_or("an answer without gradients")?;
+    Ok(PartResult {
+        grads: Float32Array::new(&grads).to_vec(),
+        reached: meta.reached,
+        loss: f32::from_bits(meta.loss_bits),
+        correct: meta.correct,
+    })
+}
+
+/// Runs this worker as a helper: a `Replica` of the model it is sent, which
+/// answers every job with its part's gradients.
+pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
+    let replica: RefCell<Option<Replica>> = RefCell::new(None);
+    let reply_scope = scope.clone();
+    let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |msg: MessageEvent| {
+        let data = msg.data();
+        let answer = if let Some(spec) = get(&data, "spec").and_then(|s| s.as_string()) {
+            let made = serde_json::from_str::<ModelSpec>(&spec)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| Replica::new(&spec).map_err(|e| e.to_string()));
+            match made {
+                Ok(r) => {
+                    *replica.borrow_mut() = Some(r);
+                    return;
+                }
+                Err(e) => {
+                    *replica.borrow_mut() = None;
+                    Err(format!("the model could not be built in a helper: {e}"))
+                }
+            }
+        } else {
+            run_job(&replica.borrow(), &data)
+        };
+        let _ = match answer {
+            Ok((meta, grads)) => {
+                let meta = JsValue::from_str(&serde_json::to_string(&meta).expect("results serialize"));
+                reply_scope.post_message_with_transfer(
+                    &object(&[("result", &meta), ("grads", &grads)]),
+                    &Array::of1(&grads.buffer()),
+                )
+            }
+            Err(e) => reply_scope.post_message(&object(&[("error", &JsValue::from_str(&e))])),
+        };
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    let _ = scope.post_message(&JsValue::from_str("ready"));
+}
+
+/// One job (`{job, weights, x}`) on the replica.
+fn run_job(replica: &Option<Replica>, data: &JsValue) -> Result<(ResultMeta, Float32Array), String> {
+    let replica = replica.as_ref().ok_or("a part came before its model")?;
+    let meta = get(data, "job").and_then(|m| m.as_string()).ok_or("an unreadable message")?;
+    let meta: JobMeta = serde_json::from_str(&meta).map_err(|e| format!("an unreadable part: {e}"))?;
+    let (Some(weights), Some(x)) = (get(data, "weights"), get(data, "x")) else {
+        return Err("a part without its numbers".into());
+    };
+    let job = PartJob {
+        weights: Arc::new(Float32Array::new(&weights).to_vec()),
+        x: Float32Array::new(&x).to_vec(),
+        shape: meta.shape,
+        labels: meta.labels,
+        seed: meta.seed,
+    };
+    let part = replica.run(&job).map_err(|e| e.to_string())?;
+    let meta = ResultMeta { reached: part.reached, loss_bits: part.loss.to_bits(), correct: part.correct };
+    Ok((meta, floats(&part.grads)))
+}

@@ -54,6 +54,11 @@ pub fn format_count(n: u64) -> String {
     group_thousands(&n.to_string())
 }
 
+/// `n` and the noun, singular for one: `1 step`, `2 steps`, `1,000 steps`.
+pub fn count_of(n: usize, noun: &str) -> String {
+    format!("{} {noun}{}", format_count(n as u64), if n == 1 { "" } else { "s" })
+}
+
 /// A figure (a loss, which may be far past any integer type) rounded to a
 /// whole number, its thousands grouped: `896,760`.
 pub fn format_whole(v: f64) -> String {
@@ -87,6 +92,13 @@ pub fn format_lr(lr: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_read_as_written() {
+        assert_eq!(count_of(1, "step"), "1 step");
+        assert_eq!(count_of(0, "step"), "0 steps");
+        assert_eq!(count_of(1_000, "step"), "1,000 steps");
+    }
 
     #[test]
     fn numbers_read_as_people_write_them() {

@@ -144,6 +144,10 @@ fn wrong_output_size_asks_for_the_classifier() {
         e.to_string().contains("ends with shape [1, 28, 28] but mnist has 10 classes; end with Flatten and Dense 10"),
         "{e}"
     );
+    // Fix it does what the message says: both layers, and the stack trains.
+    let mut layers = vec![];
+    e.fix.as_ref().unwrap().apply(&mut layers);
+    assert_eq!(layers, [LayerSpec::Flatten(Flatten {}), LayerSpec::Dense(Dense::new(10))]);
 }
 
 #[test]

@@ -52,7 +52,10 @@ fn sequence_specs_and_their_errors() {
         "layer 0 Embedding: input_dim 6 is smaller than the task's vocabulary of 10 tokens; use input_dim 10"
     );
     let e = spec(r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 4}, {"type": "Embedding", "input_dim": 10, "output_dim": 4}]"#).infer().unwrap_err();
-    assert!(e.to_string().starts_with("layer 1 Embedding: takes token ids, so it must be the first layer"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "layer 1 Embedding: takes token ids, so it must be the first layer: move it to the top, or remove it"
+    );
     assert_eq!(e.fix, Some(Fix::Remove { index: 1 }));
     let e = spec(r#"[{"type": "Embedding", "input_dim": 10, "output_dim": 4}, {"type": "GlobalAveragePooling1D"}, {"type": "Dense", "units": 10}]"#).infer().unwrap_err();
     assert_eq!(e.to_string(), "layer 2: the model ends with shape [10] but reverse needs [8, 10], a score for each of the 10 tokens at each of the 8 positions; end with Dense 10 on the sequence");
@@ -62,7 +65,10 @@ fn sequence_specs_and_their_errors() {
         Some(Fix::Insert { index: 1, layer: LayerSpec::Dense(Dense { units: 10, activation: None, use_bias: None }) })
     );
     let mnist = ModelSpec::from_json(r#"{"input": {"dataset": "mnist", "shape": [784]}, "layers": [{"type": "Embedding", "input_dim": 10, "output_dim": 4}]}"#).unwrap();
-    assert!(mnist.infer().unwrap_err().to_string().contains("must be the first layer of a model on a sequence task"));
+    // First already, on images: the message says what is wrong (issue 15 point 12).
+    let e = mnist.infer().unwrap_err();
+    assert_eq!(e.to_string(), "layer 0 Embedding: takes token ids, which only a sequence task (reverse, sort, copy) gives; this model's input is images: remove it, or choose a sequence task");
+    assert_eq!(e.fix, Some(Fix::Remove { index: 0 }));
     let bad =
         ModelSpec::from_json(r#"{"input": {"dataset": "sort", "seq_len": 0, "vocab": 10}, "layers": []}"#).unwrap();
     assert_eq!(bad.infer().unwrap_err().to_string(), "input: seq_len must be between 1 and 256, got 0");

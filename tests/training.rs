@@ -183,6 +183,30 @@ fn threads_train_as_one_thread_does() {
     let weights = |t: &Trainer| t.parameters().iter().flat_map(|(_, p)| p.to_vec()).collect::<Vec<f32>>();
     assert_eq!(weights(&straight), weights(&resumed), "a resumed 2-thread run with dropout differs");
 
+    // A step split for helpers elsewhere (the page's workers) moves nothing
+    // until it is finished: a checkpoint taken while its parts are out is
+    // the one before it, and a dropped split step leaves the run as it was.
+    let mut t = fresh();
+    t.step().unwrap();
+    let state = |t: &Trainer| pollster::block_on(t.checkpoint().to_host()).unwrap();
+    let before = state(&t);
+    let (mut split, jobs) = t.split_step(2).expect("a batch of 64 splits in 2");
+    t.train_own_part(&mut split);
+    assert!(state(&t) == before, "a checkpoint while the parts are out");
+    let replica = layerlab::train::Replica::new(&t.model.spec).unwrap();
+    let parts: Vec<_> = jobs.iter().map(|j| replica.run(j).unwrap()).collect();
+    drop(split);
+    assert!(state(&t) == before, "a dropped split step");
+    let (mut split, jobs) = t.split_step(2).unwrap();
+    t.train_own_part(&mut split);
+    let again: Vec<_> = jobs.iter().map(|j| replica.run(j).unwrap()).collect();
+    assert_eq!(again, parts, "the same parts again, dropout seeds and all");
+    let pending = t.finish_split(split, again);
+    let words = pollster::block_on(pending.read()).unwrap();
+    t.finish_step(pending, words).unwrap();
+    assert_eq!(t.steps_done(), 2);
+    assert!(state(&t) != before, "finished, the step moved the run on");
+
     // A diverging step is undone as with one thread: at the same step, the
     // last good weights kept, and training goes on at a lower rate.
     let mut spec = layerlab::preset("mlp").unwrap();

@@ -751,6 +751,55 @@ async fn the_workers_selector_offers_every_core_and_says_how_many_train() {
 }
 
 #[wasm_bindgen_test]
+async fn the_speed_is_averaged_and_the_accuracy_says_what_it_was_measured_on() {
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    let text = |id: &str| one(&root, id).text_content().unwrap();
+    assert_eq!(text("speed-value"), "–");
+    layerlab::ui::deliver(Event::Running { running: true });
+    let slice = |samples_per_s: f32, train_s: f32, first_step: usize| Event::Metrics {
+        first_step,
+        losses: vec![2.0],
+        accuracy: 0.1,
+        samples_per_s,
+        train_s,
+        epoch: 0,
+        epoch_progress: 0.0,
+        elapsed_s: 1.0,
+    };
+    for step in 1..=60 {
+        layerlab::ui::deliver(slice(900.0, 0.05, step));
+    }
+    // Looked at while paused: the page's own worker cannot start in this
+    // test, and its error event pauses the page at some moment.
+    layerlab::ui::deliver(Event::Running { running: false });
+    settle().await;
+    assert_eq!(text("speed-value"), "paused (last 900 samples/s)");
+    // A short slice (a Step, the end of a run) hardly moves it (issue 15 point 6).
+    layerlab::ui::deliver(slice(107.0, 0.01, 61));
+    settle().await;
+    assert_eq!(text("speed-value"), "paused (last 897 samples/s)");
+    // Which test examples the accuracy is on (point 9).
+    let evaluation = |samples: usize| Event::Evaluation {
+        step: 100,
+        accuracy: 0.9,
+        loss: 0.3,
+        samples,
+        sequence_accuracy: None,
+        confusion: vec![vec![1; 10]; 10],
+    };
+    layerlab::ui::deliver(Event::DataLoaded { train: 60_000, test: 10_000 });
+    layerlab::ui::deliver(evaluation(1_000));
+    settle().await;
+    assert_eq!(text("accuracy-samples"), "on 1,000 test digits");
+    assert_eq!(text("confusion-samples"), "The last evaluation, on 1,000 test digits.");
+    layerlab::ui::deliver(evaluation(10_000));
+    settle().await;
+    assert_eq!(text("accuracy-samples"), "on all 10,000 test digits");
+}
+
+#[wasm_bindgen_test]
 async fn a_lesson_can_hide_the_backend_selector() {
     use layerlab::io::share::Control;
     let (root, _h) = open_lesson("mlp", "On any computer", "", vec![Control::Backend]).await;

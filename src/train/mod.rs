@@ -60,7 +60,7 @@ struct Snapshot {
 }
 
 /// Where the data order stands.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct Counters {
     cursor: usize,
     epoch: usize,
@@ -77,8 +77,9 @@ pub struct Checkpoint {
     counters: Counters,
 }
 
-/// A checkpoint read back to the CPU: enough to go on training anywhere.
-#[derive(Clone)]
+/// A checkpoint read back to the CPU: enough to go on training anywhere
+/// (equal when every value is).
+#[derive(Clone, PartialEq)]
 pub struct HostCheckpoint {
     pub weights: Vec<Array>,
     optimizer_state: Vec<(Array, Array)>,
@@ -152,6 +153,11 @@ pub struct SplitStep {
     /// Rows of the batch per part; the first is the trainer's own.
     parts: Vec<std::ops::Range<usize>>,
     own: Option<PartResult>,
+    /// The dropout generator as the step leaves it (the helpers' seeds and
+    /// the own part's masks drawn): the trainer's becomes it in
+    /// `finish_split`, so that until then (a checkpoint taken while the parts
+    /// are out, a dropped step) the trainer is as before the step.
+    rng: ChaCha8Rng,
 }
 
 impl PendingStep {
@@ -461,6 +467,7 @@ impl Trainer {
         let weights: Vec<f32> =
             self.params.iter().flat_map(|(_, p)| p.value().iter().copied().collect::<Vec<_>>()).collect();
         let weights = std::sync::Arc::new(weights);
+        let mut rng = self.dropout_rng.clone();
         let jobs = ranges[1..]
             .iter()
             .map(|r| {
@@ -471,11 +478,11 @@ impl Trainer {
                     x: batch.x[r.start * per_example..r.end * per_example].to_vec(),
                     shape,
                     labels: batch.labels[r.start * labels_per_example..r.end * labels_per_example].to_vec(),
-                    seed: rand::Rng::random::<u64>(&mut self.dropout_rng),
+                    seed: rand::Rng::random::<u64>(&mut rng),
                 }
             })
             .collect();
-        Some((SplitStep { begun, parts: ranges, own: None }, jobs))
+        Some((SplitStep { begun, parts: ranges, own: None, rng }, jobs))
     }
 
     /// The forward and backward pass of a split step's first part, on this
@@ -489,19 +496,23 @@ impl Trainer {
         shape[0] = r.len();
         let x = Tensor::from_vec(&shape, batch.x[r.start * per_example..r.end * per_example].to_vec());
         let labels = &batch.labels[r.start * labels_per_example..r.end * labels_per_example];
-        split.own = Some(parallel::part_gradients(&self.model, &self.params, &x, labels, &mut self.dropout_rng));
+        split.own = Some(parallel::part_gradients(&self.model, &self.params, &x, labels, &mut split.rng));
     }
 
     /// Completes a split step with the helpers' results (parts 2 onwards, in
     /// order): the gradients summed, each weighed by its part's share of the
     /// batch (each part's loss is a mean), then the update as for a whole
-    /// step. Finish it with `finish_step`.
+    /// step. Finish it with `finish_step`. A split step dropped instead (its
+    /// helpers failed) leaves nothing to undo: the data order, the dropout
+    /// generator and the weights move only here, so the next step takes the
+    /// same batch and masks.
     ///
     /// # Panics
     /// When `train_own_part` has not run or `parts` is not one result per job.
     pub fn finish_split(&mut self, split: SplitStep, parts: Vec<PartResult>) -> PendingStep {
-        let SplitStep { begun, parts: ranges, own } = split;
+        let SplitStep { begun, parts: ranges, own, rng } = split;
         assert_eq!(parts.len() + 1, ranges.len(), "one result per part of the batch");
+        self.dropout_rng = rng;
         // Every example has as many predictions (a digit, or a sequence's
         // positions): a part's share is its share of the examples.
         let rows = begun.batch.shape[0] as f32;
@@ -510,6 +521,7 @@ impl Trainer {
         let mut reached = vec![false; self.params.len()];
         let (mut loss, mut correct) = (0.0f32, 0);
         for (part, r) in all.zip(&ranges) {
+            assert!(part.grads.len() == grads.len() && part.reached.len() == reached.len(), "a part of another model");
             let share = r.len() as f32 / rows;
             grads.iter_mut().zip(&part.grads).for_each(|(s, g)| *s += g * share);
             reached.iter_mut().zip(&part.reached).for_each(|(a, b)| *a |= b);
@@ -531,13 +543,6 @@ impl Trainer {
         }
         begun.counters.add(0, correct);
         self.step_end(begun, Tensor::scalar(loss))
-    }
-
-    /// Drops a split step whose helpers failed: the data order never moved,
-    /// and the dropout generator goes back to where it stood, so the next step
-    /// takes the same batch and masks.
-    pub fn abandon_split(&mut self, split: SplitStep) {
-        self.dropout_rng = split.begun.rng_before;
     }
 
     /// Puts the data order at `cursor` of `epoch` (the next epoch, reshuffled,

@@ -202,6 +202,29 @@ pub fn AccuracyChart() -> impl IntoView {
     }
 }
 
+/// The training speed: samples/s while training; while paused the last
+/// rate, said to be the last; a dash before any.
+fn speed_text(samples_per_s: f32, running: bool) -> String {
+    let rate = format_count(samples_per_s.round() as u64);
+    match (samples_per_s > 0.0, running) {
+        (false, _) => "–".to_string(),
+        (true, true) => format!("{rate} samples/s"),
+        (true, false) => format!("paused (last {rate} samples/s)"),
+    }
+}
+
+/// What the test accuracy was measured on: "on 1,000 test digits" while
+/// training (a quick look every 100 steps and on pause), "on all 10,000 test
+/// digits" at the end; sequences for a sequence task (per position).
+pub(super) fn evaluated_on(samples: usize, data: &DataState, tokens: bool) -> String {
+    if samples == 0 {
+        return String::new();
+    }
+    let all = matches!(data, DataState::Ready { test, .. } if *test == samples) && !tokens;
+    let what = if tokens { "test sequences, per position" } else { "test digits" };
+    format!("on {}{} {what}", if all { "all " } else { "" }, format_count(samples as u64))
+}
+
 /// The data set and training settings in one line, for a lesson that fixes them.
 fn settings_summary(s: &crate::nn::ModelSpec) -> String {
     let data = match &s.input {
@@ -251,7 +274,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 view_state.epoch_progress.get() * 100.0
             )
         } else if steps > 0 {
-            format!("Paused after {steps} steps")
+            format!("Paused after {}", crate::error::count_of(steps, "step"))
         } else {
             "Ready to train".to_string()
         }
@@ -383,12 +406,13 @@ pub fn TrainingPanel() -> impl IntoView {
             </div>
             <p class="status" data-testid="status" role="status">{status}</p>
             <div class="metrics">
-                <div><span class="label">"Test accuracy"</span><span class="value" data-testid="accuracy-value">{move || view_state.evals.with(|e| e.last().map(|(_, a)| format!("{:.2} %", a * 100.0)).unwrap_or_else(|| "–".into()))}</span></div>
+                <div><span class="label">"Test accuracy"</span><span class="value" data-testid="accuracy-value">{move || view_state.evals.with(|e| e.last().map(|(_, a)| format!("{:.2} %", a * 100.0)).unwrap_or_else(|| "–".into()))}</span>
+                    <span class="note" data-testid="accuracy-samples">{move || evaluated_on(view_state.eval_samples.get(), &view_state.data.get(), editor.spec.with(|s| s.input.is_tokens()))}</span></div>
                 <Show when=move || view_state.sequence_accuracy.get().is_some()>
                     <div><span class="label">"Sequences right"</span><span class="value" data-testid="sequence-accuracy-value">{move || view_state.sequence_accuracy.get().map(|a| format!("{:.1} %", a * 100.0)).unwrap_or_default()}</span></div>
                 </Show>
                 <div><span class="label">"Last loss"</span><span class="value" data-testid="loss-value">{move || view_state.losses.with(|l| l.last().map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into()))}</span></div>
-                <div><span class="label">"Speed"</span><span class="value" data-testid="speed-value">{move || format!("{:.0} samples/s", view_state.samples_per_s.get())}</span></div>
+                <div><span class="label">"Speed"</span><span class="value" data-testid="speed-value">{move || speed_text(view_state.samples_per_s.get(), view_state.running.get())}</span></div>
                 <div><span class="label">"Time"</span><span class="value">{move || format!("{:.1} s", view_state.elapsed_s.get())}</span></div>
             </div>
             <LossChart/>
@@ -480,7 +504,7 @@ fn WorkersSelector() -> impl IntoView {
     };
     let limited = move || cores() == 1;
     view! {
-        <label class="field" title="On the CPU, each batch can be split across this many Web Workers (one per core at most): their gradients are summed, so the run is the same as in one worker, to float rounding. The first steps of a run measure whether that is faster for the model (a small one trains faster in one).">
+        <label class="field" title="On the CPU, each batch can be split across this many Web Workers (one per core at most): their gradients are summed, so the run is the same as in one worker, to float rounding (with Dropout, each part draws its own masks: as valid, not the same). The first steps of a run measure whether that is faster for the model (a small one trains faster in one).">
             "Workers (CPU)"
             <select data-testid="workers-select" disabled=limited on:change=move |ev| {
                 let n = event_target_value(&ev).parse::<usize>().unwrap_or(1).clamp(1, cores());

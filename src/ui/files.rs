@@ -355,7 +355,10 @@ pub fn restore_trained(editor: Editor, notice: RwSignal<Option<Notice>>) {
         });
         if notice.with_untracked(|n| n.is_none()) {
             notice.set(Some(Notice {
-                text: format!("Restored the model trained in this browser ({steps} steps)."),
+                text: format!(
+                    "Restored the model trained in this browser ({}).",
+                    crate::error::count_of(steps, "step")
+                ),
                 problem: false,
             }));
         }

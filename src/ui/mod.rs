@@ -93,7 +93,13 @@ pub struct TrainView {
     pub evals: RwSignal<Vec<(usize, f32)>>,
     /// Per-sequence accuracy of the last evaluation (sequence tasks).
     pub sequence_accuracy: RwSignal<Option<f32>>,
+    /// Training speed, samples/s, over the last `SPEED_WINDOW_S` seconds of
+    /// training (0 before any).
     pub samples_per_s: RwSignal<f32>,
+    /// The slices it is averaged over: (samples, seconds of training).
+    speed_window: StoredValue<std::collections::VecDeque<(f32, f32)>>,
+    /// Test examples of the last evaluation (1,000 while training, all at the end).
+    pub eval_samples: RwSignal<usize>,
     pub elapsed_s: RwSignal<f32>,
     pub epoch: RwSignal<usize>,
     pub epoch_progress: RwSignal<f32>,
@@ -146,6 +152,8 @@ impl TrainView {
             evals: RwSignal::new(vec![]),
             sequence_accuracy: RwSignal::new(None),
             samples_per_s: RwSignal::new(0.0),
+            speed_window: StoredValue::new(Default::default()),
+            eval_samples: RwSignal::new(0),
             elapsed_s: RwSignal::new(0.0),
             epoch: RwSignal::new(0),
             epoch_progress: RwSignal::new(0.0),
@@ -173,6 +181,8 @@ impl TrainView {
         self.evals.set(vec![]);
         self.sequence_accuracy.set(None);
         self.samples_per_s.set(0.0);
+        self.speed_window.set_value(Default::default());
+        self.eval_samples.set(0);
         self.elapsed_s.set(0.0);
         self.epoch.set(0);
         self.epoch_progress.set(0.0);
@@ -206,7 +216,7 @@ impl TrainView {
             Event::Ready => {}
             Event::DataProgress { loaded, total } => self.data.set(DataState::Loading { loaded, total }),
             Event::DataLoaded { train, test } => self.data.set(DataState::Ready { train, test }),
-            Event::Metrics { first_step, losses, samples_per_s, epoch, epoch_progress, elapsed_s, .. } => {
+            Event::Metrics { first_step, losses, samples_per_s, train_s, epoch, epoch_progress, elapsed_s, .. } => {
                 // After a move to the CPU the run may go back a few steps.
                 self.losses.update(|l| {
                     l.truncate(first_step.saturating_sub(1));
@@ -215,12 +225,27 @@ impl TrainView {
                 if let Some(run) = self.unkept.try_update_value(|u| u.take()).flatten() {
                     self.keep(run);
                 }
-                self.samples_per_s.set(samples_per_s);
+                // Averaged over the last seconds of training, so one short
+                // slice (a Step, the slice that ends a run) does not swing it.
+                let rate = self.speed_window.try_update_value(|w| {
+                    w.push_back((samples_per_s * train_s, train_s));
+                    while w.len() > 1 && w.iter().skip(1).map(|s| s.1).sum::<f32>() >= SPEED_WINDOW_S {
+                        w.pop_front();
+                    }
+                    let (samples, secs) = w.iter().fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
+                    if secs > 0.0 {
+                        samples / secs
+                    } else {
+                        samples_per_s
+                    }
+                });
+                self.samples_per_s.set(rate.unwrap_or(samples_per_s));
                 self.elapsed_s.set(elapsed_s);
                 self.epoch.set(epoch);
                 self.epoch_progress.set(epoch_progress);
             }
-            Event::Evaluation { step, accuracy, confusion, sequence_accuracy, .. } => {
+            Event::Evaluation { step, accuracy, confusion, sequence_accuracy, samples, .. } => {
+                self.eval_samples.set(samples);
                 // Keep the run in this browser (a reload goes on with it).
                 if step > 0 {
                     client::send(&crate::worker::protocol::Command::GetCheckpoint);
@@ -246,7 +271,8 @@ impl TrainView {
                 self.evals.set(history.evals);
                 self.elapsed_s.set(history.elapsed_s);
                 self.message.set(Some(format!(
-                    "Continued the run kept in this browser: {steps} steps trained; Train goes on from there."
+                    "Continued the run kept in this browser: {} trained; Train goes on from there.",
+                    crate::error::count_of(steps, "step")
                 )));
             }
             Event::WeightsLoaded { tensors } => {
@@ -265,7 +291,9 @@ impl TrainView {
                 .inspection
                 .set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps })),
             Event::Running { running } => self.running.set(running),
-            Event::Finished { steps } => self.message.set(Some(format!("Training finished after {steps} steps."))),
+            Event::Finished { steps } => {
+                self.message.set(Some(format!("Training finished after {}.", crate::error::count_of(steps, "step"))))
+            }
             Event::Diverged { message } | Event::NotLearning { message } => {
                 // The worker has paused: training does not go on by itself.
                 self.running.set(false);
@@ -287,6 +315,9 @@ impl TrainView {
         }
     }
 }
+
+/// Seconds of training the speed shown is averaged over.
+const SPEED_WINDOW_S: f32 = 3.0;
 
 /// The spec stored by an earlier visit, or the Seed CNN; a stored spec that cannot
 /// be read is reported, not fatal.

@@ -147,6 +147,11 @@ pub fn ConfusionMatrix() -> impl IntoView {
             <h3><Fold panel=Panel::Confusion/>"Confusion matrix"</h3>
             <div class="fold-body">
                 {move || cells().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Appears after the first evaluation (every 100 steps, on pause, and at the end). Click a cell to see its digits."</p> }.into_any())}
+                {move || view_state.confusion.with(Option::is_some).then(|| {
+                    let tokens = expect_context::<super::Editor>().spec.with(|s| s.input.is_tokens());
+                    let on = super::chart::evaluated_on(view_state.eval_samples.get(), &view_state.data.get(), tokens);
+                    view! { <p class="hint" data-testid="confusion-samples">{format!("The last evaluation, {on}.")}</p> }
+                })}
                 {examples}
             </div>
         </div>

@@ -102,6 +102,9 @@ pub(super) struct WebHelpers {
     out: Cell<usize>,
     /// The last `Workers` event sent.
     reported: RefCell<Option<Event>>,
+    /// For tests (`SetWorkers` `simulate` `fail:N`): the helper given the
+    /// N-th part from now fails (an uncaught error in it) as it gets it.
+    fail_at: Cell<Option<usize>>,
 }
 
 impl WebHelpers {
@@ -116,6 +119,7 @@ impl WebHelpers {
             round: RefCell::new(Vec::new()),
             out: Cell::new(0),
             reported: RefCell::new(None),
+            fail_at: Cell::new(None),
         })
     }
 
@@ -126,9 +130,11 @@ impl WebHelpers {
     }
 
     /// `SetWorkers`: `workers` in all (1 to `MAX_WORKERS`). `simulate`
-    /// `unavailable` acts as a browser whose workers cannot start workers.
+    /// `unavailable` acts as a browser whose workers cannot start workers;
+    /// `fail:N` makes the helper given the N-th part from now fail.
     pub(super) fn set_wanted(&self, workers: usize, simulate: Option<&str>) {
         self.wanted.set(workers.clamp(1, MAX_WORKERS));
+        self.fail_at.set(simulate.and_then(|s| s.strip_prefix("fail:")).and_then(|n| n.parse().ok()));
         *self.note.borrow_mut() = None;
         let nested = Reflect::has(&js_sys::global(), &JsValue::from_str("Worker")).unwrap_or(false);
         if workers > 1 && (simulate == Some("unavailable") || !nested) {
@@ -184,6 +190,12 @@ impl WebHelpers {
                 }
             });
             let on_error = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
+                // Handled here: unhandled, a helper's error would be reported
+                // again in this worker, and the page would take it for this
+                // worker's own and say training stopped.
+                if let Some(event) = e.dyn_ref::<web_sys::Event>() {
+                    event.prevent_default();
+                }
                 let (Some(helper), Some(pool)) = (me_err.upgrade(), pool_err.upgrade()) else { return };
                 let why = format!("a helper worker failed ({}); training goes on in one worker", describe(&e));
                 let failed = object(&[("error", &JsValue::from_str(&why))]);
@@ -196,6 +208,8 @@ impl WebHelpers {
             });
             worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            // An answer that cannot be read is a failure too.
+            worker.set_onmessageerror(Some(on_error.as_ref().unchecked_ref()));
             // Kept by the worker object for its life (they hold no strong
             // reference): a handler may stop the helpers, and must not drop
             // itself while it runs.
@@ -238,6 +252,8 @@ fn describe(e: &JsValue) -> String {
 
 /// How long helpers may take to start before training goes on without them.
 const START_S: f64 = 20.0;
+/// How long a helper may take to answer a part before it counts as failed.
+const ANSWER_S: i32 = 60;
 
 impl Helpers for WebHelpers {
     async fn ready(&self) -> usize {
@@ -268,6 +284,12 @@ impl Helpers for WebHelpers {
             let _ = helper.worker.post_message(&object(&[("spec", &JsValue::from_str(&text))]));
             *helper.spec.borrow_mut() = Some(spec.clone());
         }
+        if let Some(n) = self.fail_at.get() {
+            self.fail_at.set((n > 1).then(|| n - 1));
+            if n <= 1 {
+                let _ = helper.worker.post_message(&object(&[("fail", &JsValue::TRUE)]));
+            }
+        }
         let meta = JobMeta { shape: job.shape, labels: job.labels, seed: job.seed };
         let (weights, x) = (floats(&job.weights), floats(&job.x));
         let message = object(&[
@@ -294,7 +316,24 @@ impl Helpers for WebHelpers {
         let helper = self.round.borrow()[k].clone();
         let promise = helper.answer.borrow_mut().take();
         let answer = match promise {
-            Some(p) => wasm_bindgen_futures::JsFuture::from(p).await.map_err(|e| describe(&e)),
+            Some(p) => {
+                // A helper that stops without a word must not hold the run.
+                let (scope, timer) = (self.scope.clone(), Cell::new(None));
+                let late = Promise::new(&mut |resolve, _| {
+                    let why = object(&[("error", &JsValue::from_str(&format!("no answer within {ANSWER_S} s")))]);
+                    timer.set(
+                        scope
+                            .set_timeout_with_callback_and_timeout_and_arguments_1(&resolve, ANSWER_S * 1000, &why)
+                            .ok(),
+                    );
+                });
+                let first = Promise::race(&Array::of2(&p, &late));
+                let answer = wasm_bindgen_futures::JsFuture::from(first).await.map_err(|e| describe(&e));
+                if let Some(id) = timer.get() {
+                    scope.clear_timeout_with_handle(id);
+                }
+                answer
+            }
             None => Err("no part was sent to it".into()),
         };
         self.out.set(self.out.get().saturating_sub(1));
@@ -323,7 +362,7 @@ fn parse_result(answer: &JsValue) -> Result<PartResult, String> {
     let meta: ResultMeta = serde_json::from_str(&meta).map_err(|e| format!("an unreadable answer: {e}"))?;
     let grads = get(answer, "grads").ok_or("an answer without gradients")?;
     Ok(PartResult {
-        grads: Float32Array::new(&grads).to_vec(),
+        grads: grads.dyn_into::<Float32Array>().map_err(|_| "gradients that are not numbers")?.to_vec(),
         reached: meta.reached,
         loss: f32::from_bits(meta.loss_bits),
         correct: meta.correct,
@@ -337,6 +376,10 @@ pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
     let reply_scope = scope.clone();
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |msg: MessageEvent| {
         let data = msg.data();
+        if get(&data, "fail").is_some() {
+            // For tests: an error this worker does not handle, as a bug would be.
+            wasm_bindgen::throw_str("a simulated failure of a helper worker");
+        }
         let answer = if let Some(spec) = get(&data, "spec").and_then(|s| s.as_string()) {
             let made = serde_json::from_str::<ModelSpec>(&spec)
                 .map_err(|e| e.to_string())
@@ -378,9 +421,11 @@ fn run_job(replica: &Option<Replica>, data: &JsValue) -> Result<(ResultMeta, Flo
     let (Some(weights), Some(x)) = (get(data, "weights"), get(data, "x")) else {
         return Err("a part without its numbers".into());
     };
+    let numbers =
+        |v: JsValue| v.dyn_into::<Float32Array>().map(|a| a.to_vec()).map_err(|_| "a part whose numbers are not f32");
     let job = PartJob {
-        weights: Arc::new(Float32Array::new(&weights).to_vec()),
-        x: Float32Array::new(&x).to_vec(),
+        weights: Arc::new(numbers(weights)?),
+        x: numbers(x)?,
         shape: meta.shape,
         labels: meta.labels,
         seed: meta.seed,

@@ -167,12 +167,16 @@ pub enum Event {
     DataFailed {
         message: String,
     },
-    /// Losses of the steps since the last report, with the newest metrics.
+    /// Losses of the steps since the last report, with the newest metrics:
+    /// `samples_per_s` over the slice's `train_s` seconds of training (its
+    /// evaluations left out, so the rate does not dip at each).
     Metrics {
         first_step: usize,
         losses: Vec<f32>,
         accuracy: f32,
         samples_per_s: f32,
+        #[serde(default)]
+        train_s: f32,
         epoch: usize,
         epoch_progress: f32,
         elapsed_s: f32,

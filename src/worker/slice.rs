@@ -22,6 +22,8 @@ pub(super) struct Slice {
     max_steps: usize,
     budget_s: f64,
     losses: Vec<f32>,
+    /// Seconds of the slice spent evaluating (not training).
+    eval_s: f64,
     last: Option<crate::train::StepMetrics>,
     events: Vec<Event>,
     stop: bool,
@@ -51,9 +53,10 @@ impl SessionCell for RefCell<&mut Session> {
 /// Natively there are none (`NoHelpers`); tests use replicas in process.
 pub trait Helpers {
     /// Helpers to take parts of the next step (0: it is not split), once
-    /// those starting are ready (so that how a run's steps are split does
-    /// not depend on timing). May start or stop helpers to match what was
-    /// asked: no part is out when it runs.
+    /// those starting are ready (so that a run's measured steps are split as
+    /// `split::SplitTuner` asks, not as the helpers happen to have started).
+    /// May start or stop helpers to match what was asked: no part is out
+    /// when it runs.
     fn ready(&self) -> impl std::future::Future<Output = usize>;
     /// Sends `job`, a part of a step of `spec`'s model, to helper `k`.
     fn send(&self, k: usize, spec: &ModelSpec, job: PartJob);
@@ -79,6 +82,8 @@ impl Helpers for NoHelpers {
 
 /// A step begun by `begin_slice_step`: whole, or split across helpers (the
 /// jobs to send them, and the spec of the model they belong to).
+// One lives for one step, moved once: the sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Begun {
     Whole(PendingStep),
     Split(SplitStep, Vec<PartJob>, ModelSpec),
@@ -137,9 +142,11 @@ pub async fn train_slice(
         };
         cell.with(|s| on_begun(s));
         let words = pending.read().await;
+        // The step's time, before an evaluation that may fall due with it.
+        let took = started.elapsed();
         let sync_due = cell.with(|s| {
             let due = s.finish_slice_step(&mut slice, generation, pending, words);
-            s.step_timed(&mut slice, generation, split, started.elapsed());
+            s.step_timed(&mut slice, generation, split, took);
             due
         });
         if sync_due {
@@ -197,6 +204,7 @@ impl Session {
             max_steps,
             budget_s,
             losses: Vec::new(),
+            eval_s: 0.0,
             last: None,
             events: Vec::new(),
             stop: false,
@@ -233,7 +241,9 @@ impl Session {
     /// Whether the slice's next step, if it takes one, may be split across
     /// helpers (a run on the CPU).
     fn may_split(&self, slice: &Slice) -> bool {
-        self.slice_wants_step(slice) && self.trainer.as_ref().is_some_and(|t| !t.device().is_gpu())
+        (self.running || slice.max_steps == 1)
+            && self.slice_wants_step(slice)
+            && self.trainer.as_ref().is_some_and(|t| !t.device().is_gpu())
     }
 
     /// Begins the slice's next step if it wants one, with the generation it
@@ -277,8 +287,8 @@ impl Session {
 
     /// Completes a split step with its helpers' results (`Trainer::finish_split`).
     /// `None` when the step is dropped: the trainer was replaced meanwhile (the
-    /// slice ends), or a helper failed (`Trainer::abandon_split`: the next step
-    /// takes the same batch in this worker alone; the helpers' glue says why).
+    /// slice ends), or a helper failed (the next step takes the same batch in
+    /// this worker alone; the helpers' glue says why).
     fn finish_split(
         &mut self,
         slice: &mut Slice,
@@ -291,13 +301,7 @@ impl Session {
             return None;
         }
         let t = self.trainer.as_mut()?;
-        match parts {
-            Ok(parts) => Some(t.finish_split(split, parts)),
-            Err(_) => {
-                t.abandon_split(split);
-                None
-            }
-        }
+        parts.ok().map(|parts| t.finish_split(split, parts))
     }
 
     /// Completes a step begun by `begin_slice_step` with its metrics (or the
@@ -373,7 +377,9 @@ impl Session {
         let Some(step) = slice.last.as_ref().map(|m| m.step) else { return };
         let Some(t) = self.trainer.as_ref() else { return };
         if step % EVAL_EVERY == 0 && t.steps_done() == step && step < Self::total_steps(t) {
+            let started = Instant::now();
             let ev = self.evaluation(Some(QUICK_EVAL_SAMPLES));
+            slice.eval_s += started.elapsed().as_secs_f64();
             let diverged = matches!(ev, Event::Diverged { .. });
             let at_chance = self.judge(&ev);
             slice.events.push(ev);
@@ -410,8 +416,9 @@ impl Session {
         let spent = slice.started.elapsed().as_secs_f64();
         self.elapsed_s += spent;
         if let Some(m) = slice.last {
-            let samples_per_s =
-                ((trainer.samples_seen().saturating_sub(slice.samples_before)) as f64 / spent.max(1e-9)) as f32;
+            let train_s = (spent - slice.eval_s).max(1e-9);
+            let samples_per_s = (trainer.samples_seen().saturating_sub(slice.samples_before)) as f64 / train_s;
+            let (samples_per_s, train_s) = (samples_per_s as f32, train_s as f32);
             events.insert(
                 0,
                 Event::Metrics {
@@ -419,6 +426,7 @@ impl Session {
                     losses: slice.losses,
                     accuracy: m.accuracy,
                     samples_per_s,
+                    train_s,
                     epoch: m.epoch,
                     epoch_progress: m.epoch_progress,
                     elapsed_s: self.elapsed_s as f32,

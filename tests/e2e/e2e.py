@@ -561,6 +561,22 @@ def main():
                     assert wp.by_testid("workers-active", "data-running") == "1"
                 wp.click("reset-button")
                 step_curve(wp, 3)
+                if len(counts) == 2:
+                    # A helper that fails (an uncaught error in it, on the second
+                    # part it gets: step 6): the run goes on in this worker, the
+                    # line says why, and the page does not take it for the
+                    # training worker's own failure.
+                    req("POST", wp.s + "/url", {"url": url + "?workers=fail:2"})
+                    wp.wait("MNIST", lambda: any(t in (wp.by_testid("status") or "") for t in ("Ready to train", "Continued the run")), 90)
+                    choose(wp, "workers-select", "1")
+                    choose(wp, "workers-select", "2")
+                    wp.wait("2 workers", lambda: wp.by_testid("workers-active", "data-running") == "2", 60)
+                    wp.click("reset-button")
+                    step_curve(wp, 10)
+                    line = wp.wait("the failure said", lambda: "failed" in (wp.by_testid("workers-active") or "") and wp.by_testid("workers-active"), 30)
+                    print(f"e2e: a helper failed: {line}; status: {wp.by_testid('status')}", flush=True)
+                    assert wp.by_testid("workers-active", "data-running") == "1"
+                    assert "stopped with an error" not in (wp.by_testid("status") or ""), wp.by_testid("status")
             finally:
                 req("DELETE", wp.s)
 

@@ -31,11 +31,14 @@ impl LayerConfig for Embedding {
 
     fn infer(&self, cx: &Context) -> Result<Vec<usize>, SpecError> {
         let Some(vocab) = cx.token_vocab.filter(|_| cx.index == 0) else {
-            let fix = (cx.index > 0).then_some(Fix::Remove { index: cx.index });
-            return cx.fail(
-                "takes token ids, so it must be the first layer of a model on a sequence task (reverse, sort, copy)",
-                fix,
-            );
+            let fix = Some(Fix::Remove { index: cx.index });
+            return match cx.token_vocab {
+                Some(_) => cx.fail("takes token ids, so it must be the first layer: move it to the top, or remove it", fix),
+                None => cx.fail(
+                    "takes token ids, which only a sequence task (reverse, sort, copy) gives; this model's input is images: remove it, or choose a sequence task",
+                    fix,
+                ),
+            };
         };
         if self.output_dim == 0 {
             return cx.fail("output_dim must be at least 1", None);

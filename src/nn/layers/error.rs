@@ -47,6 +47,8 @@ fn location(layer: Option<usize>, layer_type: &str) -> String {
 pub enum Fix {
     /// Insert `layer` at `index` (before the offending layer).
     Insert { index: usize, layer: LayerSpec },
+    /// Insert `layers`, in order, at `index`.
+    InsertAll { index: usize, layers: Vec<LayerSpec> },
     /// Remove the layer at `index`.
     Remove { index: usize },
 }
@@ -56,6 +58,10 @@ impl Fix {
     pub fn apply(&self, layers: &mut Vec<LayerSpec>) {
         match self {
             Fix::Insert { index, layer } => layers.insert((*index).min(layers.len()), layer.clone()),
+            Fix::InsertAll { index, layers: new } => {
+                let at = (*index).min(layers.len());
+                layers.splice(at..at, new.iter().cloned());
+            }
             Fix::Remove { index } => {
                 if *index < layers.len() {
                     layers.remove(*index);

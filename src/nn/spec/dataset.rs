@@ -126,16 +126,18 @@ impl DatasetSpec {
             return Ok(());
         }
         let (fix, advice) = if shape.len() > 1 {
-            (LayerSpec::Flatten(Flatten {}), format!("end with Flatten and Dense {classes}"))
+            let layers = vec![LayerSpec::Flatten(Flatten {}), LayerSpec::Dense(Dense::new(classes))];
+            (Fix::InsertAll { index: layer_count, layers }, format!("end with Flatten and Dense {classes}"))
         } else {
-            (LayerSpec::Dense(Dense::new(classes)), format!("end with Dense {classes}"))
+            let layer = LayerSpec::Dense(Dense::new(classes));
+            (Fix::Insert { index: layer_count, layer }, format!("end with Dense {classes}"))
         };
         let last = layer_count.checked_sub(1);
         Err(SpecError {
             layer: last,
             layer_type: String::new(),
             message: format!("the model ends with shape {shape:?} but {} has {classes} classes; {advice}", self.name()),
-            fix: Some(Fix::Insert { index: layer_count, layer: fix }),
+            fix: Some(fix),
         })
     }
 }

@@ -712,3 +712,55 @@ fn a_failing_helper_leaves_one_worker_to_train_the_same_batches() {
     let (split, _) = train_with_helpers(&no_dropout, 8, &InProcess::new(1, Some(3)));
     assert!(close(&split, &one, 1e-4), "{split:?} against {one:?}");
 }
+
+/// Helpers that pause the session while the `at`-th part is out, as the
+/// page's worker handles a Pause then.
+struct PausingAt<'a, 'b> {
+    inner: InProcess,
+    cell: &'a std::cell::RefCell<&'b mut layerlab::worker::Session>,
+    at: usize,
+    paused: std::cell::RefCell<Vec<Event>>,
+}
+
+impl layerlab::worker::Helpers for PausingAt<'_, '_> {
+    async fn ready(&self) -> usize {
+        self.inner.ready().await
+    }
+    fn send(&self, k: usize, spec: &layerlab::nn::ModelSpec, job: layerlab::train::PartJob) {
+        self.inner.send(k, spec, job)
+    }
+    async fn receive(&self, k: usize) -> Result<layerlab::train::PartResult, String> {
+        if self.inner.jobs.get() == self.at && self.paused.borrow().is_empty() {
+            let events = self.cell.borrow_mut().handle(Command::Pause);
+            self.paused.borrow_mut().extend(events);
+        }
+        self.inner.receive(k).await
+    }
+}
+
+#[test]
+fn a_pause_while_parts_are_out_shows_the_weights_the_run_pauses_with() {
+    // Step 5 is the first split one: Pause comes while its part is out. The
+    // step finishes, and only then is the paused run evaluated (the page
+    // keeps the checkpoint it asks for after that evaluation: a reload must
+    // show the same accuracy).
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
+    s.handle(Command::Train);
+    let cell = std::cell::RefCell::new(&mut s);
+    let helpers = PausingAt { inner: InProcess::new(1, None), cell: &cell, at: 1, paused: Default::default() };
+    let events = pollster::block_on(layerlab::worker::train_slice(&cell, &helpers, 20, f64::INFINITY, |_| {}));
+    assert_eq!(
+        *helpers.paused.borrow(),
+        vec![Event::Running { running: false }],
+        "no evaluation in the middle of a step"
+    );
+    assert_eq!(losses(&events).len(), 5, "the step under way finished, no other began");
+    let evaluated = events.iter().find_map(|e| match e {
+        Event::Evaluation { step, accuracy, .. } => Some((*step, *accuracy)),
+        _ => None,
+    });
+    drop(helpers);
+    let again = accuracy_of(&cell.into_inner().handle(Command::Pause));
+    assert_eq!(evaluated, Some((5, again)), "{events:?}");
+}

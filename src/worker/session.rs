@@ -50,6 +50,12 @@ pub struct Session {
     pub(super) auto: Option<super::device::Auto>,
     /// Why Auto found no WebGPU (reported with `Backend`).
     pub(super) unavailable: Option<String>,
+    /// A split step's parts are out with helpers (the page's worker handles
+    /// messages meanwhile, in the middle of the step).
+    pub(super) split_out: bool,
+    /// A Pause came while a split step was out: its evaluation waits for the
+    /// step to finish, so that it shows the weights the run pauses with.
+    pub(super) eval_after_step: bool,
 }
 
 impl Default for Session {
@@ -78,6 +84,8 @@ impl Session {
             split: Default::default(),
             auto: None,
             unavailable: None,
+            split_out: false,
+            eval_after_step: false,
         }
     }
 
@@ -143,8 +151,11 @@ impl Session {
             Command::Pause => {
                 self.running = false;
                 let mut events = vec![Event::Running { running: false }];
-                // A quick look at the test set, so a paused run shows its accuracy.
-                if self.trainer.as_ref().is_some_and(|t| t.steps_done() > 0) {
+                // A quick look at the test set, so a paused run shows its
+                // accuracy: at once, or when the step under way is done.
+                if self.split_out {
+                    self.eval_after_step = true;
+                } else if self.trainer.as_ref().is_some_and(|t| t.steps_done() > 0) {
                     events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
                 }
                 events
@@ -202,6 +213,7 @@ impl Session {
 
     pub(super) fn reset(&mut self) -> Vec<Event> {
         self.watch = Default::default();
+        self.eval_after_step = false;
         self.trainer = None;
         self.mirror = None;
         self.generation += 1;

@@ -258,7 +258,11 @@ impl Session {
         let parts = if self.split.split_next(generation, helpers) { helpers + 1 } else { 1 };
         let t = self.trainer.as_mut()?;
         match t.split_step(parts) {
-            Some((split, jobs)) => Some((generation, Begun::Split(split, jobs, t.model.spec.clone()))),
+            Some((split, jobs)) => {
+                let spec = t.model.spec.clone();
+                self.split_out = true;
+                Some((generation, Begun::Split(split, jobs, spec)))
+            }
             None => Some((generation, Begun::Whole(t.begin_step()))),
         }
     }
@@ -296,6 +300,7 @@ impl Session {
         split: SplitStep,
         parts: Result<Vec<PartResult>, String>,
     ) -> Option<PendingStep> {
+        self.split_out = false;
         if generation != self.generation {
             slice.stop = true;
             return None;
@@ -434,6 +439,10 @@ impl Session {
             );
         }
         let steps = trainer.steps_done();
+        // A Pause that came while a split step was out (see `Session::eval_after_step`).
+        if std::mem::take(&mut self.eval_after_step) && steps > 0 {
+            events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
+        }
         if steps >= total_steps && self.running {
             let ev = self.evaluation(None);
             // A final evaluation that diverged says so; the run is not "finished".

@@ -100,6 +100,9 @@ pub(super) struct WebHelpers {
     /// Jobs sent and not yet received: helpers are started or stopped only
     /// when none is out.
     out: Cell<usize>,
+    /// When the step's parts must all be back (`ANSWER_S` after the first
+    /// was sent), so helpers that hang hold a step that long, not that long each.
+    deadline: Cell<f64>,
     /// The last `Workers` event sent.
     reported: RefCell<Option<Event>>,
     /// For tests (`SetWorkers` `simulate` `fail:N`): the helper given the
@@ -118,6 +121,7 @@ impl WebHelpers {
             helpers: RefCell::new(Vec::new()),
             round: RefCell::new(Vec::new()),
             out: Cell::new(0),
+            deadline: Cell::new(0.0),
             reported: RefCell::new(None),
             fail_at: Cell::new(None),
         })
@@ -301,6 +305,9 @@ impl Helpers for WebHelpers {
         let promise = Promise::new(&mut |resolve, _reject| resolve_fn = Some(resolve));
         *helper.answer.borrow_mut() = Some(promise);
         *helper.resolve.borrow_mut() = resolve_fn;
+        if self.out.get() == 0 {
+            self.deadline.set(js_sys::Date::now() + f64::from(ANSWER_S) * 1000.0);
+        }
         self.out.set(self.out.get() + 1);
         let transfer = Array::of2(&weights.buffer(), &x.buffer());
         if let Err(e) = helper.worker.post_message_with_transfer(&message, &transfer) {
@@ -319,13 +326,12 @@ impl Helpers for WebHelpers {
             Some(p) => {
                 // A helper that stops without a word must not hold the run.
                 let (scope, timer) = (self.scope.clone(), Cell::new(None));
+                let limit_ms = f64::from(ANSWER_S) * 1000.0;
+                let left_ms = (self.deadline.get() - js_sys::Date::now()).clamp(0.0, limit_ms) as i32;
                 let late = Promise::new(&mut |resolve, _| {
                     let why = object(&[("error", &JsValue::from_str(&format!("no answer within {ANSWER_S} s")))]);
-                    timer.set(
-                        scope
-                            .set_timeout_with_callback_and_timeout_and_arguments_1(&resolve, ANSWER_S * 1000, &why)
-                            .ok(),
-                    );
+                    timer
+                        .set(scope.set_timeout_with_callback_and_timeout_and_arguments_1(&resolve, left_ms, &why).ok());
                 });
                 let first = Promise::race(&Array::of2(&p, &late));
                 let answer = wasm_bindgen_futures::JsFuture::from(first).await.map_err(|e| describe(&e));

@@ -143,6 +143,8 @@ impl Session {
             Command::Reset => self.reset(),
             Command::Train => match self.ensure_trainer() {
                 Ok(()) => {
+                    // Training again: a Pause's evaluation still waiting is moot.
+                    self.eval_after_step = false;
                     self.running = true;
                     vec![Event::Running { running: true }]
                 }

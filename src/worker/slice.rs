@@ -415,6 +415,8 @@ impl Session {
 
     /// Ends a slice: its metrics, and the final evaluation when training is done.
     fn slice_end(&mut self, slice: Slice) -> Vec<Event> {
+        // A Pause that came while a split step was out (see `Session::eval_after_step`).
+        let evaluate_paused = std::mem::take(&mut self.eval_after_step);
         let Some(trainer) = self.trainer.as_ref() else { return slice.events };
         let total_steps = Self::total_steps(trainer);
         let mut events = slice.events;
@@ -439,8 +441,7 @@ impl Session {
             );
         }
         let steps = trainer.steps_done();
-        // A Pause that came while a split step was out (see `Session::eval_after_step`).
-        if std::mem::take(&mut self.eval_after_step) && steps > 0 {
+        if evaluate_paused && steps > 0 {
             events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
         }
         if steps >= total_steps && self.running {

@@ -19,6 +19,23 @@ pub struct Batch {
     pub labels: Vec<usize>,
 }
 
+impl Batch {
+    /// The examples `rows` (a range of the first axis) as a batch of their
+    /// own: their values, and their labels, one per example or one per
+    /// position of a sequence (every example has as many).
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let n = self.shape[0];
+        let (per_example, labels_per_example) = (self.x.len() / n, self.labels.len() / n);
+        let mut shape = self.shape.clone();
+        shape[0] = rows.len();
+        Batch {
+            x: self.x[rows.start * per_example..rows.end * per_example].to_vec(),
+            shape,
+            labels: self.labels[rows.start * labels_per_example..rows.end * labels_per_example].to_vec(),
+        }
+    }
+}
+
 /// The data order of BENCHMARKS.md: a Fisher-Yates shuffle driven by a 32-bit LCG
 /// (`state = 1664525 * state + 1013904223 mod 2^32`; for i = n-1..1, j = state mod (i+1)).
 /// With seed 1 it is the fixed order the PyTorch and TensorFlow.js anchors use.

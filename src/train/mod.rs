@@ -462,24 +462,18 @@ impl Trainer {
         }
         let begun = self.step_start();
         let ranges = parallel::split(rows, parts.min(rows));
-        let batch = &begun.batch;
-        let (per_example, labels_per_example) = (batch.x.len() / rows, batch.labels.len() / rows);
-        let weights: Vec<f32> =
-            self.params.iter().flat_map(|(_, p)| p.value().iter().copied().collect::<Vec<_>>()).collect();
+        let mut weights = Vec::with_capacity(self.params.iter().map(|(_, p)| p.len()).sum());
+        for (_, p) in &self.params {
+            weights.extend(p.value().iter());
+        }
         let weights = std::sync::Arc::new(weights);
         let mut rng = self.dropout_rng.clone();
         let jobs = ranges[1..]
             .iter()
             .map(|r| {
-                let mut shape = batch.shape.clone();
-                shape[0] = r.len();
-                PartJob {
-                    weights: weights.clone(),
-                    x: batch.x[r.start * per_example..r.end * per_example].to_vec(),
-                    shape,
-                    labels: batch.labels[r.start * labels_per_example..r.end * labels_per_example].to_vec(),
-                    seed: rand::Rng::random::<u64>(&mut rng),
-                }
+                let part = begun.batch.rows(r.clone());
+                let seed = rand::Rng::random::<u64>(&mut rng);
+                PartJob { weights: weights.clone(), x: part.x, shape: part.shape, labels: part.labels, seed }
             })
             .collect();
         Some((SplitStep { begun, parts: ranges, own: None, rng }, jobs))
@@ -488,15 +482,9 @@ impl Trainer {
     /// The forward and backward pass of a split step's first part, on this
     /// trainer's model (run it while the helpers run theirs).
     pub fn train_own_part(&mut self, split: &mut SplitStep) {
-        let r = split.parts[0].clone();
-        let batch = &split.begun.batch;
-        let rows = batch.shape[0];
-        let (per_example, labels_per_example) = (batch.x.len() / rows, batch.labels.len() / rows);
-        let mut shape = batch.shape.clone();
-        shape[0] = r.len();
-        let x = Tensor::from_vec(&shape, batch.x[r.start * per_example..r.end * per_example].to_vec());
-        let labels = &batch.labels[r.start * labels_per_example..r.end * labels_per_example];
-        split.own = Some(parallel::part_gradients(&self.model, &self.params, &x, labels, &mut split.rng));
+        let part = split.begun.batch.rows(split.parts[0].clone());
+        let x = Tensor::from_vec(&part.shape, part.x);
+        split.own = Some(parallel::part_gradients(&self.model, &self.params, &x, &part.labels, &mut split.rng));
     }
 
     /// Completes a split step with the helpers' results (parts 2 onwards, in

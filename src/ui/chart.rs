@@ -439,11 +439,18 @@ fn stored_backend() -> BackendChoice {
     }
 }
 
+/// The value of `name` in the page's query (`?gpu=lose:3`): the tests'
+/// simulations (`SetBackend`'s and `SetWorkers`' `simulate`).
+fn query_value(name: &str) -> Option<String> {
+    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    let key = format!("{name}=");
+    search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix(key.as_str())).map(str::to_string)
+}
+
 /// For tests: `?gpu=unavailable` acts as if there were no adapter, `?gpu=lose:N`
 /// loses the GPU device after N steps.
 fn simulated_gpu() -> Option<String> {
-    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-    search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix("gpu=")).map(|v| v.to_string())
+    query_value("gpu")
 }
 
 /// Tells the worker where to train.
@@ -472,10 +479,7 @@ fn stored_workers() -> usize {
 /// Tells the worker how many workers train on the CPU. For tests,
 /// `?workers=unavailable` acts as a browser whose workers cannot start workers.
 fn send_workers(workers: usize) {
-    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-    let simulate =
-        search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix("workers=")).map(str::to_string);
-    client::send(&Command::SetWorkers { workers, simulate });
+    client::send(&Command::SetWorkers { workers, simulate: query_value("workers") });
 }
 
 /// How many Web Workers share a CPU step (1 to the device's cores), and how

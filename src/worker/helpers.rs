@@ -351,10 +351,6 @@ impl Helpers for WebHelpers {
                 format!("a helper worker failed ({why}); training goes on in one worker")
             };
             self.stop_all(why);
-            if self.out.get() == 0 {
-                self.helpers.borrow_mut().clear();
-                self.round.borrow_mut().clear();
-            }
         }
         result
     }

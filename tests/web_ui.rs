@@ -829,3 +829,43 @@ fn one_early_spike_leaves_the_loss_curve_readable() {
     // Non-finite losses are left out; none at all gives a unit axis.
     assert_eq!(loss_axis(&[f32::NAN], false), LossAxis { lo: 0.0, hi: 1.0, clipped: 0, max: 1.0 });
 }
+
+#[wasm_bindgen_test]
+async fn figures_of_a_run_the_page_has_left_are_not_shown() {
+    // Issue 15 point 5: the worker's figures of the run it had, on their way
+    // when the page moved on (Reset, a preset, a file), are not shown as the
+    // new run's; from `RunStarted` on, the new run's are.
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    let points = || one(&root, "loss-chart").get_attribute("data-points").unwrap_or_default();
+    let metrics = |first_step: usize| Event::Metrics {
+        first_step,
+        losses: vec![2.0, 1.9],
+        accuracy: 0.1,
+        samples_per_s: 900.0,
+        train_s: 0.05,
+        epoch: 0,
+        epoch_progress: 0.0,
+        elapsed_s: 1.0,
+    };
+    layerlab::ui::receive(Event::RunStarted { run: layerlab::ui::shown_run() });
+    layerlab::ui::receive(metrics(1));
+    settle().await;
+    assert_eq!(points(), "2");
+    let before = layerlab::ui::shown_run();
+    one(&root, "reset-button").click();
+    settle().await;
+    assert_eq!(layerlab::ui::shown_run(), before + 1, "Reset begins a new run");
+    assert_eq!(points(), "0");
+    // The old run's next slice and its pause arrive late.
+    layerlab::ui::receive(metrics(3));
+    layerlab::ui::receive(Event::Finished { steps: 4 });
+    settle().await;
+    assert_eq!(points(), "0", "the old run's losses are not the new run's");
+    assert!(!root.text_content().unwrap().contains("Training finished"), "nor is its end");
+    layerlab::ui::receive(Event::RunStarted { run: before + 1 });
+    layerlab::ui::receive(metrics(1));
+    settle().await;
+    assert_eq!(points(), "2", "the new run's figures are shown");
+}

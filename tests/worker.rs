@@ -713,16 +713,23 @@ fn a_failing_helper_leaves_one_worker_to_train_the_same_batches() {
     assert!(close(&split, &one, 1e-4), "{split:?} against {one:?}");
 }
 
-/// Helpers that pause the session while the `at`-th part is out, as the
-/// page's worker handles a Pause then.
-struct PausingAt<'a, 'b> {
+/// Helpers that hand the session `commands` while the `at`-th part is out,
+/// as the page's worker handles messages then; `answers` what they gave.
+struct HandlingAt<'a, 'b> {
     inner: InProcess,
     cell: &'a std::cell::RefCell<&'b mut layerlab::worker::Session>,
     at: usize,
-    paused: std::cell::RefCell<Vec<Event>>,
+    commands: std::cell::RefCell<Vec<Command>>,
+    answers: std::cell::RefCell<Vec<Event>>,
 }
 
-impl layerlab::worker::Helpers for PausingAt<'_, '_> {
+impl<'a, 'b> HandlingAt<'a, 'b> {
+    fn new(cell: &'a std::cell::RefCell<&'b mut layerlab::worker::Session>, at: usize, commands: Vec<Command>) -> Self {
+        HandlingAt { inner: InProcess::new(1, None), cell, at, commands: commands.into(), answers: Default::default() }
+    }
+}
+
+impl layerlab::worker::Helpers for HandlingAt<'_, '_> {
     async fn ready(&self) -> usize {
         self.inner.ready().await
     }
@@ -730,9 +737,11 @@ impl layerlab::worker::Helpers for PausingAt<'_, '_> {
         self.inner.send(k, spec, job)
     }
     async fn receive(&self, k: usize) -> Result<layerlab::train::PartResult, String> {
-        if self.inner.jobs.get() == self.at && self.paused.borrow().is_empty() {
-            let events = self.cell.borrow_mut().handle(Command::Pause);
-            self.paused.borrow_mut().extend(events);
+        if self.inner.jobs.get() == self.at {
+            for cmd in self.commands.take() {
+                let events = self.cell.borrow_mut().handle(cmd);
+                self.answers.borrow_mut().extend(events);
+            }
         }
         self.inner.receive(k).await
     }
@@ -748,10 +757,10 @@ fn a_pause_while_parts_are_out_shows_the_weights_the_run_pauses_with() {
     s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
     s.handle(Command::Train);
     let cell = std::cell::RefCell::new(&mut s);
-    let helpers = PausingAt { inner: InProcess::new(1, None), cell: &cell, at: 1, paused: Default::default() };
+    let helpers = HandlingAt::new(&cell, 1, vec![Command::Pause]);
     let events = pollster::block_on(layerlab::worker::train_slice(&cell, &helpers, 20, f64::INFINITY, |_| {}));
     assert_eq!(
-        *helpers.paused.borrow(),
+        *helpers.answers.borrow(),
         vec![Event::Running { running: false }],
         "no evaluation in the middle of a step"
     );
@@ -763,4 +772,55 @@ fn a_pause_while_parts_are_out_shows_the_weights_the_run_pauses_with() {
     drop(helpers);
     let again = accuracy_of(&cell.into_inner().handle(Command::Pause));
     assert_eq!(evaluated, Some((5, again)), "{events:?}");
+}
+
+#[test]
+fn a_new_run_while_parts_are_out_hears_nothing_of_the_old_one() {
+    // The page switches preset while step 5's parts are out (CI's e2e saw the
+    // Seed LSTM's last slice shown as the tiny ViT's: "Paused after 1 step").
+    // After `RunStarted` nothing of the old run comes: no losses, no
+    // evaluation; the new model starts at step 1.
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("seed-cnn").unwrap() });
+    s.handle(Command::Train);
+    let cell = std::cell::RefCell::new(&mut s);
+    let mlp = layerlab::preset("mlp").unwrap();
+    // The page's drawing is predicted by the new model at once (its trainer is made).
+    let predict = Command::Predict { pixels: vec![0.0; 784] };
+    let commands = vec![Command::Pause, Command::NewRun { run: 7 }, Command::SetSpec { spec: mlp }, predict];
+    let helpers = HandlingAt::new(&cell, 1, commands);
+    let events = pollster::block_on(layerlab::worker::train_slice(&cell, &helpers, 20, f64::INFINITY, |_| {}));
+    let answers = helpers.answers.take();
+    let started = answers.iter().position(|e| *e == Event::RunStarted { run: 7 }).expect("RunStarted");
+    assert!(!answers[..started].iter().any(|e| matches!(e, Event::Evaluation { .. })), "{answers:?}");
+    assert!(events.iter().all(|e| !e.of_run()), "the old run's slice reported after RunStarted: {events:?}");
+    drop(helpers);
+    let s = cell.into_inner();
+    let events = s.handle(Command::Step);
+    let first = events.iter().find_map(|e| match e {
+        Event::Metrics { first_step, losses, .. } => Some((*first_step, losses.len())),
+        _ => None,
+    });
+    assert_eq!(first, Some((1, 1)), "{events:?}");
+}
+
+#[test]
+fn events_of_a_run_are_told_from_the_rest() {
+    // The page drops the first kind when they come from a run it has left.
+    assert!(Event::Metrics {
+        first_step: 1,
+        losses: vec![1.0],
+        accuracy: 0.1,
+        samples_per_s: 1.0,
+        train_s: 1.0,
+        epoch: 0,
+        epoch_progress: 0.0,
+        elapsed_s: 1.0
+    }
+    .of_run());
+    assert!(Event::Running { running: false }.of_run());
+    assert!(Event::Prediction { probs: vec![] }.of_run());
+    assert!(!Event::RunStarted { run: 1 }.of_run());
+    assert!(!Event::DataLoaded { train: 1, test: 1 }.of_run());
+    assert!(!Event::Exported { format: "pytorch".into(), files: vec![] }.of_run());
 }

@@ -401,7 +401,7 @@ pub fn TrainingPanel() -> impl IntoView {
                     view_state.clear();
                     // Starting over: the trained weights kept in this browser go too.
                     wasm_bindgen_futures::spawn_local(async { let _ = super::files::store::clear().await; });
-                    client::send(&Command::SetSpec { spec: editor.spec.get_untracked() });
+                    client::send_new_run(&Command::SetSpec { spec: editor.spec.get_untracked() });
                 }>"Reset"</button>
             </div>
             <p class="status" data-testid="status" role="status">{status}</p>

@@ -16,10 +16,42 @@ struct Client {
     view: Option<TrainView>,
     ready: bool,
     pending: Vec<String>,
+    /// The run the page shows (`new_run`), and the last the worker said it
+    /// began (`Event::RunStarted`): while they differ, the worker's events of
+    /// the run it had are stale.
+    shown_run: u64,
+    worker_run: u64,
 }
 
 thread_local! {
-    static CLIENT: RefCell<Client> = const { RefCell::new(Client { worker: None, view: None, ready: false, pending: Vec::new() }) };
+    static CLIENT: RefCell<Client> = const {
+        RefCell::new(Client { worker: None, view: None, ready: false, pending: Vec::new(), shown_run: 0, worker_run: 0 })
+    };
+}
+
+/// Whether `event` is stale: of a run the page has left (see `Command::NewRun`).
+/// Notes the worker's `RunStarted`.
+fn stale(event: &Event) -> bool {
+    CLIENT.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Event::RunStarted { run } = event {
+            c.worker_run = *run;
+        }
+        event.of_run() && c.worker_run != c.shown_run
+    })
+}
+
+/// Sends `cmd`, which makes a new run (`SetSpec`, `LoadWeights`, `Resume`),
+/// after `NewRun`: from now on the page shows that run, and no event of the
+/// one before (already on its way) reaches the view.
+pub fn send_new_run(cmd: &Command) {
+    let run = CLIENT.with(|c| {
+        let mut c = c.borrow_mut();
+        c.shown_run += 1;
+        c.shown_run
+    });
+    send(&Command::NewRun { run });
+    send(cmd);
 }
 
 /// The folder the page was served from, e.g. `http://127.0.0.1:8080/`.
@@ -57,7 +89,7 @@ pub fn start(view: TrainView) {
                 post_raw(&p);
             }
         }
-        view.apply(event);
+        receive(event);
     });
     worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
@@ -97,8 +129,22 @@ pub fn send(cmd: &Command) {
     }
 }
 
-/// Feeds an event to the page as if the worker had sent it (the component tests
-/// use this to show views with known data).
+/// An event from the worker: shown, unless it is of a run the page has left.
+pub fn receive(event: Event) {
+    if stale(&event) {
+        return;
+    }
+    deliver(event);
+}
+
+/// The run the page shows (`Command::NewRun`); the worker has begun it once
+/// `Event::RunStarted` says so.
+pub fn shown_run() -> u64 {
+    CLIENT.with(|c| c.borrow().shown_run)
+}
+
+/// Feeds an event to the page as if the worker had sent it, and as of the
+/// run shown (the component tests use this to show views with known data).
 pub fn deliver(event: Event) {
     if let Some(view) = CLIENT.with(|c| c.borrow().view) {
         view.apply(event);

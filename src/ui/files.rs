@@ -200,7 +200,7 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
             // Sent right after the new model reaches the worker.
             pending.0.set_value(Some(w));
         } else {
-            client::send(&Command::LoadWeights { safetensors: w });
+            client::send_new_run(&Command::LoadWeights { safetensors: w });
         }
     }
     let mut text = format!("Opened {}.", opened.join(" and "));
@@ -349,7 +349,7 @@ pub fn restore_trained(editor: Editor, notice: RwSignal<Option<Notice>>) {
         if editor.spec.with_untracked(|s| *s != stored) || steps == 0 {
             return;
         }
-        client::send(&match kept {
+        client::send_new_run(&match kept {
             store::Kept::Checkpoint(bytes, history) => Command::Resume { checkpoint: B64.encode(&bytes), history },
             store::Kept::Weights(bytes) => Command::LoadWeights { safetensors: B64.encode(&bytes) },
         });

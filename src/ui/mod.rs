@@ -213,7 +213,7 @@ impl TrainView {
 
     fn apply(&self, event: Event) {
         match event {
-            Event::Ready => {}
+            Event::Ready | Event::RunStarted { .. } => {}
             Event::DataProgress { loaded, total } => self.data.set(DataState::Loading { loaded, total }),
             Event::DataLoaded { train, test } => self.data.set(DataState::Ready { train, test }),
             Event::Metrics { first_step, losses, samples_per_s, train_s, epoch, epoch_progress, elapsed_s, .. } => {
@@ -390,7 +390,7 @@ pub fn App() -> impl IntoView {
             client::send(&crate::worker::protocol::Command::SetLr { lr: spec.training.optimizer.lr() });
         } else {
             view_state.clear();
-            client::send(&crate::worker::protocol::Command::SetSpec { spec: spec.clone() });
+            client::send_new_run(&crate::worker::protocol::Command::SetSpec { spec: spec.clone() });
             // Weights opened together with this model follow it.
             if let Some(w) = pending.0.try_update_value(|p| p.take()).flatten() {
                 client::send(&crate::worker::protocol::Command::LoadWeights { safetensors: w });
@@ -490,7 +490,7 @@ pub fn App() -> impl IntoView {
 }
 
 pub use chart::{loss_axis, LossAxis};
-pub use client::deliver;
+pub use client::{deliver, receive, shown_run};
 
 /// Mounts the app on the page's body.
 pub fn mount() {

@@ -15,6 +15,15 @@ pub enum Command {
     LoadData {
         base_url: String,
     },
+    /// The page shows a new run from now on, numbered `run` (higher than any
+    /// before): sent just before the command that makes the run (`SetSpec`,
+    /// `LoadWeights`, `Resume`, `Reset`). Training stops and the run under way
+    /// is dropped (as `Reset`); the answer is `RunStarted { run }`, and no
+    /// event of an earlier run (`Event::of_run`) comes after it. The page drops
+    /// those that reach it before: they were on their way when it moved on.
+    NewRun {
+        run: u64,
+    },
     /// Build a fresh model from `spec` (replaces any running training).
     SetSpec {
         spec: ModelSpec,
@@ -155,6 +164,10 @@ pub enum BackendChoice {
 pub enum Event {
     /// The worker has started and listens.
     Ready,
+    /// For `NewRun`: every event of an earlier run came before this one.
+    RunStarted {
+        run: u64,
+    },
     DataProgress {
         loaded: usize,
         total: usize,
@@ -319,6 +332,27 @@ pub enum Event {
     Error {
         message: String,
     },
+}
+
+impl Event {
+    /// Whether the event reports on the run under way (its steps, figures,
+    /// views, checkpoint, pause or failure), so that one of an earlier run is
+    /// stale once the page has moved on (`Command::NewRun`). The rest are about
+    /// the data, the backend, the workers or a file asked for, and stay true.
+    pub fn of_run(&self) -> bool {
+        !matches!(
+            self,
+            Event::Ready
+                | Event::RunStarted { .. }
+                | Event::DataProgress { .. }
+                | Event::DataLoaded { .. }
+                | Event::DataFailed { .. }
+                | Event::Weights { .. }
+                | Event::Exported { .. }
+                | Event::Backend { .. }
+                | Event::Workers { .. }
+        )
+    }
 }
 
 /// The largest weights file the page accepts.

@@ -56,6 +56,9 @@ pub struct Session {
     /// A Pause came while a split step was out: its evaluation waits for the
     /// step to finish, so that it shows the weights the run pauses with.
     pub(super) eval_after_step: bool,
+    /// Counts the runs this session has begun (`reset`): a slice of training
+    /// that outlives its run reports nothing of it (`slice::Slice`).
+    pub(super) run: u64,
 }
 
 impl Default for Session {
@@ -86,6 +89,7 @@ impl Session {
             unavailable: None,
             split_out: false,
             eval_after_step: false,
+            run: 0,
         }
     }
 
@@ -141,6 +145,7 @@ impl Session {
             // native session trains in one thread.
             Command::SetWorkers { .. } => vec![],
             Command::Reset => self.reset(),
+            Command::NewRun { run } => [vec![Event::RunStarted { run }], self.reset()].concat(),
             Command::Train => match self.ensure_trainer() {
                 Ok(()) => {
                     // Training again: a Pause's evaluation still waiting is moot.
@@ -214,6 +219,7 @@ impl Session {
     }
 
     pub(super) fn reset(&mut self) -> Vec<Event> {
+        self.run += 1;
         self.watch = Default::default();
         self.eval_after_step = false;
         self.trainer = None;

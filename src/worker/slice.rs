@@ -16,6 +16,8 @@ use crate::train::{PartJob, PartResult, PendingStep, SplitStep, Trainer};
 
 /// What one slice of training collected (see `Session::slice_start`).
 pub(super) struct Slice {
+    /// The session's run when the slice began (`Session::run`).
+    run: u64,
     first_step: usize,
     samples_before: usize,
     started: Instant,
@@ -198,6 +200,7 @@ impl Session {
     fn slice_start(&mut self, max_steps: usize, budget_s: f64) -> Option<Slice> {
         let t = self.trainer.as_ref()?;
         Some(Slice {
+            run: self.run,
             first_step: t.steps_done() + 1,
             samples_before: t.samples_seen(),
             started: Instant::now(),
@@ -414,7 +417,13 @@ impl Session {
     }
 
     /// Ends a slice: its metrics, and the final evaluation when training is done.
+    /// A slice whose run was replaced meanwhile (a split step's parts were out,
+    /// or a GPU step's readback, when the page's worker handled `NewRun`)
+    /// reports nothing of it: the page shows the new run already.
     fn slice_end(&mut self, slice: Slice) -> Vec<Event> {
+        if slice.run != self.run {
+            return slice.events.into_iter().filter(|e| !e.of_run()).collect();
+        }
         // A Pause that came while a split step was out (see `Session::eval_after_step`).
         let evaluate_paused = std::mem::take(&mut self.eval_after_step);
         let Some(trainer) = self.trainer.as_ref() else { return slice.events };

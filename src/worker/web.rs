@@ -87,10 +87,15 @@ impl Worker {
         }
         if self.session.borrow().needs_sync(&cmd) {
             let me = self.clone();
+            let run = self.session.borrow().run;
             wasm_bindgen_futures::spawn_local(async move {
                 let events = sync(&me.session).await;
                 me.post(events);
-                me.handle_now(cmd);
+                // A command of a run the page has left meanwhile (`NewRun`) is
+                // moot: its answer would be taken for the new run's.
+                if me.session.borrow().run == run {
+                    me.handle_now(cmd);
+                }
             });
             return;
         }

@@ -48,35 +48,7 @@ fn lr_text(lr: &f32) -> String {
     format_lr(*lr)
 }
 
-/// A whole number with its thousands grouped, as people write one: `93,322`,
-/// `29,183,670`.
-pub fn format_count(n: u64) -> String {
-    group_thousands(&n.to_string())
-}
-
-/// `n` and the noun, singular for one: `1 step`, `2 steps`, `1,000 steps`.
-pub fn count_of(n: usize, noun: &str) -> String {
-    format!("{} {noun}{}", format_count(n as u64), if n == 1 { "" } else { "s" })
-}
-
-/// A figure (a loss, which may be far past any integer type) rounded to a
-/// whole number, its thousands grouped: `896,760`.
-pub fn format_whole(v: f64) -> String {
-    let digits = format!("{:.0}", v.abs());
-    format!("{}{}", if v < 0.0 && digits != "0" { "-" } else { "" }, group_thousands(&digits))
-}
-
-/// `digits` (ASCII digits) with a comma before each group of three from the right.
-fn group_thousands(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::text::{count_of, format_count, format_whole};
 
 /// A learning rate as people write one: `0.001`, `0.5`, `3`, and in
 /// scientific notation outside [0.001, 10000): `1e-4`, `2.5e-5`, `1e35`
@@ -102,10 +74,10 @@ mod tests {
 
     #[test]
     fn numbers_read_as_people_write_them() {
-        assert_eq!(format_count(0), "0");
-        assert_eq!(format_count(999), "999");
-        assert_eq!(format_count(93_322), "93,322");
-        assert_eq!(format_count(157_000_000), "157,000,000");
+        assert_eq!(format_count(0u64), "0");
+        assert_eq!(format_count(999u64), "999");
+        assert_eq!(format_count(93_322u64), "93,322");
+        assert_eq!(format_count(157_000_000u64), "157,000,000");
         assert_eq!(format_whole(896_760.4), "896,760");
         // Past every integer type: still every digit.
         assert_eq!(format_whole(1e30), "1,000,000,000,000,000,019,884,624,838,656");

@@ -264,13 +264,13 @@ fn stacks_that_would_read_probabilities_as_logits_are_refused() {
 fn epochs_that_would_overflow_are_refused_on_the_cli() {
     let spec = regression("epochs-overflow.json");
     let e = Model::new(&spec).err().unwrap().to_string();
-    assert_eq!(e, "invalid model: training: epochs must be between 1 and 1000, got 6148914691236517206");
+    assert_eq!(e, "invalid model: training: epochs must be between 1 and 1,000, got 6,148,914,691,236,517,206");
     let (code, out, err) = cli(&["train", "--model", "tests/regressions/epochs-overflow.json", "--limit-train", "192"]);
     assert_eq!((code, out.as_str()), (1, ""), "{err}");
-    assert!(err.contains("epochs must be between 1 and 1000, got 6148914691236517206"), "{err}");
+    assert!(err.contains("epochs must be between 1 and 1,000, got 6,148,914,691,236,517,206"), "{err}");
     let (code, out, err) = cli(&["train", "--model", "mlp", "--epochs", "6148914691236517206", "--limit-train", "192"]);
     assert_eq!((code, out.as_str()), (1, ""), "{err}");
-    assert!(err.contains("epochs must be between 1 and 1000"), "{err}");
+    assert!(err.contains("epochs must be between 1 and 1,000"), "{err}");
 }
 
 #[test]
@@ -343,12 +343,12 @@ fn every_count_has_a_stated_maximum_and_never_wraps() {
     };
     assert_eq!(
         training(&format!(r#"{{"batch_size": {huge}}}"#)),
-        format!("training: batch_size must be between 1 and 4096, got {huge}; 64 is usual")
+        "training: batch_size must be between 1 and 4,096, got 6,148,914,691,236,517,206; 64 is usual"
     );
     assert!(training(r#"{"optimizer": {"type": "Adam", "epsilon": 1e39}}"#).contains("epsilon inf"));
     // The page's fields run the same check.
     let t = layerlab::nn::spec::TrainingSpec { epochs: 1001, ..Default::default() };
-    assert_eq!(t.validate().unwrap_err().message, "training: epochs must be between 1 and 1000, got 1001");
+    assert_eq!(t.validate().unwrap_err().message, "training: epochs must be between 1 and 1,000, got 1,001");
 }
 
 // ---------------------------------------------------------------------------

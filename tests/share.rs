@@ -19,7 +19,7 @@ fn spec_json(name: &str) -> String {
 
 #[test]
 fn every_preset_round_trips_in_a_short_link() {
-    for (name, _) in layerlab::PRESETS {
+    for name in layerlab::PRESETS.iter().map(|p| p.id) {
         let e = Experiment::new(layerlab::preset(name).unwrap());
         let frag = e.fragment();
         assert!(frag.starts_with("#x=") && is_link(&frag));
@@ -44,6 +44,7 @@ fn view_state_and_lesson_round_trip() {
             title: "Attention reverses".into(),
             instruction: "Press Train; watch the anti-diagonal appear. Ünïcode ✓".into(),
             hide: vec![Control::Palette, Control::Hyperparameters],
+            open: "https://school.example/lesson-3/seed-cnn.zip".into(),
         }),
     };
     let back = decode(&e.encode()).unwrap().experiment;
@@ -119,4 +120,31 @@ fn a_link_with_a_broken_model_names_the_layer() {
     let json = r#"{"v": 1, "spec": {"input": {"dataset": "mnist"}, "layers": [{"type": "Dense", "units": 10}, {"type": "Conv3D"}]}}"#;
     let err = decode(&payload(json)).unwrap_err();
     assert!(matches!(&err, ShareError::Model(m) if m.contains("layer 1")), "{err}");
+}
+
+#[test]
+fn a_lessons_file_is_a_web_link_never_code() {
+    use layerlab::io::share::is_file_link;
+    for ok in ["https://school.example/w.zip", "http://127.0.0.1:8080/w.safetensors", "weights/seed-cnn.zip", "/w.zip"]
+    {
+        assert!(is_file_link(ok), "{ok}");
+    }
+    for bad in [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:application/zip;base64,AAAA",
+        "file:///etc/passwd",
+        "",
+        "a b.zip",
+        "x\nj.zip",
+    ] {
+        assert!(!is_file_link(bad), "{bad}");
+    }
+    assert!(!is_file_link(&format!("https://x.example/{}", "a".repeat(3000))));
+    // A link with another kind is opened without it, and says so.
+    let mut e = Experiment::new(layerlab::preset("mlp").unwrap());
+    e.lesson = Some(Lesson { title: "t".into(), open: "javascript:alert(1)".into(), ..Default::default() });
+    let r = decode(&e.fragment()).unwrap();
+    assert_eq!(r.experiment.lesson.unwrap().open, "");
+    assert!(r.warnings.iter().any(|w| w.contains("the lesson's file")), "{:?}", r.warnings);
 }

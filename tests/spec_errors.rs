@@ -92,19 +92,22 @@ fn zero_and_out_of_range_parameters() {
 #[test]
 fn negative_counts_are_type_errors_naming_the_layer() {
     let e = parse_err(&spec_with(r#"[{"type": "Flatten"}, {"type": "Dense", "units": -3}]"#));
-    assert!(e.starts_with("invalid model: layer 1 Dense: invalid value: integer `-3`"), "{e}");
+    assert_eq!(e, "invalid model: layer 1 Dense: expects a whole number such as 3 (0 or more), got -3");
 }
 
 #[test]
 fn missing_parameter() {
     let e = parse_err(&spec_with(r#"[{"type": "Conv2D", "kernel_size": 3}]"#));
-    assert_eq!(e, "invalid model: layer 0 Conv2D: missing field `filters`");
+    assert_eq!(e, "invalid model: layer 0 Conv2D: needs \"filters\"");
 }
 
 #[test]
 fn misspelled_parameter() {
     let e = parse_err(&spec_with(r#"[{"type": "Conv2D", "filters": 3, "kernel": 3}]"#));
-    assert!(e.starts_with("invalid model: layer 0 Conv2D: unknown field `kernel`, expected one of"), "{e}");
+    assert!(
+        e.starts_with("invalid model: layer 0 Conv2D: unknown field \"kernel\"; expected one of filters, kernel_size,"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -159,7 +162,7 @@ fn input_errors() {
         "input: shape [1, 28, 27] holds 756 values but an MNIST image has 784 (28x28); use [1, 28, 28]"
     );
     let e = parse_err(r#"{"input": {"dataset": "cifar"}, "layers": []}"#);
-    assert!(e.contains("input: unknown variant `cifar`, expected one of `mnist`, `reverse`, `sort`, `copy`"), "{e}");
+    assert!(e.contains("input: unknown value \"cifar\"; choose one of mnist, reverse, sort, copy"), "{e}");
     let e = parse_err(r#"{"layers": []}"#);
     assert!(e.contains("the spec has no \"input\""), "{e}");
     let e = parse_err(r#"{"input": {"dataset": "mnist"}, "layers": {}}"#);
@@ -177,13 +180,14 @@ fn training_errors() {
             Err(e) => e.to_string(),
         }
     };
-    assert_eq!(bad(r#"{"batch_size": 0}"#), "training: batch_size must be between 1 and 4096, got 0; 64 is usual");
-    assert_eq!(bad(r#"{"epochs": 0}"#), "training: epochs must be between 1 and 1000, got 0");
+    assert_eq!(bad(r#"{"batch_size": 0}"#), "training: batch_size must be between 1 and 4,096, got 0; 64 is usual");
+    assert_eq!(bad(r#"{"epochs": 0}"#), "training: epochs must be between 1 and 1,000, got 0");
     assert!(bad(r#"{"optimizer": {"type": "Adam", "lr": -1}}"#)
         .contains("the learning rate must be a positive number, got -1"));
     assert!(bad(r#"{"optimizer": {"type": "SGD", "lr": 0.1, "momentum": 1.5}}"#)
         .contains("SGD momentum must be in [0, 1), got 1.5"));
-    assert!(bad(r#"{"optimizer": {"type": "RMSprop", "lr": 0.1}}"#).contains("unknown variant `RMSprop`"));
+    assert!(bad(r#"{"optimizer": {"type": "RMSprop", "lr": 0.1}}"#)
+        .contains("unknown value \"RMSprop\"; choose one of SGD, Adam"));
 }
 
 #[test]
@@ -198,11 +202,18 @@ fn malformed_json_is_an_error_not_a_panic() {
 
 #[test]
 fn presets_are_valid_and_round_trip() {
-    for (name, text) in layerlab::PRESETS {
+    for &layerlab::Preset { id: name, json: text, .. } in layerlab::PRESETS {
         let spec = ModelSpec::from_json(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         spec.infer().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ModelSpec::from_json(&spec.to_json_pretty()).unwrap(), spec, "{name}");
+        // The page's preset selector names the model shown.
+        assert_eq!(layerlab::Preset::of(&spec).map(|p| p.id), Some(name));
     }
+    let mut edited = layerlab::preset("seed-cnn").unwrap();
+    edited.training.seed += 1;
+    assert_eq!(layerlab::Preset::of(&edited).map(|p| p.id), Some("seed-cnn"), "settings are no part of the model");
+    edited.layers.pop();
+    assert!(layerlab::Preset::of(&edited).is_none());
 }
 
 #[test]
@@ -233,18 +244,22 @@ fn shape_inference_of_the_seed_cnn() {
 fn models_too_large_for_a_browser_are_refused_not_crashed() {
     let e = infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 65536}, {"type": "Dense", "units": 10}]"#);
     assert!(
-        e.to_string()
-            .starts_with("layer 1 Dense: would have 51445760 parameters, more than the 50000000 a layer may have here"),
+        e.to_string().starts_with(
+            "layer 1 Dense: would have 51,445,760 parameters, more than the 50,000,000 a layer may have here"
+        ),
         "{e}"
     );
     let e =
         infer_err(r#"[{"type": "Flatten"}, {"type": "Dense", "units": 100000000}, {"type": "Dense", "units": 10}]"#);
     assert_eq!(
         e.to_string(),
-        "layer 1 Dense: units 100000000 is more than the 65536 layerlab allows; use at most 65536"
+        "layer 1 Dense: units 100,000,000 is more than the 65,536 layerlab allows; use at most 65,536"
     );
     let e = infer_err(r#"[{"type": "Conv2D", "filters": 40000, "kernel_size": 3, "padding": "same"}]"#);
-    assert!(e.to_string().starts_with("layer 0 Conv2D: outputs [40000, 28, 28] = 31360000 values per example"), "{e}");
+    assert!(
+        e.to_string().starts_with("layer 0 Conv2D: outputs [40000, 28, 28] = 31,360,000 values per example"),
+        "{e}"
+    );
     let e = infer_err(
         r#"[{"type": "Conv2D", "filters": 64, "kernel_size": 3}, {"type": "Conv2D", "filters": 1, "kernel_size": 20, "padding": "same"}]"#,
     );
@@ -263,15 +278,58 @@ fn parameters_edited_as_text() {
     assert_eq!(c.param_text("kernel_size"), "[3, 5]");
     let c = c.with_param("activation", "").unwrap();
     assert_eq!(c.activation(), None);
+    // What the field expects, in words: no Rust type or enum names (issue 15 point 10).
     assert_eq!(
         conv.with_param("filters", "many").unwrap_err(),
-        "filters: invalid type: string \"many\", expected usize"
+        "filters: expects a whole number such as 3, got \"many\""
     );
-    assert!(conv.with_param("padding", "middle").unwrap_err().starts_with("padding: unknown variant `middle`"));
+    assert_eq!(conv.with_param("filters", "2.5").unwrap_err(), "filters: expects a whole number such as 3, got 2.5");
+    assert_eq!(
+        conv.with_param("kernel_size", "abc").unwrap_err(),
+        "kernel_size: expects a whole number such as 3, or [height, width] such as [3, 5]"
+    );
+    assert_eq!(
+        conv.with_param("padding", "middle").unwrap_err(),
+        "padding: unknown value \"middle\"; choose one of valid, same"
+    );
+    assert_eq!(
+        conv.with_param("activation", "rleu").unwrap_err(),
+        "activation: unknown value \"rleu\"; choose one of linear, relu, tanh, sigmoid, gelu, softmax"
+    );
+    assert_eq!(conv.with_param("use_bias", "3").unwrap_err(), "use_bias: expects true or false, got 3");
+    let lstm = LayerSpec::default_for("LSTM").unwrap();
+    assert_eq!(
+        lstm.with_param("return_sequences", "yes").unwrap_err(),
+        "return_sequences: expects true or false, got \"yes\""
+    );
+    let rate = LayerSpec::default_for("Dropout").unwrap().with_param("rate", "half").unwrap_err();
+    assert_eq!(rate, "rate: expects a number such as 0.5, got \"half\"");
     let ln = LayerSpec::default_for("LayerNormalization").unwrap().with_param("epsilon", "1e-5").unwrap();
     assert_eq!(ln.param_text("epsilon"), "0.00001", "an f32 shows as typed, not as its f64 expansion");
     let drop = LayerSpec::default_for("Dropout").unwrap().with_param("rate", "0.1").unwrap();
     assert_eq!(drop.param_text("rate"), "0.1");
+    // Every layer and parameter says what it is (the page's tooltips).
+    for ty in layerlab::nn::spec::LAYER_TYPES {
+        assert!(LayerSpec::description(ty).len() > 20, "{ty} has no description");
+        for name in LayerSpec::param_names(ty) {
+            assert!(!LayerSpec::param_help(name).is_empty(), "{ty}.{name} has no help");
+        }
+    }
+    // Parameters of a few values are chosen from a list; the lists are the
+    // values the spec takes, no more and no fewer.
+    for ty in layerlab::nn::spec::LAYER_TYPES {
+        let l = LayerSpec::default_for(ty).unwrap();
+        for name in LayerSpec::param_names(ty) {
+            let refused = l.with_param(name, "no-such-word").unwrap_err();
+            let listed = refused.split_once("choose one of ").map(|(_, names)| names.to_string());
+            let switch = l.with_param(name, "true").is_ok() && l.with_param(name, "2").is_err();
+            match l.param_choices(name) {
+                Some(["true", "false"]) => assert!(switch, "{ty}.{name} is not a switch"),
+                Some(choices) => assert_eq!(Some(choices.join(", ")), listed, "{ty}.{name}"),
+                None => assert!(listed.is_none() && !switch, "{ty}.{name} should be a list: {refused}"),
+            }
+        }
+    }
     // The palette's groups hold every type the spec accepts, once.
     let mut grouped: Vec<&str> = layerlab::nn::spec::LAYER_GROUPS.iter().flat_map(|(_, t)| t.iter().copied()).collect();
     let mut known = layerlab::nn::spec::LAYER_TYPES.to_vec();

@@ -83,22 +83,47 @@ async fn palette_click_adds_a_layer_and_undo_redo_work() {
     one(&root, "redo-button").click();
     settle().await;
     assert_eq!(card_types(&root).len(), 9);
-    // The keyboard: Ctrl+Z undoes, Ctrl+Shift+Z redoes.
-    let key = |shift: bool| {
+    // The keyboard: Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo.
+    let key_of = |k: &str, shift: bool| {
         let init = web_sys::KeyboardEventInit::new();
-        init.set_key("z");
+        init.set_key(k);
         init.set_ctrl_key(true);
         init.set_shift_key(shift);
         init.set_bubbles(true);
         let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
         document().body().unwrap().dispatch_event(&ev).unwrap();
     };
+    let key = |shift: bool| key_of("z", shift);
     key(false);
     settle().await;
     assert_eq!(card_types(&root).len(), 8);
     key(true);
     settle().await;
     assert_eq!(card_types(&root).len(), 9);
+    key(false);
+    settle().await;
+    key_of("y", false);
+    settle().await;
+    assert_eq!(card_types(&root).len(), 9, "Ctrl+Y redoes");
+}
+
+#[wasm_bindgen_test]
+async fn the_theme_chosen_is_remembered() {
+    let (root, h) = mount();
+    settle().await;
+    let dark = |r: &HtmlElement| r.query_selector(".app").unwrap().unwrap().class_list().contains("dark");
+    let first = dark(&root);
+    one(&root, "theme-toggle").click();
+    settle().await;
+    assert_eq!(dark(&root), !first);
+    drop(h);
+    // A reload (a fresh mount, storage kept) keeps the choice.
+    let root2: HtmlElement = document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&root2).unwrap();
+    let _h2 = leptos::mount::mount_to(root2.clone(), layerlab::ui::App);
+    settle().await;
+    assert_eq!(dark(&root2), !first, "the theme chosen in this browser");
+    let _ = root;
 }
 
 #[wasm_bindgen_test]
@@ -245,11 +270,15 @@ async fn training_fields_refuse_counts_past_their_maximum_with_a_message() {
     let (root, _h) = mount();
     settle().await;
     for (field, text, message) in [
-        ("epochs-input", "6148914691236517206", "training: epochs must be between 1 and 1000, got 6148914691236517206"),
-        ("batch-input", "5000", "training: batch_size must be between 1 and 4096, got 5000; 64 is usual"),
+        (
+            "epochs-input",
+            "6148914691236517206",
+            "training: epochs must be between 1 and 1,000, got 6,148,914,691,236,517,206",
+        ),
+        ("batch-input", "5000", "training: batch_size must be between 1 and 4,096, got 5,000; 64 is usual"),
         ("lr-input", "-1", "training: the learning rate must be a positive number, got -1"),
         ("epochs-input", "lots", "training: epochs \"lots\" is not a whole number"),
-        ("epochs-input", "4000", "training: epochs must be between 1 and 1000, got 4000"),
+        ("epochs-input", "4000", "training: epochs must be between 1 and 1,000, got 4,000"),
     ] {
         change(&one(&root, field), text);
         settle().await;
@@ -268,7 +297,7 @@ async fn training_fields_refuse_counts_past_their_maximum_with_a_message() {
     assert!(one(&root, "seq-len-input-error")
         .text_content()
         .unwrap()
-        .contains("seq_len must be between 1 and 256, got 100000"));
+        .contains("seq_len must be between 1 and 256, got 100,000"));
     assert!(
         one(&root, "input-card").text_content().unwrap().contains("token ids [8]"),
         "the model keeps its sequence length"
@@ -404,7 +433,7 @@ async fn open_lesson(
 ) -> (HtmlElement, impl Drop) {
     use layerlab::io::share::{Experiment, Lesson};
     let mut e = Experiment::new(layerlab::preset(preset).unwrap());
-    e.lesson = Some(Lesson { title: title.into(), instruction: instruction.into(), hide });
+    e.lesson = Some(Lesson { title: title.into(), instruction: instruction.into(), hide, open: String::new() });
     set_hash(&e.fragment());
     let mounted = mount();
     settle().await;
@@ -442,6 +471,22 @@ async fn the_share_dialog_links_the_whole_experiment() {
     let lesson = decode(&link[link.find('#').unwrap()..]).unwrap().experiment.lesson.unwrap();
     assert_eq!(lesson.title, "Reversing with an LSTM");
     assert_eq!(lesson.hide, vec![Control::Palette, Control::Hyperparameters]);
+    // ... and a file for the class to open: a web link, never anything else.
+    let open = one(&root, "lesson-open");
+    let lesson_open = |text: &str| {
+        open.unchecked_ref::<HtmlInputElement>().set_value(text);
+        open.dispatch_event(&web_sys::Event::new("input").unwrap()).unwrap();
+    };
+    lesson_open("https://school.example/reverse-lstm.zip");
+    settle().await;
+    let link = one(&root, "lesson-link").unchecked_into::<HtmlInputElement>().value();
+    let lesson = decode(&link[link.find('#').unwrap()..]).unwrap().experiment.lesson.unwrap();
+    assert_eq!(lesson.open, "https://school.example/reverse-lstm.zip");
+    lesson_open("javascript:alert(1)");
+    settle().await;
+    assert_eq!(all(&root, "lesson-open-error").len(), 1);
+    let link = one(&root, "lesson-link").unchecked_into::<HtmlInputElement>().value();
+    assert_eq!(decode(&link[link.find('#').unwrap()..]).unwrap().experiment.lesson.unwrap().open, "");
 }
 
 #[wasm_bindgen_test]
@@ -487,7 +532,16 @@ async fn a_lesson_link_fixes_the_model_and_settings_and_can_be_left() {
     assert_eq!(one(&root, "lesson-instruction-shown").text_content().unwrap(), "Press Train and watch the last layer.");
     assert!(all(&root, "notice").is_empty(), "a lesson needs no notice");
     assert!(all(&root, "palette-item-Dense").is_empty() && all(&root, "preset-select").is_empty(), "no palette");
-    assert!(one(&root, "open-button").class_list().contains("hidden"), "no opening another model");
+    // Open stays: for the lesson model's trained weights (a teacher's
+    // download); another model is refused with the reason.
+    assert!(one(&root, "open-button").get_attribute("title").unwrap().contains("this lesson's model"));
+    let other = layerlab::preset("mlp").unwrap().to_json_pretty();
+    drop_files(&one(&root, "model-totals"), &[("mlp.json", other.as_bytes())]);
+    let refused = wait_for_notice(&root).await;
+    assert!(refused.contains("another model than this lesson's"), "{refused}");
+    assert_eq!(card_types(&root)[0], "Embedding", "the lesson's model stays");
+    // A fixed field looks fixed and says why.
+    assert_eq!(one(&root, "param-units").get_attribute("title").unwrap(), "Fixed by this lesson");
     assert!(root.query_selector(".card-actions:not(.hidden)").unwrap().is_none(), "no move or remove buttons");
     assert!(one(&root, "param-units").unchecked_into::<HtmlInputElement>().read_only());
     assert!(one(&root, "settings-summary")
@@ -767,6 +821,7 @@ async fn the_speed_is_averaged_and_the_accuracy_says_what_it_was_measured_on() {
         epoch: 0,
         epoch_progress: 0.0,
         elapsed_s: 1.0,
+        total_steps: 938,
     };
     for step in 1..=60 {
         layerlab::ui::deliver(slice(900.0, 0.05, step));
@@ -848,6 +903,7 @@ async fn figures_of_a_run_the_page_has_left_are_not_shown() {
         epoch: 0,
         epoch_progress: 0.0,
         elapsed_s: 1.0,
+        total_steps: 938,
     };
     layerlab::ui::receive(Event::RunStarted { run: layerlab::ui::shown_run() });
     layerlab::ui::receive(metrics(1));
@@ -868,4 +924,335 @@ async fn figures_of_a_run_the_page_has_left_are_not_shown() {
     layerlab::ui::receive(metrics(1));
     settle().await;
     assert_eq!(points(), "2", "the new run's figures are shown");
+}
+
+#[wasm_bindgen_test]
+async fn the_preset_selector_names_the_model_on_the_page() {
+    // Issue 15 point 7: the selector follows the model, whatever changed it.
+    let (root, _h) = mount();
+    settle().await;
+    let select = || one(&root, "preset-select").unchecked_into::<HtmlSelectElement>();
+    let description = || one(&root, "preset-description").text_content().unwrap();
+    assert_eq!(select().value(), "seed-cnn", "the first visit's model is the Seed CNN");
+    assert!(description().contains("convolutions"), "{}", description());
+    let titles: Vec<String> =
+        (0..select().length()).filter_map(|i| select().item(i)).map(|o| o.text_content().unwrap()).collect();
+    assert!(titles.contains(&"Tiny ViT".to_string()), "names, not ids: {titles:?}");
+    change(&one(&root, "preset-select"), "mlp");
+    settle().await;
+    assert_eq!(select().value(), "mlp");
+    for _ in 0..4 {
+        one(&root, "remove-layer").click();
+        settle().await;
+    }
+    assert_eq!(select().value(), "", "an empty stack is no preset");
+    assert!(description().starts_with("Not a preset"), "{}", description());
+    for _ in 0..4 {
+        one(&root, "undo-button").click();
+        settle().await;
+    }
+    assert_eq!(select().value(), "mlp", "Undo brings the MLP back, and its name");
+    // A setting changed is still the same model.
+    change(&one(&root, "seed-input"), "7");
+    settle().await;
+    assert_eq!(select().value(), "mlp");
+    // A new empty model: no layers, no preset, one Undo from the MLP.
+    one(&root, "new-empty").click();
+    settle().await;
+    assert!(card_types(&root).is_empty());
+    assert_eq!(select().value(), "");
+    one(&root, "undo-button").click();
+    settle().await;
+    assert_eq!(card_types(&root), ["Flatten", "Dense", "Dropout", "Dense"]);
+    // Every palette item and parameter says what it is.
+    assert!(one(&root, "palette-item-LSTM").get_attribute("title").unwrap().contains("[T, units]"));
+    let units = all(&root, "param-units")[0].parent_element().unwrap();
+    assert!(units.get_attribute("title").unwrap().starts_with("How many outputs"));
+}
+
+#[wasm_bindgen_test]
+async fn messages_go_when_their_moment_has_passed() {
+    // Issue 15 point 8: a failed request's message stays until a later one
+    // succeeds; the notice on top goes when the user starts something else.
+    use layerlab::worker::Event;
+    let e = layerlab::io::share::Experiment::new(layerlab::preset("mlp").unwrap());
+    let frag = e.fragment();
+    set_hash(&frag[..frag.len() - 9]);
+    let (root, _h) = mount();
+    settle().await;
+    set_hash("");
+    assert_eq!(all(&root, "notice").len(), 1, "the damaged link is reported");
+    let status = || one(&root, "status").text_content().unwrap();
+    layerlab::ui::deliver(Event::DataLoaded { train: 60_000, test: 10_000 });
+    let failed = "there is no test example 99999; choose 0 to 9999";
+    layerlab::ui::deliver(Event::Error { message: failed.into() });
+    settle().await;
+    assert_eq!(status(), failed);
+    layerlab::ui::deliver(Event::Prediction { probs: vec![0.1; 10] });
+    settle().await;
+    assert_ne!(status(), failed, "a later request succeeded");
+    assert_eq!(all(&root, "notice").len(), 1, "the notice waits for the user");
+    change(&one(&root, "preset-select"), "tiny-vit");
+    settle().await;
+    assert!(all(&root, "notice").is_empty(), "choosing a preset moves on from the link's notice");
+}
+
+#[wasm_bindgen_test]
+async fn a_complete_run_says_so_and_trains_one_more_epoch() {
+    // Issue 15 point 11: not a dead end where Train does nothing visible.
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    layerlab::ui::deliver(Event::DataLoaded { train: 60_000, test: 10_000 });
+    layerlab::ui::deliver(Event::Running { running: false });
+    layerlab::ui::deliver(Event::Finished { steps: 938 });
+    settle().await;
+    let status = one(&root, "status").text_content().unwrap();
+    let epochs = || one(&root, "epochs-input").unchecked_into::<HtmlInputElement>().value();
+    // The page's own worker cannot start in this test; its error, when it
+    // has come, is what the status line says.
+    if !status.contains("stopped with an error") {
+        assert_eq!(status, "Training complete: 938 steps in 1 epoch. Train goes on for one more epoch.");
+    }
+    let train = one(&root, "train-button");
+    assert_eq!(train.text_content().unwrap(), "Train 1 more epoch");
+    assert!(one(&root, "step-button").has_attribute("disabled"), "Step has no step to take");
+    assert_eq!(epochs(), "1");
+    train.click();
+    settle().await;
+    assert_eq!(epochs(), "2", "one more epoch");
+    assert_eq!(one(&root, "train-button").text_content().unwrap(), "Train");
+    assert!(!one(&root, "status").text_content().unwrap().contains("complete"));
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_field_says_what_it_expects_and_holds_training() {
+    // Issue 15 point 10: words, not serde's; a list for the activation; Train
+    // waits for a field in error, and the status names it.
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    layerlab::ui::deliver(Event::DataLoaded { train: 60_000, test: 10_000 });
+    settle().await;
+    let train = || one(&root, "train-button");
+    assert!(!train().has_attribute("disabled"));
+    let kernel = all(&root, "param-kernel_size")[0].clone();
+    change(&kernel, "abc");
+    settle().await;
+    let error = one(&root, "param-error").text_content().unwrap();
+    assert_eq!(error, "kernel_size: expects a whole number such as 3, or [height, width] such as [3, 5]");
+    assert!(train().has_attribute("disabled"), "no training on the last valid value");
+    assert!(one(&root, "step-button").has_attribute("disabled"));
+    let status = one(&root, "status").text_content().unwrap();
+    assert!(status.starts_with("Fix layer 0 Conv2D to train: kernel_size: expects"), "{status}");
+    change(&kernel, "5");
+    settle().await;
+    assert!(!train().has_attribute("disabled"), "fixed");
+    // The activation is a list of the activations.
+    let activation = all(&root, "param-activation")[0].clone();
+    let select = activation.dyn_ref::<HtmlSelectElement>().expect("a list");
+    assert_eq!(select.value(), "relu");
+    let options: Vec<String> =
+        (0..select.length()).filter_map(|i| select.item(i)).map(|o| o.text_content().unwrap()).collect();
+    assert_eq!(options, ["default", "linear", "relu", "tanh", "sigmoid", "gelu", "softmax"]);
+    change(&activation, "tanh");
+    settle().await;
+    assert_eq!(all(&root, "param-activation")[0].dyn_ref::<HtmlSelectElement>().unwrap().value(), "tanh");
+    // A training setting in error holds training too, and so does a count too large.
+    change(&one(&root, "batch-input"), "99999999999999999999999");
+    settle().await;
+    let message = one(&root, "batch-input-error").text_content().unwrap();
+    assert!(message.contains("99,999,999,999,999,999,999,999"), "{message}");
+    assert!(train().has_attribute("disabled"));
+    change(&one(&root, "batch-input"), "32");
+    settle().await;
+    assert!(!train().has_attribute("disabled"));
+}
+
+#[wasm_bindgen_test]
+async fn a_sequence_tasks_confusion_matrix_speaks_of_tokens_and_shows_sequences() {
+    // Issue 15 point 4: not "digits" on a sequence task, and a cell's examples are sequences.
+    use layerlab::worker::protocol::ExampleSequence;
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    change(&one(&root, "preset-select"), "reverse-transformer");
+    settle().await;
+    let mut confusion = vec![vec![0u32; 10]; 10];
+    confusion[2][3] = 5;
+    confusion[2][2] = 769;
+    layerlab::ui::deliver(Event::Evaluation {
+        step: 100,
+        accuracy: 0.5,
+        loss: 1.0,
+        samples: 1000,
+        sequence_accuracy: Some(0.1),
+        confusion,
+    });
+    settle().await;
+    let cells = all(&root, "confusion-cell");
+    assert_eq!(
+        cells[2 * 10 + 3].get_attribute("title").unwrap(),
+        "5 positions whose target token 2 was predicted as 3"
+    );
+    let view = root.query_selector(".confusion-view").unwrap().unwrap().text_content().unwrap();
+    assert!(!view.contains("digit"), "no digits on a sequence task: {view}");
+    let seq = ExampleSequence { tokens: vec![1, 2, 3], targets: vec![3, 2, 1], predicted: vec![3, 3, 1], position: 1 };
+    layerlab::ui::deliver(Event::Examples {
+        actual: 2,
+        predicted: 3,
+        indices: vec![7],
+        images: vec![],
+        sequences: vec![seq],
+    });
+    settle().await;
+    assert_eq!(
+        one(&root, "confusion-examples-title").text_content().unwrap(),
+        "Test sequences where target token 2 was predicted as 3 (that position marked):"
+    );
+    let row = one(&root, "confusion-sequence");
+    assert_eq!(row.query_selector_all(".tok.picked").unwrap().length(), 3, "the position in each row");
+    assert_eq!(row.query_selector_all(".tok.wrong").unwrap().length(), 1, "the wrong prediction");
+    layerlab::ui::deliver(Event::Examples {
+        actual: 2,
+        predicted: 2,
+        indices: vec![],
+        images: vec![],
+        sequences: vec![],
+    });
+    settle().await;
+    assert_eq!(
+        one(&root, "confusion-examples-title").text_content().unwrap(),
+        "No position whose target token is 2 was predicted as 2."
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_first_visit_is_introduced_once() {
+    let (root, h) = mount();
+    settle().await;
+    assert_eq!(all(&root, "intro").len(), 1, "a first visit says what to do");
+    one(&root, "intro-close").click();
+    settle().await;
+    assert!(all(&root, "intro").is_empty());
+    drop(h);
+    let root2: HtmlElement = document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&root2).unwrap();
+    let _h2 = leptos::mount::mount_to(root2.clone(), layerlab::ui::App);
+    settle().await;
+    assert!(all(&root2, "intro").is_empty(), "not again in this browser");
+    let _ = root;
+}
+
+/// Waits (a while) for the page's own worker to fail: it cannot start in
+/// these tests, and its error event pauses the page whenever it comes.
+async fn worker_gone(root: &HtmlElement) {
+    for _ in 0..100 {
+        if one(root, "status").text_content().unwrap().contains("stopped with an error") {
+            return;
+        }
+        settle().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_status_counts_steps_and_says_the_time_left() {
+    // Issue 15 point 16: steps done of the total, and the time left.
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    worker_gone(&root).await;
+    layerlab::ui::deliver(Event::DataLoaded { train: 60_000, test: 10_000 });
+    settle().await;
+    one(&root, "train-button").click();
+    layerlab::ui::deliver(Event::Running { running: true });
+    for step in 1..=60 {
+        layerlab::ui::deliver(Event::Metrics {
+            first_step: step,
+            losses: vec![2.0],
+            accuracy: 0.1,
+            samples_per_s: 640.0,
+            train_s: 0.1,
+            epoch: 0,
+            epoch_progress: step as f32 / 938.0,
+            elapsed_s: step as f32 / 10.0,
+            total_steps: 938,
+        });
+    }
+    settle().await;
+    // 878 steps of 64 at 640 samples/s: 88 s.
+    assert_eq!(
+        one(&root, "status").text_content().unwrap(),
+        "Training · step 60 of 938 · epoch 1 of 1 · about 1 min left"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_loss_chart_shows_the_test_loss_and_both_charts_have_ticks() {
+    // Issue 15 point 16: training and test loss on one chart; axis ticks.
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    layerlab::ui::deliver(Event::Metrics {
+        first_step: 1,
+        losses: (0..200).map(|i| 2.3 - i as f32 * 0.01).collect(),
+        accuracy: 0.5,
+        samples_per_s: 900.0,
+        train_s: 1.0,
+        epoch: 0,
+        epoch_progress: 0.2,
+        elapsed_s: 1.0,
+        total_steps: 938,
+    });
+    // The test loss rising above the training loss: overfitting, in view.
+    for (step, loss) in [(100, 1.2), (200, 3.0)] {
+        layerlab::ui::deliver(Event::Evaluation {
+            step,
+            accuracy: 0.8,
+            loss,
+            samples: 1000,
+            sequence_accuracy: None,
+            confusion: vec![vec![1; 10]; 10],
+        });
+    }
+    settle().await;
+    let chart = one(&root, "loss-chart");
+    assert_eq!(chart.get_attribute("data-test-points").unwrap(), "2");
+    let dots = chart.query_selector(".test-dots").unwrap().unwrap().get_attribute("d").unwrap();
+    assert_eq!(dots.matches('M').count(), 2, "{dots}");
+    let ticks = |id: &str| -> Vec<String> {
+        let el = one(&root, id);
+        let spans = el.query_selector_all("span").unwrap();
+        (0..spans.length()).map(|i| spans.item(i).unwrap().text_content().unwrap()).collect()
+    };
+    let loss = ticks("loss-ticks");
+    assert_eq!(loss.len(), 3, "{loss:?}");
+    assert_eq!(loss, ["3.000", "1.500", "0.000"], "the axis reaches up to the test loss");
+    assert_eq!(ticks("accuracy-ticks"), ["100 %", "50 %", "0 %"]);
+    let steps = root.query_selector(".chart .ticks-x").unwrap().unwrap().text_content().unwrap();
+    assert_eq!(steps, "step 0step 100step 200");
+}
+
+#[wasm_bindgen_test]
+async fn the_filter_view_offers_every_convolution() {
+    // Issue 15 point 16: filters and feature maps of any Conv2D layer.
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    let layer = one(&root, "inspect-layer").unchecked_into::<HtmlSelectElement>();
+    let options: Vec<String> =
+        (0..layer.length()).filter_map(|i| layer.item(i)).map(|o| o.text_content().unwrap()).collect();
+    assert_eq!(options, ["0 Conv2D (32 filters)", "2 Conv2D (64 filters)", "4 Conv2D (64 filters)"]);
+    layerlab::ui::deliver(Event::Inspection {
+        index: 3,
+        layer: 2,
+        label: 7,
+        image: vec![0; 784],
+        filter_shape: vec![64, 32, 3, 3],
+        filters: vec![0.1; 64 * 32 * 9],
+        map_shape: vec![64, 11, 11],
+        maps: vec![0.5; 64 * 121],
+    });
+    settle().await;
+    let text = root.query_selector(".inspect").unwrap().unwrap().text_content().unwrap();
+    assert!(text.contains("64 filters of layer 2 Conv2D (3x3, averaged over its 32 input channels)"), "{text}");
 }

@@ -144,7 +144,7 @@ fn confusion_examples_and_inspection() {
         }
         other => panic!("{other:?}"),
     }
-    match &s.handle(Command::Inspect { index: 3 })[0] {
+    match &s.handle(Command::Inspect { index: 3, layer: None })[0] {
         Event::Inspection { filter_shape, filters, map_shape, maps, image, label, .. } => {
             assert_eq!(filter_shape, &vec![32, 1, 3, 3]);
             assert_eq!(filters.len(), 288);
@@ -156,8 +156,17 @@ fn confusion_examples_and_inspection() {
         }
         other => panic!("{other:?}"),
     }
+    // Any convolution, not only the first: layer 2 of the Seed CNN.
+    match &s.handle(Command::Inspect { index: 3, layer: Some(2) })[0] {
+        Event::Inspection { layer, filter_shape, map_shape, .. } => {
+            assert_eq!((*layer, filter_shape.clone(), map_shape.clone()), (2, vec![64, 32, 3, 3], vec![64, 11, 11]));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A layer that is no convolution (the stack changed): the first one.
+    assert!(matches!(&s.handle(Command::Inspect { index: 3, layer: Some(1) })[0], Event::Inspection { layer: 0, .. }));
     assert!(
-        matches!(&s.handle(Command::Inspect { index: 10_000 })[0], Event::Error { message } if message.contains("no test example 10000"))
+        matches!(&s.handle(Command::Inspect { index: 10_000, layer: None })[0], Event::Error { message } if message.contains("no test example 10000"))
     );
 }
 
@@ -184,7 +193,7 @@ fn attention_maps_and_token_models() {
     assert!(
         matches!(&s.handle(Command::Predict { pixels: vec![0.0; 784] })[0], Event::Error { message } if message.contains("reads token sequences"))
     );
-    assert!(matches!(&s.handle(Command::Inspect { index: 0 })[0], Event::Error { .. }));
+    assert!(matches!(&s.handle(Command::Inspect { index: 0, layer: None })[0], Event::Error { .. }));
 }
 
 #[test]
@@ -393,7 +402,12 @@ fn a_run_goes_on_from_its_checkpoint_exactly() {
         let original = steps(&mut s, 8);
 
         // A reload: a new worker gets the checkpoint before the data arrives.
-        let history = layerlab::worker::History { losses: vec![2.0; 7], evals: vec![(7, 0.5)], elapsed_s: 3.0 };
+        let history = layerlab::worker::History {
+            losses: vec![2.0; 7],
+            evals: vec![(7, 0.5)],
+            test_losses: vec![(7, 1.5)],
+            elapsed_s: 3.0,
+        };
         let mut again = Session::new();
         again.handle(Command::SetSpec { spec: spec.clone() });
         assert_eq!(
@@ -543,6 +557,11 @@ fn a_far_too_high_learning_rate_is_called_out() {
     assert!(said[0].contains("far too high; try 1."), "{}", said[0]);
     assert_eq!(events.last(), Some(&Event::Running { running: false }));
     assert!(losses(&events).len() <= 300, "paused at step 20 or at the first judgement, step 300");
+    // SGD at 10: called out too (not learning, or diverged), and paused.
+    let events = train_with("seed-cnn", OptimizerSpec::SGD { lr: 10.0, momentum: 0.0 }, 3200, 500);
+    let called = events.iter().any(|e| matches!(e, Event::NotLearning { .. } | Event::Diverged { .. }));
+    assert!(called, "{:?}", events.iter().filter(|e| !matches!(e, Event::Metrics { .. })).collect::<Vec<_>>());
+    assert_eq!(events.last(), Some(&Event::Running { running: false }));
 
     // SGD at 1e6 on all 60,000 digits: the MLP's loss runs away, finite (it
     // "finished" at 896,760 before), and the run pauses at step 20.
@@ -555,7 +574,7 @@ fn a_far_too_high_learning_rate_is_called_out() {
 
 #[test]
 fn a_run_that_learns_is_left_alone() {
-    for (preset, _) in layerlab::PRESETS {
+    for preset in layerlab::PRESETS.iter().map(|p| p.id) {
         let lr = layerlab::preset(preset).unwrap().training.optimizer;
         let events = train_with(preset, lr, 3200, 400);
         assert!(losses(&events).len() >= 400, "{preset} stopped early: {:?}", not_learning(&events));
@@ -815,7 +834,8 @@ fn events_of_a_run_are_told_from_the_rest() {
         train_s: 1.0,
         epoch: 0,
         epoch_progress: 0.0,
-        elapsed_s: 1.0
+        elapsed_s: 1.0,
+        total_steps: 10
     }
     .of_run());
     assert!(Event::Running { running: false }.of_run());
@@ -823,4 +843,64 @@ fn events_of_a_run_are_told_from_the_rest() {
     assert!(!Event::RunStarted { run: 1 }.of_run());
     assert!(!Event::DataLoaded { train: 1, test: 1 }.of_run());
     assert!(!Event::Exported { format: "pytorch".into(), files: vec![] }.of_run());
+}
+
+#[test]
+fn a_complete_run_trains_on_with_more_epochs() {
+    // Issue 15 point 11: one epoch (10 steps), complete; one more epoch goes
+    // on from step 11, not from the start.
+    let mut s = session(640);
+    let mut spec = layerlab::preset("mlp").unwrap();
+    spec.training.epochs = 1;
+    s.handle(Command::SetSpec { spec });
+    s.handle(Command::Train);
+    let events = run_until_stopped(&mut s, 1.0, 100);
+    assert!(events.iter().any(|e| matches!(e, Event::Finished { steps: 10 })), "{events:?}");
+    assert!(
+        matches!(&s.handle(Command::SetEpochs { epochs: 0 })[..], [Event::Error { message }] if message.contains("between 1 and"))
+    );
+    assert_eq!(s.handle(Command::SetEpochs { epochs: 2 }), vec![]);
+    s.handle(Command::Train);
+    let more = run_until_stopped(&mut s, 1.0, 100);
+    let first = more.iter().find_map(|e| match e {
+        Event::Metrics { first_step, .. } => Some(*first_step),
+        _ => None,
+    });
+    assert_eq!(first, Some(11), "{more:?}");
+    assert_eq!(losses(&more).len(), 10);
+    assert!(more.iter().any(|e| matches!(e, Event::Finished { steps: 20 })), "{more:?}");
+    // The run kept in the browser is of two epochs now.
+    let Event::Checkpoint { spec, steps, .. } = &s.handle(Command::GetCheckpoint)[0] else { panic!() };
+    assert_eq!((spec.training.epochs, *steps), (2, 20));
+}
+
+#[test]
+fn a_confusion_cell_of_a_sequence_task_shows_its_sequences() {
+    // Issue 15 point 4: a cell of a token confusion matrix is positions of
+    // test sequences; its examples are those sequences, the position marked.
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("reverse-transformer").unwrap() });
+    s.handle(Command::Step);
+    let paused = s.handle(Command::Pause);
+    let Event::Evaluation { confusion, .. } = &paused[1] else { panic!("{paused:?}") };
+    let (a, p) = (0..confusion.len())
+        .flat_map(|a| (0..confusion.len()).map(move |p| (a, p)))
+        .find(|&(a, p)| a != p && confusion[a][p] > 0)
+        .expect("an untrained model gets some wrong");
+    let Event::Examples { images, sequences, indices, .. } =
+        &s.handle(Command::Examples { actual: a, predicted: p })[0]
+    else {
+        panic!()
+    };
+    assert!(images.is_empty());
+    assert!(!sequences.is_empty() && sequences.len() <= layerlab::worker::MAX_EXAMPLES);
+    assert_eq!(indices.len(), sequences.len());
+    let positions: u32 = confusion[a][p];
+    assert!(sequences.len() as u32 <= positions);
+    for seq in sequences {
+        assert_eq!((seq.tokens.len(), seq.targets.len(), seq.predicted.len()), (8, 8, 8));
+        assert_eq!((seq.targets[seq.position], seq.predicted[seq.position]), (a, p), "{seq:?}");
+        let reversed: Vec<usize> = seq.tokens.iter().rev().copied().collect();
+        assert_eq!(seq.targets, reversed, "the reverse task's targets");
+    }
 }

@@ -82,6 +82,28 @@ pub struct Lesson {
     pub instruction: String,
     #[serde(default)]
     pub hide: Vec<Control>,
+    /// A file the class opens with the lesson: a link (`https://`, `http://`
+    /// or relative to the page) to a `.zip` (Download's) or `.safetensors` of
+    /// the lesson's model, e.g. the teacher's trained weights on a class
+    /// website. Empty: the lesson starts from fresh weights.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub open: String,
+}
+
+/// The longest link a lesson may hold for its file (`Lesson::open`).
+pub const MAX_OPEN_LINK_CHARS: usize = 2000;
+
+/// Whether `link` may be a lesson's file: http(s), or a path relative to the
+/// page, of at most `MAX_OPEN_LINK_CHARS` characters, and without spaces or
+/// control characters. Anything else (`javascript:`, `data:`, `file:`) is
+/// refused: a link opens data, never code.
+pub fn is_file_link(link: &str) -> bool {
+    let lower = link.to_ascii_lowercase();
+    let scheme = lower.split_once(':').map(|(s, _)| s).filter(|s| !s.contains('/'));
+    !link.is_empty()
+        && link.len() <= MAX_OPEN_LINK_CHARS
+        && !link.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(scheme, None | Some("http" | "https"))
 }
 
 /// Controls a lesson can hide.
@@ -228,6 +250,10 @@ pub fn decode(fragment: &str) -> Result<Restored, ShareError> {
     view.closed.retain(|p| *p != Panel::Unknown);
     let lesson = lesson.map(|mut l| {
         l.hide.retain(|c| *c != Control::Unknown);
+        if !l.open.is_empty() && !is_file_link(&l.open) {
+            warnings.push("the lesson's file is not a web link layerlab opens (http, https, or a path); it starts from fresh weights".into());
+            l.open.clear();
+        }
         l
     });
     Ok(Restored { experiment: Experiment { v: VERSION, spec, view, lesson }, warnings })

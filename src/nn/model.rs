@@ -128,8 +128,9 @@ impl Model {
         })
     }
 
-    /// Parameters of the first convolution, for the filter view.
-    pub fn first_conv_weight(&self) -> Option<Tensor> {
-        self.layers.iter().find_map(|l| l.filters())
+    /// The filters `[filters, channels, kh, kw]` of layer `index`, if it is a
+    /// convolution (the filter view).
+    pub fn conv_weight(&self, index: usize) -> Option<Tensor> {
+        self.layers.get(index).and_then(|l| l.filters())
     }
 }

@@ -41,35 +41,56 @@ fn drop_at(editor: Editor, index: usize, payload: &str) {
 #[component]
 pub fn Palette() -> impl IntoView {
     let editor = expect_context::<Editor>();
-    let presets = crate::PRESETS.iter().map(|(name, _)| view! { <option value=*name>{*name}</option> }).collect_view();
+    let view_state = expect_context::<super::TrainView>();
+    let notice = expect_context::<RwSignal<Option<super::share::Notice>>>();
+    // The preset the model on the page is (its training settings aside), or none.
+    let shown = Memo::new(move |_| editor.spec.with(crate::Preset::of).map(|p| p.id));
+    let presets = crate::PRESETS
+        .iter()
+        .map(|p| view! { <option value=p.id title=p.description prop:selected=move || shown.get() == Some(p.id)>{p.title}</option> })
+        .collect_view();
     view! {
         <aside class="palette panel">
             <h2>"Model"</h2>
             <label class="field">
                 "Preset"
                 <select data-testid="preset-select" on:change=move |ev| {
-                    let name = event_target_value(&ev);
-                    if let Some(p) = crate::preset(&name) {
+                    if let Some(p) = crate::preset(&event_target_value(&ev)) {
+                        view_state.moved_on(notice);
                         editor.edit(|s| *s = p);
                     }
                 }>
-                    <option value="" selected>"Choose a preset…"</option>
+                    <option value="" disabled prop:selected=move || shown.get().is_none()>"Your own model"</option>
                     {presets}
                 </select>
             </label>
+            <p class="hint" data-testid="preset-description">{move || match shown.get().and_then(|id| crate::PRESETS.iter().find(|p| p.id == id)) {
+                Some(p) => p.description.to_string(),
+                None => "Not a preset: built or changed here, or opened from a file. Choose a preset to start from one.".to_string(),
+            }}</p>
             <div class="undo-row">
+                <button data-testid="new-empty" title="Start from no layers, on the same data; Undo brings the model back"
+                    on:click=move |_| {
+                        view_state.moved_on(notice);
+                        editor.edit(|s| {
+                            s.layers.clear();
+                            s.name.clear();
+                        });
+                    }>"New empty model"</button>
                 <button data-testid="undo-button" title="Undo (Ctrl+Z)" disabled=move || !editor.can_undo() on:click=move |_| editor.undo()>"Undo"</button>
                 <button data-testid="redo-button" title="Redo (Ctrl+Shift+Z)" disabled=move || !editor.can_redo() on:click=move |_| editor.redo()>"Redo"</button>
             </div>
             <h2>"Layers"</h2>
             <p class="hint">"Drag a layer into the stack, or click to add it at the end."</p>
+            <div class="palette-groups">
             {LAYER_GROUPS.iter().map(|(group, types)| view! {
+                <div>
                 <h3>{*group}</h3>
                 <div class="palette-group">
                     {types.iter().map(|ty| {
                         let ty: &'static str = ty;
                         view! {
-                            <button class="palette-item" draggable="true" data-testid=format!("palette-item-{ty}")
+                            <button class="palette-item" draggable="true" data-testid=format!("palette-item-{ty}") title=LayerSpec::description(ty)
                                 on:dragstart=move |ev: DragEvent| set_drag_payload(&ev, &format!("{NEW_PREFIX}{ty}"))
                                 on:click=move |_| {
                                     if let Some(layer) = LayerSpec::default_for(ty) {
@@ -79,7 +100,9 @@ pub fn Palette() -> impl IntoView {
                         }
                     }).collect_view()}
                 </div>
+                </div>
             }).collect_view()}
+            </div>
         </aside>
     }
 }
@@ -162,36 +185,64 @@ fn LayerCard(
         Err(e) if e.layer == Some(index) => Some(e),
         _ => None,
     };
+    // A refused value keeps Train waiting, naming this card (`FieldErrors`).
+    let fields = expect_context::<super::FieldErrors>();
+    let field = format!("layer {index} {ty}");
+    Effect::new({
+        let field = field.clone();
+        move |_| fields.set(&field, card_error.get())
+    });
+    on_cleanup({
+        let field = field.clone();
+        move || fields.set(&field, None)
+    });
     let params = LayerSpec::param_names(ty).iter().map(|name| {
         let name: &'static str = name;
         let text = layer.param_text(name);
         let l = layer.clone();
+        let commit = {
+            let l = l.clone();
+            move |value: String| match l.with_param(name, &value) {
+                Ok(new) => {
+                    card_error.set(None);
+                    editor.edit(|s| if index < s.layers.len() { s.layers[index] = new });
+                }
+                Err(msg) => card_error.set(Some(msg)),
+            }
+        };
+        // A few words: a list (its default first, where it may be unset).
+        if let Some(choices) = layer.param_choices(name) {
+            let optional = layer.with_param(name, "").is_ok();
+            return view! {
+                <label class="param" title=LayerSpec::param_help(name)>
+                    <span>{name}</span>
+                    <select data-testid=format!("param-{name}") disabled=locked title=move || if locked() { "Fixed by this lesson" } else { "" } on:change=move |ev| commit(event_target_value(&ev))>
+                        {optional.then(|| view! { <option value="" selected=text.is_empty()>"default"</option> })}
+                        {choices.iter().map(|c| view! { <option value=*c selected=text == *c>{*c}</option> }).collect_view()}
+                    </select>
+                </label>
+            }
+            .into_any();
+        }
         view! {
-            <label class="param">
+            <label class="param" title=LayerSpec::param_help(name)>
                 <span>{name}</span>
                 <input type="text" data-testid=format!("param-{name}") value=text placeholder="default" readonly=locked
-                    on:input={
-                        let l = l.clone();
-                        move |ev| match l.with_param(name, &event_target_value(&ev)) {
-                            Ok(new) => {
-                                card_error.set(None);
-                                preview.set(Some(new));
-                            }
-                            Err(msg) => {
-                                card_error.set(Some(msg));
-                                preview.set(None);
-                            }
-                        }
-                    }
-                    on:change=move |ev| match l.with_param(name, &event_target_value(&ev)) {
+                    title=move || if locked() { "Fixed by this lesson" } else { "" }
+                    on:input=move |ev| match l.with_param(name, &event_target_value(&ev)) {
                         Ok(new) => {
                             card_error.set(None);
-                            editor.edit(|s| if index < s.layers.len() { s.layers[index] = new });
+                            preview.set(Some(new));
                         }
-                        Err(msg) => card_error.set(Some(msg)),
-                    }/>
+                        Err(msg) => {
+                            card_error.set(Some(msg));
+                            preview.set(None);
+                        }
+                    }
+                    on:change=move |ev| commit(event_target_value(&ev))/>
             </label>
         }
+        .into_any()
     }).collect_view();
     let shape_text = move || {
         let shown = match preview.get() {

@@ -118,12 +118,56 @@ fn axis_figure(v: f32) -> String {
 /// maximum where it would not even fit the page's `usize` (32 bits in wasm32).
 fn count(field: &str, text: &str, max: usize) -> Result<usize, String> {
     let v: u128 = text.parse().map_err(|_| format!("training: {field} {text:?} is not a whole number"))?;
-    usize::try_from(v).map_err(|_| format!("training: {field} must be between 1 and {max}, got {v}"))
+    usize::try_from(v).map_err(|_| {
+        format!(
+            "training: {field} must be between 1 and {}, got {}",
+            crate::error::format_count(max as u64),
+            crate::error::format_count(v)
+        )
+    })
 }
 
-/// The message under a field whose text was refused.
+/// The step-axis labels: start, middle and end (none before a step).
+fn step_ticks(steps: usize) -> Vec<String> {
+    match steps {
+        0 => vec![],
+        n => [0, n / 2, n].into_iter().map(|s| format!("step {}", crate::error::format_count(s as u64))).collect(),
+    }
+}
+
+/// A time to go, roughly, as people say it: `40 s`, `3 min`, `1 h 5 min`.
+pub fn time_left(seconds: f32) -> String {
+    let s = seconds.max(1.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// What a training setting does, in one line (its tooltip).
+fn setting_help(label: &str) -> &'static str {
+    match label {
+        "Optimizer" => "How the gradient moves the weights: Adam adapts each weight's step; SGD takes plain steps, with momentum.",
+        "Learning rate" => "How far each step moves the weights. Too high and the loss jumps or diverges; too low and it crawls. Adam: 0.001 is usual.",
+        "Batch size" => "Examples per step; the gradient is their average. 64 is usual.",
+        "Epochs" => "Passes over the whole training set.",
+        "Seed" => "Starts the random weights, the data order and dropout: the same seed gives the same run.",
+        _ => "",
+    }
+}
+
+/// The message under a field (`field`, its label) whose text was refused;
+/// training waits for it (`FieldErrors`).
 #[component]
-fn FieldError(error: RwSignal<Option<String>>, testid: &'static str) -> impl IntoView {
+fn FieldError(error: RwSignal<Option<String>>, testid: &'static str, field: &'static str) -> impl IntoView {
+    let fields = expect_context::<super::FieldErrors>();
+    let field = format!("the {field} field");
+    Effect::new({
+        let field = field.clone();
+        move |_| fields.set(&field, error.get())
+    });
+    on_cleanup(move || fields.set(&field, None));
     view! {
         <Show when=move || error.get().is_some()>
             <span class="field-error" role="alert" data-testid=format!("{testid}-error")>{move || error.get()}</span>
@@ -141,27 +185,62 @@ pub fn LossChart() -> impl IntoView {
         let raw = series.get();
         let n = view_state.losses.with(|l| l.len()) as f32;
         let log = log_scale.get();
-        let axis = loss_axis(&raw.iter().map(|p| p.1).collect::<Vec<_>>(), log);
+        // The test losses share the axis, so that the gap between the two shows.
+        let tests: Vec<(f32, f32)> = view_state.test_losses.with(|t| t.iter().map(|&(s, l)| (s as f32, l)).collect());
+        let values: Vec<f32> = raw.iter().chain(&tests).map(|p| p.1).collect();
+        let axis = loss_axis(&values, log);
         // Marks on the top edge where a loss is above the axis.
         let marks: Vec<f32> =
             raw.iter().filter(|p| p.1 > axis.hi && !log).map(|p| p.0 / n.max(1.0) * CHART_W).collect();
-        (polyline(&raw, n, &axis, log), polyline(&smoothed(&raw, 0.9), n, &axis, log), raw.len(), axis, marks)
+        let test_dots: String = tests
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .map(|&(x, y)| format!("M{:.1} {:.1}h0.01", x / n.max(1.0) * CHART_W, chart_y(y, &axis, log)))
+            .collect();
+        (
+            polyline(&raw, n, &axis, log),
+            polyline(&smoothed(&raw, 0.9), n, &axis, log),
+            raw.len(),
+            axis,
+            marks,
+            test_dots,
+        )
     });
+    // Tick labels: the axis's top, middle and bottom; steps at the start, middle and end.
+    let loss_ticks = move || {
+        let (_, _, n, axis, ..) = lines.get();
+        if n == 0 {
+            return vec![];
+        }
+        let mid =
+            if log_scale.get() { (axis.lo.max(1e-6) * axis.hi.max(1e-6)).sqrt() } else { (axis.lo + axis.hi) / 2.0 };
+        [axis.hi, mid, axis.lo].into_iter().map(axis_figure).collect::<Vec<_>>()
+    };
+    let step_ticks = move || step_ticks(view_state.losses.with(|l| l.len()));
     view! {
         <div class="chart">
             <div class="chart-head">
                 <h3>"Loss"</h3>
                 <label class="toggle"><input type="checkbox" data-testid="log-scale" prop:checked=move || log_scale.get() on:change=move |ev| log_scale.set(event_target_checked(&ev))/>" log scale"</label>
             </div>
+            <div class="plot">
+            <div class="ticks-y" data-testid="loss-ticks">{move || loss_ticks().into_iter().map(|t| view! { <span>{t}</span> }).collect_view()}</div>
             <svg data-testid="loss-chart" data-points=move || lines.get().2.to_string()
+                data-test-points=move || view_state.test_losses.with(|t| t.len()).to_string()
                 data-first-loss=move || view_state.losses.with(|l| mean_of(&l[..l.len().min(10)]))
                 data-last-loss=move || view_state.losses.with(|l| mean_of(&l[l.len().saturating_sub(10)..])) viewBox=format!("0 0 {CHART_W} {CHART_H}") preserveAspectRatio="none" role="img" aria-label="training loss per step">
+                <path class="grid" d=format!("M0 {h} H{CHART_W} M0 {m} H{CHART_W}", h = CHART_H / 4.0, m = CHART_H * 3.0 / 4.0) />
+                <line class="grid" x1="0" x2=CHART_W y1=CHART_H / 2.0 y2=CHART_H / 2.0 />
                 <polyline class="raw" points=move || lines.get().0 />
                 <polyline class="smooth" points=move || lines.get().1 />
+                <path class="test-dots" d=move || lines.get().5 />
                 {move || lines.get().4.into_iter().map(|x| view! { <circle class="clipped" cx=format!("{x:.1}") cy="3" r="3"/> }).collect::<Vec<_>>()}
             </svg>
+            <div class="ticks-x">{move || step_ticks().into_iter().map(|t| view! { <span>{t}</span> }).collect_view()}</div>
+            </div>
+            <div class="legend"><span class="key smooth-key"></span>"training loss (smoothed)"<span class="key test-key"></span>"test loss, at each evaluation"</div>
             <div class="axis" data-testid="loss-axis" data-clipped=move || lines.get().3.clipped.to_string()>{move || {
-                let (_, _, n, axis, _) = lines.get();
+                let (_, _, n, axis, ..) = lines.get();
                 if n == 0 {
                     return "no steps yet".to_string();
                 }
@@ -189,15 +268,22 @@ pub fn AccuracyChart() -> impl IntoView {
         evals.iter().map(|&(step, acc)| (step as f32 / max_step * CHART_W, H - acc * H)).collect::<Vec<_>>()
     });
     let points = move || xy.with(|p| p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" "));
+    let max_step =
+        move || view_state.losses.with(|l| l.len()).max(view_state.evals.with(|e| e.last().map_or(0, |e| e.0)));
     // A dot per evaluation, so that the first one shows before there is a line.
     let dots = move || xy.with(|p| p.iter().map(|(x, y)| format!("M{x:.1} {y:.1}h0.01")).collect::<String>());
     view! {
         <div class="chart" class:folded=move || !page.is_open(Panel::Accuracy)>
             <h3><Fold panel=Panel::Accuracy/>"Test accuracy"</h3>
-            <svg class="accuracy fold-body" data-testid="accuracy-chart" data-points=move || view_state.evals.with(|e| e.len()).to_string() viewBox=format!("0 0 {CHART_W} {H}") preserveAspectRatio="none" role="img" aria-label="test accuracy per evaluation">
+            <div class="plot fold-body">
+            <div class="ticks-y" data-testid="accuracy-ticks"><span>"100 %"</span><span>"50 %"</span><span>"0 %"</span></div>
+            <svg class="accuracy" data-testid="accuracy-chart" data-points=move || view_state.evals.with(|e| e.len()).to_string() viewBox=format!("0 0 {CHART_W} {H}") preserveAspectRatio="none" role="img" aria-label="test accuracy per evaluation">
+                <line class="grid" x1="0" x2=CHART_W y1=H / 2.0 y2=H / 2.0 />
                 <polyline class="smooth" points=points />
                 <path class="dots" d=dots />
             </svg>
+            <div class="ticks-x">{move || step_ticks(max_step()).into_iter().map(|t| view! { <span>{t}</span> }).collect_view()}</div>
+            </div>
         </div>
     }
 }
@@ -250,29 +336,59 @@ fn settings_summary(s: &crate::nn::ModelSpec) -> String {
 pub fn TrainingPanel() -> impl IntoView {
     let editor = expect_context::<Editor>();
     let view_state = expect_context::<TrainView>();
+    let notice = expect_context::<RwSignal<Option<super::share::Notice>>>();
     let page = expect_context::<PageState>();
     let invalid = Memo::new(move |_| editor.spec.with(|s| s.infer().err().map(|e| e.to_string())));
     let data_ready = move || matches!(view_state.data.get(), DataState::Ready { .. });
-    let cannot_train = move || invalid.get().is_some() || !data_ready();
+    let fields = expect_context::<super::FieldErrors>();
+    let cannot_train = move || invalid.get().is_some() || !data_ready() || fields.first().is_some();
+    let complete = move || view_state.complete.get().is_some();
+    // A complete run trains on by one more epoch, unless a lesson fixes the settings.
+    let can_train_more = move || !page.settings_locked() && editor.spec.with(|s| s.training.epochs) < MAX_EPOCHS;
     let status = move || {
         if let Some(e) = invalid.get() {
             return format!("Fix the model to train: {e}");
+        }
+        if let Some((field, e)) = fields.first() {
+            return format!("Fix {field} to train: {e}");
         }
         match view_state.data.get() {
             DataState::Loading { loaded, total } => return format!("Loading MNIST… ({loaded}/{total} files)"),
             DataState::Failed(e) => return format!("The MNIST files could not be loaded: {e}"),
             DataState::Ready { .. } => {}
         }
-        if let Some(m) = view_state.message.get() {
+        if let Some(m) = view_state.problem.get().or_else(|| view_state.message.get()) {
             return m;
         }
         let steps = view_state.losses.with(|l| l.len());
+        if let (Some(done), false) = (view_state.complete.get(), view_state.running.get()) {
+            let epochs = editor.spec.with(|s| s.training.epochs);
+            let next =
+                if page.settings_locked() || epochs >= MAX_EPOCHS { "" } else { " Train goes on for one more epoch." };
+            return format!(
+                "Training complete: {} in {}.{next}",
+                crate::error::count_of(done, "step"),
+                crate::error::count_of(epochs, "epoch")
+            );
+        }
         if view_state.running.get() {
-            format!(
-                "Training · epoch {} · {:.0} %",
-                view_state.epoch.get() + 1,
-                view_state.epoch_progress.get() * 100.0
-            )
+            let (total, epochs) = (view_state.total_steps.get(), editor.spec.with(|s| s.training.epochs));
+            let batch = editor.spec.with(|s| s.training.batch_size) as f32;
+            let per_s = view_state.samples_per_s.get() / batch.max(1.0);
+            let left = if total > steps && per_s > 0.0 {
+                format!(" · about {} left", time_left((total - steps) as f32 / per_s))
+            } else {
+                String::new()
+            };
+            match total {
+                0 => format!("Training · epoch {} of {epochs}", view_state.epoch.get() + 1),
+                _ => format!(
+                    "Training · step {} of {} · epoch {} of {epochs}{left}",
+                    crate::error::format_count(steps as u64),
+                    crate::error::format_count(total as u64),
+                    view_state.epoch.get() + 1,
+                ),
+            }
         } else if steps > 0 {
             format!("Paused after {}", crate::error::count_of(steps, "step"))
         } else {
@@ -289,7 +405,7 @@ pub fn TrainingPanel() -> impl IntoView {
               set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Result<(), String>| {
             let error = RwSignal::new(None::<String>);
             view! {
-                <label class="field" class:invalid=move || error.get().is_some()>
+                <label class="field" class:invalid=move || error.get().is_some() title=setting_help(label)>
                     {label}
                     <input type="text" inputmode="decimal" data-testid=testid prop:value=move || get(&training())
                         on:change=move |ev| {
@@ -304,7 +420,7 @@ pub fn TrainingPanel() -> impl IntoView {
                                 Err(m) => error.set(Some(m)),
                             }
                         }/>
-                    <FieldError error testid/>
+                    <FieldError error testid field=label/>
                 </label>
             }
         };
@@ -342,7 +458,7 @@ pub fn TrainingPanel() -> impl IntoView {
                             Err(e) => error.set(Some(e.message)),
                         }
                     }/>
-                <FieldError error testid/>
+                <FieldError error testid field=label/>
             </label>
         }
     };
@@ -374,7 +490,7 @@ pub fn TrainingPanel() -> impl IntoView {
                     {task_field("Sequence length", "seq-len-input", false)}
                     {task_field("Vocabulary", "vocab-input", true)}
                 </Show>
-                <label class="field">
+                <label class="field" title=setting_help("Optimizer")>
                     "Optimizer"
                     <select data-testid="optimizer-select" on:change=move |ev| {
                         let lr = editor.spec.with_untracked(|s| s.training.optimizer.lr());
@@ -392,15 +508,27 @@ pub fn TrainingPanel() -> impl IntoView {
             </div>
             <BackendSelector/>
             <div class="controls">
-                <button class="primary" data-testid="train-button" disabled=move || cannot_train() || view_state.running.get()
-                    title=move || invalid.get().unwrap_or_default()
-                    on:click=move |_| { view_state.message.set(None); client::send(&Command::Train) }>"Train"</button>
+                <button class="primary" data-testid="train-button" disabled=move || cannot_train() || view_state.running.get() || (complete() && !can_train_more())
+                    title=move || invalid.get().or_else(|| fields.first().map(|(f, e)| format!("{f}: {e}"))).unwrap_or_default()
+                    on:click=move |_| {
+                        view_state.moved_on(notice);
+                        if complete() {
+                            // One more epoch for the run, then on with it.
+                            let epochs = editor.spec.with_untracked(|s| s.training.epochs) + 1;
+                            client::send(&Command::SetEpochs { epochs });
+                            editor.edit(|s| s.training.epochs = epochs);
+                            view_state.complete.set(None);
+                        }
+                        client::send(&Command::Train)
+                    }>{move || if complete() && can_train_more() { "Train 1 more epoch" } else { "Train" }}</button>
                 <button data-testid="pause-button" disabled=move || !view_state.running.get() on:click=move |_| client::send(&Command::Pause)>"Pause"</button>
-                <button data-testid="step-button" disabled=move || cannot_train() || view_state.running.get() on:click=move |_| { view_state.message.set(None); client::send(&Command::Step) }>"Step"</button>
+                <button data-testid="step-button" disabled=move || cannot_train() || view_state.running.get() || complete() on:click=move |_| { view_state.moved_on(notice); client::send(&Command::Step) }>"Step"</button>
                 <button data-testid="reset-button" disabled=move || invalid.get().is_some() on:click=move |_| {
+                    view_state.moved_on(notice);
                     view_state.clear();
                     // Starting over: the trained weights kept in this browser go too.
-                    wasm_bindgen_futures::spawn_local(async { let _ = super::files::store::clear().await; });
+                    let spec = editor.spec.get_untracked();
+                    wasm_bindgen_futures::spawn_local(async move { let _ = super::files::store::clear(&spec).await; });
                     client::send_new_run(&Command::SetSpec { spec: editor.spec.get_untracked() });
                 }>"Reset"</button>
             </div>

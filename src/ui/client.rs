@@ -132,6 +132,10 @@ pub fn send(cmd: &Command) {
 /// An event from the worker: shown, unless it is of a run the page has left.
 pub fn receive(event: Event) {
     if stale(&event) {
+        // The last checkpoint of a run the page left is kept with its model.
+        if let (Event::Checkpoint { .. }, Some(view)) = (&event, CLIENT.with(|c| c.borrow().view)) {
+            view.keep_left(event);
+        }
         return;
     }
     deliver(event);

@@ -73,13 +73,13 @@ pub fn on_weights(purpose: &str, spec: ModelSpec, b64: &str) {
 pub fn on_checkpoint(spec: ModelSpec, steps: usize, b64: &str, history: History) {
     let Ok(bytes) = B64.decode(b64) else { return };
     wasm_bindgen_futures::spawn_local(async move {
-        let _ = store::save(&spec.to_json_pretty(), &bytes, steps, &history).await;
+        let _ = store::save(&spec, &bytes, steps, &history).await;
     });
 }
 
 /// The worker sent an export: zip it (with MNIST for image models, so that
 /// `python train.py` runs as it is) and download it.
-pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSignal<Option<String>>) {
+pub fn on_exported(format: String, files: Vec<(String, String)>, problem: RwSignal<Option<String>>) {
     wasm_bindgen_futures::spawn_local(async move {
         let mut files: Vec<(String, Vec<u8>)> =
             files.into_iter().filter_map(|(n, b)| B64.decode(b).ok().map(|b| (n, b))).collect();
@@ -103,7 +103,7 @@ pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSign
                 match fetched {
                     Ok(b) => files.push((format!("mnist/{name}"), b)),
                     Err(e) => {
-                        message.set(Some(format!("The export is downloaded without MNIST ({e}); pass train.py --data DIR with the four MNIST files.")));
+                        problem.set(Some(format!("The export is downloaded without MNIST ({e}); pass train.py --data DIR with the four MNIST files.")));
                         break;
                     }
                 }
@@ -112,7 +112,7 @@ pub fn on_exported(format: String, files: Vec<(String, String)>, message: RwSign
         let folder = format!("{stem}-{format}");
         match crate::io::export::zip(&folder, &files) {
             Ok(zip) => download(&format!("{folder}.zip"), &zip, "application/zip"),
-            Err(e) => message.set(Some(e.to_string())),
+            Err(e) => problem.set(Some(e.to_string())),
         }
     });
 }
@@ -126,7 +126,7 @@ async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
 /// Opens a model file (`.json`), a weights file (`.safetensors`), both, or a zip
 /// with them (the page's Download); says what was opened, or what is wrong with
 /// which file.
-pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: PendingWeights) -> Notice {
+pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: PendingWeights, locked: bool) -> Notice {
     // Every file read, within its size limit; a zip opens into its files.
     let mut items: Vec<(String, Vec<u8>)> = Vec::new();
     let mut opened = Vec::new();
@@ -151,28 +151,95 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
             Ok(b) => b,
             Err(e) => return Notice::problem(e),
         };
-        if lower.ends_with(".zip") {
-            match crate::io::export::unzip(&bytes, MAX_WEIGHTS_BYTES) {
-                Ok(entries) => items.extend(
-                    entries
-                        .into_iter()
-                        .filter(|(n, _)| {
-                            n.to_lowercase().ends_with(".json") || n.to_lowercase().ends_with(".safetensors")
-                        })
-                        .map(|(n, b)| (format!("{name}: {n}"), b)),
-                ),
-                Err(e) => return Notice::problem(format!("{name}: {e}")),
-            }
-            if !items.iter().any(|(n, _)| n.starts_with(&name)) {
-                return Notice::problem(format!(
-                    "{name}: the archive holds no model file (.json) or weights (.safetensors)."
-                ));
-            }
-        } else {
-            items.push((name.clone(), bytes));
+        if let Err(problem) = add_file(&mut items, name.clone(), bytes) {
+            return problem;
         }
         opened.push(name);
     }
+    open_items(items, opened, editor, pending, locked)
+}
+
+/// A file read (a zip opens into its model and weights files), or why it
+/// cannot be opened.
+fn add_file(items: &mut Vec<(String, Vec<u8>)>, name: String, bytes: Vec<u8>) -> Result<(), Notice> {
+    if !name.to_lowercase().ends_with(".zip") {
+        items.push((name, bytes));
+        return Ok(());
+    }
+    match crate::io::export::unzip(&bytes, MAX_WEIGHTS_BYTES) {
+        Ok(entries) => items.extend(
+            entries
+                .into_iter()
+                .filter(|(n, _)| n.to_lowercase().ends_with(".json") || n.to_lowercase().ends_with(".safetensors"))
+                .map(|(n, b)| (format!("{name}: {n}"), b)),
+        ),
+        Err(e) => return Err(Notice::problem(format!("{name}: {e}"))),
+    }
+    if !items.iter().any(|(n, _)| n.starts_with(&name)) {
+        return Err(Notice::problem(format!(
+            "{name}: the archive holds no model file (.json) or weights (.safetensors)."
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the file a lesson link names (`Lesson::open`: a zip or
+/// safetensors of the lesson's model on the web), as Open would; a file
+/// that cannot be fetched or opened leaves the lesson on fresh weights, and
+/// the notice says why.
+pub async fn open_link(link: String, editor: Editor, pending: PendingWeights, locked: bool) -> Notice {
+    let failed = |why: String| {
+        Notice::problem(format!(
+            "The lesson's file {link} could not be opened ({why}); the lesson starts from fresh weights."
+        ))
+    };
+    let lower = link.split(['?', '#']).next().unwrap_or_default().to_lowercase();
+    if !(lower.ends_with(".zip") || lower.ends_with(".safetensors")) {
+        return failed("it is not a .zip or .safetensors file".into());
+    }
+    let Some(window) = web_sys::window() else { return failed("no window".into()) };
+    let resp: web_sys::Response = match JsFuture::from(window.fetch_with_str(&link)).await {
+        Ok(r) => r.unchecked_into(),
+        Err(e) => {
+            return failed(e.as_string().unwrap_or_else(|| "the site did not answer, or does not allow it".into()))
+        }
+    };
+    if !resp.ok() {
+        return failed(format!("HTTP {}", resp.status()));
+    }
+    // A stated size past the limit is refused before the body is read.
+    let stated = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
+    if stated.is_some_and(|n| n > MAX_WEIGHTS_BYTES as f64) {
+        return failed(format!("it is larger than {} MB", MAX_WEIGHTS_BYTES >> 20));
+    }
+    let body = match resp.array_buffer() {
+        Ok(p) => JsFuture::from(p).await,
+        Err(e) => Err(e),
+    };
+    let bytes = match body {
+        Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
+        Err(_) => return failed("its contents could not be read".into()),
+    };
+    if bytes.len() > MAX_WEIGHTS_BYTES {
+        return failed(format!("it is larger than {} MB", MAX_WEIGHTS_BYTES >> 20));
+    }
+    let name = lower.rsplit('/').next().unwrap_or("file").to_string();
+    let mut items = Vec::new();
+    if let Err(problem) = add_file(&mut items, name.clone(), bytes) {
+        return failed(problem.text);
+    }
+    open_items(items, vec![name], editor, pending, locked)
+}
+
+/// Opens what the files held: the model (undoably) and its weights. In a
+/// lesson that fixes the model (`locked`), only that model's weights open.
+fn open_items(
+    items: Vec<(String, Vec<u8>)>,
+    opened: Vec<String>,
+    editor: Editor,
+    pending: PendingWeights,
+    locked: bool,
+) -> Notice {
     let mut spec = None;
     let mut weights = None;
     for (name, bytes) in items {
@@ -189,6 +256,18 @@ pub async fn open_files(files: Vec<web_sys::File>, editor: Editor, pending: Pend
             }
         } else {
             weights = Some(B64.encode(bytes));
+        }
+    }
+    if locked {
+        // The lesson's model stays: a model file must be it (its settings aside).
+        let other = spec
+            .take()
+            .is_some_and(|s| editor.spec.with_untracked(|cur| cur.layers != s.layers || cur.input != s.input));
+        if other {
+            return Notice::problem(format!(
+                "{}: another model than this lesson's; the lesson fixes its model. Open the weights of this model (its Download from layerlab).",
+                opened.join(" and ")
+            ));
         }
     }
     let changed = spec.as_ref().is_some_and(|s| editor.spec.with_untracked(|cur| cur != s));
@@ -228,14 +307,15 @@ pub fn FileButtons() -> impl IntoView {
             return;
         }
         wasm_bindgen_futures::spawn_local(async move {
-            let n = open_files(files, editor, pending).await;
+            let n = open_files(files, editor, pending, page.model_locked()).await;
             notice.set(Some(n));
         });
     };
     view! {
         <span class="file-buttons">
-            <input type="file" multiple accept=".json,.safetensors" class="hidden" data-testid="open-input" node_ref=picker on:change=on_pick/>
-            <button data-testid="open-button" class:hidden=move || page.model_locked() title="Open a model file (.json) and/or its weights (.safetensors); you can also drop them onto the page"
+            <input type="file" multiple accept=".json,.safetensors,.zip" class="hidden" data-testid="open-input" node_ref=picker on:change=on_pick/>
+            <button data-testid="open-button"
+                title=move || if page.model_locked() { "Open trained weights of this lesson's model (.safetensors, or the .zip of its Download)" } else { "Open a model file (.json) and/or its weights (.safetensors), or the .zip of a Download; you can also drop them onto the page" }
                 on:click=move |_| if let Some(i) = picker.get() { i.click() }>"Open…"</button>
             <button data-testid="download-button" disabled=move || !valid.get() title="Download the model (.json) and its current weights (.safetensors)"
                 on:click=move |_| client::send(&Command::GetWeights { purpose: FOR_DOWNLOAD.into() })>"Download"</button>
@@ -254,7 +334,31 @@ pub mod store {
 
     const DB: &str = "layerlab";
     const STORE: &str = "models";
-    const KEY: &str = "current";
+    /// The one record earlier versions kept.
+    const LEGACY_KEY: &str = "current";
+    /// The keys of the runs kept, the most recent first (localStorage, JSON).
+    const INDEX_KEY: &str = "layerlab.kept-runs";
+    /// The most runs kept in this browser (a run of the Seed CNN is about
+    /// 1 MB); the least recent goes first.
+    pub const MAX_KEPT_RUNS: usize = 8;
+
+    /// The spec as a run is kept: its model and the settings a run keeps
+    /// (the learning rate and the epochs change during one, the name is a
+    /// label), so that Undo back to a model finds its run.
+    pub fn normalized(spec: &ModelSpec) -> ModelSpec {
+        let mut s = spec.clone();
+        s.training.optimizer.set_lr(1.0);
+        s.training.epochs = 1;
+        s.name.clear();
+        s
+    }
+
+    /// The key a model's run is kept under (FNV-1a of its normalized JSON).
+    pub fn run_key(spec: &ModelSpec) -> String {
+        let json = serde_json::to_string(&normalized(spec)).unwrap_or_default();
+        let hash = json.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        format!("run-{hash:016x}")
+    }
 
     /// Resolves when an IndexedDB request succeeds (with its result) or fails.
     fn wait(req: &web_sys::IdbRequest) -> JsFuture {
@@ -291,6 +395,24 @@ pub mod store {
         db.transaction_with_str_and_mode(STORE, mode)?.object_store(STORE)
     }
 
+    fn local() -> Option<web_sys::Storage> {
+        web_sys::window()?.local_storage().ok().flatten()
+    }
+
+    /// The keys of the runs kept, the most recent first.
+    fn index() -> Vec<String> {
+        local()
+            .and_then(|s| s.get_item(INDEX_KEY).ok().flatten())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn set_index(keys: &[String]) {
+        if let Some(s) = local() {
+            let _ = s.set_item(INDEX_KEY, &serde_json::to_string(keys).unwrap_or_default());
+        }
+    }
+
     /// What a record holds: a checkpoint with the run's history, or (records
     /// kept by earlier versions) only weights.
     pub enum Kept {
@@ -298,26 +420,45 @@ pub mod store {
         Weights(Vec<u8>),
     }
 
-    pub async fn save(spec_json: &str, checkpoint: &[u8], steps: usize, history: &History) -> Result<(), JsValue> {
+    /// Keeps a run of `spec` (replacing the one kept for its model); the
+    /// least recent beyond `MAX_KEPT_RUNS` go.
+    pub async fn save(spec: &ModelSpec, checkpoint: &[u8], steps: usize, history: &History) -> Result<(), JsValue> {
         let db = open().await?;
+        let key = run_key(spec);
         let record = js_sys::Object::new();
-        js_sys::Reflect::set(&record, &"spec".into(), &spec_json.into())?;
+        js_sys::Reflect::set(&record, &"spec".into(), &spec.to_json_pretty().into())?;
         js_sys::Reflect::set(&record, &"checkpoint".into(), &js_sys::Uint8Array::from(checkpoint))?;
         js_sys::Reflect::set(&record, &"history".into(), &serde_json::to_string(history).unwrap_or_default().into())?;
         js_sys::Reflect::set(&record, &"steps".into(), &(steps as f64).into())?;
-        wait(&models(&db, web_sys::IdbTransactionMode::Readwrite)?.put_with_key(&record, &KEY.into())?).await?;
+        let store = models(&db, web_sys::IdbTransactionMode::Readwrite)?;
+        wait(&store.put_with_key(&record, &key.as_str().into())?).await?;
+        let mut keys: Vec<String> = index().into_iter().filter(|k| *k != key).collect();
+        keys.insert(0, key);
+        for old in keys.split_off(keys.len().min(MAX_KEPT_RUNS)) {
+            let _ = store.delete(&old.as_str().into());
+        }
+        let _ = store.delete(&LEGACY_KEY.into());
+        set_index(&keys);
         Ok(())
     }
 
-    /// The stored spec (JSON), what was kept of the run, and its steps, if any.
-    pub async fn load() -> Result<Option<(String, Kept, usize)>, JsValue> {
+    /// The run kept for `spec`'s model, and its steps, if any.
+    pub async fn load(spec: &ModelSpec) -> Result<Option<(Kept, usize)>, JsValue> {
         let db = open().await?;
-        let v = wait(&models(&db, web_sys::IdbTransactionMode::Readonly)?.get(&KEY.into())?).await?;
+        let store = models(&db, web_sys::IdbTransactionMode::Readonly)?;
+        let mut v = wait(&store.get(&run_key(spec).as_str().into())?).await?;
+        if v.is_undefined() || v.is_null() {
+            v = wait(&store.get(&LEGACY_KEY.into())?).await?;
+        }
         if v.is_undefined() || v.is_null() {
             return Ok(None);
         }
         let field = |name: &str| js_sys::Reflect::get(&v, &name.into()).unwrap_or(JsValue::UNDEFINED);
-        let spec = field("spec").as_string().unwrap_or_default();
+        // The record's own spec decides (a legacy record, or a key's collision).
+        let stored = field("spec").as_string().and_then(|t| ModelSpec::from_json(&t).ok());
+        if stored.is_none_or(|s| normalized(&s) != normalized(spec)) {
+            return Ok(None);
+        }
         let steps = field("steps").as_f64().unwrap_or(0.0) as usize;
         let bytes = |value: JsValue| js_sys::Uint8Array::new(&value).to_vec();
         let kept = if field("checkpoint").is_object() {
@@ -328,32 +469,38 @@ pub mod store {
         } else {
             return Ok(None);
         };
-        Ok(Some((spec, kept, steps)))
+        Ok(Some((kept, steps)))
     }
 
-    pub async fn clear() -> Result<(), JsValue> {
+    /// Forgets the run kept for `spec`'s model (Reset starts it over).
+    pub async fn clear(spec: &ModelSpec) -> Result<(), JsValue> {
         let db = open().await?;
-        wait(&models(&db, web_sys::IdbTransactionMode::Readwrite)?.delete(&KEY.into())?).await?;
+        let key = run_key(spec);
+        let store = models(&db, web_sys::IdbTransactionMode::Readwrite)?;
+        wait(&store.delete(&key.as_str().into())?).await?;
+        let _ = store.delete(&LEGACY_KEY.into());
+        set_index(&index().into_iter().filter(|k| *k != key).collect::<Vec<_>>());
         Ok(())
     }
 }
 
-/// At start: if this browser kept a run and it is of the model on the page
-/// (the learning rate may differ: it can change during a run), the worker goes
-/// on with it.
-pub fn restore_trained(editor: Editor, notice: RwSignal<Option<Notice>>) {
+/// The model on the page became `spec` (at start, by Undo, a preset, a
+/// file): if this browser kept a run of it, the worker goes on with it (the
+/// learning rate and the epochs may differ: they change during a run). At
+/// start the notice says so; otherwise the status does (`Resumed`).
+pub fn resume_kept(editor: Editor, spec: ModelSpec, notice: Option<RwSignal<Option<Notice>>>) {
     wasm_bindgen_futures::spawn_local(async move {
-        let Ok(Some((spec_json, kept, steps))) = store::load().await else { return };
-        let Ok(mut stored) = ModelSpec::from_json(&spec_json) else { return };
-        stored.training.optimizer.set_lr(editor.spec.with_untracked(|s| s.training.optimizer.lr()));
-        if editor.spec.with_untracked(|s| *s != stored) || steps == 0 {
+        let Ok(Some((kept, steps))) = store::load(&spec).await else { return };
+        // The page may have moved on meanwhile.
+        let same = editor.spec.with_untracked(|s| store::normalized(s) == store::normalized(&spec));
+        if !same || steps == 0 {
             return;
         }
         client::send_new_run(&match kept {
             store::Kept::Checkpoint(bytes, history) => Command::Resume { checkpoint: B64.encode(&bytes), history },
             store::Kept::Weights(bytes) => Command::LoadWeights { safetensors: B64.encode(&bytes) },
         });
-        if notice.with_untracked(|n| n.is_none()) {
+        if let Some(notice) = notice.filter(|n| n.with_untracked(|n| n.is_none())) {
             notice.set(Some(Notice {
                 text: format!(
                     "Restored the model trained in this browser ({}).",

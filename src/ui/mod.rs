@@ -83,14 +83,18 @@ impl Editor {
     }
 }
 
-/// A confusion cell's examples: actual class, predicted class, the images.
-pub type ConfusionExamples = (usize, usize, Vec<Vec<u8>>);
+/// A confusion cell's examples: actual class, predicted class, the digits'
+/// images, or the test sequences of a sequence task.
+pub type ConfusionExamples = (usize, usize, Vec<Vec<u8>>, Vec<crate::worker::protocol::ExampleSequence>);
 
 /// What the worker has reported, for the training panel and the charts.
 #[derive(Clone, Copy)]
 pub struct TrainView {
     pub losses: RwSignal<Vec<f32>>,
     pub evals: RwSignal<Vec<(usize, f32)>>,
+    /// The test loss at each evaluation, `(step, loss)`: the loss chart shows
+    /// it beside the training loss (overfitting is the gap between them).
+    pub test_losses: RwSignal<Vec<(usize, f32)>>,
     /// Per-sequence accuracy of the last evaluation (sequence tasks).
     pub sequence_accuracy: RwSignal<Option<f32>>,
     /// Training speed, samples/s, over the last `SPEED_WINDOW_S` seconds of
@@ -103,9 +107,19 @@ pub struct TrainView {
     pub elapsed_s: RwSignal<f32>,
     pub epoch: RwSignal<usize>,
     pub epoch_progress: RwSignal<f32>,
+    /// Every step of the run's epochs (0 before the first report).
+    pub total_steps: RwSignal<usize>,
     pub running: RwSignal<bool>,
+    /// The steps of a run that has trained all its epochs (`Event::Finished`):
+    /// Train then adds an epoch and goes on.
+    pub complete: RwSignal<Option<usize>>,
     pub data: RwSignal<DataState>,
+    /// What the run says in the status line (finished, diverged, continued).
     pub message: RwSignal<Option<String>>,
+    /// What the page's last request could not do (`Event::Error`, a failed
+    /// export): in the status line until a later request succeeds or the
+    /// user trains (`Event::answers`), not for good.
+    pub problem: RwSignal<Option<String>>,
     pub prediction: RwSignal<Option<Vec<f32>>>,
     pub confusion: RwSignal<Option<Vec<Vec<u32>>>>,
     pub examples: RwSignal<Option<ConfusionExamples>>,
@@ -128,6 +142,10 @@ pub struct TrainView {
     /// A checkpoint that came before the losses of all its steps (a GPU run
     /// reports a slice's losses at its end): kept once they are here.
     unkept: StoredValue<Option<Unkept>>,
+    /// A trained run the page has left for another model: its key
+    /// (`store::run_key`) and what the page showed of it, until its last
+    /// checkpoint comes (`leave`).
+    leaving: StoredValue<Option<(String, crate::worker::protocol::History)>>,
 }
 
 /// `Event::Checkpoint`'s contents, waiting for its steps' losses.
@@ -150,6 +168,7 @@ impl TrainView {
         TrainView {
             losses: RwSignal::new(vec![]),
             evals: RwSignal::new(vec![]),
+            test_losses: RwSignal::new(vec![]),
             sequence_accuracy: RwSignal::new(None),
             samples_per_s: RwSignal::new(0.0),
             speed_window: StoredValue::new(Default::default()),
@@ -157,9 +176,12 @@ impl TrainView {
             elapsed_s: RwSignal::new(0.0),
             epoch: RwSignal::new(0),
             epoch_progress: RwSignal::new(0.0),
+            total_steps: RwSignal::new(0),
             running: RwSignal::new(false),
+            complete: RwSignal::new(None),
             data: RwSignal::new(DataState::Loading { loaded: 0, total: 4 }),
             message: RwSignal::new(None),
+            problem: RwSignal::new(None),
             prediction: RwSignal::new(None),
             confusion: RwSignal::new(None),
             examples: RwSignal::new(None),
@@ -173,12 +195,55 @@ impl TrainView {
             workers: RwSignal::new(None),
             worker_speeds: RwSignal::new(None),
             unkept: StoredValue::new(None),
+            leaving: StoredValue::new(None),
         }
+    }
+
+    /// Leaves the trained run of `spec` for another model: what the page
+    /// shows of it is kept aside, and its checkpoint asked for, so that it is
+    /// kept with its model (Undo back to the model brings it back).
+    fn leave(&self, spec: &ModelSpec) {
+        let history = crate::worker::protocol::History {
+            losses: self.losses.get_untracked(),
+            evals: self.evals.get_untracked(),
+            test_losses: self.test_losses.get_untracked(),
+            elapsed_s: self.elapsed_s.get_untracked(),
+        };
+        self.leaving.set_value(Some((files::store::run_key(spec), history)));
+        client::send(&crate::worker::protocol::Command::GetCheckpoint);
+    }
+
+    /// A checkpoint of a run the page has left (it came after the page moved
+    /// on): kept with that run's history if it is the run `leave` set aside.
+    pub(super) fn keep_left(&self, event: Event) {
+        let Event::Checkpoint { spec, steps, elapsed_s, checkpoint } = event else { return };
+        let key = files::store::run_key(&spec);
+        let Some((_, mut history)) = self.leaving.try_update_value(|l| l.take_if(|(k, _)| *k == key)).flatten() else {
+            return;
+        };
+        if history.losses.len() < steps {
+            return;
+        }
+        history.losses.truncate(steps);
+        history.evals.retain(|e| e.0 <= steps);
+        history.test_losses.retain(|e| e.0 <= steps);
+        history.elapsed_s = elapsed_s;
+        files::on_checkpoint(spec, steps, &checkpoint, history);
+    }
+
+    /// The user starts something (Train, Step, Reset, a preset): what the
+    /// page said of earlier moments goes: the run's message, a failed
+    /// request, and the notice on top (a file opened, a run restored).
+    pub fn moved_on(&self, notice: RwSignal<Option<share::Notice>>) {
+        self.message.set(None);
+        self.problem.set(None);
+        notice.set(None);
     }
 
     fn clear(&self) {
         self.losses.set(vec![]);
         self.evals.set(vec![]);
+        self.test_losses.set(vec![]);
         self.sequence_accuracy.set(None);
         self.samples_per_s.set(0.0);
         self.speed_window.set_value(Default::default());
@@ -186,7 +251,10 @@ impl TrainView {
         self.elapsed_s.set(0.0);
         self.epoch.set(0);
         self.epoch_progress.set(0.0);
+        self.total_steps.set(0);
         self.message.set(None);
+        self.problem.set(None);
+        self.complete.set(None);
         self.confusion.set(None);
         self.examples.set(None);
         self.attention.set(None);
@@ -206,17 +274,46 @@ impl TrainView {
         let history = crate::worker::protocol::History {
             losses: self.losses.with_untracked(|l| l[..run.steps].to_vec()),
             evals: self.evals.get_untracked().into_iter().filter(|e| e.0 <= run.steps).collect(),
+            test_losses: self.test_losses.get_untracked().into_iter().filter(|e| e.0 <= run.steps).collect(),
             elapsed_s: run.elapsed_s,
         };
         files::on_checkpoint(run.spec, run.steps, &run.checkpoint, history);
     }
 
     fn apply(&self, event: Event) {
+        // A request that succeeds puts an earlier one's failure behind it.
+        if matches!(
+            event,
+            Event::Metrics { .. }
+                | Event::Evaluation { .. }
+                | Event::AttentionMaps { .. }
+                | Event::HiddenStates { .. }
+                | Event::Inspection { .. }
+                | Event::Examples { .. }
+                | Event::Prediction { .. }
+                | Event::Weights { .. }
+                | Event::WeightsLoaded { .. }
+                | Event::Resumed { .. }
+                | Event::Exported { .. }
+        ) {
+            self.problem.set(None);
+        }
         match event {
             Event::Ready | Event::RunStarted { .. } => {}
             Event::DataProgress { loaded, total } => self.data.set(DataState::Loading { loaded, total }),
             Event::DataLoaded { train, test } => self.data.set(DataState::Ready { train, test }),
-            Event::Metrics { first_step, losses, samples_per_s, train_s, epoch, epoch_progress, elapsed_s, .. } => {
+            Event::Metrics {
+                first_step,
+                losses,
+                samples_per_s,
+                train_s,
+                epoch,
+                epoch_progress,
+                elapsed_s,
+                total_steps,
+                ..
+            } => {
+                self.total_steps.set(total_steps);
                 // After a move to the CPU the run may go back a few steps.
                 self.losses.update(|l| {
                     l.truncate(first_step.saturating_sub(1));
@@ -244,7 +341,13 @@ impl TrainView {
                 self.epoch.set(epoch);
                 self.epoch_progress.set(epoch_progress);
             }
-            Event::Evaluation { step, accuracy, confusion, sequence_accuracy, samples, .. } => {
+            Event::Evaluation { step, accuracy, loss, confusion, sequence_accuracy, samples } => {
+                self.test_losses.update(|t| {
+                    if t.last().is_some_and(|l| l.0 == step) {
+                        t.pop();
+                    }
+                    t.push((step, loss))
+                });
                 self.eval_samples.set(samples);
                 // Keep the run in this browser (a reload goes on with it).
                 if step > 0 {
@@ -261,7 +364,7 @@ impl TrainView {
                 self.confusion.set(Some(confusion));
             }
             Event::Weights { purpose, spec, safetensors, .. } => files::on_weights(&purpose, spec, &safetensors),
-            Event::Exported { format, files } => files::on_exported(format, files, self.message),
+            Event::Exported { format, files } => files::on_exported(format, files, self.problem),
             Event::Checkpoint { spec, steps, elapsed_s, checkpoint } => {
                 self.keep(Unkept { spec, steps, elapsed_s, checkpoint })
             }
@@ -269,6 +372,7 @@ impl TrainView {
                 self.clear();
                 self.losses.set(history.losses);
                 self.evals.set(history.evals);
+                self.test_losses.set(history.test_losses);
                 self.elapsed_s.set(history.elapsed_s);
                 self.message.set(Some(format!(
                     "Continued the run kept in this browser: {} trained; Train goes on from there.",
@@ -286,14 +390,14 @@ impl TrainView {
             Event::HiddenStates { layers, tokens, image, label, .. } => {
                 self.hidden.set(Some(sequence::Hidden { layers, tokens, image, label }))
             }
-            Event::Examples { actual, predicted, images, .. } => self.examples.set(Some((actual, predicted, images))),
-            Event::Inspection { index, label, image, filter_shape, filters, map_shape, maps } => self
-                .inspection
-                .set(Some(views::Inspection { index, label, image, filter_shape, filters, map_shape, maps })),
-            Event::Running { running } => self.running.set(running),
-            Event::Finished { steps } => {
-                self.message.set(Some(format!("Training finished after {}.", crate::error::count_of(steps, "step"))))
+            Event::Examples { actual, predicted, images, sequences, .. } => {
+                self.examples.set(Some((actual, predicted, images, sequences)))
             }
+            Event::Inspection { index, layer, label, image, filter_shape, filters, map_shape, maps } => self
+                .inspection
+                .set(Some(views::Inspection { index, layer, label, image, filter_shape, filters, map_shape, maps })),
+            Event::Running { running } => self.running.set(running),
+            Event::Finished { steps } => self.complete.set(Some(steps)),
             Event::Diverged { message } | Event::NotLearning { message } => {
                 // The worker has paused: training does not go on by itself.
                 self.running.set(false);
@@ -301,7 +405,7 @@ impl TrainView {
             }
             Event::Prediction { probs } => self.prediction.set(Some(probs)),
             Event::DataFailed { message } => self.data.set(DataState::Failed(message)),
-            Event::Error { message } => self.message.set(Some(message)),
+            Event::Error { message } => self.problem.set(Some(message)),
             Event::Backend { active, adapter, notice, speeds, unavailable, .. } => {
                 self.backend.set((active, adapter));
                 self.backend_notice.set(notice);
@@ -338,9 +442,96 @@ fn initial_spec() -> (ModelSpec, Option<String>) {
     }
 }
 
+/// Set once the first visit's introduction was closed.
+const INTRO_KEY: &str = "layerlab.intro-seen";
+
+/// The first visit's introduction: what the page is and the three things to
+/// do, until it is closed (remembered in this browser). A lesson shows its
+/// own banner instead.
+#[component]
+fn Intro() -> impl IntoView {
+    let page = expect_context::<share::PageState>();
+    let storage = || web_sys::window().and_then(|w| w.local_storage().ok().flatten());
+    let seen = RwSignal::new(storage().and_then(|s| s.get_item(INTRO_KEY).ok().flatten()).is_some());
+    let close = move |_| {
+        seen.set(true);
+        if let Some(s) = storage() {
+            let _ = s.set_item(INTRO_KEY, "1");
+        }
+    };
+    view! {
+        <Show when=move || !seen.get() && page.lesson.with(Option::is_none)>
+            <section class="intro" data-testid="intro" aria-label="Welcome">
+                <p><strong>"Welcome to layerlab."</strong>" A real neural network, trained in this browser: nothing is installed or sent anywhere."</p>
+                <ol>
+                    <li>"Choose a preset, or drag layers from the palette into the network; each card shows the shape it makes."</li>
+                    <li>"Press Train: the loss falls and the test accuracy rises as the model learns MNIST digits (or a sequence task)."</li>
+                    <li>"Look inside: draw a digit for the model to guess, click the confusion matrix, see the filters, the attention or the memory."</li>
+                </ol>
+                <button data-testid="intro-close" on:click=close>"Got it"</button>
+            </section>
+        </Show>
+    }
+}
+
+/// Where the theme chosen in this browser is kept (`dark` or `light`).
+const THEME_KEY: &str = "layerlab.theme";
+
+/// Whether the theme chosen in this browser is dark; `None` when none was chosen.
+fn stored_theme() -> Option<bool> {
+    let storage = web_sys::window()?.local_storage().ok().flatten()?;
+    match storage.get_item(THEME_KEY).ok().flatten()?.as_str() {
+        "dark" => Some(true),
+        "light" => Some(false),
+        _ => None,
+    }
+}
+
+fn store_theme(dark: bool) {
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.set_item(THEME_KEY, if dark { "dark" } else { "light" });
+    }
+}
+
+/// The system's setting (`prefers-color-scheme: dark`).
+fn system_prefers_dark() -> bool {
+    web_sys::window()
+        .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
+        .is_some_and(|m| m.matches())
+}
+
 fn store_spec(spec: &ModelSpec) {
     if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
         let _ = storage.set_item(STORAGE_KEY, &spec.to_json_pretty());
+    }
+}
+
+/// The page's fields whose text was refused, by what they are (`layer 2
+/// Dense`, `Batch size`), with the message. Training waits until they are
+/// fixed: a run on the last valid value would not be what the field shows.
+#[derive(Clone, Copy)]
+pub struct FieldErrors(RwSignal<std::collections::BTreeMap<String, String>>);
+
+impl FieldErrors {
+    /// Notes (or, with `None`, clears) the error of `field`.
+    pub fn set(&self, field: &str, error: Option<String>) {
+        let same = self.0.with_untracked(|m| m.get(field) == error.as_ref());
+        if same {
+            return;
+        }
+        self.0.update(|m| match error {
+            Some(e) => {
+                m.insert(field.to_string(), e);
+            }
+            None => {
+                m.remove(field);
+            }
+        });
+    }
+
+    /// The first field in error and its message.
+    pub fn first(&self) -> Option<(String, String)> {
+        self.0.with(|m| m.iter().next().map(|(f, e)| (f.clone(), e.clone())))
     }
 }
 
@@ -363,11 +554,24 @@ pub fn App() -> impl IntoView {
         (a, b) => a.map(share::Notice::problem).or(b),
     });
     provide_context(notice);
+    provide_context(FieldErrors(RwSignal::new(Default::default())));
     client::start(view_state);
+    // A lesson may name a file for the class to open (the teacher's weights).
+    let open_lesson_file = move || {
+        let link = page.lesson.with_untracked(|l| l.as_ref().map(|l| l.open.clone()).unwrap_or_default());
+        if !link.is_empty() {
+            wasm_bindgen_futures::spawn_local(async move {
+                let n = files::open_link(link, editor, pending, page.model_locked()).await;
+                notice.set(Some(n));
+            });
+        }
+    };
+    open_lesson_file();
     // A link pasted into the address bar of an open page changes only the fragment.
     let hash = window_event_listener(leptos::ev::hashchange, move |_| {
         if let Some(n) = share::open_link_in_address(editor, page) {
             notice.set(Some(n));
+            open_lesson_file();
         }
     });
     on_cleanup(move || hash.remove());
@@ -381,31 +585,60 @@ pub fn App() -> impl IntoView {
             return;
         }
         let prev = last_sent.get_value();
-        let only_lr_changed = prev.as_ref().is_some_and(|p| {
+        // The learning rate and the epochs change during a run; anything
+        // else makes a new one.
+        let run_goes_on = prev.as_ref().is_some_and(|p| {
             let mut q = p.clone();
             q.training.optimizer.set_lr(spec.training.optimizer.lr());
+            q.training.epochs = spec.training.epochs;
             q == spec
         });
-        if only_lr_changed {
-            client::send(&crate::worker::protocol::Command::SetLr { lr: spec.training.optimizer.lr() });
+        if run_goes_on {
+            let prev = prev.expect("compared");
+            let (lr, epochs) = (spec.training.optimizer.lr(), spec.training.epochs);
+            if prev.training.optimizer.lr() != lr {
+                client::send(&crate::worker::protocol::Command::SetLr { lr });
+            }
+            if prev.training.epochs != epochs {
+                client::send(&crate::worker::protocol::Command::SetEpochs { epochs });
+                // More epochs: the run is not complete; fewer: the worker says so at the next Train.
+                view_state.complete.set(None);
+            }
         } else {
+            // A trained run left for another model is kept with its model,
+            // and the page says once that Undo brings it back.
+            let steps = view_state.losses.with_untracked(|l| l.len());
+            if let Some(prev) =
+                prev.as_ref().filter(|p| steps > 0 && files::store::run_key(p) != files::store::run_key(&spec))
+            {
+                view_state.leave(prev);
+                if notice.with_untracked(|n| n.is_none()) {
+                    notice.set(Some(share::Notice {
+                        text: format!(
+                            "Changing the model starts training over; Undo brings back the trained model ({}).",
+                            crate::error::count_of(steps, "step")
+                        ),
+                        problem: false,
+                    }));
+                }
+            }
             view_state.clear();
             client::send_new_run(&crate::worker::protocol::Command::SetSpec { spec: spec.clone() });
-            // Weights opened together with this model follow it.
+            // Weights opened together with this model follow it; else a run
+            // this browser kept of the model goes on (not in a lesson, which
+            // starts fresh). At start a notice says so.
             if let Some(w) = pending.0.try_update_value(|p| p.take()).flatten() {
                 client::send(&crate::worker::protocol::Command::LoadWeights { safetensors: w });
+            } else if page.lesson.with_untracked(Option::is_none) {
+                files::resume_kept(editor, spec.clone(), prev.is_none().then_some(notice));
             }
         }
         last_sent.set_value(Some(spec));
     });
-    files::restore_trained(editor, notice);
 
     // Model and weights files dropped anywhere on the page are opened.
     let drop_files = move |ev: web_sys::DragEvent| {
-        // A lesson that fixes the model opens no other one.
-        if page.model_locked() {
-            return;
-        }
+        // A lesson that fixes the model opens only its weights (`open_items`).
         let files: Vec<web_sys::File> = ev
             .data_transfer()
             .and_then(|d| d.files())
@@ -416,7 +649,7 @@ pub fn App() -> impl IntoView {
         }
         ev.prevent_default();
         wasm_bindgen_futures::spawn_local(async move {
-            let n = files::open_files(files, editor, pending).await;
+            let n = files::open_files(files, editor, pending, page.model_locked()).await;
             notice.set(Some(n));
         });
     };
@@ -436,21 +669,20 @@ pub fn App() -> impl IntoView {
                 .target()
                 .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlTextAreaElement>(t).ok())
                 .is_some();
-        if (ev.ctrl_key() || ev.meta_key())
-            && ev.key().eq_ignore_ascii_case("z")
-            && !target_is_input
-            && !page.model_locked()
-        {
-            ev.prevent_default();
-            if ev.shift_key() {
-                editor.redo();
-            } else {
-                editor.undo();
-            }
+        if !(ev.ctrl_key() || ev.meta_key()) || target_is_input || page.model_locked() {
+            return;
         }
+        // Ctrl+Z undoes; Ctrl+Shift+Z and Ctrl+Y (Windows' redo) redo.
+        match (ev.key().to_ascii_lowercase().as_str(), ev.shift_key()) {
+            ("z", false) => editor.undo(),
+            ("z", true) | ("y", false) => editor.redo(),
+            _ => return,
+        }
+        ev.prevent_default();
     });
     on_cleanup(move || keys.remove());
-    let dark = RwSignal::new(false);
+    // The theme: the one chosen in this browser, else the system's.
+    let dark = RwSignal::new(stored_theme().unwrap_or_else(system_prefers_dark));
 
     view! {
         <div class="app" class:dark=move || dark.get() class:presenter=move || page.presenter.get() on:drop=drop_files on:dragover=drag_over>
@@ -463,11 +695,15 @@ pub fn App() -> impl IntoView {
                     title="Larger type and charts, for a projector" on:click=move |_| page.set_presenter(!page.presenter.get_untracked())>
                     {move || if page.presenter.get() { "Presenter: on" } else { "Presenter" }}
                 </button>
-                <button class="theme" data-testid="theme-toggle" on:click=move |_| dark.update(|d| *d = !*d)>
+                <button class="theme" data-testid="theme-toggle" on:click=move |_| {
+                    dark.update(|d| *d = !*d);
+                    store_theme(dark.get_untracked());
+                }>
                     {move || if dark.get() { "Light theme" } else { "Dark theme" }}
                 </button>
             </header>
             <share::LessonBanner/>
+            <Intro/>
             {move || notice.get().map(|n| view! {
                 <div class="notice" class:info=!n.problem data-testid="notice" role=if n.problem { "alert" } else { "status" }>{n.text}
                     <button on:click=move |_| notice.set(None)>"Dismiss"</button>

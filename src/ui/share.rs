@@ -187,6 +187,7 @@ pub fn ShareButton() -> impl IntoView {
     let hide_palette = RwSignal::new(true);
     let hide_settings = RwSignal::new(false);
     let hide_backend = RwSignal::new(false);
+    let open_file = RwSignal::new(String::new());
     let copied = RwSignal::new(None::<&'static str>);
     let experiment = move |lesson: Option<Lesson>| Experiment {
         v: share::VERSION,
@@ -215,8 +216,14 @@ pub fn ShareButton() -> impl IntoView {
         if hide_backend.get() {
             hide.push(Control::Backend);
         }
-        let lesson =
-            Lesson { title: title.get().trim().to_string(), instruction: instruction.get().trim().to_string(), hide };
+        let open = open_file.get().trim().to_string();
+        let open = if share::is_file_link(&open) { open } else { String::new() };
+        let lesson = Lesson {
+            title: title.get().trim().to_string(),
+            instruction: instruction.get().trim().to_string(),
+            hide,
+            open,
+        };
         format!("{}{}", page_address(), experiment(Some(lesson)).fragment())
     };
     let select_all = |ev: leptos::ev::FocusEvent| {
@@ -248,6 +255,16 @@ pub fn ShareButton() -> impl IntoView {
                 <label class="toggle"><input type="checkbox" data-testid="lesson-hide-palette" prop:checked=move || hide_palette.get() on:change=move |ev| hide_palette.set(event_target_checked(&ev))/>" Fix the model (hide the palette and layer editing)"</label>
                 <label class="toggle"><input type="checkbox" data-testid="lesson-hide-settings" prop:checked=move || hide_settings.get() on:change=move |ev| hide_settings.set(event_target_checked(&ev))/>" Fix the data set and training settings"</label>
                 <label class="toggle"><input type="checkbox" data-testid="lesson-hide-backend" prop:checked=move || hide_backend.get() on:change=move |ev| hide_backend.set(event_target_checked(&ev))/>" Hide the backend selector (each computer uses its own GPU or CPU)"</label>
+                <label class="field">"Trained weights for the class to open (optional)"
+                    <input type="text" data-testid="lesson-open" placeholder="https://your-site/seed-cnn.zip" prop:value=move || open_file.get() on:input=move |ev| open_file.set(event_target_value(&ev))/>
+                    <span class="hint">"A link to this model's Download (.zip) or weights (.safetensors) on your class website; the site must allow the page to fetch it (CORS)."</span>
+                    {move || {
+                        let o = open_file.get();
+                        (!o.trim().is_empty() && !share::is_file_link(o.trim())).then(|| view! {
+                            <span class="field-error" data-testid="lesson-open-error">"Not a web link layerlab opens: use https://…, http://… or a path on this site."</span>
+                        })
+                    }}
+                </label>
                 <div class="link-row">
                     <input type="text" readonly data-testid="lesson-link" prop:value=lesson_link on:focus=select_all/>
                     <button data-testid="lesson-copy" on:click=move |_| { copy(&lesson_link()); copied.set(Some("lesson link")) }>"Copy"</button>

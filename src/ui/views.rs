@@ -15,6 +15,8 @@ use crate::worker::protocol::Command;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inspection {
     pub index: usize,
+    /// The convolution's index in the stack.
+    pub layer: usize,
     pub label: usize,
     pub image: Vec<u8>,
     pub filter_shape: Vec<usize>,
@@ -99,6 +101,17 @@ fn to_grey(values: &[f32], symmetric: bool) -> Vec<u8> {
 pub fn ConfusionMatrix() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
     let page = expect_context::<PageState>();
+    // The task's words: digits, or target tokens at positions of sequences.
+    let tokens = {
+        let editor = expect_context::<super::Editor>();
+        move || editor.spec.with(|s| s.input.is_tokens())
+    };
+    let cell_title = move |c: u32, a: usize, p: usize| match tokens() {
+        false => format!("{} {a} predicted as {p}", crate::error::count_of(c as usize, "digit")),
+        true => {
+            format!("{} whose target token {a} was predicted as {p}", crate::error::count_of(c as usize, "position"))
+        }
+    };
     let cells = move || {
         view_state.confusion.get().map(|m| {
             let max_off = m.iter().enumerate().flat_map(|(a, row)| row.iter().enumerate().filter(move |(p, _)| *p != a).map(|(_, &c)| c)).max().unwrap_or(0).max(1);
@@ -115,7 +128,7 @@ pub fn ConfusionMatrix() -> impl IntoView {
                             let strength = if a == p { c as f32 / max_diag as f32 } else { c as f32 / max_off as f32 };
                             let style = if a == p { format!("--w: {:.2}", strength) } else { format!("--e: {:.2}", strength) };
                             view! {
-                                <td data-testid="confusion-cell" class:diag=a == p class:empty=c == 0 style=style title=format!("{c} digits {a} predicted as {p}")
+                                <td data-testid="confusion-cell" class:diag=a == p class:empty=c == 0 style=style title=cell_title(c, a, p)
                                     on:click=move |_| client::send(&Command::Examples { actual: a, predicted: p })>{c}</td>
                             }
                         })
@@ -132,13 +145,36 @@ pub fn ConfusionMatrix() -> impl IntoView {
         })
     };
     let examples = move || {
-        view_state.examples.get().map(|(a, p, images)| {
-            let title = if images.is_empty() { format!("No test digit {a} was predicted as {p}.") } else { format!("Test digits {a} predicted as {p}:") };
+        view_state.examples.get().map(|(a, p, images, sequences)| {
+            let title = match (tokens(), images.is_empty() && sequences.is_empty()) {
+                (false, true) => format!("No test digit {a} was predicted as {p}."),
+                (false, false) => format!("Test digits {a} predicted as {p}:"),
+                (true, true) => format!("No position whose target token is {a} was predicted as {p}."),
+                (true, false) => format!("Test sequences where target token {a} was predicted as {p} (that position marked):"),
+            };
             view! {
-                <p class="hint">{title}</p>
+                <p class="hint" data-testid="confusion-examples-title">{title}</p>
                 <div class="examples" data-testid="confusion-examples">
                     {images.into_iter().map(|im| view! { <GreyImage width=28 height=28 pixels=im class="digit-thumb"/> }).collect_view()}
                 </div>
+                <Show when={let any = !sequences.is_empty(); move || any}>
+                    <table class="example-sequences" data-testid="confusion-sequences">
+                        <tr><th>"input"</th><th>"target"</th><th>"predicted"</th></tr>
+                        {sequences.iter().map(|s| {
+                            let cells = |values: &[usize], mark: bool| values.iter().enumerate().map(|(t, v)| {
+                                let wrong = mark && s.predicted.get(t) != s.targets.get(t);
+                                view! { <span class="tok" class:picked=t == s.position class:wrong=wrong>{*v}</span> }
+                            }).collect_view();
+                            view! {
+                                <tr data-testid="confusion-sequence">
+                                    <td>{cells(&s.tokens, false)}</td>
+                                    <td>{cells(&s.targets, false)}</td>
+                                    <td>{cells(&s.predicted, true)}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </table>
+                </Show>
             }
         })
     };
@@ -146,7 +182,7 @@ pub fn ConfusionMatrix() -> impl IntoView {
         <div class="confusion-view" class:folded=move || !page.is_open(Panel::Confusion)>
             <h3><Fold panel=Panel::Confusion/>"Confusion matrix"</h3>
             <div class="fold-body">
-                {move || cells().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Appears after the first evaluation (every 100 steps, on pause, and at the end). Click a cell to see its digits."</p> }.into_any())}
+                {move || cells().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">{move || format!("Appears after the first evaluation (every 100 steps, on pause, and at the end). Click a cell to see its {}.", if tokens() { "sequences" } else { "digits" })}</p> }.into_any())}
                 {move || view_state.confusion.with(Option::is_some).then(|| {
                     let tokens = expect_context::<super::Editor>().spec.with(|s| s.input.is_tokens());
                     let on = super::chart::evaluated_on(view_state.eval_samples.get(), &view_state.data.get(), tokens);
@@ -192,8 +228,8 @@ pub(super) fn ExamplePicker(
     }
 }
 
-/// The first convolution's filters and its feature maps for a chosen test digit,
-/// live during training.
+/// A convolution's filters and its feature maps (the first's, or another
+/// chosen) for a chosen test digit, live during training.
 #[component]
 pub fn FilterView() -> impl IntoView {
     let view_state = expect_context::<TrainView>();
@@ -203,7 +239,20 @@ pub fn FilterView() -> impl IntoView {
     let has_conv = Memo::new(move |_| {
         editor.spec.with(|s| s.layers.iter().any(|l| l.role() == crate::nn::layers::Role::Convolution))
     });
-    let inspect = move || client::send(&Command::Inspect { index: index.get_untracked() });
+    // The Conv2D layers of the stack, and the one shown (`None`: the first).
+    let convs = Memo::new(move |_| {
+        editor.spec.with(|s| {
+            s.layers
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.role() == crate::nn::layers::Role::Convolution)
+                .map(|(i, l)| (i, l.param_text("filters")))
+                .collect::<Vec<_>>()
+        })
+    });
+    let chosen = RwSignal::new(None::<usize>);
+    let inspect =
+        move || client::send(&Command::Inspect { index: index.get_untracked(), layer: chosen.get_untracked() });
     refresh_live(has_conv, 25, inspect);
     let content = move || {
         view_state.inspection.get().map(|ins| {
@@ -215,7 +264,7 @@ pub fn FilterView() -> impl IntoView {
                 let tiles: Vec<f32> = (0..f).flat_map(|fi| (0..kh * kw).map(move |k| (fi, k))).map(|(fi, k)| (0..c).map(|ci| ins.filters[(fi * c + ci) * kh * kw + k]).sum::<f32>() / c as f32).collect();
                 let (aw, ah, rgba) = atlas(&to_grey(&tiles, true), f, kh, kw, 12, 16);
                 view! {
-                    <p class="hint">{format!("{f} filters of the first Conv2D ({kh}x{kw}); grey is 0, white positive, black negative")}</p>
+                    <p class="hint">{format!("{f} filters of layer {} Conv2D ({kh}x{kw}, averaged over its {c} input channels); grey is 0, white positive, black negative", ins.layer)}</p>
                     <div class="tiles" data-testid="filters" data-tiles=f><RgbaImage width=aw height=ah pixels=rgba class="atlas"/></div>
                 }
                 .into_any()
@@ -247,10 +296,24 @@ pub fn FilterView() -> impl IntoView {
             <section class="panel inspect" class:folded=move || !page.is_open(Panel::Filters)>
                 <div class="chart-head">
                     <h2><Fold panel=Panel::Filters/>"Filters and feature maps"</h2>
-                    <ExamplePicker index label="Test digit " testid="inspect" request=Callback::new(move |_| inspect())/>
+                    <span>
+                        <Show when=move || convs.with(|c| c.len() > 1)>
+                            <label class="inline">"Layer "
+                                <select data-testid="inspect-layer" on:change=move |ev| {
+                                    chosen.set(event_target_value(&ev).parse().ok());
+                                    inspect();
+                                }>
+                                    {move || convs.get().into_iter().map(|(i, filters)| view! {
+                                        <option value=i.to_string() selected=move || chosen.get().unwrap_or_else(|| convs.with(|c| c[0].0)) == i>{format!("{i} Conv2D ({filters} filters)")}</option>
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                        </Show>
+                        <ExamplePicker index label="Test digit " testid="inspect" request=Callback::new(move |_| inspect())/>
+                    </span>
                 </div>
                 <div class="fold-body">
-                    {move || content().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Press Show to see what the first convolution looks for, and what it sees in a test digit; the view follows training."</p> }.into_any())}
+                    {move || content().map(|v| v.into_any()).unwrap_or_else(|| view! { <p class="hint">"Press Show to see what a convolution looks for, and what it sees in a test digit; the view follows training."</p> }.into_any())}
                 </div>
             </section>
         </Show>

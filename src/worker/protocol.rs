@@ -35,6 +35,11 @@ pub enum Command {
     SetLr {
         lr: f32,
     },
+    /// The run's length in epochs (1 to `MAX_EPOCHS`), changed without
+    /// starting over: a complete run trains on with more.
+    SetEpochs {
+        epochs: usize,
+    },
     /// Classify one 28x28 image (values in [0, 1]) with the current weights.
     Predict {
         pixels: Vec<f32>,
@@ -44,9 +49,12 @@ pub enum Command {
         actual: usize,
         predicted: usize,
     },
-    /// The first convolution's filters and its feature maps for test digit `index`.
+    /// A convolution's filters and its feature maps for test digit `index`:
+    /// of layer `layer` (a Conv2D's index in the stack), or of the first.
     Inspect {
         index: usize,
+        #[serde(default)]
+        layer: Option<usize>,
     },
     /// Every attention layer's weights for test example `index`.
     Attention {
@@ -137,13 +145,16 @@ pub const TRAINER_NAME: &str = "layerlab-trainer";
 pub const HELPER_NAME: &str = "layerlab-helper";
 
 /// What the page shows of a run (its loss per step, its evaluations as
-/// `(step, accuracy)`, the seconds spent training), kept with its checkpoint.
+/// `(step, accuracy)` and `(step, test loss)`, the seconds spent training),
+/// kept with its checkpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     #[serde(default)]
     pub losses: Vec<f32>,
     #[serde(default)]
     pub evals: Vec<(usize, f32)>,
+    #[serde(default)]
+    pub test_losses: Vec<(usize, f32)>,
     #[serde(default)]
     pub elapsed_s: f32,
 }
@@ -193,6 +204,9 @@ pub enum Event {
         epoch: usize,
         epoch_progress: f32,
         elapsed_s: f32,
+        /// Every step of the run's epochs (for "step 420 of 938").
+        #[serde(default)]
+        total_steps: usize,
     },
     /// Test-set evaluation (on `samples` test examples), with its confusion matrix.
     Evaluation {
@@ -246,17 +260,25 @@ pub enum Event {
     Prediction {
         probs: Vec<f32>,
     },
-    /// Up to `MAX_EXAMPLES` test digits (28x28 u8 each) for `Examples`.
+    /// For `Examples`: up to `MAX_EXAMPLES` test digits (28x28 u8 each) of
+    /// class `actual` predicted as `predicted`, or for a sequence task, test
+    /// sequences with a position whose target token `actual` was predicted as
+    /// `predicted` (`images` empty).
     Examples {
         actual: usize,
         predicted: usize,
         indices: Vec<usize>,
         images: Vec<Vec<u8>>,
+        #[serde(default)]
+        sequences: Vec<ExampleSequence>,
     },
-    /// For `Inspect`: the digit, the first convolution's weights `[F, C, KH, KW]`
-    /// and its output `[F, H, W]` (empty when the model has no convolution).
+    /// For `Inspect`: the digit, the convolution's weights `[F, C, KH, KW]`
+    /// and its output `[F, H, W]` (empty when the model has no convolution),
+    /// and which layer it is.
     Inspection {
         index: usize,
+        #[serde(default)]
+        layer: usize,
         label: usize,
         image: Vec<u8>,
         filter_shape: Vec<usize>,
@@ -365,6 +387,17 @@ pub struct AttentionMap {
     pub heads: usize,
     pub steps: usize,
     pub weights: Vec<f32>,
+}
+
+/// A test sequence of a sequence task, as the last evaluation saw it: its
+/// tokens, the targets, the model's prediction at each position, and the
+/// position that put it in a confusion cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExampleSequence {
+    pub tokens: Vec<usize>,
+    pub targets: Vec<usize>,
+    pub predicted: Vec<usize>,
+    pub position: usize,
 }
 
 /// One recurrent layer's hidden states for one example.

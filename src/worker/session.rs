@@ -180,7 +180,7 @@ impl Session {
             }
             Command::Predict { pixels } => self.predict(pixels),
             Command::Examples { actual, predicted } => vec![self.examples(actual, predicted)],
-            Command::Inspect { index } => self.inspect(index),
+            Command::Inspect { index, layer } => self.inspect(index, layer),
             Command::Attention { index } => self.view(index, views::attention_maps),
             Command::Hidden { index } => self.view(index, views::hidden_states),
             Command::GetWeights { purpose } => self.weights(purpose),
@@ -213,6 +213,20 @@ impl Session {
                 }
                 // A new learning rate: the run is judged afresh.
                 self.watch = Default::default();
+                vec![]
+            }
+            Command::SetEpochs { epochs } => {
+                if !(1..=crate::nn::spec::MAX_EPOCHS).contains(&epochs) {
+                    return vec![Event::Error {
+                        message: format!("epochs must be between 1 and {}, got {epochs}", crate::nn::spec::MAX_EPOCHS),
+                    }];
+                }
+                if let Some(spec) = self.spec.as_mut() {
+                    spec.training.epochs = epochs;
+                }
+                if let Some(t) = self.trainer.as_mut() {
+                    t.model.spec.training.epochs = epochs;
+                }
                 vec![]
             }
         }

@@ -446,6 +446,7 @@ impl Session {
                     epoch: m.epoch,
                     epoch_progress: m.epoch_progress,
                     elapsed_s: self.elapsed_s as f32,
+                    total_steps,
                 },
             );
         }

@@ -23,17 +23,21 @@ pub struct ViewExample {
 
 /// The first convolution's filters `[f, c, kh, kw]` and its feature maps for
 /// `ex` (empty when the model has none).
-pub fn inspection(model: &Model, index: usize, ex: ViewExample) -> Event {
-    let first_conv = model.spec.layers.iter().position(|l| l.role() == Role::Convolution);
-    let (filter_shape, filters, map_shape, maps) = match (first_conv, model.first_conv_weight()) {
-        (Some(i), Some(w)) => {
+pub fn inspection(model: &Model, index: usize, ex: ViewExample, layer: Option<usize>) -> Event {
+    // The layer asked for if it is a convolution (the stack may have changed
+    // since the page asked), else the first.
+    let is_conv = |i: &usize| model.spec.layers.get(*i).is_some_and(|l| l.role() == Role::Convolution);
+    let conv = layer.filter(is_conv).or_else(|| (0..model.spec.layers.len()).find(is_conv));
+    let (filter_shape, filters, map_shape, maps) = match conv.and_then(|i| Some((i, model.conv_weight(i)?))) {
+        Some((i, w)) => {
             let acts = crate::autograd::no_grad(|| model.activations(&ex.x));
             let a = &acts[i];
             (w.shape(), w.to_vec(), a.shape()[1..].to_vec(), a.to_vec())
         }
-        _ => (vec![], vec![], vec![], vec![]),
+        None => (vec![], vec![], vec![], vec![]),
     };
-    Event::Inspection { index, label: ex.label, image: ex.image, filter_shape, filters, map_shape, maps }
+    let layer = conv.unwrap_or(0);
+    Event::Inspection { index, layer, label: ex.label, image: ex.image, filter_shape, filters, map_shape, maps }
 }
 
 /// Every attention layer's weights `[heads, T, T]` for `ex`, with the patch
@@ -107,22 +111,44 @@ pub fn prediction(model: &Model, pixels: Vec<f32>) -> Event {
 
 impl Session {
     /// Up to `MAX_EXAMPLES` test digits of class `actual` the last evaluation
-    /// predicted as `predicted`.
+    /// predicted as `predicted`; for a sequence task, the test sequences with
+    /// a position whose target `actual` it predicted as `predicted` (the first
+    /// such position of each).
     pub(super) fn examples(&self, actual: usize, predicted: usize) -> Event {
         let mut indices = Vec::new();
         let mut images = Vec::new();
-        if let Some(test) = self.trainer.as_ref().and_then(|t| t.test_set().as_mnist()) {
-            for (i, &p) in self.last_predicted.iter().enumerate() {
-                if p as usize == predicted && test.labels.get(i).is_some_and(|&l| l as usize == actual) {
-                    indices.push(i);
-                    images.push(test.image(i).to_vec());
-                    if indices.len() == MAX_EXAMPLES {
-                        break;
+        let mut sequences = Vec::new();
+        match self.trainer.as_ref().map(|t| t.test_set()) {
+            Some(crate::data::Data::Mnist(test)) => {
+                for (i, &p) in self.last_predicted.iter().enumerate() {
+                    if p as usize == predicted && test.labels.get(i).is_some_and(|&l| l as usize == actual) {
+                        indices.push(i);
+                        images.push(test.image(i).to_vec());
+                        if indices.len() == MAX_EXAMPLES {
+                            break;
+                        }
                     }
                 }
             }
+            Some(crate::data::Data::Tokens(test)) => {
+                // The evaluation predicted every position of its first examples, in order.
+                let per = test.seq_len.max(1);
+                for (i, row) in self.last_predicted.chunks_exact(per).enumerate() {
+                    let (tokens, targets) = test.example(i);
+                    let hit = (0..per).find(|&t| targets[t] == actual && row[t] as usize == predicted);
+                    if let Some(position) = hit {
+                        indices.push(i);
+                        let predicted = row.iter().map(|&p| p as usize).collect();
+                        sequences.push(ExampleSequence { tokens, targets, predicted, position });
+                        if indices.len() == MAX_EXAMPLES {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {}
         }
-        Event::Examples { actual, predicted, indices, images }
+        Event::Examples { actual, predicted, indices, images, sequences }
     }
 
     /// `view` of the shown model on test example `index`, or why there is none.
@@ -134,12 +160,12 @@ impl Session {
     }
 
     /// The filter view, for image data sets only.
-    pub(super) fn inspect(&mut self, index: usize) -> Vec<Event> {
+    pub(super) fn inspect(&mut self, index: usize, layer: Option<usize>) -> Vec<Event> {
         match self.view_example(index) {
             Ok(ex) if ex.image.is_empty() => {
                 vec![Event::Error { message: "filters and feature maps are shown for image data sets (MNIST)".into() }]
             }
-            Ok(ex) => vec![inspection(self.view_model().expect("ensured"), index, ex)],
+            Ok(ex) => vec![inspection(self.view_model().expect("ensured"), index, ex, layer)],
             Err(e) => vec![e],
         }
     }

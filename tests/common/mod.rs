@@ -85,8 +85,7 @@ pub fn spec(input: &str, layers: &str) -> ModelSpec {
 
 /// Presets and stacks that use every layer type and option the exporter maps.
 pub fn models() -> Vec<(String, ModelSpec)> {
-    let mut out: Vec<(String, ModelSpec)> =
-        layerlab::PRESETS.iter().map(|(n, _)| (n.to_string(), layerlab::preset(n).unwrap())).collect();
+    let mut out: Vec<(String, ModelSpec)> = layerlab::PRESETS.iter().map(|p| (p.id.to_string(), p.spec())).collect();
     let mnist = r#"{"dataset": "mnist"}"#;
     out.push(("conv-same".into(), spec(mnist, r#"[
         {"type": "Conv2D", "filters": 4, "kernel_size": [3, 4], "strides": 2, "padding": "same", "activation": "tanh"},

@@ -136,6 +136,10 @@ def main():
 
         def loads():
             page.wait("the page to mount", lambda: page.by_testid("status"), 30)
+            # The tab's icon is served where the page links it.
+            icon = page.js("return document.querySelector('link[rel=icon]').href;")
+            with urllib.request.urlopen(icon) as r:
+                assert r.status == 200 and b"<svg" in r.read(), icon
             page.wait("MNIST to load", lambda: "Ready to train" in (page.by_testid("status") or ""), 90)
 
         def preset():
@@ -180,6 +184,22 @@ def main():
             assert chart() == (points, first, last), f"the loss chart after the reload: {chart()} != {(points, first, last)}"
             page.click("step-button")
             page.wait("one more step", lambda: f"Paused after {points + 1} steps" in (page.by_testid("status") or ""), 30)
+
+        def undo_brings_the_run_back():
+            # Issue 15 point 2: a trained run is kept with its model. Choosing
+            # another model says so once; Undo brings the run back, as a reload does.
+            n = int(page.by_testid("loss-chart", "data-points") or 0)
+            assert n > 0, "a trained run to leave"
+            choose(page, "preset-select", "mlp")
+            told = page.wait("the notice", lambda: page.by_testid("notice"), 30)
+            assert f"Changing the model starts training over; Undo brings back the trained model ({n} steps)" in told, told
+            page.wait("the MLP to be ready", lambda: "Ready to train" in (page.by_testid("status") or ""), 30)
+            time.sleep(1)  # the left run's checkpoint is stored as it comes
+            page.click("undo-button")
+            status = page.wait("the run to come back", lambda: "Continued the run kept in this browser" in (page.by_testid("status") or "") and page.by_testid("status"), 60)
+            print(f"e2e: undo after leaving a {n}-step run: {status}", flush=True)
+            assert f"{n} steps trained" in status, status
+            assert int(page.by_testid("loss-chart", "data-points") or 0) == n
 
         def wait_file(name, timeout=60):
             path = os.path.join(downloads, name)
@@ -226,6 +246,44 @@ def main():
             print(f"e2e: downloaded and opened again: {seq} -> {again} of sequences right; {page.by_testid('notice')}", flush=True)
             assert again == seq, f"{seq} != {again}"
 
+        def lesson_opens_its_file():
+            # Issue 15 point 15: a lesson link names the teacher's trained
+            # weights on another site (one that allows it, CORS); a class
+            # opens the lesson with them, with the same accuracy.
+            import shutil
+            seq = page.by_testid("sequence-accuracy-value")
+            site = tempfile.mkdtemp(prefix="layerlab-class-site-")
+            shutil.copy(wait_file("reverse-transformer.zip"), os.path.join(site, "reverse-transformer.zip"))
+
+            class Cors(http.server.SimpleHTTPRequestHandler):
+                def log_message(self, *args):
+                    pass
+
+                def end_headers(self):
+                    self.send_header("Access-Control-Allow-Origin", "*")
+                    super().end_headers()
+
+            other_site = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(Cors, directory=site))
+            threading.Thread(target=other_site.serve_forever, daemon=True).start()
+            weights = f"http://127.0.0.1:{other_site.server_address[1]}/reverse-transformer.zip"
+            other = None
+            try:
+                page.click("share-button")
+                page.js("var i=document.querySelector('[data-testid=\"lesson-open\"]'); i.value=arguments[0]; i.dispatchEvent(new Event('input', {bubbles: true}));", weights)
+                link = page.wait("the lesson link", lambda: (lambda v: v if v and "#x=" in v else None)(page.js("return document.querySelector('[data-testid=\"lesson-link\"]').value;")), 10)
+                page.click("share-close")
+                other = new_page()
+                req("POST", other.s + "/url", {"url": link})
+                told = other.wait("the lesson's file", lambda: "Opened reverse-transformer.zip" in (other.by_testid("notice") or "") and other.by_testid("notice"), 90)
+                again = other.wait("its accuracy", lambda: other.by_testid("sequence-accuracy-value"), 60)
+                print(f"e2e: a lesson with the teacher's weights: {told}; {again} of sequences right (the teacher's {seq})", flush=True)
+                assert again == seq, f"{again} != {seq}"
+            finally:
+                if other:
+                    req("DELETE", other.s)
+                other_site.shutdown()
+                shutil.rmtree(site, ignore_errors=True)
+
         def draw_a_one():
             # A vertical stroke down the middle of the canvas, as pointer events.
             page.js("""
@@ -267,6 +325,37 @@ def main():
             page.screenshot(os.path.join(out, "layerlab-presenter.png"))
             page.click("presenter-toggle")
             page.wait("normal type", lambda: size() == before, 10)
+
+        def layouts():
+            # Issue 15 points 13-14: a phone, a tablet, and a projector at
+            # 1400x900 and 1920x1080 (presenter mode). Nothing is wider than
+            # the screen; on a projector the model, the controls and the loss
+            # chart show together. Screenshots go to docs/ (layout-*.png).
+            cdp = lambda cmd, params: req("POST", page.s + "/goog/cdp/execute", {"cmd": cmd, "params": params})
+            if page.by_testid("intro-close"):
+                page.click("intro-close")
+            try:
+                for w, h, presenter in [(390, 844, False), (820, 1180, False), (1400, 900, True), (1920, 1080, True)]:
+                    cdp("Emulation.setDeviceMetricsOverride", {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 700})
+                    if presenter != (page.by_testid("presenter-toggle", "aria-pressed") == "true"):
+                        page.click("presenter-toggle")
+                    # A teacher dismisses a notice before the class looks.
+                    page.js("document.querySelectorAll('[data-testid=notice] button').forEach(b => b.click()); window.scrollTo(0, 0);")
+                    time.sleep(0.5)
+                    wide, inner, tall = page.js("return [document.documentElement.scrollWidth, window.innerWidth, document.documentElement.scrollHeight];")
+                    page.screenshot(os.path.join(out, f"layout-{w}.png"))
+                    print(f"e2e: layout at {w}x{h}{' presenter' if presenter else ''}: page {wide}x{tall} px", flush=True)
+                    assert wide <= inner, f"at {w} px the page is {wide} px wide"
+                    buttons = page.js("return [...document.querySelectorAll('.topbar button')].map(b => b.getBoundingClientRect().right);")
+                    assert all(r <= inner for r in buttons), f"at {w} px a header button is off-screen: {buttons}"
+                    if presenter:
+                        bottom = lambda sel: page.js(f"var e=document.querySelector('{sel}'); return e ? e.getBoundingClientRect().bottom : 1e9;")
+                        for what, sel in [("the loss chart", "[data-testid=loss-chart]"), ("Train", "[data-testid=train-button]"), ("the first layer", "[data-testid=layer-card]")]:
+                            assert bottom(sel) <= h, f"at {w}x{h} {what} is below the fold ({bottom(sel):.0f} px)"
+            finally:
+                cdp("Emulation.clearDeviceMetricsOverride", {})
+                if page.by_testid("presenter-toggle", "aria-pressed") == "true":
+                    page.click("presenter-toggle")
 
         def invalid_stack():
             page.click("reset-button")
@@ -585,17 +674,18 @@ def main():
             page.click("reset-button")
             started = time.time()
             page.click("train-button")
-            page.wait("the epoch to finish", lambda: "finished" in (page.by_testid("status") or ""), 1200)
+            page.wait("the epoch to finish", lambda: "complete" in (page.by_testid("status") or ""), 1200)
             acc = page.by_testid("accuracy-value")
             print(f"e2e: one epoch in the page: test accuracy {acc} after {time.time() - started:.0f} s ({page.by_testid('speed-value')})", flush=True)
             assert float(acc.split()[0]) >= 98.0, acc
 
-        checks = [("loads", loads), ("preset", preset), ("trains", trains), ("reload_restores", reload_restores), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("invalid_stack", invalid_stack)]
+        checks = [("loads", loads), ("preset", preset), ("trains", trains), ("reload_restores", reload_restores), ("undo_brings_the_run_back", undo_brings_the_run_back), ("draw_a_one", draw_a_one), ("views", views), ("screenshots", screenshots), ("layouts", layouts), ("invalid_stack", invalid_stack)]
         if os.environ.get("E2E_EPOCH") == "1":
             checks.append(("one_epoch", one_epoch))
         checks.append(("sequence_presets_train", sequence_presets_train))
         checks.append(("reverse_attention", reverse_attention))
         checks.append(("files_round_trip", files_round_trip))
+        checks.append(("lesson_opens_its_file", lesson_opens_its_file))
         checks.append(("share_links", share_links))
         checks.append(("webgpu_trains", webgpu_trains))
         checks.append(("webgpu_fallback", webgpu_fallback))

@@ -38,7 +38,7 @@ pub fn apply(x: &Tensor, activation: Option<Activation>, fold_softmax: bool) -> 
 }
 
 macro_rules! activation_layer {
-    ($($(#[$doc:meta])* $name:ident => $activation:ident,)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $activation:ident: $description:literal,)*) => {$(
         $(#[$doc])*
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -51,6 +51,10 @@ macro_rules! activation_layer {
 
             fn param_names() -> &'static [&'static str] {
                 &[]
+            }
+
+            fn description() -> &'static str {
+                $description
             }
 
             fn activation(&self) -> Option<Activation> {
@@ -72,14 +76,14 @@ macro_rules! activation_layer {
 
 activation_layer! {
     /// `max(x, 0)`, any shape.
-    ReLU => Relu,
+    ReLU => Relu: "max(0, x) for every value: negatives become 0. The shape is unchanged.",
     /// `tanh(x)`, any shape.
-    Tanh => Tanh,
+    Tanh => Tanh: "tanh(x) for every value, into (-1, 1). The shape is unchanged.",
     /// `1 / (1 + e^-x)`, any shape.
-    Sigmoid => Sigmoid,
+    Sigmoid => Sigmoid: "1 / (1 + e^-x) for every value, into (0, 1). The shape is unchanged.",
     /// GELU (tanh approximation), any shape.
-    GELU => Gelu,
+    GELU => Gelu: "x times the chance a normal value is below x: a smooth ReLU, as transformers use. The shape is unchanged.",
     /// Softmax over the last axis; as the model's last layer it makes the
     /// output probabilities (the loss applies it to logits itself).
-    Softmax => Softmax,
+    Softmax => Softmax: "Turns the last axis into probabilities that sum to 1. The shape is unchanged.",
 }

@@ -85,6 +85,10 @@ impl LayerConfig for Conv2D {
         &["filters", "kernel_size", "strides", "padding", "activation", "use_bias"]
     }
 
+    fn description() -> &'static str {
+        "Slides filters small kernels over the image, each making one feature map: [C, H, W] becomes [filters, H', W'] (smaller without padding same, divided by strides)."
+    }
+
     fn activation(&self) -> Option<Activation> {
         self.activation
     }
@@ -143,7 +147,7 @@ impl LayerConfig for Conv2D {
         let [kh, kw] = self.kernel_size.hw();
         let patches = super::volume(&[input[0], kh, kw, output[1], output[2]]);
         if patches > MAX_VALUES_PER_EXAMPLE {
-            return Err(format!("unfolds {patches} values per example (channels x kernel x output size), more than the {MAX_VALUES_PER_EXAMPLE} allowed; use a smaller kernel_size or larger strides"));
+            return Err(format!("unfolds {} values per example (channels x kernel x output size), more than the {} allowed; use a smaller kernel_size or larger strides", crate::text::format_count(patches as u64), crate::text::format_count(MAX_VALUES_PER_EXAMPLE as u64)));
         }
         Ok(())
     }

@@ -40,6 +40,10 @@ impl LayerConfig for Dense {
         &["units", "activation", "use_bias"]
     }
 
+    fn description() -> &'static str {
+        "Fully connected: each of units outputs is a weighted sum of all the inputs plus a bias: [.., inputs] becomes [.., units]."
+    }
+
     fn activation(&self) -> Option<Activation> {
         self.activation
     }

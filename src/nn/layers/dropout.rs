@@ -23,6 +23,10 @@ impl LayerConfig for Dropout {
         &["rate"]
     }
 
+    fn description() -> &'static str {
+        "While training, zeroes a random fraction rate of the values (scaling the rest), so the model cannot lean on any one; at test time it does nothing. The shape is unchanged."
+    }
+
     fn infer(&self, cx: &Context) -> Result<Vec<usize>, SpecError> {
         if !(0.0..1.0).contains(&self.rate) {
             return cx.fail(format!("rate must be in [0, 1), got {}; 0.2 to 0.5 is usual", self.rate), None);

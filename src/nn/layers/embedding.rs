@@ -25,6 +25,10 @@ impl LayerConfig for Embedding {
         &["input_dim", "output_dim"]
     }
 
+    fn description() -> &'static str {
+        "Looks up a trained vector of output_dim values for each token id: [T] ids become [T, output_dim]."
+    }
+
     fn limits(&self) -> Vec<Limit> {
         vec![Limit::width("input_dim", self.input_dim), Limit::width("output_dim", self.output_dim)]
     }

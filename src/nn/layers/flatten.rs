@@ -20,6 +20,10 @@ impl LayerConfig for Flatten {
         &[]
     }
 
+    fn description() -> &'static str {
+        "Lays all the values out in one row, for Dense layers: [C, H, W] becomes [C x H x W]."
+    }
+
     fn infer(&self, cx: &Context) -> Result<Vec<usize>, SpecError> {
         Ok(vec![volume(cx.input)])
     }

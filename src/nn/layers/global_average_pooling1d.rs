@@ -19,6 +19,10 @@ impl LayerConfig for GlobalAveragePooling1D {
         &[]
     }
 
+    fn description() -> &'static str {
+        "Averages over the sequence, one vector for the whole input: [T, features] becomes [features]."
+    }
+
     fn infer(&self, cx: &Context) -> Result<Vec<usize>, SpecError> {
         let [_, d] = cx.sequence_input()?;
         Ok(vec![d])

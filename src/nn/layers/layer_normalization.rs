@@ -34,6 +34,10 @@ impl LayerConfig for LayerNormalization {
         &["epsilon"]
     }
 
+    fn description() -> &'static str {
+        "Rescales each token's features to mean 0 and variance 1, then a trained scale and shift. The shape is unchanged."
+    }
+
     fn infer(&self, cx: &Context) -> Result<Vec<usize>, SpecError> {
         if let Some(e) = self.epsilon.filter(|e| !(*e > 0.0 && e.is_finite())) {
             return cx.fail(format!("epsilon must be a small positive number, got {e}; 1e-5 is usual"), None);

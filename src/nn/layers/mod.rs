@@ -317,6 +317,11 @@ pub trait LayerConfig {
     where
         Self: Sized;
 
+    /// One line for the palette: what the layer does, and to the shape.
+    fn description() -> &'static str
+    where
+        Self: Sized;
+
     /// The activation this layer applies at its end, if it is one or has one.
     fn activation(&self) -> Option<Activation> {
         None
@@ -443,6 +448,15 @@ macro_rules! layer_table {
                 match ty {
                     $(stringify!($name) => Some(LayerSpec::$name(<$module::$name as LayerConfig>::palette_default())),)*
                     _ => None,
+                }
+            }
+
+            /// What a layer type does, in one line (the palette's tooltip);
+            /// empty for an unknown type.
+            pub fn description(ty: &str) -> &'static str {
+                match ty {
+                    $(stringify!($name) => <$module::$name as LayerConfig>::description(),)*
+                    _ => "",
                 }
             }
 

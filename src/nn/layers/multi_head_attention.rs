@@ -40,6 +40,10 @@ impl LayerConfig for MultiHeadAttention {
         &["num_heads", "key_dim", "causal"]
     }
 
+    fn description() -> &'static str {
+        "Self-attention: each token takes in the others, weighted by how well its query matches their keys, in num_heads heads. [T, features] stays [T, features]."
+    }
+
     fn role(&self) -> Role {
         Role::Attention
     }

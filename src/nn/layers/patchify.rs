@@ -22,6 +22,10 @@ impl LayerConfig for Patchify {
         &["patch_size"]
     }
 
+    fn description() -> &'static str {
+        "Cuts the image into square patches of patch_size, one token each, as a vision transformer does: [C, 28, 28] becomes [(28 / p)^2, C x p x p]."
+    }
+
     fn limits(&self) -> Vec<Limit> {
         vec![Limit { field: "patch_size", value: self.patch_size, max: super::MAX_WINDOW }]
     }

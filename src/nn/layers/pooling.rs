@@ -6,7 +6,7 @@ use super::{Context, LayerConfig, Limit, Module, Params, Size2, Stateless};
 use super::{Fix, SpecError};
 
 macro_rules! pooling_layer {
-    ($($(#[$doc:meta])* $name:ident => $op:ident,)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $op:ident: $description:literal,)*) => {$(
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -37,6 +37,10 @@ macro_rules! pooling_layer {
                 &["pool_size", "strides"]
             }
 
+            fn description() -> &'static str {
+                $description
+            }
+
             fn limits(&self) -> Vec<Limit> {
                 let mut limits = Limit::window("pool_size", Some(self.pool_size));
                 limits.extend(Limit::window("strides", self.strides));
@@ -58,9 +62,9 @@ macro_rules! pooling_layer {
 pooling_layer! {
     /// The maximum of each window (PyTorch `nn.MaxPool2d`, no padding): input
     /// `[c, h, w]`, output `[c, (h - ph) / sh + 1, (w - pw) / sw + 1]`.
-    MaxPool2D => max_pool2d,
+    MaxPool2D => max_pool2d: "Keeps the largest value of each pool_size window: [C, H, W] becomes [C, H/2, W/2] with the default 2.",
     /// The mean of each window (PyTorch `nn.AvgPool2d`, no padding).
-    AveragePool2D => avg_pool2d,
+    AveragePool2D => avg_pool2d: "Averages each pool_size window: [C, H, W] becomes [C, H/2, W/2] with the default 2.",
 }
 
 fn infer_pool(cx: &Context, [ph, pw]: [usize; 2], [sh, sw]: [usize; 2]) -> Result<Vec<usize>, SpecError> {

@@ -36,6 +36,10 @@ impl LayerConfig for PositionalEmbedding {
         &["kind"]
     }
 
+    fn description() -> &'static str {
+        "Adds each position's vector to its token, so attention knows the order: learned, or fixed sinusoids. The shape is unchanged."
+    }
+
     fn infer(&self, cx: &Context) -> Result<Vec<usize>, SpecError> {
         cx.sequence_input()?;
         Ok(cx.input.to_vec())

@@ -13,7 +13,7 @@ pub use crate::autograd::ops::Recurrence as Cell;
 use crate::tensor::Tensor;
 
 macro_rules! recurrent_layer {
-    ($($(#[$doc:meta])* $name:ident => $cell:ident,)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $cell:ident: $description:literal,)*) => {$(
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -38,6 +38,10 @@ macro_rules! recurrent_layer {
 
             fn param_names() -> &'static [&'static str] {
                 &["units", "return_sequences"]
+            }
+
+            fn description() -> &'static str {
+                $description
             }
 
             fn role(&self) -> Role {
@@ -65,11 +69,11 @@ macro_rules! recurrent_layer {
 
 recurrent_layer! {
     /// Elman RNN with tanh (PyTorch `nn.RNN`): input `[steps, features]`.
-    SimpleRNN => Rnn,
+    SimpleRNN => Rnn: "Reads a sequence step by step, keeping a state of units values: [T, features] becomes [units] (the last state), or [T, units] with return_sequences.",
     /// LSTM with PyTorch's gate order (i, f, g, o) and parameters.
-    LSTM => Lstm,
+    LSTM => Lstm: "An RNN with gates and a cell state that carry memory over long sequences: [T, features] becomes [units], or [T, units] with return_sequences.",
     /// GRU as PyTorch's (gates r, z, n; the reset gate scales `W_hn h + b_hn`).
-    GRU => Gru,
+    GRU => Gru: "A lighter gated RNN (update and reset gates): [T, features] becomes [units], or [T, units] with return_sequences.",
 }
 
 fn infer(cx: &Context, units: usize, return_sequences: bool) -> Result<Vec<usize>, SpecError> {

@@ -27,10 +27,22 @@ impl LayerConfig for Reshape {
         &["target_shape"]
     }
 
+    fn description() -> &'static str {
+        "Reads the same values as another shape (target_shape; -1 for one axis to infer), e.g. an image [1, 28, 28] as 28 rows [28, 28] for an RNN."
+    }
+
     fn infer(&self, cx: &Context) -> Result<Vec<usize>, SpecError> {
         let total: usize = cx.input.iter().product();
         resolve(&self.target_shape, total).map_err(|m| {
-            cx.error(format!("cannot reshape {:?} ({total} values) to {:?}: {m}", cx.input, self.target_shape), None)
+            cx.error(
+                format!(
+                    "cannot reshape {:?} ({} values) to {:?}: {m}",
+                    cx.input,
+                    crate::text::format_count(total as u64),
+                    self.target_shape
+                ),
+                None,
+            )
         })
     }
 

@@ -59,6 +59,10 @@ impl LayerConfig for TransformerEncoder {
         &["num_heads", "ff_dim", "activation", "dropout", "norm_first"]
     }
 
+    fn description() -> &'static str {
+        "Self-attention, then a feed-forward block of ff_dim, each with a residual connection and layer normalization. [T, features] stays [T, features]."
+    }
+
     fn role(&self) -> Role {
         Role::Attention
     }

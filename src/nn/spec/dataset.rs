@@ -91,10 +91,17 @@ impl DatasetSpec {
             | DatasetSpec::Sort { seq_len, vocab }
             | DatasetSpec::Copy { seq_len, vocab } => {
                 if !(1..=MAX_SEQ_LEN).contains(seq_len) {
-                    return err(format!("seq_len must be between 1 and {MAX_SEQ_LEN}, got {seq_len}"));
+                    return err(format!(
+                        "seq_len must be between 1 and {MAX_SEQ_LEN}, got {}",
+                        crate::text::format_count(*seq_len as u64)
+                    ));
                 }
                 if !(2..=MAX_VOCAB).contains(vocab) {
-                    return err(format!("vocab must be between 2 and {MAX_VOCAB}, got {vocab}"));
+                    return err(format!(
+                        "vocab must be between 2 and {}, got {}",
+                        crate::text::format_count(MAX_VOCAB as u64),
+                        crate::text::format_count(*vocab as u64)
+                    ));
                 }
                 Ok(vec![*seq_len])
             }

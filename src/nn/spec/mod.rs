@@ -126,7 +126,53 @@ impl LayerSpec {
             obj.insert(name.to_string(), value);
         }
         serde_json::from_value(Value::Object(obj))
-            .map_err(|e| format!("{name}: {}", crate::escape::printable(&e.to_string())))
+            .map_err(|e| format!("{name}: {}", crate::text::value_error(&e.to_string())))
+    }
+
+    /// The values of parameter `name` when they are a few words, for a list
+    /// to choose from instead of a text field: the activations, the padding,
+    /// the kind of positions, and the switches (`true`, `false`). `None` for
+    /// numbers and shapes. Whether the parameter may be left unset (its
+    /// default) is `with_param(name, "")`.
+    pub fn param_choices(&self, name: &str) -> Option<&'static [&'static str]> {
+        match name {
+            "activation" => Some(&["linear", "relu", "tanh", "sigmoid", "gelu", "softmax"]),
+            "padding" => Some(&["valid", "same"]),
+            "kind" => Some(&["learned", "sinusoidal"]),
+            "use_bias" | "return_sequences" | "causal" | "norm_first" => Some(&["true", "false"]),
+            _ => None,
+        }
+    }
+
+    /// What parameter `name` means, in one line (the editor's tooltip). A
+    /// name means the same in every layer that takes it, as in Keras; empty
+    /// for a name no layer takes.
+    pub fn param_help(name: &str) -> &'static str {
+        match name {
+            "units" => "How many outputs (Dense), or values in the hidden state (an RNN).",
+            "activation" => "The function applied to the outputs: relu, tanh, sigmoid, gelu, softmax, or linear (none).",
+            "use_bias" => "Whether a trained bias is added (default true).",
+            "filters" => "How many kernels, so how many feature maps come out.",
+            "kernel_size" => "The window each kernel sees: 3 for 3x3, or [height, width].",
+            "strides" => "The step between windows: 2 halves the output. Default 1 (pooling: the pool size).",
+            "padding" => "valid: no padding, the output shrinks; same: zero padding keeps the size (with strides 1).",
+            "pool_size" => "The window: 2 keeps one value of each 2x2.",
+            "rate" => "The fraction of values dropped while training, from 0 to below 1; 0.2 to 0.5 is usual.",
+            "target_shape" => "The new shape, e.g. [28, 28]; -1 for one axis to infer.",
+            "return_sequences" => "true: the state at every step, [T, units] (for another RNN or attention); false: the last, [units].",
+            "input_dim" => "How many token ids there are (the vocabulary).",
+            "output_dim" => "The length of each token's vector.",
+            "patch_size" => "The side of each square patch; the image's side must divide by it.",
+            "kind" => "learned: trained position vectors; sinusoidal: fixed sines and cosines (Vaswani et al. 2017).",
+            "num_heads" => "How many attention heads look in parallel; the features must divide by it.",
+            "key_dim" => "The length of each head's queries and keys (default: features / num_heads).",
+            "causal" => "true: each position sees only itself and the positions before it.",
+            "ff_dim" => "The width of the feed-forward block.",
+            "dropout" => "The dropout rate inside the block while training.",
+            "norm_first" => "true: normalize before attention and the feed-forward block (pre-LN, steadier); false: after (the original).",
+            "epsilon" => "Added to the variance before dividing by it, for stability.",
+            _ => "",
+        }
     }
 
     /// The text a parameter shows in an editor (empty when unset).
@@ -193,7 +239,7 @@ impl ModelSpec {
             SpecError::top("the spec has no \"input\" (e.g. {\"dataset\": \"mnist\", \"shape\": [1, 28, 28]})")
         })?;
         let input: DatasetSpec = serde_json::from_value(input.clone())
-            .map_err(|e| SpecError::top(format!("input: {}", crate::escape::printable(&e.to_string()))))?;
+            .map_err(|e| SpecError::top(format!("input: {}", crate::text::value_error(&e.to_string()))))?;
         let layers_value = obj.get("layers").ok_or_else(|| SpecError::top("the spec has no \"layers\" list"))?;
         let Value::Array(items) = layers_value else {
             return Err(SpecError::top("\"layers\" must be a list of layers"));
@@ -202,7 +248,7 @@ impl ModelSpec {
         let training = match obj.get("training") {
             None => TrainingSpec::default(),
             Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| SpecError::top(format!("training: {}", crate::escape::printable(&e.to_string()))))?,
+                .map_err(|e| SpecError::top(format!("training: {}", crate::text::value_error(&e.to_string()))))?,
         };
         Ok(ModelSpec { name, input, layers, training })
     }
@@ -319,6 +365,7 @@ fn infer_layer(cx: &Context, layer: &dyn LayerConfig) -> Result<(Vec<usize>, Vec
     for limit in layer.limits() {
         if limit.value > limit.max {
             let (field, value, max) = (limit.field, limit.value, limit.max);
+            let (value, max) = (crate::text::format_count(value as u64), crate::text::format_count(max as u64));
             return cx.fail(format!("{field} {value} is more than the {max} layerlab allows; use at most {max}"), None);
         }
     }
@@ -356,9 +403,9 @@ fn parse_layer(index: usize, value: &Value) -> Result<LayerSpec, SpecError> {
             None,
         ));
     }
-    // serde quotes the user's text (an unknown variant or field): printable only.
+    // serde quotes the user's text (an unknown variant or field): in words, printable only.
     serde_json::from_value(value.clone())
-        .map_err(|e| SpecError::layer(index, &ty, crate::escape::printable(&e.to_string()), None))
+        .map_err(|e| SpecError::layer(index, &ty, crate::text::value_error(&e.to_string()), None))
 }
 
 impl TrainingSpec {
@@ -374,10 +421,18 @@ impl TrainingSpec {
 fn validate_training(t: &TrainingSpec) -> Result<(), SpecError> {
     let bad = |m: String| Err(SpecError::top(format!("training: {m}")));
     if !(1..=MAX_BATCH_SIZE).contains(&t.batch_size) {
-        return bad(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}, got {}; 64 is usual", t.batch_size));
+        return bad(format!(
+            "batch_size must be between 1 and {}, got {}; 64 is usual",
+            crate::text::format_count(MAX_BATCH_SIZE as u64),
+            crate::text::format_count(t.batch_size as u64)
+        ));
     }
     if !(1..=MAX_EPOCHS).contains(&t.epochs) {
-        return bad(format!("epochs must be between 1 and {MAX_EPOCHS}, got {}", t.epochs));
+        return bad(format!(
+            "epochs must be between 1 and {}, got {}",
+            crate::text::format_count(MAX_EPOCHS as u64),
+            crate::text::format_count(t.epochs as u64)
+        ));
     }
     let lr = t.optimizer.lr();
     if !(lr.is_finite() && lr > 0.0) {
@@ -402,10 +457,10 @@ pub const MAX_BATCH_SIZE: usize = 4096;
 fn check_size(cx: &Context, layer: &dyn LayerConfig, output: &[usize], params: &[Param]) -> Result<(), SpecError> {
     let count = params.iter().fold(0usize, |a, p| a.saturating_add(volume(&p.shape)));
     if count > MAX_LAYER_PARAMS {
-        return cx.fail(format!("would have {count} parameters, more than the {MAX_LAYER_PARAMS} a layer may have here; use fewer units or filters, or pool before it"), None);
+        return cx.fail(format!("would have {} parameters, more than the {} a layer may have here; use fewer units or filters, or pool before it", crate::text::format_count(count as u64), crate::text::format_count(MAX_LAYER_PARAMS as u64)), None);
     }
     if volume(output) > MAX_VALUES_PER_EXAMPLE {
-        return cx.fail(format!("outputs {output:?} = {} values per example, more than the {MAX_VALUES_PER_EXAMPLE} allowed; use fewer units or filters, or larger strides", volume(output)), None);
+        return cx.fail(format!("outputs {output:?} = {} values per example, more than the {} allowed; use fewer units or filters, or larger strides", crate::text::format_count(volume(output) as u64), crate::text::format_count(MAX_VALUES_PER_EXAMPLE as u64)), None);
     }
     layer.check_working_memory(cx.input, output).map_err(|m| cx.error(m, None))
 }

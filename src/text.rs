@@ -39,6 +39,7 @@ fn group_thousands(digits: &str) -> String {
 fn expected(ty: &str) -> Option<&'static str> {
     Some(match ty {
         "usize" | "u8" | "u16" | "u32" | "u64" => "a whole number such as 3",
+        "isize" | "i8" | "i16" | "i32" | "i64" => "a whole number such as 28 (or -1)",
         "f32" | "f64" => "a number such as 0.5",
         "a boolean" | "bool" => "true or false",
         "a string" | "string" => "a word",
@@ -66,7 +67,7 @@ fn given(what: &str) -> String {
 
 /// serde's list of names (``one of `a`, `b` ``, `` `a` or `b` ``, `` `a` ``) as `a, b`.
 fn listed(names: &str) -> String {
-    names.trim_start_matches("one of ").replace("` or `", "`, `").replace('`', "")
+    crate::escape::printable(&names.trim_start_matches("one of ").replace("` or `", "`, `").replace('`', ""))
 }
 
 /// serde_json's message about a value (`e.to_string()` of a `from_value`
@@ -91,10 +92,12 @@ pub fn value_error(raw: &str) -> String {
             return format!("expects {want}, got {}", crate::escape::printable(&given(what)));
         }
     }
-    if let Some((v, names)) = raw.strip_prefix("unknown variant ").and_then(|r| r.split_once(", expected ")) {
+    // serde's names come last: split at the last ", expected " (the user's
+    // text before it may hold one).
+    if let Some((v, names)) = raw.strip_prefix("unknown variant ").and_then(|r| r.rsplit_once(", expected ")) {
         return format!("unknown value \"{}\"; choose one of {}", user(v), listed(names));
     }
-    if let Some((f, names)) = raw.strip_prefix("unknown field ").and_then(|r| r.split_once(", expected ")) {
+    if let Some((f, names)) = raw.strip_prefix("unknown field ").and_then(|r| r.rsplit_once(", expected ")) {
         return format!("unknown field \"{}\"; expected one of {}", user(f), listed(names));
     }
     if let Some(f) = raw.strip_prefix("missing field ") {

@@ -907,8 +907,11 @@ async fn figures_of_a_run_the_page_has_left_are_not_shown() {
     };
     layerlab::ui::receive(Event::RunStarted { run: layerlab::ui::shown_run() });
     layerlab::ui::receive(metrics(1));
+    // A current end shows (so its absence below means something).
+    layerlab::ui::receive(Event::Finished { steps: 2 });
     settle().await;
     assert_eq!(points(), "2");
+    assert_eq!(one(&root, "train-button").text_content().unwrap(), "Train 1 more epoch");
     let before = layerlab::ui::shown_run();
     one(&root, "reset-button").click();
     settle().await;
@@ -919,7 +922,7 @@ async fn figures_of_a_run_the_page_has_left_are_not_shown() {
     layerlab::ui::receive(Event::Finished { steps: 4 });
     settle().await;
     assert_eq!(points(), "0", "the old run's losses are not the new run's");
-    assert!(!root.text_content().unwrap().contains("Training finished"), "nor is its end");
+    assert_eq!(one(&root, "train-button").text_content().unwrap(), "Train", "nor is its end (no 'Train 1 more epoch')");
     layerlab::ui::receive(Event::RunStarted { run: before + 1 });
     layerlab::ui::receive(metrics(1));
     settle().await;

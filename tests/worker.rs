@@ -806,7 +806,8 @@ fn a_new_run_while_parts_are_out_hears_nothing_of_the_old_one() {
     let mlp = layerlab::preset("mlp").unwrap();
     // The page's drawing is predicted by the new model at once (its trainer is made).
     let predict = Command::Predict { pixels: vec![0.0; 784] };
-    let commands = vec![Command::Pause, Command::NewRun { run: 7 }, Command::SetSpec { spec: mlp }, predict];
+    let commands =
+        vec![Command::Pause, Command::NewRun { run: 7, keep: false }, Command::SetSpec { spec: mlp }, predict];
     let helpers = HandlingAt::new(&cell, 1, commands);
     let events = pollster::block_on(layerlab::worker::train_slice(&cell, &helpers, 20, f64::INFINITY, |_| {}));
     let answers = helpers.answers.take();
@@ -903,4 +904,27 @@ fn a_confusion_cell_of_a_sequence_task_shows_its_sequences() {
         let reversed: Vec<usize> = seq.tokens.iter().rev().copied().collect();
         assert_eq!(seq.targets, reversed, "the reverse task's targets");
     }
+}
+
+#[test]
+fn a_run_left_for_another_model_comes_back_as_a_checkpoint_with_its_history() {
+    // Issue 15 point 2: the page leaves a run mid-training; the worker sends
+    // it, with every step's loss, before the new run begins (the page keeps
+    // it with its model), unless the page starts it over (Reset).
+    let mut s = session(640);
+    s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
+    let mut losses_seen = Vec::new();
+    for _ in 0..5 {
+        losses_seen.extend(losses(&s.handle(Command::Step)));
+    }
+    let events = s.handle(Command::NewRun { run: 3, keep: true });
+    let Event::Checkpoint { steps, history, spec, .. } = &events[0] else { panic!("{events:?}") };
+    assert_eq!((*steps, spec.name.as_str()), (5, "mlp"));
+    assert_eq!(history.losses, losses_seen, "the run's every loss, as the page showed them");
+    assert_eq!(events[1], Event::RunStarted { run: 3 });
+    // Nothing to keep: a run that has not trained, or one started over.
+    assert_eq!(s.handle(Command::NewRun { run: 4, keep: true })[0], Event::RunStarted { run: 4 });
+    s.handle(Command::SetSpec { spec: layerlab::preset("mlp").unwrap() });
+    s.handle(Command::Step);
+    assert_eq!(s.handle(Command::NewRun { run: 5, keep: false })[0], Event::RunStarted { run: 5 });
 }

@@ -216,7 +216,7 @@ fn LayerCard(
             return view! {
                 <label class="param" title=LayerSpec::param_help(name)>
                     <span>{name}</span>
-                    <select data-testid=format!("param-{name}") disabled=locked title=move || if locked() { "Fixed by this lesson" } else { "" } on:change=move |ev| commit(event_target_value(&ev))>
+                    <select data-testid=format!("param-{name}") disabled=locked title=move || locked().then_some("Fixed by this lesson") on:change=move |ev| commit(event_target_value(&ev))>
                         {optional.then(|| view! { <option value="" selected=text.is_empty()>"default"</option> })}
                         {choices.iter().map(|c| view! { <option value=*c selected=text == *c>{*c}</option> }).collect_view()}
                     </select>
@@ -228,7 +228,7 @@ fn LayerCard(
             <label class="param" title=LayerSpec::param_help(name)>
                 <span>{name}</span>
                 <input type="text" data-testid=format!("param-{name}") value=text placeholder="default" readonly=locked
-                    title=move || if locked() { "Fixed by this lesson" } else { "" }
+                    title=move || locked().then_some("Fixed by this lesson")
                     on:input=move |ev| match l.with_param(name, &event_target_value(&ev)) {
                         Ok(new) => {
                             card_error.set(None);

@@ -404,6 +404,13 @@ pub fn TrainingPanel() -> impl IntoView {
               get: fn(&crate::nn::spec::TrainingSpec) -> String,
               set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Result<(), String>| {
             let error = RwSignal::new(None::<String>);
+            // The value changed from outside the field (a preset, Undo, a
+            // file): the text refused before is gone, and its message too.
+            let value = Memo::new(move |_| get(&training()));
+            Effect::new(move |_| {
+                value.track();
+                error.set(None);
+            });
             view! {
                 <label class="field" class:invalid=move || error.get().is_some() title=setting_help(label)>
                     {label}
@@ -433,6 +440,12 @@ pub fn TrainingPanel() -> impl IntoView {
                 .with(|s| if vocab { s.input.classes() } else { s.input.shape().first().copied().unwrap_or(0) })
                 .to_string()
         };
+        // As for the settings: a value changed from outside clears the message.
+        let value = Memo::new(move |_| get());
+        Effect::new(move |_| {
+            value.track();
+            error.set(None);
+        });
         view! {
             <label class="field" class:invalid=move || error.get().is_some()>
                 {label}
@@ -529,7 +542,7 @@ pub fn TrainingPanel() -> impl IntoView {
                     // Starting over: the trained weights kept in this browser go too.
                     let spec = editor.spec.get_untracked();
                     wasm_bindgen_futures::spawn_local(async move { let _ = super::files::store::clear(&spec).await; });
-                    client::send_new_run(&Command::SetSpec { spec: editor.spec.get_untracked() });
+                    client::send_new_run(&Command::SetSpec { spec: editor.spec.get_untracked() }, false);
                 }>"Reset"</button>
             </div>
             <p class="status" data-testid="status" role="status">{status}</p>

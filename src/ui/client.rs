@@ -16,16 +16,19 @@ struct Client {
     view: Option<TrainView>,
     ready: bool,
     pending: Vec<String>,
-    /// The run the page shows (`new_run`), and the last the worker said it
+    /// The run the page shows (`send_new_run`), and the last the worker said it
     /// began (`Event::RunStarted`): while they differ, the worker's events of
     /// the run it had are stale.
     shown_run: u64,
     worker_run: u64,
+    /// Whether the run the page left is kept (its `Checkpoint`, on the way
+    /// before `RunStarted`): not after Reset, which starts it over.
+    keep_left: bool,
 }
 
 thread_local! {
     static CLIENT: RefCell<Client> = const {
-        RefCell::new(Client { worker: None, view: None, ready: false, pending: Vec::new(), shown_run: 0, worker_run: 0 })
+        RefCell::new(Client { worker: None, view: None, ready: false, pending: Vec::new(), shown_run: 0, worker_run: 0, keep_left: false })
     };
 }
 
@@ -43,14 +46,17 @@ fn stale(event: &Event) -> bool {
 
 /// Sends `cmd`, which makes a new run (`SetSpec`, `LoadWeights`, `Resume`),
 /// after `NewRun`: from now on the page shows that run, and no event of the
-/// one before (already on its way) reaches the view.
-pub fn send_new_run(cmd: &Command) {
+/// one before (already on its way) reaches the view. With `keep`, the run
+/// left is kept in this browser with its model (the worker sends its
+/// checkpoint first); Reset does not keep it.
+pub fn send_new_run(cmd: &Command, keep: bool) {
     let run = CLIENT.with(|c| {
         let mut c = c.borrow_mut();
         c.shown_run += 1;
+        c.keep_left = keep;
         c.shown_run
     });
-    send(&Command::NewRun { run });
+    send(&Command::NewRun { run, keep });
     send(cmd);
 }
 
@@ -132,9 +138,11 @@ pub fn send(cmd: &Command) {
 /// An event from the worker: shown, unless it is of a run the page has left.
 pub fn receive(event: Event) {
     if stale(&event) {
-        // The last checkpoint of a run the page left is kept with its model.
-        if let (Event::Checkpoint { .. }, Some(view)) = (&event, CLIENT.with(|c| c.borrow().view)) {
-            view.keep_left(event);
+        // The run the page left comes back as a checkpoint: kept with its model.
+        if let Event::Checkpoint { spec, steps, checkpoint, history, .. } = event {
+            if CLIENT.with(|c| c.borrow().keep_left) {
+                super::files::on_checkpoint(spec, steps, &checkpoint, *history);
+            }
         }
         return;
     }

@@ -183,14 +183,35 @@ fn add_file(items: &mut Vec<(String, Vec<u8>)>, name: String, bytes: Vec<u8>) ->
     Ok(())
 }
 
+/// A response's body, read in chunks; `None` once it passes `limit` bytes
+/// (the rest is not read).
+async fn read_capped(resp: &web_sys::Response, limit: usize) -> Result<Option<Vec<u8>>, JsValue> {
+    let Some(body) = resp.body() else { return Ok(Some(Vec::new())) };
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut out = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await?;
+        if js_sys::Reflect::get(&chunk, &"done".into())?.as_bool().unwrap_or(true) {
+            return Ok(Some(out));
+        }
+        let value: js_sys::Uint8Array = js_sys::Reflect::get(&chunk, &"value".into())?.unchecked_into();
+        if out.len() + value.length() as usize > limit {
+            let _ = reader.cancel();
+            return Ok(None);
+        }
+        out.extend(value.to_vec());
+    }
+}
+
 /// Opens the file a lesson link names (`Lesson::open`: a zip or
 /// safetensors of the lesson's model on the web), as Open would; a file
 /// that cannot be fetched or opened leaves the lesson on fresh weights, and
 /// the notice says why.
 pub async fn open_link(link: String, editor: Editor, pending: PendingWeights, locked: bool) -> Notice {
+    let shown = crate::escape::printable(&link);
     let failed = |why: String| {
         Notice::problem(format!(
-            "The lesson's file {link} could not be opened ({why}); the lesson starts from fresh weights."
+            "The lesson's file {shown} could not be opened ({why}); the lesson starts from fresh weights."
         ))
     };
     let lower = link.split(['?', '#']).next().unwrap_or_default().to_lowercase();
@@ -212,17 +233,13 @@ pub async fn open_link(link: String, editor: Editor, pending: PendingWeights, lo
     if stated.is_some_and(|n| n > MAX_WEIGHTS_BYTES as f64) {
         return failed(format!("it is larger than {} MB", MAX_WEIGHTS_BYTES >> 20));
     }
-    let body = match resp.array_buffer() {
-        Ok(p) => JsFuture::from(p).await,
-        Err(e) => Err(e),
-    };
-    let bytes = match body {
-        Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
+    // Read piece by piece, and stopped past the limit: a server that states
+    // no size cannot make the page hold more.
+    let bytes = match read_capped(&resp, MAX_WEIGHTS_BYTES).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return failed(format!("it is larger than {} MB", MAX_WEIGHTS_BYTES >> 20)),
         Err(_) => return failed("its contents could not be read".into()),
     };
-    if bytes.len() > MAX_WEIGHTS_BYTES {
-        return failed(format!("it is larger than {} MB", MAX_WEIGHTS_BYTES >> 20));
-    }
     let name = lower.rsplit('/').next().unwrap_or("file").to_string();
     let mut items = Vec::new();
     if let Err(problem) = add_file(&mut items, name.clone(), bytes) {
@@ -279,7 +296,7 @@ fn open_items(
             // Sent right after the new model reaches the worker.
             pending.0.set_value(Some(w));
         } else {
-            client::send_new_run(&Command::LoadWeights { safetensors: w });
+            client::send_new_run(&Command::LoadWeights { safetensors: w }, true);
         }
     }
     let mut text = format!("Opened {}.", opened.join(" and "));
@@ -437,7 +454,6 @@ pub mod store {
         for old in keys.split_off(keys.len().min(MAX_KEPT_RUNS)) {
             let _ = store.delete(&old.as_str().into());
         }
-        let _ = store.delete(&LEGACY_KEY.into());
         set_index(&keys);
         Ok(())
     }
@@ -478,7 +494,12 @@ pub mod store {
         let key = run_key(spec);
         let store = models(&db, web_sys::IdbTransactionMode::Readwrite)?;
         wait(&store.delete(&key.as_str().into())?).await?;
-        let _ = store.delete(&LEGACY_KEY.into());
+        // The record of an earlier version goes only if it is this model's.
+        let legacy = wait(&store.get(&LEGACY_KEY.into())?).await?;
+        let legacy_spec = js_sys::Reflect::get(&legacy, &"spec".into()).ok().and_then(|v| v.as_string());
+        if legacy_spec.and_then(|t| ModelSpec::from_json(&t).ok()).is_some_and(|s| normalized(&s) == normalized(spec)) {
+            let _ = store.delete(&LEGACY_KEY.into());
+        }
         set_index(&index().into_iter().filter(|k| *k != key).collect::<Vec<_>>());
         Ok(())
     }
@@ -496,10 +517,11 @@ pub fn resume_kept(editor: Editor, spec: ModelSpec, notice: Option<RwSignal<Opti
         if !same || steps == 0 {
             return;
         }
-        client::send_new_run(&match kept {
+        let cmd = match kept {
             store::Kept::Checkpoint(bytes, history) => Command::Resume { checkpoint: B64.encode(&bytes), history },
             store::Kept::Weights(bytes) => Command::LoadWeights { safetensors: B64.encode(&bytes) },
-        });
+        };
+        client::send_new_run(&cmd, false);
         if let Some(notice) = notice.filter(|n| n.with_untracked(|n| n.is_none())) {
             notice.set(Some(Notice {
                 text: format!(

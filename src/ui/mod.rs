@@ -118,7 +118,7 @@ pub struct TrainView {
     pub message: RwSignal<Option<String>>,
     /// What the page's last request could not do (`Event::Error`, a failed
     /// export): in the status line until a later request succeeds or the
-    /// user trains (`Event::answers`), not for good.
+    /// user trains (the successful answers `apply` names), not for good.
     pub problem: RwSignal<Option<String>>,
     pub prediction: RwSignal<Option<Vec<f32>>>,
     pub confusion: RwSignal<Option<Vec<Vec<u32>>>>,
@@ -139,21 +139,6 @@ pub struct TrainView {
     /// What splitting steps across the workers gave for this run: workers,
     /// samples/s in one and split, workers used (`Event::WorkerSpeeds`).
     pub worker_speeds: RwSignal<Option<(usize, f32, f32, usize)>>,
-    /// A checkpoint that came before the losses of all its steps (a GPU run
-    /// reports a slice's losses at its end): kept once they are here.
-    unkept: StoredValue<Option<Unkept>>,
-    /// A trained run the page has left for another model: its key
-    /// (`store::run_key`) and what the page showed of it, until its last
-    /// checkpoint comes (`leave`).
-    leaving: StoredValue<Option<(String, crate::worker::protocol::History)>>,
-}
-
-/// `Event::Checkpoint`'s contents, waiting for its steps' losses.
-struct Unkept {
-    spec: ModelSpec,
-    steps: usize,
-    elapsed_s: f32,
-    checkpoint: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -194,41 +179,7 @@ impl TrainView {
             backend_unavailable: RwSignal::new(None),
             workers: RwSignal::new(None),
             worker_speeds: RwSignal::new(None),
-            unkept: StoredValue::new(None),
-            leaving: StoredValue::new(None),
         }
-    }
-
-    /// Leaves the trained run of `spec` for another model: what the page
-    /// shows of it is kept aside, and its checkpoint asked for, so that it is
-    /// kept with its model (Undo back to the model brings it back).
-    fn leave(&self, spec: &ModelSpec) {
-        let history = crate::worker::protocol::History {
-            losses: self.losses.get_untracked(),
-            evals: self.evals.get_untracked(),
-            test_losses: self.test_losses.get_untracked(),
-            elapsed_s: self.elapsed_s.get_untracked(),
-        };
-        self.leaving.set_value(Some((files::store::run_key(spec), history)));
-        client::send(&crate::worker::protocol::Command::GetCheckpoint);
-    }
-
-    /// A checkpoint of a run the page has left (it came after the page moved
-    /// on): kept with that run's history if it is the run `leave` set aside.
-    pub(super) fn keep_left(&self, event: Event) {
-        let Event::Checkpoint { spec, steps, elapsed_s, checkpoint } = event else { return };
-        let key = files::store::run_key(&spec);
-        let Some((_, mut history)) = self.leaving.try_update_value(|l| l.take_if(|(k, _)| *k == key)).flatten() else {
-            return;
-        };
-        if history.losses.len() < steps {
-            return;
-        }
-        history.losses.truncate(steps);
-        history.evals.retain(|e| e.0 <= steps);
-        history.test_losses.retain(|e| e.0 <= steps);
-        history.elapsed_s = elapsed_s;
-        files::on_checkpoint(spec, steps, &checkpoint, history);
     }
 
     /// The user starts something (Train, Step, Reset, a preset): what the
@@ -260,24 +211,7 @@ impl TrainView {
         self.attention.set(None);
         self.hidden.set(None);
         self.inspection.set(None);
-        self.unkept.set_value(None);
         self.worker_speeds.set(None);
-    }
-
-    /// Keeps the run in this browser with the page's history of it, once the
-    /// page has the losses of all its steps.
-    fn keep(&self, run: Unkept) {
-        if self.losses.with_untracked(|l| l.len()) < run.steps {
-            self.unkept.set_value(Some(run));
-            return;
-        }
-        let history = crate::worker::protocol::History {
-            losses: self.losses.with_untracked(|l| l[..run.steps].to_vec()),
-            evals: self.evals.get_untracked().into_iter().filter(|e| e.0 <= run.steps).collect(),
-            test_losses: self.test_losses.get_untracked().into_iter().filter(|e| e.0 <= run.steps).collect(),
-            elapsed_s: run.elapsed_s,
-        };
-        files::on_checkpoint(run.spec, run.steps, &run.checkpoint, history);
     }
 
     fn apply(&self, event: Event) {
@@ -319,9 +253,6 @@ impl TrainView {
                     l.truncate(first_step.saturating_sub(1));
                     l.extend(losses)
                 });
-                if let Some(run) = self.unkept.try_update_value(|u| u.take()).flatten() {
-                    self.keep(run);
-                }
                 // Averaged over the last seconds of training, so one short
                 // slice (a Step, the slice that ends a run) does not swing it.
                 let rate = self.speed_window.try_update_value(|w| {
@@ -365,8 +296,10 @@ impl TrainView {
             }
             Event::Weights { purpose, spec, safetensors, .. } => files::on_weights(&purpose, spec, &safetensors),
             Event::Exported { format, files } => files::on_exported(format, files, self.problem),
-            Event::Checkpoint { spec, steps, elapsed_s, checkpoint } => {
-                self.keep(Unkept { spec, steps, elapsed_s, checkpoint })
+            // Kept in this browser with the worker's history of the run
+            // (a reload, or Undo back to its model, goes on with it).
+            Event::Checkpoint { spec, steps, checkpoint, history, .. } => {
+                files::on_checkpoint(spec, steps, &checkpoint, *history)
             }
             Event::Resumed { steps, history } => {
                 self.clear();
@@ -608,22 +541,23 @@ pub fn App() -> impl IntoView {
             // A trained run left for another model is kept with its model,
             // and the page says once that Undo brings it back.
             let steps = view_state.losses.with_untracked(|l| l.len());
-            if let Some(prev) =
-                prev.as_ref().filter(|p| steps > 0 && files::store::run_key(p) != files::store::run_key(&spec))
+            let left = prev.as_ref().is_some_and(|p| files::store::run_key(p) != files::store::run_key(&spec));
+            if left
+                && steps > 0
+                && page.lesson.with_untracked(Option::is_none)
+                && notice.with_untracked(|n| n.is_none())
             {
-                view_state.leave(prev);
-                if notice.with_untracked(|n| n.is_none()) {
-                    notice.set(Some(share::Notice {
-                        text: format!(
-                            "Changing the model starts training over; Undo brings back the trained model ({}).",
-                            crate::error::count_of(steps, "step")
-                        ),
-                        problem: false,
-                    }));
-                }
+                notice.set(Some(share::Notice {
+                    text: format!(
+                        "Changing the model starts training over; Undo brings back the trained model ({}).",
+                        crate::error::count_of(steps, "step")
+                    ),
+                    problem: false,
+                }));
             }
             view_state.clear();
-            client::send_new_run(&crate::worker::protocol::Command::SetSpec { spec: spec.clone() });
+            // The run left is sent back first and kept with its model (`NewRun`).
+            client::send_new_run(&crate::worker::protocol::Command::SetSpec { spec: spec.clone() }, true);
             // Weights opened together with this model follow it; else a run
             // this browser kept of the model goes on (not in a lesson, which
             // starts fresh). At start a notice says so.

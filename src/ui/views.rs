@@ -1,5 +1,5 @@
 //! Views into the model: the confusion matrix with example digits per cell, and
-//! the first convolution's filters and feature maps for a chosen test digit.
+//! a convolution's filters and feature maps for a chosen test digit.
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -251,6 +251,12 @@ pub fn FilterView() -> impl IntoView {
         })
     });
     let chosen = RwSignal::new(None::<usize>);
+    // A stack changed under the choice: back to the first convolution.
+    Effect::new(move |_| {
+        if chosen.get_untracked().is_some_and(|c| convs.with(|cs| !cs.iter().any(|x| x.0 == c))) {
+            chosen.set(None);
+        }
+    });
     let inspect =
         move || client::send(&Command::Inspect { index: index.get_untracked(), layer: chosen.get_untracked() });
     refresh_live(has_conv, 25, inspect);
@@ -304,7 +310,7 @@ pub fn FilterView() -> impl IntoView {
                                     inspect();
                                 }>
                                     {move || convs.get().into_iter().map(|(i, filters)| view! {
-                                        <option value=i.to_string() selected=move || chosen.get().unwrap_or_else(|| convs.with(|c| c[0].0)) == i>{format!("{i} Conv2D ({filters} filters)")}</option>
+                                        <option value=i.to_string() selected=move || chosen.get().or_else(|| convs.with(|c| c.first().map(|c| c.0))) == Some(i)>{format!("{i} Conv2D ({filters} filters)")}</option>
                                     }).collect_view()}
                                 </select>
                             </label>

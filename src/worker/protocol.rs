@@ -17,12 +17,17 @@ pub enum Command {
     },
     /// The page shows a new run from now on, numbered `run` (higher than any
     /// before): sent just before the command that makes the run (`SetSpec`,
-    /// `LoadWeights`, `Resume`, `Reset`). Training stops and the run under way
-    /// is dropped (as `Reset`); the answer is `RunStarted { run }`, and no
-    /// event of an earlier run (`Event::of_run`) comes after it. The page drops
-    /// those that reach it before: they were on their way when it moved on.
+    /// also for the page's Reset, `LoadWeights`, `Resume`). Training stops
+    /// and the run under way is dropped (as `Reset`), first sent as a
+    /// `Checkpoint` when `keep` and it has trained (the page keeps it with its
+    /// model, so that Undo brings it back); the answer is `RunStarted { run }`,
+    /// and no event of an earlier run (`Event::of_run`) comes after it. The
+    /// page drops those that reach it before: they were on their way when it
+    /// moved on.
     NewRun {
         run: u64,
+        #[serde(default)]
+        keep: bool,
     },
     /// Build a fresh model from `spec` (replaces any running training).
     SetSpec {
@@ -297,13 +302,16 @@ pub enum Event {
     WeightsLoaded {
         tensors: usize,
     },
-    /// For `GetCheckpoint`: the run's spec, steps, training time and checkpoint
-    /// (safetensors, base64).
+    /// For `GetCheckpoint` (and `NewRun` with `keep`): the run's spec,
+    /// steps, training time and checkpoint (safetensors, base64), and its
+    /// history up to those steps (to show again when it goes on).
     Checkpoint {
         spec: ModelSpec,
         steps: usize,
         elapsed_s: f32,
         checkpoint: String,
+        #[serde(default)]
+        history: Box<History>,
     },
     /// `Resume` succeeded: the run goes on after step `steps`.
     Resumed {

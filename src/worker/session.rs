@@ -31,6 +31,9 @@ pub struct Session {
     pub(super) pending_resume: Option<(Vec<u8>, History)>,
     /// The history of a run just continued from a checkpoint, for `Resumed`.
     pub(super) resumed: Option<History>,
+    /// The run's history as the page shows it (each step's loss, each
+    /// evaluation), kept with its checkpoints (`Event::Checkpoint`).
+    pub(super) history: History,
     /// Where new trainers live.
     pub(super) device: Device,
     /// For a trainer on the GPU: a CPU copy of its model (evaluation and the
@@ -79,6 +82,7 @@ impl Session {
             pending_weights: None,
             pending_resume: None,
             resumed: None,
+            history: History::default(),
             device: Device::Cpu,
             mirror: None,
             generation: 0,
@@ -145,7 +149,14 @@ impl Session {
             // native session trains in one thread.
             Command::SetWorkers { .. } => vec![],
             Command::Reset => self.reset(),
-            Command::NewRun { run } => [vec![Event::RunStarted { run }], self.reset()].concat(),
+            Command::NewRun { run, keep } => {
+                // The run left, for the page to keep with its model.
+                let trained = self.trainer.as_ref().is_some_and(|t| t.steps_done() > 0);
+                let mut events = if keep && trained { self.checkpoint() } else { vec![] };
+                events.push(Event::RunStarted { run });
+                events.extend(self.reset());
+                events
+            }
             Command::Train => match self.ensure_trainer() {
                 Ok(()) => {
                     // Training again: a Pause's evaluation still waiting is moot.
@@ -242,6 +253,7 @@ impl Session {
         self.pending_weights = None;
         self.pending_resume = None;
         self.resumed = None;
+        self.history = History::default();
         self.running = false;
         self.elapsed_s = 0.0;
         vec![Event::Running { running: false }]
@@ -262,6 +274,12 @@ impl Session {
             return Event::Diverged { message };
         }
         self.last_predicted = e.predicted;
+        let step = t.steps_done();
+        let h = &mut self.history;
+        h.evals.retain(|p| p.0 != step);
+        h.evals.push((step, e.accuracy));
+        h.test_losses.retain(|p| p.0 != step);
+        h.test_losses.push((step, e.loss));
         Event::Evaluation {
             step: t.steps_done(),
             accuracy: e.accuracy,
@@ -347,12 +365,22 @@ impl Session {
             Some(m) => m.host.clone(),
             None => ready(t.checkpoint().to_host()).expect("a CPU checkpoint"),
         };
+        let steps = host.step();
+        // The history up to the checkpoint (a GPU run's CPU copy may be behind).
+        let h = &self.history;
+        let history = History {
+            losses: h.losses[..steps.min(h.losses.len())].to_vec(),
+            evals: h.evals.iter().copied().filter(|e| e.0 <= steps).collect(),
+            test_losses: h.test_losses.iter().copied().filter(|e| e.0 <= steps).collect(),
+            elapsed_s: self.elapsed_s as f32,
+        };
         match t.checkpoint_to_bytes(&host) {
             Ok(bytes) => vec![Event::Checkpoint {
                 spec: t.model.spec.clone(),
-                steps: host.step(),
+                steps,
                 elapsed_s: self.elapsed_s as f32,
                 checkpoint: B64.encode(bytes),
+                history: Box::new(history),
             }],
             Err(e) => vec![Event::Error { message: e.to_string() }],
         }
@@ -409,6 +437,7 @@ impl Session {
             })?;
             trainer.restore(&host, &Device::Cpu);
             self.elapsed_s = history.elapsed_s as f64;
+            self.history = history.clone();
             self.resumed = Some(history);
         }
         self.trainer = Some(trainer);

@@ -341,6 +341,9 @@ impl Session {
         match r {
             Ok(m) => {
                 slice.losses.push(m.loss);
+                // The run's history (after a move to the CPU it may go back a few steps).
+                self.history.losses.truncate(m.step.saturating_sub(1));
+                self.history.losses.push(m.loss);
                 let step = m.step;
                 let lr = self.trainer.as_ref().map_or(0.0, |t| t.optimizer.lr());
                 if let Some(message) = self.watch.on_step(m.loss, lr) {

@@ -9,7 +9,7 @@ Saves screenshots (light and dark) in the output folder.
 
 usage: e2e.py DIST_DIR OUT_DIR
 """
-import base64, functools, http.server, json, os, socket, subprocess, sys, tempfile, threading, time, urllib.request
+import base64, functools, http.server, json, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
 STEPS = int(os.environ.get("E2E_STEPS", "60"))
 MAX_TASK_MS = 200.0
@@ -200,6 +200,20 @@ def main():
             print(f"e2e: undo after leaving a {n}-step run: {status}", flush=True)
             assert f"{n} steps trained" in status, status
             assert int(page.by_testid("loss-chart", "data-points") or 0) == n
+            # Left while training, between two evaluations: kept all the same,
+            # with every step the worker took (at least those the page saw).
+            page.click("train-button")
+            page.wait("a few more steps", lambda: int(page.by_testid("loss-chart", "data-points") or 0) >= n + 8, 120)
+            choose(page, "preset-select", "mlp")
+            seen = int(re.search(r"\(([\d,]+) steps?\)", page.wait("the notice", lambda: page.by_testid("notice"), 30)).group(1).replace(",", ""))
+            page.wait("the MLP to be ready", lambda: "Ready to train" in (page.by_testid("status") or ""), 30)
+            time.sleep(1)
+            page.click("undo-button")
+            status = page.wait("the run to come back", lambda: "Continued the run kept in this browser" in (page.by_testid("status") or "") and page.by_testid("status"), 60)
+            kept = int(re.search(r"([\d,]+) steps trained", status).group(1).replace(",", ""))
+            print(f"e2e: left while training after {seen} steps seen, {kept} kept: {status}", flush=True)
+            assert seen <= kept, (seen, kept)
+            assert int(page.by_testid("loss-chart", "data-points") or 0) == kept
 
         def wait_file(name, timeout=60):
             path = os.path.join(downloads, name)

@@ -136,6 +136,8 @@ impl LayerSpec {
     /// default) is `with_param(name, "")`.
     pub fn param_choices(&self, name: &str) -> Option<&'static [&'static str]> {
         match name {
+            // PyTorch's TransformerEncoderLayer takes these two only.
+            "activation" if matches!(self, LayerSpec::TransformerEncoder(_)) => Some(&["relu", "gelu"]),
             "activation" => Some(&["linear", "relu", "tanh", "sigmoid", "gelu", "softmax"]),
             "padding" => Some(&["valid", "same"]),
             "kind" => Some(&["learned", "sinusoidal"]),

@@ -1007,9 +1007,21 @@ async fn a_complete_run_says_so_and_trains_one_more_epoch() {
     let (root, _h) = mount();
     settle().await;
     layerlab::ui::deliver(Event::DataLoaded { train: 60_000, test: 10_000 });
+    layerlab::ui::deliver(Event::Metrics {
+        first_step: 938,
+        losses: vec![0.1],
+        accuracy: 0.98,
+        samples_per_s: 900.0,
+        train_s: 0.05,
+        epoch: 0,
+        epoch_progress: 1.0,
+        elapsed_s: 60.0,
+        total_steps: 938,
+    });
     layerlab::ui::deliver(Event::Running { running: false });
     layerlab::ui::deliver(Event::Finished { steps: 938 });
     settle().await;
+    assert_eq!(one(&root, "speed-value").text_content().unwrap(), "done (last 900 samples/s)", "not 'paused'");
     let status = one(&root, "status").text_content().unwrap();
     let epochs = || one(&root, "epochs-input").unchecked_into::<HtmlInputElement>().value();
     // The page's own worker cannot start in this test; its error, when it

@@ -288,14 +288,15 @@ pub fn AccuracyChart() -> impl IntoView {
     }
 }
 
-/// The training speed: samples/s while training; while paused the last
-/// rate, said to be the last; a dash before any.
-fn speed_text(samples_per_s: f32, running: bool) -> String {
+/// The training speed: samples/s while training; while paused (or once the
+/// run is complete) the last rate, said to be the last; a dash before any.
+fn speed_text(samples_per_s: f32, running: bool, complete: bool) -> String {
     let rate = format_count(samples_per_s.round() as u64);
-    match (samples_per_s > 0.0, running) {
-        (false, _) => "–".to_string(),
-        (true, true) => format!("{rate} samples/s"),
-        (true, false) => format!("paused (last {rate} samples/s)"),
+    match (samples_per_s > 0.0, running, complete) {
+        (false, ..) => "–".to_string(),
+        (true, true, _) => format!("{rate} samples/s"),
+        (true, false, true) => format!("done (last {rate} samples/s)"),
+        (true, false, false) => format!("paused (last {rate} samples/s)"),
     }
 }
 
@@ -553,7 +554,7 @@ pub fn TrainingPanel() -> impl IntoView {
                     <div><span class="label">"Sequences right"</span><span class="value" data-testid="sequence-accuracy-value">{move || view_state.sequence_accuracy.get().map(|a| format!("{:.1} %", a * 100.0)).unwrap_or_default()}</span></div>
                 </Show>
                 <div><span class="label">"Last loss"</span><span class="value" data-testid="loss-value">{move || view_state.losses.with(|l| l.last().map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into()))}</span></div>
-                <div><span class="label">"Speed"</span><span class="value" data-testid="speed-value">{move || speed_text(view_state.samples_per_s.get(), view_state.running.get())}</span></div>
+                <div><span class="label">"Speed"</span><span class="value" data-testid="speed-value">{move || speed_text(view_state.samples_per_s.get(), view_state.running.get(), view_state.complete.get().is_some())}</span></div>
                 <div><span class="label">"Time"</span><span class="value">{move || format!("{:.1} s", view_state.elapsed_s.get())}</span></div>
             </div>
             <LossChart/>

@@ -509,12 +509,16 @@ pub mod store {
 /// file): if this browser kept a run of it, the worker goes on with it (the
 /// learning rate and the epochs may differ: they change during a run). At
 /// start the notice says so; otherwise the status does (`Resumed`).
-pub fn resume_kept(editor: Editor, spec: ModelSpec, notice: Option<RwSignal<Option<Notice>>>) {
+pub fn resume_kept(editor: Editor, view: super::TrainView, spec: ModelSpec, notice: Option<RwSignal<Option<Notice>>>) {
+    let run = client::shown_run();
     wasm_bindgen_futures::spawn_local(async move {
         let Ok(Some((kept, steps))) = store::load(&spec).await else { return };
-        // The page may have moved on meanwhile.
+        // The page may have moved on meanwhile: another model, another run,
+        // or this one already training (Train pressed before the store answered).
         let same = editor.spec.with_untracked(|s| store::normalized(s) == store::normalized(&spec));
-        if !same || steps == 0 {
+        let untouched =
+            client::shown_run() == run && !view.running.get_untracked() && view.losses.with_untracked(|l| l.is_empty());
+        if !same || !untouched || steps == 0 {
             return;
         }
         let cmd = match kept {

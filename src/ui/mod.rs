@@ -329,7 +329,14 @@ impl TrainView {
             Event::Inspection { index, layer, label, image, filter_shape, filters, map_shape, maps } => self
                 .inspection
                 .set(Some(views::Inspection { index, layer, label, image, filter_shape, filters, map_shape, maps })),
-            Event::Running { running } => self.running.set(running),
+            Event::Running { running } => {
+                // Training again: what the run said of its last moment
+                // (continued, complete) gives way to its progress.
+                if running {
+                    self.message.set(None);
+                }
+                self.running.set(running)
+            }
             Event::Finished { steps } => self.complete.set(Some(steps)),
             Event::Diverged { message } | Event::NotLearning { message } => {
                 // The worker has paused: training does not go on by itself.
@@ -564,7 +571,7 @@ pub fn App() -> impl IntoView {
             if let Some(w) = pending.0.try_update_value(|p| p.take()).flatten() {
                 client::send(&crate::worker::protocol::Command::LoadWeights { safetensors: w });
             } else if page.lesson.with_untracked(Option::is_none) {
-                files::resume_kept(editor, spec.clone(), prev.is_none().then_some(notice));
+                files::resume_kept(editor, view_state, spec.clone(), prev.is_none().then_some(notice));
             }
         }
         last_sent.set_value(Some(spec));

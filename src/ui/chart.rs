@@ -158,9 +158,20 @@ fn setting_help(label: &str) -> &'static str {
 }
 
 /// The message under a field (`field`, its label) whose text was refused;
-/// training waits for it (`FieldErrors`).
+/// training waits for it (`FieldErrors`). When `value` (what the field
+/// shows) changes from outside the field (a preset, Undo, a file), the text
+/// refused before is gone, and its message too.
 #[component]
-fn FieldError(error: RwSignal<Option<String>>, testid: &'static str, field: &'static str) -> impl IntoView {
+fn FieldError(
+    error: RwSignal<Option<String>>,
+    testid: &'static str,
+    field: &'static str,
+    value: Memo<String>,
+) -> impl IntoView {
+    Effect::new(move |_| {
+        value.track();
+        error.set(None);
+    });
     let fields = expect_context::<super::FieldErrors>();
     let field = format!("the {field} field");
     Effect::new({
@@ -405,13 +416,7 @@ pub fn TrainingPanel() -> impl IntoView {
               get: fn(&crate::nn::spec::TrainingSpec) -> String,
               set: fn(&mut crate::nn::spec::TrainingSpec, &str) -> Result<(), String>| {
             let error = RwSignal::new(None::<String>);
-            // The value changed from outside the field (a preset, Undo, a
-            // file): the text refused before is gone, and its message too.
             let value = Memo::new(move |_| get(&training()));
-            Effect::new(move |_| {
-                value.track();
-                error.set(None);
-            });
             view! {
                 <label class="field" class:invalid=move || error.get().is_some() title=setting_help(label)>
                     {label}
@@ -428,7 +433,7 @@ pub fn TrainingPanel() -> impl IntoView {
                                 Err(m) => error.set(Some(m)),
                             }
                         }/>
-                    <FieldError error testid field=label/>
+                    <FieldError error testid field=label value/>
                 </label>
             }
         };
@@ -441,12 +446,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 .with(|s| if vocab { s.input.classes() } else { s.input.shape().first().copied().unwrap_or(0) })
                 .to_string()
         };
-        // As for the settings: a value changed from outside clears the message.
         let value = Memo::new(move |_| get());
-        Effect::new(move |_| {
-            value.track();
-            error.set(None);
-        });
         view! {
             <label class="field" class:invalid=move || error.get().is_some()>
                 {label}
@@ -472,7 +472,7 @@ pub fn TrainingPanel() -> impl IntoView {
                             Err(e) => error.set(Some(e.message)),
                         }
                     }/>
-                <FieldError error testid field=label/>
+                <FieldError error testid field=label value/>
             </label>
         }
     };
@@ -571,9 +571,7 @@ pub fn TrainingPanel() -> impl IntoView {
 const BACKEND_KEY: &str = "layerlab.backend";
 
 fn stored_backend() -> BackendChoice {
-    let stored = web_sys::window()
-        .and_then(|w| w.local_storage().ok().flatten())
-        .and_then(|s| s.get_item(BACKEND_KEY).ok().flatten());
+    let stored = super::local_storage().and_then(|s| s.get_item(BACKEND_KEY).ok().flatten());
     match stored.as_deref() {
         Some("webgpu") => BackendChoice::Webgpu,
         Some("cpu") => BackendChoice::Cpu,
@@ -611,8 +609,7 @@ fn cores() -> usize {
 
 /// The workers asked for: remembered, or every core.
 fn stored_workers() -> usize {
-    web_sys::window()
-        .and_then(|w| w.local_storage().ok().flatten())
+    super::local_storage()
         .and_then(|s| s.get_item(WORKERS_KEY).ok().flatten())
         .and_then(|v| v.parse::<usize>().ok())
         .map_or(cores(), |n| n.clamp(1, cores()))
@@ -655,7 +652,7 @@ fn WorkersSelector() -> impl IntoView {
             <select data-testid="workers-select" disabled=limited on:change=move |ev| {
                 let n = event_target_value(&ev).parse::<usize>().unwrap_or(1).clamp(1, cores());
                 choice.set(n);
-                if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+                if let Some(s) = super::local_storage() {
                     let _ = s.set_item(WORKERS_KEY, &n.to_string());
                 }
                 send_workers(n);
@@ -704,7 +701,7 @@ pub fn BackendSelector() -> impl IntoView {
                         _ => BackendChoice::Auto,
                     };
                     choice.set(c);
-                    if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+                    if let Some(s) = super::local_storage() {
                         let _ = s.set_item(BACKEND_KEY, match c { BackendChoice::Webgpu => "webgpu", BackendChoice::Cpu => "cpu", BackendChoice::Auto => "auto" });
                     }
                     send_backend(c);

@@ -412,20 +412,16 @@ pub mod store {
         db.transaction_with_str_and_mode(STORE, mode)?.object_store(STORE)
     }
 
-    fn local() -> Option<web_sys::Storage> {
-        web_sys::window()?.local_storage().ok().flatten()
-    }
-
     /// The keys of the runs kept, the most recent first.
     fn index() -> Vec<String> {
-        local()
+        super::super::local_storage()
             .and_then(|s| s.get_item(INDEX_KEY).ok().flatten())
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()
     }
 
     fn set_index(keys: &[String]) {
-        if let Some(s) = local() {
+        if let Some(s) = super::super::local_storage() {
             let _ = s.set_item(INDEX_KEY, &serde_json::to_string(keys).unwrap_or_default());
         }
     }

@@ -363,13 +363,16 @@ impl TrainView {
 /// Seconds of training the speed shown is averaged over.
 const SPEED_WINDOW_S: f32 = 3.0;
 
+/// This browser's localStorage (`None` where the page may not use it).
+pub(super) fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
 /// The spec stored by an earlier visit, or the Seed CNN; a stored spec that cannot
 /// be read is reported, not fatal.
 fn initial_spec() -> (ModelSpec, Option<String>) {
     let default = crate::preset("seed-cnn").expect("preset");
-    let stored = web_sys::window()
-        .and_then(|w| w.local_storage().ok().flatten())
-        .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
+    let stored = local_storage().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten());
     match stored {
         None => (default, None),
         Some(text) => match ModelSpec::from_json(&text) {
@@ -391,11 +394,10 @@ const INTRO_KEY: &str = "layerlab.intro-seen";
 #[component]
 fn Intro() -> impl IntoView {
     let page = expect_context::<share::PageState>();
-    let storage = || web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-    let seen = RwSignal::new(storage().and_then(|s| s.get_item(INTRO_KEY).ok().flatten()).is_some());
+    let seen = RwSignal::new(local_storage().and_then(|s| s.get_item(INTRO_KEY).ok().flatten()).is_some());
     let close = move |_| {
         seen.set(true);
-        if let Some(s) = storage() {
+        if let Some(s) = local_storage() {
             let _ = s.set_item(INTRO_KEY, "1");
         }
     };
@@ -419,8 +421,7 @@ const THEME_KEY: &str = "layerlab.theme";
 
 /// Whether the theme chosen in this browser is dark; `None` when none was chosen.
 fn stored_theme() -> Option<bool> {
-    let storage = web_sys::window()?.local_storage().ok().flatten()?;
-    match storage.get_item(THEME_KEY).ok().flatten()?.as_str() {
+    match local_storage()?.get_item(THEME_KEY).ok().flatten()?.as_str() {
         "dark" => Some(true),
         "light" => Some(false),
         _ => None,
@@ -428,7 +429,7 @@ fn stored_theme() -> Option<bool> {
 }
 
 fn store_theme(dark: bool) {
-    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+    if let Some(storage) = local_storage() {
         let _ = storage.set_item(THEME_KEY, if dark { "dark" } else { "light" });
     }
 }
@@ -441,7 +442,7 @@ fn system_prefers_dark() -> bool {
 }
 
 fn store_spec(spec: &ModelSpec) {
-    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+    if let Some(storage) = local_storage() {
         let _ = storage.set_item(STORAGE_KEY, &spec.to_json_pretty());
     }
 }

@@ -25,7 +25,7 @@ pub struct PageState {
 impl PageState {
     pub fn new() -> Self {
         let presenter =
-            local_storage().and_then(|s| s.get_item(PRESENTER_KEY).ok().flatten()).is_some_and(|v| v == "1");
+            super::local_storage().and_then(|s| s.get_item(PRESENTER_KEY).ok().flatten()).is_some_and(|v| v == "1");
         PageState {
             closed: RwSignal::new(vec![]),
             log_scale: RwSignal::new(false),
@@ -85,7 +85,7 @@ impl PageState {
 
     pub fn set_presenter(&self, on: bool) {
         self.presenter.set(on);
-        if let Some(s) = local_storage() {
+        if let Some(s) = super::local_storage() {
             let _ = s.set_item(PRESENTER_KEY, if on { "1" } else { "0" });
         }
     }
@@ -95,10 +95,6 @@ impl Default for PageState {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn local_storage() -> Option<web_sys::Storage> {
-    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
 }
 
 fn location() -> Option<web_sys::Location> {

@@ -227,10 +227,11 @@ impl Session {
                 vec![]
             }
             Command::SetEpochs { epochs } => {
-                if !(1..=crate::nn::spec::MAX_EPOCHS).contains(&epochs) {
-                    return vec![Event::Error {
-                        message: format!("epochs must be between 1 and {}, got {epochs}", crate::nn::spec::MAX_EPOCHS),
-                    }];
+                // The spec's own check of the training section (the same message as a file's).
+                let mut training = self.spec.as_ref().map(|s| s.training.clone()).unwrap_or_default();
+                training.epochs = epochs;
+                if let Err(e) = training.validate() {
+                    return vec![Event::Error { message: e.message }];
                 }
                 if let Some(spec) = self.spec.as_mut() {
                     spec.training.epochs = epochs;

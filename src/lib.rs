@@ -24,7 +24,7 @@ pub use train::Trainer;
 
 /// A built-in model: its id (the file name in `assets/presets/`, without
 /// `.json`), the name and one-line description the page shows, and its spec.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Preset {
     pub id: &'static str,
     pub title: &'static str,
@@ -87,9 +87,6 @@ impl Preset {
     /// The preset whose model (data and layers) `spec` is, if any: its
     /// training settings may differ, they are no part of the model.
     pub fn of(spec: &ModelSpec) -> Option<&'static Preset> {
-        PRESETS.iter().find(|p| {
-            let preset = p.spec();
-            preset.input == spec.input && preset.layers == spec.layers
-        })
+        PRESETS.iter().find(|p| p.spec().same_model(spec))
     }
 }

@@ -44,10 +44,10 @@ pub fn Palette() -> impl IntoView {
     let view_state = expect_context::<super::TrainView>();
     let notice = expect_context::<RwSignal<Option<super::share::Notice>>>();
     // The preset the model on the page is (its training settings aside), or none.
-    let shown = Memo::new(move |_| editor.spec.with(crate::Preset::of).map(|p| p.id));
+    let shown = Memo::new(move |_| editor.spec.with(crate::Preset::of));
     let presets = crate::PRESETS
         .iter()
-        .map(|p| view! { <option value=p.id title=p.description prop:selected=move || shown.get() == Some(p.id)>{p.title}</option> })
+        .map(|p| view! { <option value=p.id title=p.description prop:selected=move || shown.get().is_some_and(|s| s.id == p.id)>{p.title}</option> })
         .collect_view();
     view! {
         <aside class="palette panel">
@@ -64,7 +64,7 @@ pub fn Palette() -> impl IntoView {
                     {presets}
                 </select>
             </label>
-            <p class="hint" data-testid="preset-description">{move || match shown.get().and_then(|id| crate::PRESETS.iter().find(|p| p.id == id)) {
+            <p class="hint" data-testid="preset-description">{move || match shown.get() {
                 Some(p) => p.description.to_string(),
                 None => "Not a preset: built or changed here, or opened from a file. Choose a preset to start from one.".to_string(),
             }}</p>
@@ -186,16 +186,7 @@ fn LayerCard(
         _ => None,
     };
     // A refused value keeps Train waiting, naming this card (`FieldErrors`).
-    let fields = expect_context::<super::FieldErrors>();
-    let field = format!("layer {index} {ty}");
-    Effect::new({
-        let field = field.clone();
-        move |_| fields.set(&field, card_error.get())
-    });
-    on_cleanup({
-        let field = field.clone();
-        move || fields.set(&field, None)
-    });
+    expect_context::<super::FieldErrors>().follow(format!("layer {index} {ty}"), card_error);
     let params = LayerSpec::param_names(ty).iter().map(|name| {
         let name: &'static str = name;
         let text = layer.param_text(name);

@@ -172,13 +172,7 @@ fn FieldError(
         value.track();
         error.set(None);
     });
-    let fields = expect_context::<super::FieldErrors>();
-    let field = format!("the {field} field");
-    Effect::new({
-        let field = field.clone();
-        move |_| fields.set(&field, error.get())
-    });
-    on_cleanup(move || fields.set(&field, None));
+    expect_context::<super::FieldErrors>().follow(format!("the {field} field"), error);
     view! {
         <Show when=move || error.get().is_some()>
             <span class="field-error" role="alert" data-testid=format!("{testid}-error")>{move || error.get()}</span>

@@ -277,9 +277,7 @@ fn open_items(
     }
     if locked {
         // The lesson's model stays: a model file must be it (its settings aside).
-        let other = spec
-            .take()
-            .is_some_and(|s| editor.spec.with_untracked(|cur| cur.layers != s.layers || cur.input != s.input));
+        let other = spec.take().is_some_and(|s| editor.spec.with_untracked(|cur| !cur.same_model(&s)));
         if other {
             return Notice::problem(format!(
                 "{}: another model than this lesson's; the lesson fixes its model. Open the weights of this model (its Download from layerlab).",

@@ -470,6 +470,16 @@ impl FieldErrors {
         });
     }
 
+    /// Keeps `field`'s entry in step with `error` for as long as the calling
+    /// component lives (a card or a field).
+    pub fn follow(self, field: String, error: RwSignal<Option<String>>) {
+        Effect::new({
+            let field = field.clone();
+            move |_| self.set(&field, error.get())
+        });
+        on_cleanup(move || self.set(&field, None));
+    }
+
     /// The first field in error and its message.
     pub fn first(&self) -> Option<(String, String)> {
         self.0.with(|m| m.iter().next().map(|(f, e)| (f.clone(), e.clone())))

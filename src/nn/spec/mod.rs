@@ -217,6 +217,12 @@ pub struct ModelInfo {
 }
 
 impl ModelSpec {
+    /// Whether `other` is the same model: the same data and layers (the
+    /// training settings and the name aside).
+    pub fn same_model(&self, other: &ModelSpec) -> bool {
+        self.input == other.input && self.layers == other.layers
+    }
+
     /// The spec in a parsed JSON value, with serde's errors turned into messages
     /// that name the layer or section (`ModelSpec::from_json`, in `io`, also
     /// parses the text).

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 # First match wins; patterns are searched in the demangled symbol.
 KINDS = [
-    ("GEMM (matrixmultiply kernel and packing)", r"matrixmultiply|wasm_gemm|gemm"),
+    ("GEMM (kernels and packing: gemm, matrixmultiply, wasm_gemm)", r"matrixmultiply|wasm_gemm|gemm|pulp"),
     ("copies, fills and allocation", r"memmove|memcpy|memset|malloc|free|_int_|unlink_chunk|page|clear_page|"
                                      r"to_vec_mapped|to_owned|standard|concatenate|Baseiter|default_strides|mmap|munmap"),
     ("data loading (MNIST gunzip)", r"miniz|inflate|Mnist::batch"),

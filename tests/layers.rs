@@ -270,3 +270,28 @@ fn patches_are_row_major_over_the_grid() {
     let (pr, pc, r, c) = (2usize, 1usize, 3usize, 5usize);
     assert_eq!(tokens[(4 * pr + pc) * 49 + r * 7 + c], ((pr * 7 + r) * 28 + pc * 7 + c) as f32);
 }
+
+#[test]
+fn inference_in_pieces_gives_the_logits_of_the_whole_batch() {
+    // 150 rows: pieces of 64, 64 and 22 (`INFERENCE_PIECE`), with a
+    // recurrent layer between pieced layers in the last model.
+    const { assert!(150 > 2 * layerlab::nn::model::INFERENCE_PIECE) };
+    let mut specs: Vec<ModelSpec> =
+        ["seed-cnn", "seed-lstm", "tiny-vit", "mlp"].iter().map(|id| layerlab::preset(id).unwrap()).collect();
+    specs.push(spec(
+        r#"[{"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+            {"type": "Reshape", "target_shape": [104, 26]}, {"type": "LSTM", "units": 8},
+            {"type": "Dense", "units": 10}]"#,
+    ));
+    for s in specs {
+        let model = Model::new(&s).unwrap();
+        let x = Tensor::new(common::randn(&[150, 1, 28, 28], 5).mapv(|v| v.abs()));
+        // With a graph recorded, the batch goes whole.
+        let whole = model.forward_logits(&x, Mode::Eval).to_array();
+        let pieced = layerlab::autograd::no_grad(|| model.forward_logits(&x, Mode::Eval)).to_array();
+        assert_eq!(whole.shape(), pieced.shape(), "{}", s.name);
+        for (i, (a, b)) in whole.iter().zip(&pieced).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{}: logit {i}: {a} whole, {b} in pieces", s.name);
+        }
+    }
+}

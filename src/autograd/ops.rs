@@ -413,9 +413,12 @@ impl Tensor {
         assert!(xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1], "conv2d: input {xs:?} and weight {ws:?} do not fit");
         let g =
             Window { n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: ws[2], kw: ws[3], sh: stride[0], sw: stride[1], pad };
-        let value = {
+        // The weight's gradient reads the unfolded input: keep it when that
+        // gradient will be asked for.
+        let keep = Tensor::records_backward(&[weight]);
+        let (value, patches) = {
             let b = bias.map(|b| b.storage());
-            be::conv2d(&self.storage(), &weight.storage(), b.as_deref(), &g)
+            be::conv2d(&self.storage(), &weight.storage(), b.as_deref(), &g, keep)
         };
         let (x, w) = (self.clone(), weight.clone());
         let mut inputs = vec![self, weight];
@@ -423,7 +426,7 @@ impl Tensor {
             inputs.push(b);
         }
         Tensor::from_op(value, &inputs, move |dy, need| {
-            let (dx, dw, db) = be::conv2d_backward(&x.storage(), &w.storage(), dy, &g, need[0]);
+            let (dx, dw, db) = be::conv2d_backward(&x.storage(), &w.storage(), dy, &g, need[0], patches.as_ref());
             let mut grads = vec![dx, need[1].then_some(dw)];
             if need.len() > 2 {
                 grads.push(need[2].then_some(db));

@@ -356,8 +356,16 @@ pub fn gemm(a: &Storage, b: &Storage, g: Gemm) -> Storage {
 
 // ----- convolution and pooling ----------------------------------------------------
 
-/// `x` [N,C,H,W], `w` [F,C,KH,KW], `bias` [F] -> [N,F,OH,OW].
-pub fn conv2d(x: &Storage, w: &Storage, bias: Option<&Storage>, g: &Window) -> Storage {
+/// `x` [N,C,H,W], `w` [F,C,KH,KW], `bias` [F] -> [N,F,OH,OW]. With `keep`,
+/// the CPU also returns the unfolded patches for `conv2d_backward` (the GPU
+/// unfolds again: its memory is the scarcer).
+pub fn conv2d(
+    x: &Storage,
+    w: &Storage,
+    bias: Option<&Storage>,
+    g: &Window,
+    keep: bool,
+) -> (Storage, Option<cpu::Patches>) {
     let (x, w) = pair(x, w);
     let f = w.shape()[0];
     let ckk = g.c * g.kh * g.kw;
@@ -368,20 +376,25 @@ pub fn conv2d(x: &Storage, w: &Storage, bias: Option<&Storage>, g: &Window) -> S
                 Storage::Gpu(b) => b,
                 Storage::Cpu(_) => unreachable!(),
             });
-            Storage::Gpu(gpu::conv2d_forward(xa, &gpu::reshape(wa, &[f, ckk]), b, g))
+            (Storage::Gpu(gpu::conv2d_forward(xa, &gpu::reshape(wa, &[f, ckk]), b, g)), None)
         }
-        (Storage::Cpu(xa), Storage::Cpu(wa)) => Storage::Cpu(cpu::array::conv2d(xa, wa, bias.map(|b| b.cpu()), g)),
+        (Storage::Cpu(xa), Storage::Cpu(wa)) => {
+            let (y, patches) = cpu::array::conv2d(xa, wa, bias.map(|b| b.cpu()), g, keep);
+            (Storage::Cpu(y), patches)
+        }
         _ => unreachable!(),
     }
 }
 
-/// Gradients of a convolution: input (if `want_dx`), weight [F,C,KH,KW], bias [F].
+/// Gradients of a convolution: input (if `want_dx`), weight [F,C,KH,KW], bias
+/// [F]; `patches` are what `conv2d` kept, if anything.
 pub fn conv2d_backward(
     x: &Storage,
     w: &Storage,
     dy: &Storage,
     g: &Window,
     want_dx: bool,
+    patches: Option<&cpu::Patches>,
 ) -> (Option<Storage>, Storage, Storage) {
     let (x, w) = pair(x, w);
     let f = w.shape()[0];
@@ -393,7 +406,7 @@ pub fn conv2d_backward(
             (dx.map(Storage::Gpu), Storage::Gpu(dw), Storage::Gpu(db))
         }
         (Storage::Cpu(xa), Storage::Cpu(wa), Storage::Cpu(dya)) => {
-            let (dx, dw, db) = cpu::array::conv2d_backward(xa, wa, dya, g, want_dx);
+            let (dx, dw, db) = cpu::array::conv2d_backward(xa, wa, dya, g, want_dx, patches);
             (dx.map(Storage::Cpu), Storage::Cpu(dw), Storage::Cpu(db))
         }
         _ => unreachable!("conv2d backward on mixed devices"),

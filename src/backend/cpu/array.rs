@@ -183,21 +183,37 @@ fn as_batch(x: &Array, batch: usize, rows: usize, cols: usize) -> CowArray<'_, f
     }
 }
 
-/// `x` [N,C,H,W], `w` [F,C,KH,KW], `bias` [F] -> [N,F,OH,OW].
-pub fn conv2d(x: &Array, w: &Array, bias: Option<&Array>, g: &Window) -> Array {
+/// `x` [N,C,H,W], `w` [F,C,KH,KW], `bias` [F] -> [N,F,OH,OW], and the
+/// unfolded patches when `keep` (see `conv2d_forward`).
+pub fn conv2d(x: &Array, w: &Array, bias: Option<&Array>, g: &Window, keep: bool) -> (Array, Option<super::Patches>) {
     let (f, ckk) = (w.shape()[0], g.c * g.kh * g.kw);
     let x = standard(x);
     let b = bias.map(|b| b.iter().copied().collect::<Vec<f32>>());
-    let out = super::conv2d_forward(x.as_slice().unwrap(), as_matrix(w, f, ckk).view(), b.as_deref(), g);
-    ArrayD::from_shape_vec(IxDyn(&[g.n, f, g.out_h(), g.out_w()]), out).unwrap()
+    let (out, patches) =
+        super::conv2d_forward(x.as_slice().unwrap(), as_matrix(w, f, ckk).view(), b.as_deref(), g, keep);
+    (ArrayD::from_shape_vec(IxDyn(&[g.n, f, g.out_h(), g.out_w()]), out).unwrap(), patches)
 }
 
-/// Gradients of a convolution: input (if `want_dx`), weight [F,C,KH,KW], bias [F].
-pub fn conv2d_backward(x: &Array, w: &Array, dy: &Array, g: &Window, want_dx: bool) -> (Option<Array>, Array, Array) {
+/// Gradients of a convolution: input (if `want_dx`), weight [F,C,KH,KW], bias
+/// [F]; `patches` are the forward pass's, if it kept them.
+pub fn conv2d_backward(
+    x: &Array,
+    w: &Array,
+    dy: &Array,
+    g: &Window,
+    want_dx: bool,
+    patches: Option<&super::Patches>,
+) -> (Option<Array>, Array, Array) {
     let (f, ckk) = (w.shape()[0], g.c * g.kh * g.kw);
     let (x, dy) = (standard(x), standard(dy));
-    let (dx, dw, db) =
-        super::conv2d_backward(x.as_slice().unwrap(), as_matrix(w, f, ckk).view(), dy.as_slice().unwrap(), g, want_dx);
+    let (dx, dw, db) = super::conv2d_backward(
+        x.as_slice().unwrap(),
+        as_matrix(w, f, ckk).view(),
+        dy.as_slice().unwrap(),
+        g,
+        want_dx,
+        patches,
+    );
     (
         dx.map(|dx| ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).unwrap()),
         dw.into_shape_with_order(IxDyn(&[f, g.c, g.kh, g.kw])).unwrap(),

@@ -195,10 +195,10 @@ fn lstm_rows(gates: &mut [f32], c_prev: &[f32], c_new: &mut [f32], h_out: &mut [
     }
 }
 
+multiversion! {
 /// `lstm_rows` on one row, each gate block its own argument: the compiler
 /// then knows that no two overlap, and vectorises the loop (as one slice
 /// split four ways, it ran the scalar loop).
-#[inline(never)]
 fn lstm_lanes(
     i: &mut [f32],
     f: &mut [f32],
@@ -217,6 +217,7 @@ fn lstm_lanes(
         *ho = ov * fast_tanh(c);
     }
 }
+}
 
 /// One GRU step over rows of `h` units: r = σ(x_r + gh_r), z = σ(x_z +
 /// gh_z), n = tanh(x_n + r gh_n), h' = n + z (h - n). Keeps r, z, n in
@@ -232,8 +233,8 @@ fn gru_rows(gates: &mut [f32], gh: &[f32], h_prev: &[f32], h_out: &mut [f32], h:
     }
 }
 
+multiversion! {
 /// `gru_rows` on one row, each block its own argument (see `lstm_lanes`).
-#[inline(never)]
 #[allow(clippy::too_many_arguments)] // one argument per block, for the vectoriser
 fn gru_lanes(
     rg: &mut [f32],
@@ -254,6 +255,7 @@ fn gru_lanes(
         (*rg, *z, *nn) = (rv, zv, nv);
         *ho = nv + zv * (hp - nv);
     }
+}
 }
 
 /// The gradients a recurrence's backward pass returns.
@@ -410,9 +412,9 @@ fn lstm_backward_rows(
     }
 }
 
+multiversion! {
 /// `lstm_backward_rows` on one row, each block its own argument (see
 /// `lstm_lanes`; slices inside an array would not count).
-#[inline(never)]
 #[allow(clippy::too_many_arguments)] // one argument per block, for the vectoriser
 fn lstm_backward_lanes(
     i: &[f32],
@@ -440,6 +442,7 @@ fn lstm_backward_lanes(
         *d_o = dh * tc * o * (1.0 - o);
         *dcn = dc * f;
     }
+}
 }
 
 /// One GRU step backward over rows of `h` units: the gradients of the
@@ -469,9 +472,9 @@ fn gru_backward_rows(
     }
 }
 
+multiversion! {
 /// `gru_backward_rows` on one row, each block its own argument (see
 /// `lstm_lanes`).
-#[inline(never)]
 #[allow(clippy::too_many_arguments)] // one argument per block, for the vectoriser
 fn gru_backward_lanes(
     rg: &[f32],
@@ -502,4 +505,5 @@ fn gru_backward_lanes(
         (*ah, *bh, *ch) = (dr, dz, dn * rg);
         *dhp = g * z;
     }
+}
 }

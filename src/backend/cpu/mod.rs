@@ -12,9 +12,9 @@ use super::ops::Window;
 /// Defines a function whose body is compiled three times on x86-64: for the
 /// baseline (SSE2), for AVX2 with FMA and for AVX-512, and runs the widest
 /// the CPU has (`is_x86_feature_detected!`, cached by std). The elementwise
-/// loops of the cells and fused ops then take eight or sixteen lanes a step
-/// instead of four. On other
-/// targets (wasm32 with simd128) the body is compiled once, as it is.
+/// loops of the recurrent cells then take eight or sixteen lanes a step
+/// instead of four. On other targets (wasm32 with simd128) the body is
+/// compiled once, as it is.
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -357,7 +357,7 @@ pub fn conv2d_backward(
 
 /// The sum of `v` in f64, over eight lanes so that it vectorises (a single
 /// running sum is a chain of dependent adds, each waiting for the last).
-pub fn sum_f64(v: &[f32]) -> f64 {
+fn sum_f64(v: &[f32]) -> f64 {
     let mut lanes = [0.0f64; 8];
     let chunks = v.chunks_exact(8);
     let tail: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();

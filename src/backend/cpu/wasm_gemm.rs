@@ -1,7 +1,8 @@
 //! Single-precision GEMM for wasm32 with 128-bit SIMD, for the page.
 //!
-//! Neither `gemm` (used natively) nor `matrixmultiply` has a wasm SIMD kernel,
-//! and their scalar fallback is the bottleneck of training in the browser. This is the classic
+//! `matrixmultiply` has no wasm SIMD kernel, and its scalar fallback is the
+//! bottleneck of training in the browser (`gemm`, used natively, has one
+//! behind its `wasm-simd128-enable` feature, not compared yet). This is the classic
 //! packed layout (as in BLIS and matrixmultiply): blocks of B (KC x NC) and A
 //! (MC x KC) are copied into panels of NR columns / MR rows, and a 4 x 8
 //! micro-kernel keeps its tile of C in eight `f32x4` registers over the whole K

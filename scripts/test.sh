@@ -16,7 +16,7 @@ cargo fmt --check
 log "lints (cargo clippy -D warnings, native and wasm32; clippy.toml)"
 ensure_clippy
 cargo clippy --all-targets -- -D warnings
-cargo clippy --target wasm32-unknown-unknown --lib --bins --test web --test web_ui -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --lib --bins --test web --test web_ui --test web_bench --test wasm_profile -- -D warnings
 
 log "native tests (cargo test)"
 cargo test --all-targets

@@ -43,7 +43,8 @@ fn a_cnn_trains_on_mnist_in_the_browser() {
 }
 
 /// The browser's SIMD GEMM against a plain triple loop: odd sizes (partial tiles),
-/// blocks deeper than one K block, transposed operands and `beta`.
+/// blocks deeper than one K block, transposed operands, `beta`, and outputs
+/// narrower than a tile (as a convolution's weight gradient over one channel).
 #[wasm_bindgen_test]
 fn simd_gemm_matches_a_plain_loop() {
     use layerlab::backend::cpu::gemm_into;
@@ -53,7 +54,17 @@ fn simd_gemm_matches_a_plain_loop() {
         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
     };
-    for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (4, 8, 8), (17, 300, 33), (64, 9, 1030), (130, 257, 9)] {
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (4, 8, 8),
+        (17, 300, 33),
+        (64, 9, 1030),
+        (130, 257, 9),
+        (32, 676, 9),
+        (37, 700, 5),
+        (12, 3, 1),
+    ] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             // Column-major storage makes a transposed (strided) view.
             let a = Array2::from_shape_fn((m, k).set_f(ta), |_| next());

@@ -479,10 +479,16 @@ pub fn avg_pool_backward(dy: &[f32], g: &Window) -> Vec<f32> {
     dx
 }
 
+/// The largest value of `row` (-inf for none; NaNs skipped, as `f32::max`
+/// does), by selects: in wasm `f32::max` is a call to libm's `fmaxf`.
+fn row_max(row: &[f32]) -> f32 {
+    row.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
 /// Row-wise softmax over contiguous rows of length `classes`, in place.
 pub fn softmax_rows(x: &mut [f32], classes: usize) {
     for row in x.chunks_mut(classes) {
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let m = row_max(row);
         let mut s = 0.0;
         for v in row.iter_mut() {
             *v = (*v - m).exp();
@@ -501,7 +507,7 @@ pub fn softmax_cross_entropy(logits: &[f32], classes: usize, labels: &[usize]) -
     let mut probs = logits.to_vec();
     let mut total = 0.0f64;
     for ((row, probs_row), &y) in logits.chunks(classes).zip(probs.chunks_mut(classes)).zip(labels) {
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let m = row_max(row);
         let sum: f32 = row.iter().map(|v| (v - m).exp()).sum();
         let log_sum_exp = m + sum.ln();
         total += (log_sum_exp - row[y]) as f64;

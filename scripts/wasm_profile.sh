@@ -14,17 +14,22 @@ ensure_wasm_bindgen
 command -v node >/dev/null || { echo "wasm_profile.sh: needs Node.js (apt-get install nodejs)" >&2; exit 1; }
 which_test="${1:-w1}"
 cd "$ROOT"
-wasm=$(cargo test --release --target wasm32-unknown-unknown --test wasm_profile --no-run --message-format=json 2>/dev/null |
+log "building tests/wasm_profile.rs for wasm32 (release; minutes the first time)"
+wasm=$(cargo test --release --target wasm32-unknown-unknown --test wasm_profile --no-run \
+  --message-format=json-render-diagnostics |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "wasm_profile" and m.get("executable"):
         print(m["executable"])')
+[ -n "$wasm" ] || { echo "wasm_profile.sh: cargo built no tests/wasm_profile.rs" >&2; exit 1; }
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-# NODE_OPTIONS may not carry --cpu-prof: a `node` first on PATH adds it.
-mkdir -p "$out/bin" "$out/profile"
-printf '#!/bin/sh\nexec %s --cpu-prof --cpu-prof-dir=%s --cpu-prof-interval 500 "$@"\n' "$(command -v node)" "$out/profile" >"$out/bin/node"
-chmod +x "$out/bin/node"
-PATH="$out/bin:$PATH" wasm-bindgen-test-runner "$wasm" "$which_test" --include-ignored --exact --nocapture 2>&1 | grep -v '^$' | grep -v '^running\|^test result\|^Invoking\|\.\.\. ok$' || true
-python3 "$ROOT/scripts/cpuprofile_summary.py" "$out"/profile/*.cpuprofile 20
+# The runner passes NODE_ARGS (comma-separated) to node.
+NODE_ARGS="--cpu-prof,--cpu-prof-dir=$out,--cpu-prof-interval=500" \
+  wasm-bindgen-test-runner "$wasm" "$which_test" --include-ignored --exact --nocapture >"$out/log" 2>&1 ||
+  { cat "$out/log" >&2; echo "wasm_profile.sh: the test failed" >&2; exit 1; }
+grep -v '^$\|^running\|^test result\|^Invoking\|\.\.\. ok$' "$out/log" || true
+profiles=("$out"/*.cpuprofile)
+[ -f "${profiles[0]}" ] || { echo "wasm_profile.sh: node wrote no profile (is '$which_test' one of w1, w2, w3, gemm?)" >&2; exit 1; }
+python3 "$ROOT/scripts/cpuprofile_summary.py" "${profiles[0]}" 20

@@ -343,6 +343,12 @@ impl Helpers for WebHelpers {
             None => Err("no part was sent to it".into()),
         };
         self.out.set(self.out.get().saturating_sub(1));
+        if self.out.get() == 0 {
+            // The round is back: a `SetWorkers` (or a failure) that came while
+            // parts were out could not start or stop helpers then; it does now,
+            // so a run paused mid-step reports the workers it was asked for.
+            self.reconcile();
+        }
         let result = answer.and_then(|answer| parse_result(&answer));
         if let Err(why) = &result {
             let why = if why.starts_with("a helper worker") {

@@ -31,6 +31,9 @@ log "page end-to-end test (Trunk build, chromedriver)"
 ensure_trunk
 command -v python3 >/dev/null || apt_install python3
 TRUNK_SKIP_VERSION_CHECK=true trunk build --release
+log "the GEMM kernel with fused multiply-adds (relaxed SIMD, the page's FMA worker), in headless Chromium"
+RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo test --release --target wasm32-unknown-unknown \
+  --target-dir "${CARGO_TARGET_DIR:-target}/fma" --test web simd_gemm
 python3 tests/e2e/e2e.py dist target/e2e
 
 log "all tests passed"

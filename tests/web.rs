@@ -96,6 +96,22 @@ fn simd_gemm_matches_a_plain_loop() {
     assert!(want.iter().zip(ct.t().iter()).all(|(w, g)| (w - g).abs() < 1e-5));
 }
 
+/// The page's workers load the build with fused multiply-adds where
+/// `WebAssembly.validate` accepts the relaxed-SIMD probe: Chromium does
+/// (relaxed SIMD is on by default since Chromium 114). The same module with
+/// an opcode that no proposal defines is refused, so it is the feature that
+/// is tested, not the module's shape.
+#[wasm_bindgen_test]
+fn the_relaxed_simd_probe_validates_in_chromium() {
+    let probe = layerlab::worker::protocol::RELAXED_SIMD_PROBE;
+    let validate = |bytes: &[u8]| js_sys::WebAssembly::validate(&js_sys::Uint8Array::from(bytes).into()).unwrap();
+    assert!(validate(&probe), "Chromium has relaxed SIMD");
+    let mut unknown = probe;
+    // 0xfd 0x1ff: no such SIMD instruction.
+    (unknown[79], unknown[80]) = (0xff, 0x03);
+    assert!(!validate(&unknown));
+}
+
 mod common;
 
 /// The parity suite of `tests/gpu.rs`, on WebGPU in the browser (SwiftShader in

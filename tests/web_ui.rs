@@ -689,6 +689,7 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         notice: None,
         speeds: None,
         unavailable: None,
+        cpu: "WebAssembly SIMD".into(),
     });
     settle().await;
     let active = one(&root, "backend-active");
@@ -703,6 +704,7 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         notice: None,
         speeds,
         unavailable: None,
+        cpu: "WebAssembly SIMD".into(),
     };
     layerlab::ui::deliver(auto("cpu", None));
     settle().await;
@@ -728,9 +730,13 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         notice: Some(why.into()),
         speeds: None,
         unavailable: None,
+        cpu: "WebAssembly SIMD with FMA".into(),
     });
     settle().await;
-    assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU");
+    // The CPU line says what its kernels run on (the worker built with fused
+    // multiply-adds, where the browser has relaxed SIMD).
+    assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU · WebAssembly SIMD with FMA");
+    assert_eq!(one(&root, "backend-active").get_attribute("data-cpu").as_deref(), Some("WebAssembly SIMD with FMA"));
     assert_eq!(one(&root, "backend-notice").text_content().unwrap(), why);
     // No WebGPU in this browser (the normal case for most): one quiet line,
     // the reason on demand, no red notice (issue 15 point 3).
@@ -742,6 +748,7 @@ async fn the_backend_selector_shows_where_training_runs_and_why() {
         notice: None,
         speeds: None,
         unavailable: Some(reason.into()),
+        cpu: "WebAssembly SIMD".into(),
     });
     settle().await;
     assert_eq!(one(&root, "backend-active").text_content().unwrap(), "CPU · WebGPU is not available in this browser");

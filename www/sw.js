@@ -14,7 +14,7 @@ const MNIST = [
   "mnist/t10k-images-idx3-ubyte.gz",
   "mnist/t10k-labels-idx1-ubyte.gz",
 ];
-const WORKER_FILES = ["layerlab-worker.js", "layerlab-worker_bg.wasm"];
+const WORKER_FILES = ["layerlab-worker.js", "layerlab-worker_bg.wasm", "layerlab-worker-fma_bg.wasm"];
 
 // The page's own files, read from its index.html (their names carry Trunk's hashes).
 async function pageFiles(html) {

@@ -681,7 +681,10 @@ pub fn BackendSelector() -> impl IntoView {
             _ if view_state.backend_unavailable.with(Option::is_some) => {
                 "CPU · WebGPU is not available in this browser".to_string()
             }
-            _ => "CPU".to_string(),
+            _ => match view_state.cpu_kernels.get() {
+                kernels if kernels.is_empty() => "CPU".to_string(),
+                kernels => format!("CPU · {kernels}"),
+            },
         }
     };
     view! {
@@ -705,7 +708,7 @@ pub fn BackendSelector() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
-            <span class="backend-active" data-testid="backend-active" data-active=move || view_state.backend.get().0>{active}</span>
+            <span class="backend-active" data-testid="backend-active" data-active=move || view_state.backend.get().0 data-cpu=move || view_state.cpu_kernels.get()>{active}</span>
             {move || view_state.backend_unavailable.get().map(|why| view! {
                 <details class="backend-why" data-testid="backend-why"><summary>"Why?"</summary>{why}</details>
             })}

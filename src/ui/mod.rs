@@ -134,6 +134,8 @@ pub struct TrainView {
     pub backend_speeds: RwSignal<Option<crate::worker::protocol::Speeds>>,
     /// Why Auto found no WebGPU (shown on demand).
     pub backend_unavailable: RwSignal<Option<String>>,
+    /// What the worker's CPU kernels run on (`Event::Backend`'s `cpu`).
+    pub cpu_kernels: RwSignal<String>,
     /// The training workers: asked for, taking part now, why fewer (`Event::Workers`).
     pub workers: RwSignal<Option<(usize, usize, Option<String>)>>,
     /// What splitting steps across the workers gave for this run: workers,
@@ -177,6 +179,7 @@ impl TrainView {
             backend_notice: RwSignal::new(None),
             backend_speeds: RwSignal::new(None),
             backend_unavailable: RwSignal::new(None),
+            cpu_kernels: RwSignal::new(String::new()),
             workers: RwSignal::new(None),
             worker_speeds: RwSignal::new(None),
         }
@@ -346,8 +349,9 @@ impl TrainView {
             Event::Prediction { probs } => self.prediction.set(Some(probs)),
             Event::DataFailed { message } => self.data.set(DataState::Failed(message)),
             Event::Error { message } => self.problem.set(Some(message)),
-            Event::Backend { active, adapter, notice, speeds, unavailable, .. } => {
+            Event::Backend { active, adapter, notice, speeds, unavailable, cpu, .. } => {
                 self.backend.set((active, adapter));
+                self.cpu_kernels.set(cpu);
                 self.backend_notice.set(notice);
                 self.backend_speeds.set(speeds);
                 self.backend_unavailable.set(unavailable);

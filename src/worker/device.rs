@@ -123,7 +123,8 @@ impl Session {
             Device::Gpu(g) => ("webgpu".to_string(), g.adapter.clone()),
         };
         let speeds = self.auto.as_ref().and_then(|a| a.speeds);
-        Event::Backend { choice, active, adapter, notice, speeds, unavailable: self.unavailable.clone() }
+        let (unavailable, cpu) = (self.unavailable.clone(), crate::backend::cpu::KERNELS.to_string());
+        Event::Backend { choice, active, adapter, notice, speeds, unavailable, cpu }
     }
 
     /// The GPU failed (`reason`): training goes on on the CPU from the last

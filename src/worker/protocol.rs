@@ -125,14 +125,34 @@ pub const MAX_WORKERS: usize = 8;
 /// no-modules build Trunk makes. The page starts the training worker with it,
 /// and the training worker its helpers (`HELPER_NAME`).
 ///
+/// Where the browser has WebAssembly's relaxed SIMD (`RELAXED_SIMD_PROBE`
+/// validates), the worker loads `FMA_WORKER_WASM`, the same worker built with
+/// fused multiply-adds (scripts/fma_worker.sh); if that file cannot be
+/// loaded, the plain one. The URLs enter the script as JSON strings, so a
+/// page address with quotes in it cannot add code to it.
+///
 /// # Errors
 /// The browser's, when it cannot make the blob or start the worker.
 #[cfg(target_arch = "wasm32")]
 pub fn spawn_worker(base: &str, name: &str) -> Result<web_sys::Worker, wasm_bindgen::JsValue> {
     use wasm_bindgen::JsValue;
+    let quoted = |file: &str| serde_json::to_string(&format!("{base}{file}")).expect("strings serialize");
     let script = js_sys::Array::new();
     script.push(&JsValue::from_str(&format!(
-        "importScripts('{base}layerlab-worker.js'); wasm_bindgen('{base}layerlab-worker_bg.wasm');"
+        "importScripts({glue});
+(function () {{
+  var plain = {plain}, fma = {fma}, relaxed = false;
+  try {{ relaxed = WebAssembly.validate(new Uint8Array({probe:?})); }} catch (e) {{}}
+  if (!relaxed) {{ wasm_bindgen(plain); return; }}
+  wasm_bindgen(fma).catch(function (e) {{
+    console.warn('layerlab: the FMA build of the worker did not load (' + e + '); loading the plain one');
+    return wasm_bindgen(plain);
+  }});
+}})();",
+        glue = quoted("layerlab-worker.js"),
+        plain = quoted("layerlab-worker_bg.wasm"),
+        fma = quoted(FMA_WORKER_WASM),
+        probe = RELAXED_SIMD_PROBE,
     )));
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("text/javascript");
@@ -142,6 +162,43 @@ pub fn spawn_worker(base: &str, name: &str) -> Result<web_sys::Worker, wasm_bind
     worker_options.set_name(name);
     web_sys::Worker::new_with_options(&url, &worker_options)
 }
+
+/// The training worker built with relaxed SIMD (scripts/fma_worker.sh), in
+/// the page's folder beside `layerlab-worker_bg.wasm`.
+pub const FMA_WORKER_WASM: &str = "layerlab-worker-fma_bg.wasm";
+
+/// The smallest module that uses relaxed SIMD: one function returning
+/// `f32x4.relaxed_madd` (opcode `0xfd 0x105`) of three constant vectors.
+/// `WebAssembly.validate` accepts it exactly where relaxed SIMD is on
+/// (tests/web.rs checks that in Chromium). Sections: type `() -> v128`, one
+/// function, its code.
+pub const RELAXED_SIMD_PROBE: [u8; 82] = {
+    let head: [u8; 24] = [
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+        0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // types: () -> v128
+        0x03, 0x02, 0x01, 0x00, // functions: one, of type 0
+        0x0a, 0x3d, 0x01, 0x3b, 0x00, // code: one body of 59 bytes, no locals
+    ];
+    let mut m = [0u8; 82];
+    let mut i = 0;
+    while i < 24 {
+        m[i] = head[i];
+        i += 1;
+    }
+    // Three `v128.const 0` (0xfd 0x0c and 16 zero bytes), then
+    // `f32x4.relaxed_madd` and `end`.
+    let mut k = 0;
+    while k < 3 {
+        m[24 + 18 * k] = 0xfd;
+        m[25 + 18 * k] = 0x0c;
+        k += 1;
+    }
+    m[78] = 0xfd;
+    m[79] = 0x85;
+    m[80] = 0x02;
+    m[81] = 0x0b;
+    m
+};
 
 /// The name of the training worker (`spawn_worker`).
 pub const TRAINER_NAME: &str = "layerlab-trainer";
@@ -329,7 +386,9 @@ pub enum Event {
     /// training moved to the CPU; `speeds` what Auto measured for the current
     /// model and batch size (`None` before it has); `unavailable` why there is
     /// no WebGPU, when Auto found none (information, not a notice: nothing
-    /// for the user to do).
+    /// for the user to do); `cpu` what this worker's CPU kernels run on
+    /// (`backend::cpu::KERNELS`: in the page, WebAssembly SIMD, with or
+    /// without fused multiply-adds).
     Backend {
         choice: BackendChoice,
         active: String,
@@ -339,6 +398,8 @@ pub enum Event {
         speeds: Option<Speeds>,
         #[serde(default)]
         unavailable: Option<String>,
+        #[serde(default)]
+        cpu: String,
     },
     /// The training workers: `wanted` asked for (`SetWorkers`), `running` those
     /// that take part in CPU steps now (1: this worker alone; helpers that are
@@ -425,3 +486,20 @@ pub const QUICK_EVAL_SAMPLES: usize = 1000;
 pub const EVAL_EVERY: usize = 100;
 /// Most example digits sent for one confusion-matrix cell.
 pub const MAX_EXAMPLES: usize = 24;
+
+#[cfg(test)]
+mod tests {
+    use super::RELAXED_SIMD_PROBE as P;
+
+    /// The probe's sizes add up: the code section's size byte (at 20) counts
+    /// the bytes after it, the body's (at 22) the bytes after it, and the body
+    /// ends with the `f32x4.relaxed_madd` (0xfd, LEB128 of 0x105) and `end`.
+    #[test]
+    fn the_relaxed_simd_probe_is_a_whole_module() {
+        assert_eq!(P[..8], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+        assert_eq!((P[19], P[20] as usize), (0x0a, P.len() - 21));
+        assert_eq!(P[22] as usize, P.len() - 23);
+        assert_eq!(P[P.len() - 4..], [0xfd, 0x85, 0x02, 0x0b]);
+        assert_eq!(0x85 & 0x7f | 0x02 << 7, 0x105);
+    }
+}

@@ -55,6 +55,20 @@ pub mod recurrent;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod wasm_gemm;
 
+/// What this build's CPU kernels run on, for the page's backend line: in the
+/// browser, WebAssembly's 128-bit SIMD, "with FMA" in the worker built with
+/// relaxed SIMD (scripts/fma_worker.sh: the GEMM kernel's multiply-adds
+/// fused); natively, the machine's own vector instructions, chosen at run time.
+pub const KERNELS: &str = if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+    "WebAssembly SIMD with FMA"
+} else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+    "WebAssembly SIMD"
+} else if cfg!(target_arch = "wasm32") {
+    "WebAssembly"
+} else {
+    "native"
+};
+
 /// `c = a @ b + beta * c` for 2-d views with arbitrary strides.
 pub fn gemm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
     let (m, k) = a.dim();

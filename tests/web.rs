@@ -96,6 +96,19 @@ fn simd_gemm_matches_a_plain_loop() {
     assert!(want.iter().zip(ct.t().iter()).all(|(w, g)| (w - g).abs() < 1e-5));
 }
 
+/// The convolution's im2col and col2im (rows copied and added four lanes at a
+/// time in wasm) against the direct convolution.
+#[wasm_bindgen_test]
+fn conv2d_in_chunks_matches_direct_convolution() {
+    common::conv2d_in_chunks_matches_direct_convolution();
+}
+
+/// The 2x2 max pool's SIMD path (four outputs at a time) against its definition.
+#[wasm_bindgen_test]
+fn max_pool_matches_its_definition() {
+    common::max_pool_matches_its_definition();
+}
+
 /// The page's workers load the build with fused multiply-adds where
 /// `WebAssembly.validate` accepts the relaxed-SIMD probe: Chromium does
 /// (relaxed SIMD is on by default since Chromium 114). The same module with

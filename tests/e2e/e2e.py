@@ -547,6 +547,52 @@ def main():
             assert kernels["plain/"] == "WebAssembly SIMD", kernels
             assert close_curves(curves[""], curves["plain/"], 1e-3), curves
 
+        def page_speed():
+            # Not a check: figures (run only when E2E_ONLY names it; see
+            # scripts/page_vs_torch.py). Training samples/s of each preset
+            # (E2E_SPEED_PRESETS), each number of workers (E2E_SPEED_WORKERS)
+            # and each build of the worker (E2E_SPEED_BUILDS: fma, the page as
+            # served; plain, without the FMA file), from the loss chart's
+            # steps over wall time between steps 80 and 380 (the split is
+            # measured on steps 1-8 and 59-66; the evaluations at steps 100,
+            # 200 and 300 are in it, as they are for a user). One line each,
+            # "e2e-speed {json}".
+            env = lambda k, d: [v for v in os.environ.get(k, d).split(",") if v]
+            presets = env("E2E_SPEED_PRESETS", "seed-cnn,seed-lstm,tiny-vit")
+            counts = [int(n) for n in env("E2E_SPEED_WORKERS", "1,2")]
+            builds = env("E2E_SPEED_BUILDS", "fma,plain")
+            first, last = 80, 380
+            for build in builds:
+                sp = new_page()
+                try:
+                    req("POST", sp.s + "/url", {"url": url + ("plain/" if build == "plain" else "")})
+                    sp.wait("MNIST", lambda: "Ready to train" in (sp.by_testid("status") or ""), 90)
+                    kernels = sp.wait("the CPU line", lambda: sp.by_testid("backend-active", "data-cpu"), 30)
+                    cores = int(sp.js("return navigator.hardwareConcurrency;"))
+                    for preset in presets:
+                        choose(sp, "preset-select", preset)
+                        for n in counts:
+                            choose(sp, "workers-select", str(n))
+                            sp.wait(f"{n} workers", lambda: sp.by_testid("workers-active", "data-running") == str(n), 60)
+                            sp.click("reset-button")
+                            sp.wait("ready to train", lambda: "Ready to train" in (sp.by_testid("status") or ""), 60)
+                            sp.click("train-button")
+                            points = lambda: int(sp.by_testid("loss-chart", "data-points") or 0)
+                            sp.wait(f"{first} steps", lambda: points() >= first, 600)
+                            p0, t0, cpu0 = points(), time.time(), thread_times()
+                            sp.wait(f"{last} steps", lambda: points() >= last, 600)
+                            p1, wall = points(), time.time() - t0
+                            cpu = busiest_threads(cpu0, thread_times(), wall, sp.profile)
+                            batch = int(sp.js("var e=document.querySelector('[data-testid=\"batch-input\"]'); return e ? Number(e.value) : 64;") or 64)
+                            line = {"build": build, "kernels": kernels, "preset": preset, "workers": n, "cores": cores,
+                                    "steps": p1 - p0, "seconds": round(wall, 3), "samples_per_s": round((p1 - p0) * batch / wall, 1),
+                                    "workers_line": sp.by_testid("workers-active"), "threads": cpu}
+                            print("e2e-speed " + json.dumps(line), flush=True)
+                            sp.click("pause-button")
+                            sp.wait("training to pause", lambda: "Paused" in (sp.by_testid("status") or ""), 60)
+                finally:
+                    req("DELETE", sp.s)
+
         def close_curves(a, b, tol=1e-4):
             return all(abs(float(x) - float(y)) <= tol * max(1.0, abs(float(y))) for x, y in zip(a, b))
 
@@ -808,6 +854,9 @@ def main():
         checks.append(("fma_worker", fma_worker))
         checks.append(("corrupt_data", corrupt_data))
         checks.append(("offline", offline))
+        only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]
+        if "page_speed" in only:
+            checks.append(("page_speed", page_speed))
         only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]
         for name, fn in checks:
             if not only or name == "loads" or name in only:

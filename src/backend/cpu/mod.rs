@@ -161,7 +161,7 @@ pub fn im2col(x: &[f32], g: &Window, images: std::ops::Range<usize>, cols: &mut 
                         let src = &plane[iy * g.w..][..g.w];
                         let d = &mut dst[oy * ow..][..ow];
                         if g.sw == 1 {
-                            d[ox_range.clone()].copy_from_slice(&src[ix0..ix0 + ox_range.len()]);
+                            copy_row(&mut d[ox_range.clone()], &src[ix0..ix0 + ox_range.len()]);
                         } else {
                             for (k, ox) in ox_range.enumerate() {
                                 d[ox] = src[ix0 + k * g.sw];
@@ -171,6 +171,68 @@ pub fn im2col(x: &[f32], g: &Window, images: std::ops::Range<usize>, cols: &mut 
                 }
             }
         }
+    }
+}
+
+/// Copies `src` into `dst`, a row of a few pixels (same length). In wasm a
+/// `copy_from_slice` whose length is not known when compiling is a
+/// `memory.copy`, which V8 runs as a call into the engine: for the rows of 3
+/// to 26 pixels that `im2col` copies (300,000 of them per Seed CNN step) the
+/// call cost more than the copy, 6 % of the step. There it is four lanes at a
+/// time; natively, `copy_from_slice` (inlined).
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_row: lengths differ");
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{v128, v128_load, v128_store};
+        let n = dst.len();
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        let mut i = 0;
+        // SAFETY: every access is below n, the length of both slices.
+        unsafe {
+            while i + 4 <= n {
+                v128_store(d.add(i) as *mut v128, v128_load(s.add(i) as *const v128));
+                i += 4;
+            }
+            // At most three left: no loop, which LLVM would make a memory.copy again.
+            if i + 2 <= n {
+                (d.add(i) as *mut u64).write_unaligned((s.add(i) as *const u64).read_unaligned());
+                i += 2;
+            }
+            if i < n {
+                *d.add(i) = *s.add(i);
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    dst.copy_from_slice(src);
+}
+
+/// Adds `src` onto `dst`, a row of a few pixels (same length): in wasm four
+/// lanes at a time, as `copy_row` copies (LLVM's vectorised loop checks for
+/// overlap and runs a scalar prologue first, costly on rows of a dozen).
+#[inline(always)]
+fn add_row(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "add_row: lengths differ");
+    // Advanced by the wasm SIMD loop below; natively the scalar loop starts at 0.
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(unused_mut))]
+    let mut i = 0;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{f32x4_add, v128, v128_load, v128_store};
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        while i + 4 <= dst.len() {
+            // SAFETY: i + 4 <= the length of both slices.
+            unsafe {
+                let q = d.add(i) as *mut v128;
+                v128_store(q, f32x4_add(v128_load(q), v128_load(s.add(i) as *const v128)));
+            }
+            i += 4;
+        }
+    }
+    for (d, s) in dst[i..].iter_mut().zip(&src[i..]) {
+        *d += s;
     }
 }
 
@@ -192,9 +254,7 @@ pub fn col2im(cols: &[f32], g: &Window, images: std::ops::Range<usize>, dx: &mut
                         let dst = &mut plane[iy * g.w..][..g.w];
                         let s = &src[oy * ow..][..ow];
                         if g.sw == 1 {
-                            for (d, s) in dst[ix0..ix0 + ox_range.len()].iter_mut().zip(&s[ox_range]) {
-                                *d += s;
-                            }
+                            add_row(&mut dst[ix0..ix0 + ox_range.len()], &s[ox_range]);
                         } else {
                             for (k, ox) in ox_range.enumerate() {
                                 dst[ix0 + k * g.sw] += s[ox];
@@ -388,57 +448,95 @@ fn sum_f64(v: &[f32]) -> f64 {
 pub fn max_pool_forward(x: &[f32], g: &Window) -> (Vec<f32>, Vec<u32>) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let planes = g.n * g.c;
-    let mut out = Vec::with_capacity(planes * oh * ow);
-    let mut arg = Vec::with_capacity(planes * oh * ow);
-    let (mut best, mut best_idx) = (vec![0.0f32; ow], vec![0u32; ow]);
-    if ow == 0 {
+    let mut out = vec![0.0f32; planes * oh * ow];
+    let mut arg = vec![0u32; planes * oh * ow];
+    if ow == 0 || oh == 0 {
         return (out, arg);
     }
-    for p in 0..planes {
+    let rows = out.chunks_exact_mut(ow).zip(arg.chunks_exact_mut(ow));
+    for (r, (best, best_idx)) in rows.enumerate() {
+        let (p, oy) = (r / oh, r % oh);
         let plane = &x[p * g.h * g.w..][..g.h * g.w];
-        for oy in 0..oh {
-            let base = oy * g.sh * g.w;
-            if (g.kh, g.kw, g.sw) == (2, 2, 2) {
-                // Keras's default pool: two input rows, pairs of columns, no
-                // index arithmetic in the loop.
-                let (r0, r1) = (&plane[base..][..2 * ow], &plane[base + g.w..][..2 * ow]);
-                let taps = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-                for (ox, ((a, b), (v, i))) in taps.zip(best.iter_mut().zip(best_idx.iter_mut())).enumerate() {
-                    // Selects, first maximum in row-major tap order.
-                    let at = (base + 2 * ox) as u32;
-                    let (mut m, mut k) = (a[0], at);
-                    (m, k) = if a[1] > m { (a[1], at + 1) } else { (m, k) };
-                    let below = at + g.w as u32;
-                    (m, k) = if b[0] > m { (b[0], below) } else { (m, k) };
-                    (m, k) = if b[1] > m { (b[1], below + 1) } else { (m, k) };
-                    (*v, *i) = (m, k);
+        let base = oy * g.sh * g.w;
+        if (g.kh, g.kw, g.sw) == (2, 2, 2) {
+            // Keras's default pool: two input rows, pairs of columns.
+            let (r0, r1) = (&plane[base..][..2 * ow], &plane[base + g.w..][..2 * ow]);
+            max_pool_2x2_row(r0, r1, base as u32, g.w as u32, best, best_idx);
+            continue;
+        }
+        for (ox, (v, i)) in best.iter_mut().zip(best_idx.iter_mut()).enumerate() {
+            *v = plane[base + ox * g.sw];
+            *i = (base + ox * g.sw) as u32;
+        }
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                if i == 0 && j == 0 {
+                    continue;
                 }
-            } else {
-                for (ox, (v, i)) in best.iter_mut().zip(best_idx.iter_mut()).enumerate() {
-                    *v = plane[base + ox * g.sw];
-                    *i = (base + ox * g.sw) as u32;
-                }
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        if i == 0 && j == 0 {
-                            continue;
-                        }
-                        let row = base + i * g.w + j;
-                        let taps = plane[row..row + (ow - 1) * g.sw + 1].iter().step_by(g.sw);
-                        // Selects instead of branches: which tap wins is data-dependent.
-                        for (ox, ((b, bi), &v)) in best.iter_mut().zip(best_idx.iter_mut()).zip(taps).enumerate() {
-                            let larger = v > *b;
-                            *b = if larger { v } else { *b };
-                            *bi = if larger { (row + ox * g.sw) as u32 } else { *bi };
-                        }
-                    }
+                let row = base + i * g.w + j;
+                let taps = plane[row..row + (ow - 1) * g.sw + 1].iter().step_by(g.sw);
+                // Selects instead of branches: which tap wins is data-dependent.
+                for (ox, ((b, bi), &v)) in best.iter_mut().zip(best_idx.iter_mut()).zip(taps).enumerate() {
+                    let larger = v > *b;
+                    *b = if larger { v } else { *b };
+                    *bi = if larger { (row + ox * g.sw) as u32 } else { *bi };
                 }
             }
-            out.extend_from_slice(&best);
-            arg.extend_from_slice(&best_idx);
         }
     }
     (out, arg)
+}
+
+/// One output row of a 2x2 max pool with stride 2: output `ox` is the largest
+/// of `r0[2ox]`, `r0[2ox+1]`, `r1[2ox]`, `r1[2ox+1]` (the first of them on
+/// ties, as compared by `>`: a NaN wins only in the first place), and its
+/// index in the plane, where `r0` starts at `at` and `r1` one row of `w`
+/// below. Which tap wins is data: as branches it mispredicts half the time,
+/// so it is selects, four outputs at a time in wasm SIMD.
+#[inline]
+fn max_pool_2x2_row(r0: &[f32], r1: &[f32], at: u32, w: u32, best: &mut [f32], best_idx: &mut [u32]) {
+    let ow = best.len();
+    assert!(r0.len() >= 2 * ow && r1.len() >= 2 * ow && best_idx.len() == ow, "max_pool_2x2_row: lengths");
+    // Advanced by the wasm SIMD loop below; natively the scalar loop starts at 0.
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(unused_mut))]
+    let mut ox = 0;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::*;
+        let even_odd = |v: &[f32]| {
+            // SAFETY: `v` has eight values (the caller's bounds).
+            let (lo, hi) =
+                unsafe { (v128_load(v.as_ptr() as *const v128), v128_load(v.as_ptr().add(4) as *const v128)) };
+            (i32x4_shuffle::<0, 2, 4, 6>(lo, hi), i32x4_shuffle::<1, 3, 5, 7>(lo, hi))
+        };
+        let steps = u32x4(0, 2, 4, 6);
+        while ox + 4 <= ow {
+            let (a0, a1) = even_odd(&r0[2 * ox..][..8]);
+            let (b0, b1) = even_odd(&r1[2 * ox..][..8]);
+            let first = u32x4_add(u32x4_splat(at + 2 * ox as u32), steps);
+            let (mut m, mut k) = (a0, first);
+            for (v, offset) in [(a1, 1), (b0, w), (b1, w + 1)] {
+                let larger = f32x4_gt(v, m);
+                m = v128_bitselect(v, m, larger);
+                k = v128_bitselect(u32x4_add(first, u32x4_splat(offset)), k, larger);
+            }
+            // SAFETY: outputs ox..ox+4 are within `best` and `best_idx`.
+            unsafe {
+                v128_store(best.as_mut_ptr().add(ox) as *mut v128, m);
+                v128_store(best_idx.as_mut_ptr().add(ox) as *mut v128, k);
+            }
+            ox += 4;
+        }
+    }
+    for ox in ox..ow {
+        let (a, b) = (&r0[2 * ox..2 * ox + 2], &r1[2 * ox..2 * ox + 2]);
+        let i = at + 2 * ox as u32;
+        let (mut m, mut k) = (a[0], i);
+        (m, k) = if a[1] > m { (a[1], i + 1) } else { (m, k) };
+        (m, k) = if b[0] > m { (b[0], i + w) } else { (m, k) };
+        (m, k) = if b[1] > m { (b[1], i + w + 1) } else { (m, k) };
+        (best[ox], best_idx[ox]) = (m, k);
+    }
 }
 
 pub fn max_pool_backward(dy: &[f32], arg: &[u32], g: &Window) -> Vec<f32> {

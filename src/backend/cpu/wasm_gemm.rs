@@ -82,13 +82,30 @@ pub unsafe fn sgemm(
 }
 
 /// Copies a `kc x nc` block of B into panels of NR columns: panel `jp` holds, for
-/// each depth p, its NR values (zero past the last column).
+/// each depth p, its NR values (zero past the last column). A B stored
+/// transposed (`rsb == 1`: a convolution's weight gradient, `dY x patches^T`)
+/// is read four depths of each column at a time and transposed in registers.
 unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, out: &mut [f32]) {
     for jp in 0..nc.div_ceil(NR) {
         let panel = &mut out[jp * NR * kc..(jp + 1) * NR * kc];
         let cols = NR.min(nc - jp * NR);
-        for p in 0..kc {
-            let row = b.offset(p as isize * rsb + (jp * NR) as isize * csb);
+        let first = b.offset((jp * NR) as isize * csb);
+        let mut p0 = 0;
+        if cols == NR && rsb == 1 && csb != 1 {
+            while p0 + 4 <= kc {
+                for half in 0..2 {
+                    let col =
+                        |q: usize| v128_load(first.offset((half * 4 + q) as isize * csb + p0 as isize) as *const v128);
+                    let t = transpose4([col(0), col(1), col(2), col(3)]);
+                    for (d, v) in t.into_iter().enumerate() {
+                        v128_store(panel.as_mut_ptr().add((p0 + d) * NR + half * 4) as *mut v128, v);
+                    }
+                }
+                p0 += 4;
+            }
+        }
+        for p in p0..kc {
+            let row = first.offset(p as isize * rsb);
             let dst = &mut panel[p * NR..(p + 1) * NR];
             if cols == NR && csb == 1 {
                 dst.copy_from_slice(std::slice::from_raw_parts(row, NR));
@@ -102,14 +119,43 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, ou
 }
 
 /// Copies an `mc x kc` block of A into panels of MR rows: panel `ip` holds, for
-/// each depth p, its MR values (zero past the last row).
+/// each depth p, its MR values (zero past the last row). A row-major A is
+/// read four depths of each row at a time and transposed in registers; a
+/// transposed one (`rsa == 1`, the input gradient's `W^T`) has each depth's
+/// MR values side by side already.
 unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: &mut [f32]) {
     for ip in 0..mc.div_ceil(MR) {
         let panel = &mut out[ip * MR * kc..(ip + 1) * MR * kc];
         let rows = MR.min(mc - ip * MR);
+        let first = a.offset((ip * MR) as isize * rsa);
+        if rows == MR && csa == 1 && rsa != 1 {
+            let mut p0 = 0;
+            while p0 + 4 <= kc {
+                let row = |i: usize| v128_load(first.offset(i as isize * rsa + p0 as isize) as *const v128);
+                for (d, v) in transpose4([row(0), row(1), row(2), row(3)]).into_iter().enumerate() {
+                    v128_store(panel.as_mut_ptr().add((p0 + d) * MR) as *mut v128, v);
+                }
+                p0 += 4;
+            }
+            for p in p0..kc {
+                for i in 0..MR {
+                    panel[p * MR + i] = *first.offset(i as isize * rsa + p as isize);
+                }
+            }
+            continue;
+        }
+        if rows == MR && rsa == 1 {
+            for p in 0..kc {
+                v128_store(
+                    panel.as_mut_ptr().add(p * MR) as *mut v128,
+                    v128_load(first.offset(p as isize * csa) as *const v128),
+                );
+            }
+            continue;
+        }
         for i in 0..MR {
             if i < rows {
-                let src = a.offset((ip * MR + i) as isize * rsa);
+                let src = first.offset(i as isize * rsa);
                 for p in 0..kc {
                     panel[p * MR + i] = *src.offset(p as isize * csa);
                 }
@@ -120,6 +166,19 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, ou
             }
         }
     }
+}
+
+/// The transpose of a 4 x 4 block held as four rows: four columns.
+#[inline(always)]
+fn transpose4([r0, r1, r2, r3]: [v128; 4]) -> [v128; 4] {
+    let (t0, t1) = (i32x4_shuffle::<0, 4, 1, 5>(r0, r1), i32x4_shuffle::<2, 6, 3, 7>(r0, r1));
+    let (t2, t3) = (i32x4_shuffle::<0, 4, 1, 5>(r2, r3), i32x4_shuffle::<2, 6, 3, 7>(r2, r3));
+    [
+        i32x4_shuffle::<0, 1, 4, 5>(t0, t2),
+        i32x4_shuffle::<2, 3, 6, 7>(t0, t2),
+        i32x4_shuffle::<0, 1, 4, 5>(t1, t3),
+        i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
+    ]
 }
 
 /// `a * b + c`: one fused multiply-add where the build has relaxed SIMD

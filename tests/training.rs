@@ -199,14 +199,14 @@ fn threads_train_as_one_thread_does() {
     t.step().unwrap();
     let state = |t: &Trainer| pollster::block_on(t.checkpoint().to_host()).unwrap();
     let before = state(&t);
-    let (mut split, jobs) = t.split_step(2).expect("a batch of 64 splits in 2");
+    let (mut split, jobs) = t.split_step(2, None).expect("a batch of 64 splits in 2");
     t.train_own_part(&mut split);
     assert!(state(&t) == before, "a checkpoint while the parts are out");
     let replica = layerlab::train::Replica::new(&t.model.spec).unwrap();
     let parts: Vec<_> = jobs.iter().map(|j| replica.run(j).unwrap()).collect();
     drop(split);
     assert!(state(&t) == before, "a dropped split step");
-    let (mut split, jobs) = t.split_step(2).unwrap();
+    let (mut split, jobs) = t.split_step(2, None).unwrap();
     t.train_own_part(&mut split);
     let again: Vec<_> = jobs.iter().map(|j| replica.run(j).unwrap()).collect();
     assert_eq!(again, parts, "the same parts again, dropout seeds and all");

@@ -160,6 +160,13 @@ pub struct SplitStep {
     rng: ChaCha8Rng,
 }
 
+impl SplitStep {
+    /// Examples in the step's batch, and in the trainer's own part of it.
+    pub fn rows(&self) -> (usize, usize) {
+        (self.begun.batch.shape[0], self.parts.first().map_or(0, |r| r.len()))
+    }
+}
+
 impl PendingStep {
     /// The step's metric words: the loss's bits, right predictions, non-finite
     /// values (ready at once on the CPU; one small readback on the GPU).
@@ -375,7 +382,7 @@ impl Trainer {
     /// threads (`set_threads`) the batch is split across them.
     pub fn begin_step(&mut self) -> PendingStep {
         #[cfg(not(target_arch = "wasm32"))]
-        if let Some((mut split, jobs)) = self.split_step(self.threads()) {
+        if let Some((mut split, jobs)) = self.split_step(self.threads(), None) {
             let pool = self.pool.as_ref().expect("threads() > 1 has a pool");
             jobs.into_iter().enumerate().for_each(|(k, job)| pool.send(k, job));
             self.train_own_part(&mut split);
@@ -449,19 +456,20 @@ impl Trainer {
     }
 
     /// Begins the next step split into `parts` contiguous parts of its batch
-    /// (as even as can be; fewer when the batch has fewer examples): the
+    /// (as even as can be, or the first `own_rows` long and the others even;
+    /// fewer when the batch has fewer examples): the
     /// trainer computes the first (`train_own_part`), and the returned jobs,
     /// parts 2 onwards, go to `Replica`s elsewhere, whose results complete the
     /// step (`finish_split`). Each helper's dropout seed is drawn from the
     /// trainer's generator. `None`, with nothing changed, when there is
     /// nothing to split: fewer than 2 parts or examples, or a model on the GPU.
-    pub fn split_step(&mut self, parts: usize) -> Option<(SplitStep, Vec<PartJob>)> {
+    pub fn split_step(&mut self, parts: usize, own_rows: Option<usize>) -> Option<(SplitStep, Vec<PartJob>)> {
         let rows = (self.cursor + self.batch_size).min(self.order.len()) - self.cursor;
         if parts < 2 || rows < 2 || self.device().is_gpu() {
             return None;
         }
         let begun = self.step_start();
-        let ranges = parallel::split(rows, parts.min(rows));
+        let ranges = parallel::split_with_first(rows, parts.min(rows), own_rows);
         let mut weights = Vec::with_capacity(self.params.iter().map(|(_, p)| p.len()).sum());
         for (_, p) in &self.params {
             weights.extend(p.value().iter());

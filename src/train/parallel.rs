@@ -221,6 +221,17 @@ impl Drop for Pool {
     }
 }
 
+/// `rows` split into `parts` contiguous ranges, the first `first` rows long
+/// (kept between 1 and what leaves every other part a row) and the others as
+/// even as can be; `None`: all as even as can be (`split`).
+pub(crate) fn split_with_first(rows: usize, parts: usize, first: Option<usize>) -> Vec<std::ops::Range<usize>> {
+    let Some(first) = first.filter(|_| parts >= 2 && rows >= parts) else { return split(rows, parts) };
+    let first = first.clamp(1, rows - (parts - 1));
+    std::iter::once(0..first)
+        .chain(split(rows - first, parts - 1).into_iter().map(|r| r.start + first..r.end + first))
+        .collect()
+}
+
 /// `rows` split into `parts` contiguous ranges as even as can be (the first
 /// ones one longer).
 pub(crate) fn split(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
@@ -234,4 +245,22 @@ pub(crate) fn split(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
             r
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{split, split_with_first};
+
+    #[test]
+    fn a_batch_splits_evenly_or_with_the_first_part_given() {
+        assert_eq!(split(7, 3), [0..3, 3..5, 5..7]);
+        assert_eq!(split_with_first(7, 3, None), split(7, 3));
+        assert_eq!(split_with_first(64, 2, Some(34)), [0..34, 34..64]);
+        assert_eq!(split_with_first(64, 3, Some(20)), [0..20, 20..42, 42..64]);
+        // Every part keeps a row; the first has one at least.
+        assert_eq!(split_with_first(4, 3, Some(9)), [0..2, 2..3, 3..4]);
+        assert_eq!(split_with_first(4, 3, Some(0)), [0..1, 1..3, 3..4]);
+        // Too few rows for the parts: as `split` does.
+        assert_eq!(split_with_first(2, 3, Some(1)), split(2, 3));
+    }
 }

@@ -125,7 +125,9 @@ pub async fn train_slice(
                 for (k, job) in jobs.into_iter().enumerate() {
                     helpers.send(k, &spec, job);
                 }
+                let own_started = web_time::Instant::now();
                 cell.with(|s| s.train_own_part(generation, &mut split));
+                let (own, waiting) = (own_started.elapsed(), web_time::Instant::now());
                 // Every helper's answer is awaited, even after a failure, so
                 // that none is left out to be taken for the next step's.
                 let mut parts = Ok(Vec::with_capacity(sent));
@@ -135,6 +137,10 @@ pub async fn train_slice(
                         (Err(e), Ok(_)) => parts = Err(e),
                         (_, Err(_)) => {}
                     }
+                }
+                let (wait, (rows, own_rows)) = (waiting.elapsed(), split.rows());
+                if parts.is_ok() {
+                    cell.with(|s| s.split.balance(generation, own, wait, own_rows, rows));
                 }
                 match cell.with(|s| s.finish_split(&mut slice, generation, split, parts)) {
                     Some(pending) => pending,
@@ -260,7 +266,8 @@ impl Session {
         let generation = self.generation;
         let parts = if self.split.split_next(generation, helpers) { helpers + 1 } else { 1 };
         let t = self.trainer.as_mut()?;
-        match t.split_step(parts) {
+        let rows = t.model.spec.training.batch_size.min(t.train_set().len());
+        match t.split_step(parts, self.split.own_rows(rows, parts)) {
             Some((split, jobs)) => {
                 let spec = t.model.spec.clone();
                 self.split_out = true;

@@ -555,8 +555,9 @@ def main():
             # served; plain, without the FMA file), from the loss chart's
             # steps over wall time between steps 80 and 380 (the split is
             # measured on steps 1-8 and 59-66; the evaluations at steps 100,
-            # 200 and 300 are in it, as they are for a user). One line each,
-            # "e2e-speed {json}".
+            # 200 and 300 are in it, as they are for a user), and the page's
+            # own figure then ("shown": training only, as PyTorch's harness
+            # times it). One line each, "e2e-speed {json}".
             env = lambda k, d: [v for v in os.environ.get(k, d).split(",") if v]
             presets = env("E2E_SPEED_PRESETS", "seed-cnn,seed-lstm,tiny-vit")
             counts = [int(n) for n in env("E2E_SPEED_WORKERS", "1,2")]
@@ -582,10 +583,12 @@ def main():
                             p0, t0, cpu0 = points(), time.time(), thread_times()
                             sp.wait(f"{last} steps", lambda: points() >= last, 600)
                             p1, wall = points(), time.time() - t0
+                            # The page's own figure: training only, the evaluations left out.
+                            shown = sp.by_testid("speed-value")
                             cpu = busiest_threads(cpu0, thread_times(), wall, sp.profile)
                             batch = int(sp.js("var e=document.querySelector('[data-testid=\"batch-input\"]'); return e ? Number(e.value) : 64;") or 64)
                             line = {"build": build, "kernels": kernels, "preset": preset, "workers": n, "cores": cores,
-                                    "steps": p1 - p0, "seconds": round(wall, 3), "samples_per_s": round((p1 - p0) * batch / wall, 1),
+                                    "steps": p1 - p0, "seconds": round(wall, 3), "samples_per_s": round((p1 - p0) * batch / wall, 1), "shown": shown,
                                     "workers_line": sp.by_testid("workers-active"), "threads": cpu}
                             print("e2e-speed " + json.dumps(line), flush=True)
                             sp.click("pause-button")

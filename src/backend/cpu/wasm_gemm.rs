@@ -10,11 +10,13 @@
 //!
 //! Built with relaxed SIMD (the page's FMA worker, scripts/fma_worker.sh) the
 //! kernel's multiply-adds are `f32x4.relaxed_madd`, which V8 compiles to one
-//! FMA instruction where the CPU has one (x86's FMA3): half the instructions,
-//! and W1 about 1.15x faster in Node.js on a Zen 3. Whether the product is
-//! rounded before the add is then the machine's choice (the proposal's
-//! "relaxed" semantics); both are within the tests' tolerance. A 6 x 8 tile,
-//! which FMA's free registers seemed to allow, ran 1.3x slower (V8 spills).
+//! FMA instruction where the CPU has one (x86's FMA3): half the instructions.
+//! That pays where multiplies and adds share the FMA pipes (Intel's cores);
+//! on an AMD Zen 5, which has separate add pipes, the page measured the same
+//! speed either way (README, Benchmarks). Whether the product is rounded
+//! before the add is then the machine's choice (the proposal's "relaxed"
+//! semantics); both are within the tests' tolerance. A 6 x 8 tile, which
+//! FMA's free registers seemed to allow, ran 1.3x slower (V8 spills).
 
 use core::arch::wasm32::*;
 use std::cell::RefCell;

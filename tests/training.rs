@@ -234,3 +234,52 @@ fn threads_train_as_one_thread_does() {
     };
     assert_eq!(diverge(1), diverge(2));
 }
+
+#[test]
+fn an_evaluation_in_parts_gives_the_figures_of_one() {
+    // The page splits an evaluation across its workers: the trainer keeps
+    // the first part (`eval_logits`), replicas compute the others' logits,
+    // and `eval_metrics` over all of them in order gives `evaluate`'s
+    // figures. A digit task and a sequence task (a prediction per position).
+    for preset in ["seed-cnn", "reverse-transformer"] {
+        let spec = layerlab::preset(preset).unwrap();
+        let mut t = match preset {
+            "seed-cnn" => {
+                let (train, test) = data(128, 301);
+                Trainer::new(&spec, train, test).unwrap()
+            }
+            _ => {
+                let (train, test) = layerlab::data::Data::generated(&spec.input, spec.training.seed).unwrap();
+                Trainer::new(&spec, train, test).unwrap()
+            }
+        };
+        t.step().unwrap();
+        let whole = t.evaluate(Some(250));
+        let (own, jobs) = t.evaluation_parts(250, 3).expect("250 examples in 3 parts");
+        assert_eq!((own.clone(), jobs.len()), (0..84, 2), "{preset}");
+        assert!(jobs.iter().all(|j| j.evaluate && j.shape[0] == 83), "{preset}");
+        let replica = layerlab::train::Replica::new(&spec).unwrap();
+        let mut logits = layerlab::train::eval_logits(&t.model, t.test_set(), own);
+        for job in &jobs {
+            let part = replica.run(job).unwrap();
+            assert!(part.reached.is_empty(), "{preset}: an evaluation part has no gradients");
+            logits.extend(part.values);
+        }
+        let parts = layerlab::train::eval_metrics(&t.model, t.test_set(), 250, &logits);
+        assert_eq!(parts.samples, 250);
+        assert!(
+            (parts.loss - whole.loss).abs() <= 1e-5 * whole.loss.abs().max(1.0),
+            "{preset}: {} vs {}",
+            parts.loss,
+            whole.loss
+        );
+        assert_eq!(
+            (parts.accuracy, &parts.confusion, &parts.predicted),
+            (whole.accuracy, &whole.confusion, &whole.predicted),
+            "{preset}"
+        );
+        assert_eq!(parts.sequence_accuracy, whole.sequence_accuracy, "{preset}");
+        // Fewer examples than parts, or one part: not split.
+        assert!(t.evaluation_parts(2, 3).is_none() && t.evaluation_parts(250, 1).is_none());
+    }
+}

@@ -589,6 +589,8 @@ struct InProcess {
     replicas: Vec<std::cell::RefCell<Option<(layerlab::nn::ModelSpec, layerlab::train::Replica)>>>,
     answers: std::cell::RefCell<Vec<Option<Result<layerlab::train::PartResult, String>>>>,
     jobs: std::cell::Cell<usize>,
+    /// Of the jobs, the parts of evaluations.
+    evaluations: std::cell::Cell<usize>,
     fail_job: Option<usize>,
     failed: std::cell::Cell<bool>,
 }
@@ -599,6 +601,7 @@ impl InProcess {
             replicas: (0..helpers).map(|_| Default::default()).collect(),
             answers: std::cell::RefCell::new(vec![None; helpers]),
             jobs: Default::default(),
+            evaluations: Default::default(),
             fail_job,
             failed: Default::default(),
         }
@@ -619,6 +622,7 @@ impl layerlab::worker::Helpers for InProcess {
             *replica = Some((spec.clone(), layerlab::train::Replica::new(spec).unwrap()));
         }
         self.jobs.set(self.jobs.get() + 1);
+        self.evaluations.set(self.evaluations.get() + usize::from(job.evaluate));
         let answer = match Some(self.jobs.get()) == self.fail_job {
             true => Err("a simulated failure".to_string()),
             false => replica.as_ref().unwrap().1.run(&job).map_err(|e| e.to_string()),
@@ -705,6 +709,81 @@ fn workers_split_each_step_and_train_as_one_does() {
         assert!(close(&parts, &one, 1e-4), "{preset}, {} workers: {parts:?} against {one:?}", helpers + 1);
         assert!(close(&w, &w1, 1e-3), "{preset}, {} workers: the weights differ", helpers + 1);
         assert!(parts[7] < parts[0], "{parts:?}");
+    }
+}
+
+/// `steps` steps of `spec` on 640 examples, in slices of at most 4 steps,
+/// with `helpers`, every step split (`Session::force_split`); all events,
+/// and the session.
+fn train_split(
+    spec: &layerlab::nn::ModelSpec,
+    steps: usize,
+    helpers: &impl layerlab::worker::Helpers,
+) -> (Vec<Event>, Session) {
+    let mut s = session(640);
+    s.force_split(Some(true));
+    s.handle(Command::SetSpec { spec: spec.clone() });
+    s.handle(Command::Train);
+    let (mut all, mut done) = (Vec::new(), 0);
+    while done < steps {
+        let cell = std::cell::RefCell::new(&mut s);
+        let events = pollster::block_on(layerlab::worker::train_slice(
+            &cell,
+            helpers,
+            (steps - done).min(4),
+            f64::INFINITY,
+            |_| {},
+        ));
+        assert!(!losses(&events).is_empty(), "the run stopped after {done} steps: {events:?}");
+        done += losses(&events).len();
+        all.extend(events);
+    }
+    (all, s)
+}
+
+#[test]
+fn a_split_run_splits_its_evaluations_too() {
+    // The evaluation after step 100 of a run whose steps are split across
+    // helpers: each helper computes the logits of its share of the test
+    // examples, this worker its own, and the figures are those of the same
+    // weights evaluated in one worker (Pause evaluates them so, at once).
+    // The split is forced: in this thread helpers are never faster.
+    let mut spec = layerlab::preset("seed-cnn").unwrap();
+    // 10 steps an epoch: 110 steps, an evaluation after step 100.
+    spec.training.epochs = 11;
+    let evaluations = |events: &[Event]| -> Vec<(usize, f32, f32, Vec<Vec<u32>>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Evaluation { step, accuracy, loss, samples: 500, confusion, .. } => {
+                    Some((*step, *accuracy, *loss, confusion.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for (helpers, fail) in [(1, None), (2, None), (1, Some(101))] {
+        let h = InProcess::new(helpers, fail);
+        let (events, mut s) = train_split(&spec, 100, &h);
+        let split = evaluations(&events);
+        let whole = evaluations(&s.handle(Command::Pause));
+        let what = format!("{} workers{}", helpers + 1, if fail.is_some() { ", the helper failing" } else { "" });
+        assert!(
+            split.len() == 1 && whole.len() == 1 && split[0].0 == 100 && whole[0].0 == 100,
+            "{what}: {split:?} {whole:?}"
+        );
+        let ((_, acc, loss, confusion), (_, acc1, loss1, confusion1)) = (&split[0], &whole[0]);
+        assert!((loss - loss1).abs() <= 1e-5 * loss1, "{what}: loss {loss} against {loss1}");
+        assert_eq!((acc, confusion), (acc1, confusion1), "{what}");
+        match fail {
+            // The 101st job, the evaluation's part (steps 1-100 sent the first
+            // hundred), fails: this worker evaluates it all, the run goes on.
+            Some(_) => assert!(h.failed.get() && h.evaluations.get() == 1, "{what}"),
+            None => {
+                assert_eq!(h.evaluations.get(), helpers, "{what}: one part of the evaluation for each helper");
+                assert_eq!(h.jobs.get(), 100 * helpers + helpers, "{what}: every step split, and the evaluation");
+            }
+        }
     }
 }
 

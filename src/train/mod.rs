@@ -470,21 +470,64 @@ impl Trainer {
         }
         let begun = self.step_start();
         let ranges = parallel::split_with_first(rows, parts.min(rows), own_rows);
-        let mut weights = Vec::with_capacity(self.params.iter().map(|(_, p)| p.len()).sum());
-        for (_, p) in &self.params {
-            weights.extend(p.value().iter());
-        }
-        let weights = std::sync::Arc::new(weights);
+        let weights = std::sync::Arc::new(self.weight_values());
         let mut rng = self.dropout_rng.clone();
         let jobs = ranges[1..]
             .iter()
             .map(|r| {
                 let part = begun.batch.rows(r.clone());
                 let seed = rand::Rng::random::<u64>(&mut rng);
-                PartJob { weights: weights.clone(), x: part.x, shape: part.shape, labels: part.labels, seed }
+                PartJob {
+                    weights: weights.clone(),
+                    x: part.x,
+                    shape: part.shape,
+                    labels: part.labels,
+                    seed,
+                    evaluate: false,
+                }
             })
             .collect();
         Some((SplitStep { begun, parts: ranges, own: None, rng }, jobs))
+    }
+
+    /// An evaluation of the first `limit` test examples split into `parts`
+    /// contiguous parts (as even as can be): the rows the trainer takes
+    /// (`eval_logits`), and jobs for `Replica`s elsewhere with the others'
+    /// examples and the weights (`PartJob::evaluate`); `eval_metrics` over
+    /// the logits of all, in order, gives `evaluate`'s figures. `None` when
+    /// there are fewer examples than parts, or the model is on the GPU.
+    pub fn evaluation_parts(&self, limit: usize, parts: usize) -> Option<(std::ops::Range<usize>, Vec<PartJob>)> {
+        let n = limit.min(self.test.len());
+        if parts < 2 || n < parts || self.device().is_gpu() {
+            return None;
+        }
+        let ranges = parallel::split(n, parts);
+        let weights = std::sync::Arc::new(self.weight_values());
+        let jobs = ranges[1..]
+            .iter()
+            .map(|r| {
+                let idx: Vec<u32> = (r.start as u32..r.end as u32).collect();
+                let part = self.test.batch(&idx, &self.model.info.input_shape);
+                PartJob {
+                    weights: weights.clone(),
+                    x: part.x,
+                    shape: part.shape,
+                    labels: Vec::new(),
+                    seed: 0,
+                    evaluate: true,
+                }
+            })
+            .collect();
+        Some((ranges[0].clone(), jobs))
+    }
+
+    /// Every parameter's values, row-major, one after another (`PartJob::weights`).
+    fn weight_values(&self) -> Vec<f32> {
+        let mut weights = Vec::with_capacity(self.params.iter().map(|(_, p)| p.len()).sum());
+        for (_, p) in &self.params {
+            weights.extend(p.value().iter());
+        }
+        weights
     }
 
     /// The forward and backward pass of a split step's first part, on this
@@ -517,9 +560,9 @@ impl Trainer {
         let mut reached = vec![false; self.params.len()];
         let (mut loss, mut correct) = (0.0f32, 0);
         for (part, r) in all.zip(&ranges) {
-            assert!(part.grads.len() == grads.len() && part.reached.len() == reached.len(), "a part of another model");
+            assert!(part.values.len() == grads.len() && part.reached.len() == reached.len(), "a part of another model");
             let share = r.len() as f32 / rows;
-            grads.iter_mut().zip(&part.grads).for_each(|(s, g)| *s += g * share);
+            grads.iter_mut().zip(&part.values).for_each(|(s, g)| *s += g * share);
             reached.iter_mut().zip(&part.reached).for_each(|(a, b)| *a |= b);
             loss += part.loss * share;
             correct += part.correct;
@@ -678,8 +721,40 @@ fn forward_backward(
 /// Loss sums are f64.
 pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics {
     let n = limit.map_or(data.len(), |l| l.min(data.len()));
-    let classes = *model.info.output_shape.last().unwrap_or(&1);
-    let per_example = model.info.output_shape.iter().product::<usize>() / classes.max(1);
+    eval_metrics(model, data, n, &eval_logits(model, data, 0..n))
+}
+
+/// The logits of examples `rows` of `data` (`[rows, ..output]`, row-major),
+/// in batches of 1000 without recording a graph: `evaluate`'s forward pass,
+/// which the page splits across its workers (`PartJob::evaluate`).
+pub fn eval_logits(model: &Model, data: &Data, rows: std::ops::Range<usize>) -> Vec<f32> {
+    let mut logits = Vec::new();
+    for start in rows.clone().step_by(1000) {
+        let idx: Vec<u32> = (start as u32..(start + 1000).min(rows.end) as u32).collect();
+        let batch = data.batch(&idx, &model.info.input_shape);
+        logits.extend(eval_logits_of(model, Tensor::from_vec(&batch.shape, batch.x)));
+    }
+    logits
+}
+
+/// The logits of `x` `[rows, ..input]`, row-major, in evaluation mode.
+pub(crate) fn eval_logits_of(model: &Model, x: Tensor) -> Vec<f32> {
+    no_grad(|| {
+        let logits = model.forward_logits(&x, Mode::Eval).to_array();
+        logits.as_standard_layout().iter().copied().collect()
+    })
+}
+
+/// `evaluate`'s figures over the first `n` examples of `data` from their
+/// `logits` (`eval_logits` of `0..n`, or its parts one after another).
+///
+/// # Panics
+/// When `logits` do not hold `n` examples' outputs.
+pub fn eval_metrics(model: &Model, data: &Data, n: usize, logits: &[f32]) -> EvalMetrics {
+    let output = &model.info.output_shape;
+    let classes = *output.last().unwrap_or(&1);
+    let per_example = output.iter().product::<usize>() / classes.max(1);
+    assert_eq!(logits.len(), n * per_example * classes, "eval_metrics: logits of {n} examples");
     let with_confusion = classes <= 32;
     let mut confusion =
         vec![vec![0u32; if with_confusion { classes } else { 0 }]; if with_confusion { classes } else { 0 }];
@@ -689,12 +764,13 @@ pub fn evaluate(model: &Model, data: &Data, limit: Option<usize>) -> EvalMetrics
         for start in (0..n).step_by(1000) {
             let idx: Vec<u32> = (start as u32..(start + 1000).min(n) as u32).collect();
             let batch = data.batch(&idx, &model.info.input_shape);
-            let logits = model.forward_logits(&Tensor::from_vec(&batch.shape, batch.x), Mode::Eval);
-            loss_sum += logits.softmax_cross_entropy(&batch.labels).item() as f64 * batch.labels.len() as f64;
-            let lv = logits.to_array();
-            let lv = lv.as_standard_layout();
+            let width = per_example * classes;
+            let lv = &logits[start * width..(start + idx.len()) * width];
+            let shape: Vec<usize> = std::iter::once(idx.len()).chain(output.iter().copied()).collect();
+            let chunk = Tensor::from_vec(&shape, lv.to_vec());
+            loss_sum += chunk.softmax_cross_entropy(&batch.labels).item() as f64 * batch.labels.len() as f64;
             let mut example_ok = true;
-            for (k, (row, &y)) in lv.as_slice().unwrap().chunks(classes).zip(&batch.labels).enumerate() {
+            for (k, (row, &y)) in lv.chunks(classes).zip(&batch.labels).enumerate() {
                 let p = argmax(row);
                 if with_confusion {
                     confusion[y][p] += 1;

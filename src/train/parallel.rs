@@ -50,16 +50,21 @@ pub struct PartJob {
     /// One class per example, or per position for a sequence task.
     pub labels: Vec<usize>,
     pub seed: u64,
+    /// A part of an evaluation, not of a step: the replica sends back the
+    /// logits of `x` (`PartResult::values`, `[rows, ..output]` row-major),
+    /// computed as `train::eval_logits` does; `labels` and `seed` are unused.
+    pub evaluate: bool,
 }
 
 /// What a replica sends back for its part: the gradients of its mean loss
-/// (every parameter's, row-major, one after another as in `PartJob::weights`),
-/// which parameters the loss reached (the others' stretch is zeros, and the
-/// optimizer leaves a parameter no part reaches alone), its mean loss and
-/// correct predictions.
+/// (`values`: every parameter's, row-major, one after another as in
+/// `PartJob::weights`), which parameters the loss reached (the others'
+/// stretch is zeros, and the optimizer leaves a parameter no part reaches
+/// alone), its mean loss and correct predictions. For an evaluation part
+/// (`PartJob::evaluate`), `values` are the logits and the rest is empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartResult {
-    pub grads: Vec<f32>,
+    pub values: Vec<f32>,
     pub reached: Vec<bool>,
     pub loss: f32,
     pub correct: u32,
@@ -94,6 +99,18 @@ impl Replica {
     /// `Error::Input` when the job's weights, examples or labels do not fit
     /// the model (a job meant for another model).
     pub fn run(&self, job: &PartJob) -> Result<PartResult> {
+        self.load(job)?;
+        let x = Tensor::from_vec(&job.shape, job.x.clone());
+        if job.evaluate {
+            let values = super::eval_logits_of(&self.model, x);
+            return Ok(PartResult { values, reached: Vec::new(), loss: 0.0, correct: 0 });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
+        Ok(part_gradients(&self.model, &self.params, &x, &job.labels, &mut rng))
+    }
+
+    /// Checks `job` against the model and loads its weights.
+    fn load(&self, job: &PartJob) -> Result<()> {
         let bad =
             |what: String| crate::error::Error::Input(format!("a part of a batch does not fit the model: {what}"));
         if job.weights.len() != self.weight_count() {
@@ -112,9 +129,7 @@ impl Replica {
                 None => value.iter_mut().zip(w).for_each(|(a, b)| *a = *b),
             }
         }
-        let x = Tensor::from_vec(&job.shape, job.x.clone());
-        let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
-        Ok(part_gradients(&self.model, &self.params, &x, &job.labels, &mut rng))
+        Ok(())
     }
 }
 
@@ -129,16 +144,16 @@ pub(crate) fn part_gradients(
 ) -> PartResult {
     let (logits, loss) = super::forward_backward(model, params, x, labels, rng);
     let correct = crate::backend::cpu::count_correct(&logits.value(), labels);
-    let mut grads = Vec::with_capacity(params.iter().map(|(_, p)| p.len()).sum());
+    let mut values = Vec::with_capacity(params.iter().map(|(_, p)| p.len()).sum());
     let mut reached = Vec::with_capacity(params.len());
     for (_, p) in params {
         match p.grad() {
-            Some(g) => grads.extend(crate::backend::cpu::array::standard(&g).iter().copied()),
-            None => grads.resize(grads.len() + p.len(), 0.0),
+            Some(g) => values.extend(crate::backend::cpu::array::standard(&g).iter().copied()),
+            None => values.resize(values.len() + p.len(), 0.0),
         }
         reached.push(p.grad().is_some());
     }
-    PartResult { grads, reached, loss: loss.item(), correct }
+    PartResult { values, reached, loss: loss.item(), correct }
 }
 
 #[cfg(not(target_arch = "wasm32"))]

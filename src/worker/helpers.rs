@@ -7,8 +7,10 @@
 //!
 //! Messages are JS objects: the numbers travel as `Float32Array`s whose
 //! buffers are transferred, not copied; the rest as JSON text.
-//! - to a helper: `{spec}` when its model changes, `{job, weights, x}` per step;
-//! - from a helper: `"ready"` once started, `{result, grads}` per job, or
+//! - to a helper: `{spec}` when its model changes, `{job, weights, x}` per
+//!   step (and per evaluation, when `job` says `evaluate`);
+//! - from a helper: `"ready"` once started, `{result, grads}` per job (the
+//!   logits in `grads` for an evaluation), or
 //!   `{error}` when a job does not fit its model.
 //!
 //! A helper that fails (an error event, a job it cannot run) stops them all:
@@ -36,6 +38,9 @@ struct JobMeta {
     shape: Vec<usize>,
     labels: Vec<usize>,
     seed: u64,
+    /// A part of an evaluation (`PartJob::evaluate`).
+    #[serde(default)]
+    evaluate: bool,
 }
 
 /// A result's small fields; the loss as its bits, since a diverging part's
@@ -294,7 +299,7 @@ impl Helpers for WebHelpers {
                 let _ = helper.worker.post_message(&object(&[("fail", &JsValue::TRUE)]));
             }
         }
-        let meta = JobMeta { shape: job.shape, labels: job.labels, seed: job.seed };
+        let meta = JobMeta { shape: job.shape, labels: job.labels, seed: job.seed, evaluate: job.evaluate };
         let (weights, x) = (floats(&job.weights), floats(&job.x));
         let message = object(&[
             ("job", &JsValue::from_str(&serde_json::to_string(&meta).expect("jobs serialize"))),
@@ -370,7 +375,7 @@ fn parse_result(answer: &JsValue) -> Result<PartResult, String> {
     let meta: ResultMeta = serde_json::from_str(&meta).map_err(|e| format!("an unreadable answer: {e}"))?;
     let grads = get(answer, "grads").ok_or("an answer without gradients")?;
     Ok(PartResult {
-        grads: grads.dyn_into::<Float32Array>().map_err(|_| "gradients that are not numbers")?.to_vec(),
+        values: grads.dyn_into::<Float32Array>().map_err(|_| "gradients that are not numbers")?.to_vec(),
         reached: meta.reached,
         loss: f32::from_bits(meta.loss_bits),
         correct: meta.correct,
@@ -437,8 +442,9 @@ fn run_job(replica: &Option<Replica>, data: &JsValue) -> Result<(ResultMeta, Flo
         shape: meta.shape,
         labels: meta.labels,
         seed: meta.seed,
+        evaluate: meta.evaluate,
     };
     let part = replica.run(&job).map_err(|e| e.to_string())?;
     let meta = ResultMeta { reached: part.reached, loss_bits: part.loss.to_bits(), correct: part.correct };
-    Ok((meta, floats(&part.grads)))
+    Ok((meta, floats(&part.values)))
 }

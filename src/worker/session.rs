@@ -264,6 +264,13 @@ impl Session {
     pub(super) fn evaluation(&mut self, limit: Option<usize>) -> Event {
         let t = self.trainer.as_ref().expect("evaluation needs a trainer");
         let e = crate::train::evaluate(self.view_model().expect("a trainer"), t.test_set(), limit);
+        self.evaluation_event(e)
+    }
+
+    /// The event of an evaluation's figures, remembered in the run's history
+    /// (and its predictions for the confusion matrix's examples).
+    pub(super) fn evaluation_event(&mut self, e: crate::train::EvalMetrics) -> Event {
+        let t = self.trainer.as_ref().expect("evaluation needs a trainer");
         if !e.loss.is_finite() {
             // Every step's loss was finite, yet the model's outputs overflow on the
             // test set: a divergence, never a figure of NaN or infinity.
@@ -450,6 +457,12 @@ impl Session {
     }
 
     /// Where new trainers live, and the trainer's device if it is not there.
+    /// For tests: split every step across the helpers there are (or never),
+    /// without measuring whether it pays (`split::SplitTuner::force`).
+    pub fn force_split(&mut self, split: Option<bool>) {
+        self.split.force(split);
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -26,6 +26,8 @@ pub(super) struct Slice {
     losses: Vec<f32>,
     /// Seconds of the slice spent evaluating (not training).
     eval_s: f64,
+    /// The step just taken, on the CPU, is one to evaluate after.
+    evaluate_now: bool,
     last: Option<crate::train::StepMetrics>,
     events: Vec<Event>,
     stop: bool,
@@ -161,9 +163,42 @@ pub async fn train_slice(
             let events = sync(cell).await;
             slice.events.extend(events);
             cell.with(|s| s.slice_synced(&mut slice));
+        } else if std::mem::take(&mut slice.evaluate_now) {
+            evaluation_after_step(cell, helpers, &mut slice).await;
         }
     }
     cell.with(|s| s.slice_end(slice))
+}
+
+/// The evaluation every `EVAL_EVERY` steps of a run on the CPU: where its
+/// steps are split across helpers (`SplitTuner` chose so), so is the
+/// evaluation, each worker computing the logits of its share of the test
+/// examples (the training worker alone took 6 % of a split Seed CNN step
+/// for it, the helpers idle); else in this worker alone (`slice_synced`).
+async fn evaluation_after_step(cell: &impl SessionCell, helpers: &impl Helpers, slice: &mut Slice) {
+    let started = Instant::now();
+    let ready = match cell.with(|s| s.split_chosen()) {
+        true => helpers.ready().await,
+        false => 0,
+    };
+    let Some((generation, own, jobs, spec)) = cell.with(|s| s.begin_split_evaluation(ready)) else {
+        cell.with(|s| s.slice_synced(slice));
+        return;
+    };
+    let sent = jobs.len();
+    for (k, job) in jobs.into_iter().enumerate() {
+        helpers.send(k, &spec, job);
+    }
+    let own = cell.with(|s| s.own_evaluation_part(generation, own));
+    let mut parts = Ok(Vec::with_capacity(sent));
+    for k in 0..sent {
+        match (helpers.receive(k).await, &mut parts) {
+            (Ok(part), Ok(parts)) => parts.push(part),
+            (Err(e), Ok(_)) => parts = Err(e),
+            (_, Err(_)) => {}
+        }
+    }
+    cell.with(|s| s.finish_split_evaluation(slice, generation, own, parts, started));
 }
 
 /// Brings the CPU copy of a GPU run up to date (one readback); if the GPU
@@ -214,6 +249,7 @@ impl Session {
             budget_s,
             losses: Vec::new(),
             eval_s: 0.0,
+            evaluate_now: false,
             last: None,
             events: Vec::new(),
             stop: false,
@@ -360,7 +396,8 @@ impl Session {
                 let t = self.trainer.as_ref().expect("a trainer");
                 let done = step >= Self::total_steps(t);
                 if !t.device().is_gpu() {
-                    self.slice_synced(slice);
+                    // The evaluation, if due, follows (`evaluation_after_step`).
+                    slice.evaluate_now = self.evaluation_due(slice);
                     return false;
                 }
                 step % SYNC_EVERY == 0 || step % EVAL_EVERY == 0 || done
@@ -390,25 +427,94 @@ impl Session {
     }
 
     /// After the step (and, for a GPU run, the refresh of its CPU copy): the
-    /// evaluation every `EVAL_EVERY` steps.
+    /// evaluation every `EVAL_EVERY` steps, in this worker.
     fn slice_synced(&mut self, slice: &mut Slice) {
-        let Some(step) = slice.last.as_ref().map(|m| m.step) else { return };
-        let Some(t) = self.trainer.as_ref() else { return };
-        if step % EVAL_EVERY == 0 && t.steps_done() == step && step < Self::total_steps(t) {
+        if self.evaluation_due(slice) {
             let started = Instant::now();
             let ev = self.evaluation(Some(QUICK_EVAL_SAMPLES));
-            slice.eval_s += started.elapsed().as_secs_f64();
-            let diverged = matches!(ev, Event::Diverged { .. });
-            let at_chance = self.judge(&ev);
-            slice.events.push(ev);
-            if diverged {
-                // Paused: no further step in this slice.
-                slice.stop = true;
-                slice.events.push(Event::Running { running: false });
-            } else if let Some(message) = at_chance {
-                self.not_learning(slice, message);
-            }
+            self.slice_evaluated(slice, ev, started);
         }
+    }
+
+    /// Whether the slice's last step is one that the run evaluates after
+    /// (every `EVAL_EVERY` steps, but the last: the run's end evaluates it all).
+    fn evaluation_due(&self, slice: &Slice) -> bool {
+        let (Some(step), Some(t)) = (slice.last.as_ref().map(|m| m.step), self.trainer.as_ref()) else { return false };
+        step % EVAL_EVERY == 0 && t.steps_done() == step && step < Self::total_steps(t)
+    }
+
+    /// Records an evaluation of the slice begun at `started`: its time, its
+    /// event, and a pause if it diverged or found the run at the chance level.
+    fn slice_evaluated(&mut self, slice: &mut Slice, ev: Event, started: Instant) {
+        slice.eval_s += started.elapsed().as_secs_f64();
+        let diverged = matches!(ev, Event::Diverged { .. });
+        let at_chance = self.judge(&ev);
+        slice.events.push(ev);
+        if diverged {
+            // Paused: no further step in this slice.
+            slice.stop = true;
+            slice.events.push(Event::Running { running: false });
+        } else if let Some(message) = at_chance {
+            self.not_learning(slice, message);
+        }
+    }
+
+    /// Whether this run's steps are split across the helpers (measured so).
+    fn split_chosen(&self) -> bool {
+        self.split.chosen_split(self.generation)
+    }
+
+    /// Begins the evaluation due, split across `helpers` helpers and this
+    /// worker, on the CPU: the test examples this worker takes, and the jobs
+    /// for the helpers (`Trainer::evaluation_parts`). `None` when it is not
+    /// split: no helpers, steps not split, a GPU run, or too few examples.
+    fn begin_split_evaluation(
+        &mut self,
+        helpers: usize,
+    ) -> Option<(u64, std::ops::Range<usize>, Vec<PartJob>, ModelSpec)> {
+        if helpers == 0 || !self.split.chosen_split(self.generation) {
+            return None;
+        }
+        let t = self.trainer.as_ref().filter(|t| !t.device().is_gpu())?;
+        let (own, jobs) = t.evaluation_parts(QUICK_EVAL_SAMPLES, helpers + 1)?;
+        Some((self.generation, own, jobs, t.model.spec.clone()))
+    }
+
+    /// The logits of this worker's share of a split evaluation (none when the
+    /// run was replaced meanwhile: `finish_split_evaluation` drops it).
+    fn own_evaluation_part(&self, generation: u64, rows: std::ops::Range<usize>) -> Vec<f32> {
+        match self.trainer.as_ref().filter(|_| generation == self.generation) {
+            Some(t) => crate::train::eval_logits(&t.model, t.test_set(), rows),
+            None => Vec::new(),
+        }
+    }
+
+    /// Completes a split evaluation begun at `started` with the helpers'
+    /// logits: the figures over all the parts, as one worker would have
+    /// computed them. A helper that failed leaves it to this worker (the
+    /// helpers' glue says why); a run replaced meanwhile ends the slice.
+    fn finish_split_evaluation(
+        &mut self,
+        slice: &mut Slice,
+        generation: u64,
+        own: Vec<f32>,
+        parts: Result<Vec<PartResult>, String>,
+        started: Instant,
+    ) {
+        if generation != self.generation {
+            slice.stop = true;
+            return;
+        }
+        let Ok(parts) = parts else {
+            self.slice_synced(slice);
+            return;
+        };
+        let Some(t) = self.trainer.as_ref() else { return };
+        let n = QUICK_EVAL_SAMPLES.min(t.test_set().len());
+        let logits: Vec<f32> = own.into_iter().chain(parts.into_iter().flat_map(|p| p.values)).collect();
+        let e = crate::train::eval_metrics(&t.model, t.test_set(), n, &logits);
+        let ev = self.evaluation_event(e);
+        self.slice_evaluated(slice, ev, started);
     }
 
     /// Whether an evaluation finds the run at the chance level (see `RunWatch`).

@@ -53,6 +53,8 @@ pub struct SplitTuner {
     /// the waits (ms) of the split steps since it last changed.
     extra: i64,
     waits: Vec<f64>,
+    /// For tests (`Session::force_split`): split or not, unmeasured.
+    forced: Option<bool>,
 }
 
 /// What was measured: samples per second in one worker and split across
@@ -79,10 +81,14 @@ impl SplitTuner {
     /// helpers (none ready: never).
     pub fn split_next(&mut self, generation: u64, helpers: usize) -> bool {
         if self.key != (generation, helpers) {
-            *self = SplitTuner { key: (generation, helpers), ..Default::default() };
+            *self = SplitTuner { key: (generation, helpers), forced: self.forced, ..Default::default() };
         }
         if helpers == 0 {
             return false;
+        }
+        if let Some(split) = self.forced {
+            (self.chosen, self.asked) = (Some(split), split);
+            return split;
         }
         if self.rounds == 1 && self.since >= REMEASURE {
             self.whole.clear();
@@ -91,6 +97,18 @@ impl SplitTuner {
         }
         self.asked = self.chosen.unwrap_or(self.whole.len() > TIMED);
         self.asked
+    }
+
+    /// For tests: whether to split, without measuring (`None`: measure).
+    /// Timings on a test machine decide nothing a test could rely on, and
+    /// helpers in the test's own thread are never faster.
+    pub fn force(&mut self, split: Option<bool>) {
+        *self = SplitTuner { forced: split, ..Default::default() };
+    }
+
+    /// Whether the steps of run `generation` are split, as measured.
+    pub fn chosen_split(&self, generation: u64) -> bool {
+        self.key.0 == generation && self.key.1 > 0 && self.chosen == Some(true)
     }
 
     /// The rows of this worker's part of a split step of `rows` examples in

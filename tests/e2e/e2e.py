@@ -778,7 +778,7 @@ def main():
                 options = int(wp.js("return document.querySelector('[data-testid=\"workers-select\"]').options.length;"))
                 assert options == max(1, min(cores, 8)), f"{options} choices for {cores} cores"
                 counts = [2, 1] if cores >= 2 else [1]
-                curves, speeds = {}, {}
+                curves, speeds, accuracy = {}, {}, {}
                 choose(wp, "preset-select", "seed-cnn")
                 for n in counts:
                     choose(wp, "workers-select", str(n))
@@ -797,9 +797,13 @@ def main():
                     wp.wait("250 steps", lambda: points() >= 250, 600)
                     wall, cpu = time.time() - t0, busiest_threads(cpu0, thread_times(), time.time() - t0, wp.profile)
                     speeds[n] = f"{(points() - p0) * 64 / wall:,.0f} samples/s ({wp.by_testid('workers-active')}; {cpu})"
+                    # The evaluation after step 200 (split across the workers
+                    # when they are 2), before Pause evaluates again.
+                    accuracy[n] = wp.by_testid("accuracy-value")
+                    assert float(accuracy[n].split()[0]) >= 80.0, f"{n} workers: test accuracy {accuracy[n]} after 200 steps"
                     wp.click("pause-button")
                     wp.wait("training to pause", lambda: "Paused" in (wp.by_testid("status") or ""), 60)
-                print(f"e2e: {cores} cores; Seed CNN, 20 steps (first, last 10 mean loss) and speed: " + "; ".join(f"{n} workers {curves[n]} {speeds[n]}" for n in counts), flush=True)
+                print(f"e2e: {cores} cores; Seed CNN, 20 steps (first, last 10 mean loss) and speed: " + "; ".join(f"{n} workers {curves[n]} {speeds[n]}, test accuracy after step 200 {accuracy[n]}" for n in counts), flush=True)
                 if len(counts) == 2:
                     assert close_curves(curves[2], curves[1], 1e-3), f"2 workers {curves[2]} vs 1 {curves[1]}"
                 # A browser whose workers cannot start workers.

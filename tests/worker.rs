@@ -774,7 +774,11 @@ fn a_split_run_splits_its_evaluations_too() {
         );
         let ((_, acc, loss, confusion), (_, acc1, loss1, confusion1)) = (&split[0], &whole[0]);
         assert!((loss - loss1).abs() <= 1e-5 * loss1, "{what}: loss {loss} against {loss1}");
-        assert_eq!((acc, confusion), (acc1, confusion1), "{what}");
+        // The same predictions, but where the GEMM's blocking (which may
+        // follow the number of rows natively) tipped a near tie: one at most.
+        assert!((acc - acc1).abs() <= 1.0 / 500.0 + 1e-6, "{what}: accuracy {acc} against {acc1}");
+        let moved: u32 = confusion.iter().flatten().zip(confusion1.iter().flatten()).map(|(a, b)| a.abs_diff(*b)).sum();
+        assert!(moved <= 2, "{what}: the confusion matrices differ by {moved}");
         match fail {
             // The 101st job, the evaluation's part (steps 1-100 sent the first
             // hundred), fails: this worker evaluates it all, the run goes on.
@@ -901,6 +905,50 @@ fn a_new_run_while_parts_are_out_hears_nothing_of_the_old_one() {
         _ => None,
     });
     assert_eq!(first, Some((1, 1)), "{events:?}");
+}
+
+#[test]
+fn commands_while_an_evaluations_parts_are_out() {
+    // Every step split (forced) over 100 steps; the evaluation after step
+    // 100 is split too, and a command comes while its part is out (the
+    // 101st job). Pause leaves the evaluating to it: one evaluation of step
+    // 100, not two. NewRun: nothing of the old run after RunStarted.
+    let mut spec = layerlab::preset("seed-cnn").unwrap();
+    spec.training.epochs = 11;
+    for commands in [vec![Command::Pause], vec![Command::Pause, Command::NewRun { run: 3, keep: false }]] {
+        let mut s = session(640);
+        s.force_split(Some(true));
+        s.handle(Command::SetSpec { spec: spec.clone() });
+        s.handle(Command::Train);
+        let new_run = commands.len() > 1;
+        let cell = std::cell::RefCell::new(&mut s);
+        let helpers = HandlingAt::new(&cell, 101, commands);
+        // Slice 25 takes steps 97-100 and the evaluation.
+        let slices: Vec<Vec<Event>> = (0..26)
+            .map(|_| pollster::block_on(layerlab::worker::train_slice(&cell, &helpers, 4, f64::INFINITY, |_| {})))
+            .collect();
+        assert!(!cell.borrow().is_running(), "stopped by the command");
+        let events: Vec<Event> = slices.concat();
+        let answers = helpers.answers.take();
+        let evaluations: Vec<usize> = answers
+            .iter()
+            .chain(&events)
+            .filter_map(|e| match e {
+                Event::Evaluation { step, .. } => Some(*step),
+                _ => None,
+            })
+            .collect();
+        // After NewRun the slice under way (steps 97-100) tells nothing.
+        assert_eq!(losses(&events).len(), if new_run { 96 } else { 100 }, "{answers:?}");
+        if new_run {
+            assert!(answers.contains(&Event::RunStarted { run: 3 }), "{answers:?}");
+            assert!(evaluations.is_empty(), "{answers:?}");
+            assert!(slices[24].iter().all(|e| !e.of_run()), "the old run after RunStarted: {:?}", slices[24]);
+        } else {
+            assert_eq!(evaluations, [100], "one evaluation of step 100: {answers:?}");
+            assert_eq!(helpers.inner.evaluations.get(), 1);
+        }
+    }
 }
 
 #[test]

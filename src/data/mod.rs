@@ -82,6 +82,15 @@ impl Data {
         self.len() == 0
     }
 
+    /// The labels of examples `indices` (as `batch` gives them: one per
+    /// example, or one per position of a sequence), without their inputs.
+    pub fn labels(&self, indices: &[u32]) -> Vec<usize> {
+        match self {
+            Data::Mnist(m) => indices.iter().map(|&i| m.labels[i as usize] as usize).collect(),
+            Data::Tokens(t) => indices.iter().flat_map(|&i| t.example(i as usize).1).collect(),
+        }
+    }
+
     /// Examples `indices`, shaped `[batch, ..example_shape]`.
     pub fn batch(&self, indices: &[u32], example_shape: &[usize]) -> Batch {
         match self {

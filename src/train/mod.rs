@@ -382,7 +382,7 @@ impl Trainer {
     /// threads (`set_threads`) the batch is split across them.
     pub fn begin_step(&mut self) -> PendingStep {
         #[cfg(not(target_arch = "wasm32"))]
-        if let Some((mut split, jobs)) = self.split_step(self.threads(), None) {
+        if let Some((mut split, jobs)) = self.split_step(self.threads(), 0) {
             let pool = self.pool.as_ref().expect("threads() > 1 has a pool");
             jobs.into_iter().enumerate().for_each(|(k, job)| pool.send(k, job));
             self.train_own_part(&mut split);
@@ -456,20 +456,21 @@ impl Trainer {
     }
 
     /// Begins the next step split into `parts` contiguous parts of its batch
-    /// (as even as can be, or the first `own_rows` long and the others even;
-    /// fewer when the batch has fewer examples): the
+    /// (as even as can be, or the first `own_extra` rows longer or shorter
+    /// than that, `parallel::split_with_first`; fewer when the batch has
+    /// fewer examples): the
     /// trainer computes the first (`train_own_part`), and the returned jobs,
     /// parts 2 onwards, go to `Replica`s elsewhere, whose results complete the
     /// step (`finish_split`). Each helper's dropout seed is drawn from the
     /// trainer's generator. `None`, with nothing changed, when there is
     /// nothing to split: fewer than 2 parts or examples, or a model on the GPU.
-    pub fn split_step(&mut self, parts: usize, own_rows: Option<usize>) -> Option<(SplitStep, Vec<PartJob>)> {
+    pub fn split_step(&mut self, parts: usize, own_extra: i64) -> Option<(SplitStep, Vec<PartJob>)> {
         let rows = (self.cursor + self.batch_size).min(self.order.len()) - self.cursor;
         if parts < 2 || rows < 2 || self.device().is_gpu() {
             return None;
         }
         let begun = self.step_start();
-        let ranges = parallel::split_with_first(rows, parts.min(rows), own_rows);
+        let ranges = parallel::split_with_first(rows, parts.min(rows), own_extra);
         let weights = std::sync::Arc::new(self.weight_values());
         let mut rng = self.dropout_rng.clone();
         let jobs = ranges[1..]
@@ -763,14 +764,14 @@ pub fn eval_metrics(model: &Model, data: &Data, n: usize, logits: &[f32]) -> Eva
     no_grad(|| {
         for start in (0..n).step_by(1000) {
             let idx: Vec<u32> = (start as u32..(start + 1000).min(n) as u32).collect();
-            let batch = data.batch(&idx, &model.info.input_shape);
+            let labels = data.labels(&idx);
             let width = per_example * classes;
             let lv = &logits[start * width..(start + idx.len()) * width];
             let shape: Vec<usize> = std::iter::once(idx.len()).chain(output.iter().copied()).collect();
             let chunk = Tensor::from_vec(&shape, lv.to_vec());
-            loss_sum += chunk.softmax_cross_entropy(&batch.labels).item() as f64 * batch.labels.len() as f64;
+            loss_sum += chunk.softmax_cross_entropy(&labels).item() as f64 * labels.len() as f64;
             let mut example_ok = true;
-            for (k, (row, &y)) in lv.chunks(classes).zip(&batch.labels).enumerate() {
+            for (k, (row, &y)) in lv.chunks(classes).zip(&labels).enumerate() {
                 let p = argmax(row);
                 if with_confusion {
                     confusion[y][p] += 1;
@@ -783,7 +784,7 @@ pub fn eval_metrics(model: &Model, data: &Data, n: usize, logits: &[f32]) -> Eva
                     example_ok = true;
                 }
             }
-            rows += batch.labels.len();
+            rows += labels.len();
         }
     });
     // Over no example these are 0/0 = NaN, never a made-up 0.

@@ -236,12 +236,16 @@ impl Drop for Pool {
     }
 }
 
-/// `rows` split into `parts` contiguous ranges, the first `first` rows long
-/// (kept between 1 and what leaves every other part a row) and the others as
-/// even as can be; `None`: all as even as can be (`split`).
-pub(crate) fn split_with_first(rows: usize, parts: usize, first: Option<usize>) -> Vec<std::ops::Range<usize>> {
-    let Some(first) = first.filter(|_| parts >= 2 && rows >= parts) else { return split(rows, parts) };
-    let first = first.clamp(1, rows - (parts - 1));
+/// `rows` split into `parts` contiguous ranges, the first `extra` rows
+/// longer than an even share (`rows / parts`, rounded up; `extra` kept within
+/// half an even share either way, and every part keeps a row) and the others
+/// as even as can be. With `extra` 0, `split`'s ranges.
+pub(crate) fn split_with_first(rows: usize, parts: usize, extra: i64) -> Vec<std::ops::Range<usize>> {
+    if extra == 0 || parts < 2 || rows < parts {
+        return split(rows, parts);
+    }
+    let half = (rows / parts / 2) as i64;
+    let first = (rows.div_ceil(parts) as i64 + extra.clamp(-half, half)).clamp(1, (rows - (parts - 1)) as i64) as usize;
     std::iter::once(0..first)
         .chain(split(rows - first, parts - 1).into_iter().map(|r| r.start + first..r.end + first))
         .collect()
@@ -269,13 +273,17 @@ mod tests {
     #[test]
     fn a_batch_splits_evenly_or_with_the_first_part_given() {
         assert_eq!(split(7, 3), [0..3, 3..5, 5..7]);
-        assert_eq!(split_with_first(7, 3, None), split(7, 3));
-        assert_eq!(split_with_first(64, 2, Some(34)), [0..34, 34..64]);
-        assert_eq!(split_with_first(64, 3, Some(20)), [0..20, 20..42, 42..64]);
-        // Every part keeps a row; the first has one at least.
-        assert_eq!(split_with_first(4, 3, Some(9)), [0..2, 2..3, 3..4]);
-        assert_eq!(split_with_first(4, 3, Some(0)), [0..1, 1..3, 3..4]);
+        assert_eq!(split_with_first(7, 3, 0), split(7, 3));
+        assert_eq!(split_with_first(64, 2, 2), [0..34, 34..64]);
+        assert_eq!(split_with_first(64, 3, -2), [0..20, 20..42, 42..64]);
+        // Within half an even share: the last, short batch of an epoch (32
+        // rows) gives its first part 16 + 8 at most, leaving the helper 8.
+        assert_eq!(split_with_first(32, 2, 10), [0..24, 24..32]);
+        assert_eq!(split_with_first(64, 2, -40), [0..16, 16..64]);
+        // Parts of a row or two have no room to move.
+        assert_eq!(split_with_first(4, 3, -1), split(4, 3));
+        assert_eq!(split_with_first(5, 4, 9), split(5, 4));
         // Too few rows for the parts: as `split` does.
-        assert_eq!(split_with_first(2, 3, Some(1)), split(2, 3));
+        assert_eq!(split_with_first(2, 3, 1), split(2, 3));
     }
 }

@@ -56,6 +56,10 @@ pub struct Session {
     /// A split step's parts are out with helpers (the page's worker handles
     /// messages meanwhile, in the middle of the step).
     pub(super) split_out: bool,
+    /// The evaluation after a step is under way, its parts out with helpers
+    /// (`slice::evaluation_after_step`): a Pause meanwhile leaves the
+    /// evaluating to it.
+    pub(super) evaluation_out: bool,
     /// A Pause came while a split step was out: its evaluation waits for the
     /// step to finish, so that it shows the weights the run pauses with.
     pub(super) eval_after_step: bool,
@@ -92,6 +96,7 @@ impl Session {
             auto: None,
             unavailable: None,
             split_out: false,
+            evaluation_out: false,
             eval_after_step: false,
             run: 0,
         }
@@ -173,6 +178,8 @@ impl Session {
                 // accuracy: at once, or when the step under way is done.
                 if self.split_out {
                     self.eval_after_step = true;
+                } else if self.evaluation_out {
+                    // The evaluation under way reports these weights.
                 } else if self.trainer.as_ref().is_some_and(|t| t.steps_done() > 0) {
                     events.push(self.evaluation(Some(QUICK_EVAL_SAMPLES)));
                 }
@@ -456,13 +463,13 @@ impl Session {
         Ok(())
     }
 
-    /// Where new trainers live, and the trainer's device if it is not there.
     /// For tests: split every step across the helpers there are (or never),
     /// without measuring whether it pays (`split::SplitTuner::force`).
     pub fn force_split(&mut self, split: Option<bool>) {
         self.split.force(split);
     }
 
+    /// Where new trainers live, and the trainer's device if it is not there.
     pub fn device(&self) -> &Device {
         &self.device
     }

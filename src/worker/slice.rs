@@ -56,13 +56,15 @@ impl SessionCell for RefCell<&mut Session> {
 /// page's helper Web Workers (`web`), each with a `Replica` of the model.
 /// Natively there are none (`NoHelpers`); tests use replicas in process.
 pub trait Helpers {
-    /// Helpers to take parts of the next step (0: it is not split), once
+    /// Helpers to take parts of the next step or evaluation (0: it is not
+    /// split), once
     /// those starting are ready (so that a run's measured steps are split as
     /// `split::SplitTuner` asks, not as the helpers happen to have started).
     /// May start or stop helpers to match what was asked: no part is out
     /// when it runs.
     fn ready(&self) -> impl std::future::Future<Output = usize>;
-    /// Sends `job`, a part of a step of `spec`'s model, to helper `k`.
+    /// Sends `job`, a part of a step of `spec`'s model or of an evaluation
+    /// (`PartJob::evaluate`), to helper `k`.
     fn send(&self, k: usize, spec: &ModelSpec, job: PartJob);
     /// Helper `k`'s result for the job sent to it last, or why the helper
     /// failed (it is not used again).
@@ -177,12 +179,18 @@ pub async fn train_slice(
 /// for it, the helpers idle); else in this worker alone (`slice_synced`).
 async fn evaluation_after_step(cell: &impl SessionCell, helpers: &impl Helpers, slice: &mut Slice) {
     let started = Instant::now();
-    let ready = match cell.with(|s| s.split_chosen()) {
-        true => helpers.ready().await,
-        false => 0,
-    };
-    let Some((generation, own, jobs, spec)) = cell.with(|s| s.begin_split_evaluation(ready)) else {
+    if !cell.with(|s| s.split_chosen()) {
         cell.with(|s| s.slice_synced(slice));
+        return;
+    }
+    // From here until it is done, a Pause leaves the evaluating to this.
+    cell.with(|s| s.evaluation_out = true);
+    let ready = helpers.ready().await;
+    let Some((generation, own, jobs, spec)) = cell.with(|s| s.begin_split_evaluation(ready)) else {
+        cell.with(|s| {
+            s.evaluation_out = false;
+            s.slice_synced(slice);
+        });
         return;
     };
     let sent = jobs.len();
@@ -302,8 +310,7 @@ impl Session {
         let generation = self.generation;
         let parts = if self.split.split_next(generation, helpers) { helpers + 1 } else { 1 };
         let t = self.trainer.as_mut()?;
-        let rows = t.model.spec.training.batch_size.min(t.train_set().len());
-        match t.split_step(parts, self.split.own_rows(rows, parts)) {
+        match t.split_step(parts, self.split.own_extra()) {
             Some((split, jobs)) => {
                 let spec = t.model.spec.clone();
                 self.split_out = true;
@@ -379,7 +386,8 @@ impl Session {
 
     /// Records a step's outcome. Returns true when the CPU copy of a GPU run is
     /// due for a refresh (every `SYNC_EVERY` steps, before an evaluation, at the
-    /// end); call `slice_synced` after it.
+    /// end); call `slice_synced` after it. A run on the CPU marks the slice
+    /// `evaluate_now` when an evaluation is due (`evaluation_after_step`).
     fn slice_step(&mut self, slice: &mut Slice, r: crate::Result<crate::train::StepMetrics>) -> bool {
         match r {
             Ok(m) => {
@@ -491,8 +499,10 @@ impl Session {
 
     /// Completes a split evaluation begun at `started` with the helpers'
     /// logits: the figures over all the parts, as one worker would have
-    /// computed them. A helper that failed leaves it to this worker (the
-    /// helpers' glue says why); a run replaced meanwhile ends the slice.
+    /// computed them. A helper that failed, or sent logits of another length,
+    /// leaves it to this worker (the helpers' glue says why a helper failed),
+    /// and so does a move of the run to another device meanwhile; a run
+    /// replaced meanwhile ends the slice.
     fn finish_split_evaluation(
         &mut self,
         slice: &mut Slice,
@@ -501,17 +511,23 @@ impl Session {
         parts: Result<Vec<PartResult>, String>,
         started: Instant,
     ) {
-        if generation != self.generation {
+        self.evaluation_out = false;
+        if slice.run != self.run {
             slice.stop = true;
             return;
         }
-        let Ok(parts) = parts else {
-            self.slice_synced(slice);
-            return;
-        };
         let Some(t) = self.trainer.as_ref() else { return };
         let n = QUICK_EVAL_SAMPLES.min(t.test_set().len());
-        let logits: Vec<f32> = own.into_iter().chain(parts.into_iter().flat_map(|p| p.values)).collect();
+        let logits: Vec<f32> = match parts {
+            Ok(parts) if generation == self.generation => {
+                own.into_iter().chain(parts.into_iter().flat_map(|p| p.values)).collect()
+            }
+            _ => Vec::new(),
+        };
+        if logits.len() != n * t.model.info.output_shape.iter().product::<usize>() {
+            self.slice_synced(slice);
+            return;
+        }
         let e = crate::train::eval_metrics(&t.model, t.test_set(), n, &logits);
         let ev = self.evaluation_event(e);
         self.slice_evaluated(slice, ev, started);

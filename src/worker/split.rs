@@ -15,7 +15,7 @@
 //! Chromium while both cores are busy), so with even parts this worker, done
 //! with its own, waits for them: the Seed CNN's 17 ms split step waited 2 ms.
 //! `balance` watches that wait and moves a row at a time between this
-//! worker's part and the helpers' (`own_rows`) until it is short.
+//! worker's part and the helpers' (`own_extra`) until it is short.
 
 use web_time::Duration;
 
@@ -49,10 +49,12 @@ pub struct SplitTuner {
     /// What `split_next` asked for last (a batch of one example cannot be
     /// split: such a step is not counted).
     asked: bool,
-    /// Rows this worker's part takes beyond an even share (`own_rows`), and
-    /// the waits (ms) of the split steps since it last changed.
+    /// Rows this worker's part takes beyond an even share (`own_extra`), the
+    /// waits (ms) of the split steps since `balance` last looked, and the
+    /// most rows a step had (a whole batch's).
     extra: i64,
     waits: Vec<f64>,
+    full_rows: usize,
     /// For tests (`Session::force_split`): split or not, unmeasured.
     forced: Option<bool>,
 }
@@ -99,9 +101,10 @@ impl SplitTuner {
         self.asked
     }
 
-    /// For tests: whether to split, without measuring (`None`: measure).
-    /// Timings on a test machine decide nothing a test could rely on, and
-    /// helpers in the test's own thread are never faster.
+    /// For tests: whether to split, without measuring (`None`: measure), in
+    /// even parts (no `balance`). Timings on a test machine decide nothing a
+    /// test could rely on, and helpers in the test's own thread are never
+    /// faster.
     pub fn force(&mut self, split: Option<bool>) {
         *self = SplitTuner { forced: split, ..Default::default() };
     }
@@ -111,14 +114,10 @@ impl SplitTuner {
         self.key.0 == generation && self.key.1 > 0 && self.chosen == Some(true)
     }
 
-    /// The rows of this worker's part of a split step of `rows` examples in
-    /// `parts` parts (the helpers share the rest evenly); `None`: even parts.
-    pub fn own_rows(&self, rows: usize, parts: usize) -> Option<usize> {
-        if self.extra == 0 || parts < 2 || rows < parts {
-            return None;
-        }
-        let even = rows.div_ceil(parts) as i64;
-        Some((even + self.extra).clamp(1, (rows - (parts - 1)) as i64) as usize)
+    /// Rows this worker's part of a split step takes beyond an even share
+    /// (`Trainer::split_step`, which keeps it within half an even share).
+    pub fn own_extra(&self) -> i64 {
+        self.extra
     }
 
     /// After a split step of run `generation`: this worker's part of
@@ -131,7 +130,10 @@ impl SplitTuner {
     /// part stays within half an even share of even.
     pub fn balance(&mut self, generation: u64, own: Duration, wait: Duration, own_rows: usize, rows: usize) {
         let parts = self.key.1 + 1;
-        if self.key.0 != generation || self.key.1 == 0 || own_rows == 0 || rows < 2 * parts {
+        // An epoch's last, shorter batch says little of the others'.
+        self.full_rows = self.full_rows.max(rows);
+        let ignored = self.key.0 != generation || self.key.1 == 0 || self.forced.is_some();
+        if ignored || own_rows == 0 || rows < 2 * parts || rows < self.full_rows {
             return;
         }
         self.waits.push(wait.as_secs_f64() * 1e3);
@@ -248,7 +250,8 @@ mod tests {
         let mut own = Vec::new();
         for _ in 0..steps {
             assert!(t.split_next(9, 1));
-            let mine = t.own_rows(64, 2).unwrap_or(32);
+            // Trainer::split_step's first part of a batch of 64 in 2.
+            let mine = (32 + t.own_extra()) as usize;
             let (own_ms, theirs_ms) = (per_row_ms * mine as f64, latency_ms + helper_row_ms * (64 - mine) as f64);
             let wait = (theirs_ms - own_ms).max(0.05);
             t.balance(9, Duration::from_secs_f64(own_ms / 1e3), Duration::from_secs_f64(wait / 1e3), mine, 64);
@@ -277,13 +280,33 @@ mod tests {
         assert_eq!(*own.last().unwrap(), 48, "{own:?}");
         // A new run starts even again.
         let mut t = SplitTuner { extra: 5, key: (9, 1), ..Default::default() };
-        assert_eq!(t.own_rows(64, 2), Some(37));
+        assert_eq!(t.own_extra(), 5);
         t.split_next(10, 1);
-        assert_eq!(t.own_rows(64, 2), None);
-        // Never a part without rows.
-        let t = SplitTuner { extra: -40, key: (9, 3), ..Default::default() };
-        assert_eq!(t.own_rows(8, 4), Some(1));
-        assert_eq!(SplitTuner { extra: 40, ..t }.own_rows(8, 4), Some(5));
+        assert_eq!(t.own_extra(), 0);
+    }
+
+    #[test]
+    fn an_epochs_short_last_batch_and_forced_splits_are_not_balanced() {
+        let long_wait = |t: &mut SplitTuner, rows: usize| {
+            for _ in 0..BALANCE_EVERY {
+                t.balance(4, ms(14), ms(5), rows / 2, rows);
+            }
+        };
+        let mut t = SplitTuner::default();
+        t.split_next(4, 1);
+        long_wait(&mut t, 64);
+        assert_eq!(t.own_extra(), 1, "a long wait: a row more here");
+        // The last batch of an epoch (60,000 = 937 x 64 + 32) is not looked at.
+        long_wait(&mut t, 32);
+        assert_eq!(t.own_extra(), 1);
+        long_wait(&mut t, 64);
+        assert_eq!(t.own_extra(), 2);
+        // Forced (tests): even parts, whatever the waits.
+        let mut t = SplitTuner::default();
+        t.force(Some(true));
+        assert!(t.split_next(4, 1));
+        long_wait(&mut t, 64);
+        assert_eq!(t.own_extra(), 0);
     }
 
     #[test]

@@ -57,8 +57,10 @@ pub mod wasm_gemm;
 
 /// What this build's CPU kernels run on, for the page's backend line: in the
 /// browser, WebAssembly's 128-bit SIMD, "with FMA" in the worker built with
-/// relaxed SIMD (scripts/fma_worker.sh: the GEMM kernel's multiply-adds
-/// fused); natively, the machine's own vector instructions, chosen at run time.
+/// relaxed SIMD (scripts/fma_worker.sh: the GEMM kernel's multiply-adds are
+/// `f32x4.relaxed_madd`: one instruction where the CPU has FMA, x86's FMA3
+/// or Arm's FMLA, a multiply and an add where it has not); natively, the
+/// machine's own vector instructions, chosen at run time.
 pub const KERNELS: &str = if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
     "WebAssembly SIMD with FMA"
 } else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {

@@ -132,16 +132,7 @@ pub async fn train_slice(
                 let own_started = web_time::Instant::now();
                 cell.with(|s| s.train_own_part(generation, &mut split));
                 let (own, waiting) = (own_started.elapsed(), web_time::Instant::now());
-                // Every helper's answer is awaited, even after a failure, so
-                // that none is left out to be taken for the next step's.
-                let mut parts = Ok(Vec::with_capacity(sent));
-                for k in 0..sent {
-                    match (helpers.receive(k).await, &mut parts) {
-                        (Ok(part), Ok(parts)) => parts.push(part),
-                        (Err(e), Ok(_)) => parts = Err(e),
-                        (_, Err(_)) => {}
-                    }
-                }
+                let parts = receive_all(helpers, sent).await;
                 let (wait, (rows, own_rows)) = (waiting.elapsed(), split.rows());
                 if parts.is_ok() {
                     cell.with(|s| s.split.balance(generation, own, wait, own_rows, rows));
@@ -198,6 +189,14 @@ async fn evaluation_after_step(cell: &impl SessionCell, helpers: &impl Helpers, 
         helpers.send(k, &spec, job);
     }
     let own = cell.with(|s| s.own_evaluation_part(generation, own));
+    let parts = receive_all(helpers, sent).await;
+    cell.with(|s| s.finish_split_evaluation(slice, generation, own, parts, started));
+}
+
+/// The answers of the first `sent` helpers, in order, or the first failure.
+/// Every answer is awaited, even after a failure, so that none is left out
+/// to be taken for the next job's.
+async fn receive_all(helpers: &impl Helpers, sent: usize) -> Result<Vec<PartResult>, String> {
     let mut parts = Ok(Vec::with_capacity(sent));
     for k in 0..sent {
         match (helpers.receive(k).await, &mut parts) {
@@ -206,7 +205,7 @@ async fn evaluation_after_step(cell: &impl SessionCell, helpers: &impl Helpers, 
             (_, Err(_)) => {}
         }
     }
-    cell.with(|s| s.finish_split_evaluation(slice, generation, own, parts, started));
+    parts
 }
 
 /// Brings the CPU copy of a GPU run up to date (one readback); if the GPU

@@ -937,6 +937,58 @@ async fn figures_of_a_run_the_page_has_left_are_not_shown() {
 }
 
 #[wasm_bindgen_test]
+async fn with_two_workers_the_figures_are_drawn_four_times_a_second() {
+    // Where the workers take every core, each redraw takes from training:
+    // with more than one worker the page holds the slices' figures and draws
+    // them together every `DRAW_EVERY_MS`; any other event draws the held
+    // ones first, in order. With one worker, at once.
+    use layerlab::worker::Event;
+    let (root, _h) = mount();
+    settle().await;
+    let points = || one(&root, "loss-chart").get_attribute("data-points").unwrap_or_default();
+    let metrics = |first_step: usize| Event::Metrics {
+        first_step,
+        losses: vec![2.0],
+        accuracy: 0.1,
+        samples_per_s: 900.0,
+        train_s: 0.05,
+        epoch: 0,
+        epoch_progress: 0.0,
+        elapsed_s: 1.0,
+        total_steps: 938,
+    };
+    let sleep = |ms: i32| {
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::new(&mut |resolve, _| {
+            web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();
+        }))
+    };
+    layerlab::ui::receive(Event::RunStarted { run: layerlab::ui::shown_run() });
+    layerlab::ui::receive(Event::Workers { wanted: 1, running: 1, note: None });
+    layerlab::ui::receive(metrics(1));
+    settle().await;
+    assert_eq!(points(), "1", "one worker: drawn at once");
+    layerlab::ui::receive(Event::Workers { wanted: 2, running: 2, note: None });
+    layerlab::ui::receive(metrics(2));
+    layerlab::ui::receive(metrics(3));
+    settle().await;
+    assert_eq!(points(), "1", "two workers: held");
+    sleep(layerlab::ui::DRAW_EVERY_MS + 100).await.unwrap();
+    settle().await;
+    assert_eq!(points(), "3", "drawn together within DRAW_EVERY_MS");
+    // Another event draws the held figures first: a pause shows every step.
+    layerlab::ui::receive(metrics(4));
+    layerlab::ui::receive(Event::Running { running: false });
+    settle().await;
+    assert_eq!(points(), "4");
+    // Held figures of a run the page left meanwhile are not drawn.
+    layerlab::ui::receive(metrics(5));
+    one(&root, "reset-button").click();
+    sleep(layerlab::ui::DRAW_EVERY_MS + 100).await.unwrap();
+    settle().await;
+    assert_eq!(points(), "0", "the old run's held figures are dropped");
+}
+
+#[wasm_bindgen_test]
 async fn the_preset_selector_names_the_model_on_the_page() {
     // Issue 15 point 7: the selector follows the model, whatever changed it.
     let (root, _h) = mount();

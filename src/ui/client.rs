@@ -24,13 +24,36 @@ struct Client {
     /// Whether the run the page left is kept (its `Checkpoint`, on the way
     /// before `RunStarted`): not after Reset, which starts it over.
     keep_left: bool,
+    /// The worker's figures held back to be drawn together (`DRAW_EVERY_MS`),
+    /// and whether a timer will release them.
+    held: Vec<Event>,
+    release_due: bool,
 }
 
 thread_local! {
     static CLIENT: RefCell<Client> = const {
-        RefCell::new(Client { worker: None, view: None, ready: false, pending: Vec::new(), shown_run: 0, worker_run: 0, keep_left: false })
+        RefCell::new(Client {
+            worker: None,
+            view: None,
+            ready: false,
+            pending: Vec::new(),
+            shown_run: 0,
+            worker_run: 0,
+            keep_left: false,
+            held: Vec::new(),
+            release_due: false,
+        })
     };
 }
+
+/// While more than one worker trains, the page draws the worker's figures
+/// (`Event::Metrics`, one per 50 ms slice) at most this often, several at
+/// once. Where the workers take every core, each redraw (the page's thread,
+/// the compositor, raster) takes from training: on a 2-core machine, W1 with
+/// 2 workers ran at 3,258 and 3,491 samples/s drawing every slice, 3,950
+/// and 3,792 drawing four times a second (README, Benchmarks). With one
+/// worker a core is free for the page, which draws every slice.
+pub const DRAW_EVERY_MS: i32 = 250;
 
 /// Whether `event` is stale: of a run the page has left (see `Command::NewRun`).
 /// Notes the worker's `RunStarted`.
@@ -40,6 +63,14 @@ fn stale(event: &Event) -> bool {
         if let Event::RunStarted { run } = event {
             c.worker_run = *run;
         }
+        event.of_run() && c.worker_run != c.shown_run
+    })
+}
+
+/// Whether `event` is of a run the page has left, as things stand now.
+fn left(event: &Event) -> bool {
+    CLIENT.with(|c| {
+        let c = c.borrow();
         event.of_run() && c.worker_run != c.shown_run
     })
 }
@@ -136,6 +167,9 @@ pub fn send(cmd: &Command) {
 }
 
 /// An event from the worker: shown, unless it is of a run the page has left.
+/// While more than one worker trains, the figures of training slices are
+/// held and drawn together every `DRAW_EVERY_MS`; any other event shows the
+/// held ones first, so that the page sees everything in the worker's order.
 pub fn receive(event: Event) {
     if stale(&event) {
         // The run the page left comes back as a checkpoint: kept with its model.
@@ -146,7 +180,51 @@ pub fn receive(event: Event) {
         }
         return;
     }
+    if matches!(event, Event::Metrics { .. }) && holding() {
+        hold(event);
+        return;
+    }
+    release();
     deliver(event);
+}
+
+/// Whether figures are held: more than one worker trains.
+fn holding() -> bool {
+    let view = CLIENT.with(|c| c.borrow().view);
+    view.is_some_and(|v| v.workers.with_untracked(|w| w.as_ref().is_some_and(|(_, running, _)| *running > 1)))
+}
+
+/// Holds `event` until the next release, which a timer brings within
+/// `DRAW_EVERY_MS` if none is due.
+fn hold(event: Event) {
+    let schedule = CLIENT.with(|c| {
+        let mut c = c.borrow_mut();
+        c.held.push(event);
+        !std::mem::replace(&mut c.release_due, true)
+    });
+    if !schedule {
+        return;
+    }
+    let timer = Closure::once_into_js(release);
+    let set = web_sys::window()
+        .map(|w| w.set_timeout_with_callback_and_timeout_and_arguments_0(timer.unchecked_ref(), DRAW_EVERY_MS));
+    if !matches!(set, Some(Ok(_))) {
+        // No timer (no window): nothing would release them.
+        release();
+    }
+}
+
+/// Shows the held figures, in order; those of a run the page has left
+/// meanwhile are dropped.
+fn release() {
+    let held = CLIENT.with(|c| {
+        let mut c = c.borrow_mut();
+        c.release_due = false;
+        std::mem::take(&mut c.held)
+    });
+    for event in held.into_iter().filter(|e| !left(e)) {
+        deliver(event);
+    }
 }
 
 /// The run the page shows (`Command::NewRun`); the worker has begun it once

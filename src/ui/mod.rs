@@ -682,7 +682,7 @@ pub fn App() -> impl IntoView {
 }
 
 pub use chart::{loss_axis, LossAxis};
-pub use client::{deliver, receive, shown_run};
+pub use client::{deliver, receive, shown_run, DRAW_EVERY_MS};
 
 /// Mounts the app on the page's body.
 pub fn mount() {

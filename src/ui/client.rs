@@ -50,9 +50,9 @@ thread_local! {
 /// (`Event::Metrics`, one per 50 ms slice) at most this often, several at
 /// once. Where the workers take every core, each redraw (the page's thread,
 /// the compositor, raster) takes from training: on a 2-core machine, W1 with
-/// 2 workers ran at 3,258 and 3,491 samples/s drawing every slice, 3,950
-/// and 3,792 drawing four times a second (README, Benchmarks). With one
-/// worker a core is free for the page, which draws every slice.
+/// 2 workers trained at 2,967 and 3,129 samples/s drawing every slice, at
+/// 3,611 and 3,647 holding (README, Benchmarks). With one worker a core is
+/// free for the page, which draws every slice.
 pub const DRAW_EVERY_MS: i32 = 250;
 
 /// Whether `event` is stale: of a run the page has left (see `Command::NewRun`).

@@ -892,6 +892,22 @@ fn one_early_spike_leaves_the_loss_curve_readable() {
     assert_eq!(loss_axis(&[f32::NAN], false), LossAxis { lo: 0.0, hi: 1.0, clipped: 0, max: 1.0 });
 }
 
+/// A training slice's figures as the worker sends them: `losses` from step
+/// `first_step` of a 938-step run.
+fn slice_of(first_step: usize, losses: Vec<f32>) -> layerlab::worker::Event {
+    layerlab::worker::Event::Metrics {
+        first_step,
+        losses,
+        accuracy: 0.1,
+        samples_per_s: 900.0,
+        train_s: 0.05,
+        epoch: 0,
+        epoch_progress: 0.0,
+        elapsed_s: 1.0,
+        total_steps: 938,
+    }
+}
+
 #[wasm_bindgen_test]
 async fn figures_of_a_run_the_page_has_left_are_not_shown() {
     // Issue 15 point 5: the worker's figures of the run it had, on their way
@@ -901,17 +917,7 @@ async fn figures_of_a_run_the_page_has_left_are_not_shown() {
     let (root, _h) = mount();
     settle().await;
     let points = || one(&root, "loss-chart").get_attribute("data-points").unwrap_or_default();
-    let metrics = |first_step: usize| Event::Metrics {
-        first_step,
-        losses: vec![2.0, 1.9],
-        accuracy: 0.1,
-        samples_per_s: 900.0,
-        train_s: 0.05,
-        epoch: 0,
-        epoch_progress: 0.0,
-        elapsed_s: 1.0,
-        total_steps: 938,
-    };
+    let metrics = |first_step: usize| slice_of(first_step, vec![2.0, 1.9]);
     layerlab::ui::receive(Event::RunStarted { run: layerlab::ui::shown_run() });
     layerlab::ui::receive(metrics(1));
     // A current end shows (so its absence below means something).
@@ -946,17 +952,7 @@ async fn with_two_workers_the_figures_are_drawn_four_times_a_second() {
     let (root, _h) = mount();
     settle().await;
     let points = || one(&root, "loss-chart").get_attribute("data-points").unwrap_or_default();
-    let metrics = |first_step: usize| Event::Metrics {
-        first_step,
-        losses: vec![2.0],
-        accuracy: 0.1,
-        samples_per_s: 900.0,
-        train_s: 0.05,
-        epoch: 0,
-        epoch_progress: 0.0,
-        elapsed_s: 1.0,
-        total_steps: 938,
-    };
+    let metrics = |first_step: usize| slice_of(first_step, vec![2.0]);
     let sleep = |ms: i32| {
         wasm_bindgen_futures::JsFuture::from(js_sys::Promise::new(&mut |resolve, _| {
             web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();

@@ -864,7 +864,6 @@ def main():
         only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]
         if "page_speed" in only:
             checks.append(("page_speed", page_speed))
-        only = [n for n in os.environ.get("E2E_ONLY", "").split(",") if n]
         for name, fn in checks:
             if not only or name == "loads" or name in only:
                 check(name, fn)

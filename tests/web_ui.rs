@@ -976,12 +976,30 @@ async fn with_two_workers_the_figures_are_drawn_four_times_a_second() {
     layerlab::ui::receive(Event::Running { running: false });
     settle().await;
     assert_eq!(points(), "4");
-    // Held figures of a run the page left meanwhile are not drawn.
+    // Held figures of a run the page left meanwhile are not drawn: not when
+    // the worker's word that the new run began comes before the timer (the
+    // e2e run once showed "Paused after 8 steps" of the run left on the new
+    // model's chart)...
     layerlab::ui::receive(metrics(5));
+    one(&root, "reset-button").click();
+    layerlab::ui::receive(Event::RunStarted { run: layerlab::ui::shown_run() });
+    settle().await;
+    assert_eq!(points(), "0", "the old run's held figures are dropped, not drawn into the new run");
+    sleep(layerlab::ui::DRAW_EVERY_MS + 100).await.unwrap();
+    settle().await;
+    assert_eq!(points(), "0");
+    // ...nor when the timer comes first.
+    layerlab::ui::receive(metrics(1));
+    layerlab::ui::receive(metrics(2));
     one(&root, "reset-button").click();
     sleep(layerlab::ui::DRAW_EVERY_MS + 100).await.unwrap();
     settle().await;
     assert_eq!(points(), "0", "the old run's held figures are dropped");
+    layerlab::ui::receive(Event::RunStarted { run: layerlab::ui::shown_run() });
+    layerlab::ui::receive(metrics(1));
+    sleep(layerlab::ui::DRAW_EVERY_MS + 100).await.unwrap();
+    settle().await;
+    assert_eq!(points(), "1", "the new run's figures are drawn");
 }
 
 #[wasm_bindgen_test]

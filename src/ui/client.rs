@@ -67,24 +67,21 @@ fn stale(event: &Event) -> bool {
     })
 }
 
-/// Whether `event` is of a run the page has left, as things stand now.
-fn left(event: &Event) -> bool {
-    CLIENT.with(|c| {
-        let c = c.borrow();
-        event.of_run() && c.worker_run != c.shown_run
-    })
-}
-
 /// Sends `cmd`, which makes a new run (`SetSpec`, `LoadWeights`, `Resume`),
 /// after `NewRun`: from now on the page shows that run, and no event of the
 /// one before (already on its way) reaches the view. With `keep`, the run
 /// left is kept in this browser with its model (the worker sends its
-/// checkpoint first); Reset does not keep it.
+/// checkpoint first); Reset does not keep it. Figures held to be drawn
+/// (`DRAW_EVERY_MS`) are of the run left, and are dropped: the worker's
+/// `RunStarted` of the new run may come before the timer that would have
+/// drawn them, and they must not be drawn into the new run's view (the
+/// checkpoint of a kept run carries every step anyway).
 pub fn send_new_run(cmd: &Command, keep: bool) {
     let run = CLIENT.with(|c| {
         let mut c = c.borrow_mut();
         c.shown_run += 1;
         c.keep_left = keep;
+        c.held.clear();
         c.shown_run
     });
     send(&Command::NewRun { run, keep });
@@ -214,15 +211,15 @@ fn hold(event: Event) {
     }
 }
 
-/// Shows the held figures, in order; those of a run the page has left
-/// meanwhile are dropped.
+/// Shows the held figures, in order. All are of the run shown: `stale`
+/// kept others out, and `send_new_run` drops them when the page leaves it.
 fn release() {
     let held = CLIENT.with(|c| {
         let mut c = c.borrow_mut();
         c.release_due = false;
         std::mem::take(&mut c.held)
     });
-    for event in held.into_iter().filter(|e| !left(e)) {
+    for event in held {
         deliver(event);
     }
 }

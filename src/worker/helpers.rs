@@ -9,9 +9,9 @@
 //! buffers are transferred, not copied; the rest as JSON text.
 //! - to a helper: `{spec}` when its model changes, `{job, weights, x}` per
 //!   step (and per evaluation, when `job` says `evaluate`);
-//! - from a helper: `"ready"` once started, `{result, grads}` per job (the
-//!   logits in `grads` for an evaluation), or
-//!   `{error}` when a job does not fit its model.
+//! - from a helper: `"ready"` once started, `{result, values}` per job
+//!   (`PartResult::values`: the gradients of a step's part, the logits of an
+//!   evaluation's), or `{error}` when a job does not fit its model.
 //!
 //! A helper that fails (an error event, a job it cannot run) stops them all:
 //! the step is taken again in the training worker alone, and `Workers` says
@@ -373,9 +373,9 @@ fn parse_result(answer: &JsValue) -> Result<PartResult, String> {
     }
     let meta = get(answer, "result").and_then(|m| m.as_string()).ok_or("an unreadable answer")?;
     let meta: ResultMeta = serde_json::from_str(&meta).map_err(|e| format!("an unreadable answer: {e}"))?;
-    let grads = get(answer, "grads").ok_or("an answer without gradients")?;
+    let values = get(answer, "values").ok_or("an answer without values")?;
     Ok(PartResult {
-        values: grads.dyn_into::<Float32Array>().map_err(|_| "gradients that are not numbers")?.to_vec(),
+        values: values.dyn_into::<Float32Array>().map_err(|_| "an answer whose values are not numbers")?.to_vec(),
         reached: meta.reached,
         loss: f32::from_bits(meta.loss_bits),
         correct: meta.correct,
@@ -383,7 +383,7 @@ fn parse_result(answer: &JsValue) -> Result<PartResult, String> {
 }
 
 /// Runs this worker as a helper: a `Replica` of the model it is sent, which
-/// answers every job with its part's gradients.
+/// answers every job with its part's gradients (or logits, for an evaluation).
 pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
     let replica: RefCell<Option<Replica>> = RefCell::new(None);
     let reply_scope = scope.clone();
@@ -411,11 +411,11 @@ pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
             run_job(&replica.borrow(), &data)
         };
         let _ = match answer {
-            Ok((meta, grads)) => {
+            Ok((meta, values)) => {
                 let meta = JsValue::from_str(&serde_json::to_string(&meta).expect("results serialize"));
                 reply_scope.post_message_with_transfer(
-                    &object(&[("result", &meta), ("grads", &grads)]),
-                    &Array::of1(&grads.buffer()),
+                    &object(&[("result", &meta), ("values", &values)]),
+                    &Array::of1(&values.buffer()),
                 )
             }
             Err(e) => reply_scope.post_message(&object(&[("error", &JsValue::from_str(&e))])),

@@ -479,7 +479,7 @@ impl Session {
         &mut self,
         helpers: usize,
     ) -> Option<(u64, std::ops::Range<usize>, Vec<PartJob>, ModelSpec)> {
-        if helpers == 0 || !self.split.chosen_split(self.generation) {
+        if helpers == 0 || !self.split_chosen() {
             return None;
         }
         let t = self.trainer.as_ref().filter(|t| !t.device().is_gpu())?;

@@ -199,16 +199,24 @@ fn threads_train_as_one_thread_does() {
     t.step().unwrap();
     let state = |t: &Trainer| pollster::block_on(t.checkpoint().to_host()).unwrap();
     let before = state(&t);
-    let (mut split, jobs) = t.split_step(2, 0).expect("a batch of 64 splits in 2");
-    t.train_own_part(&mut split);
+    let (mut split, jobs) = t.split_step(2).expect("a batch of 64 splits in 2");
+    assert_eq!((split.chunks(), jobs.len()), (8, 1), "4 chunks a worker");
+    let index = split.next_own(|_| true);
+    assert_eq!(index, Some(0), "the trainer begins with the first chunk");
+    t.train_chunk(&mut split, 0);
     assert!(state(&t) == before, "a checkpoint while the parts are out");
     let replica = layerlab::train::Replica::new(&t.model.spec).unwrap();
-    let parts: Vec<_> = jobs.iter().map(|j| replica.run(j).unwrap()).collect();
+    let parts: Vec<_> = jobs.iter().flat_map(|j| replica.run(j).unwrap()).collect();
+    assert_eq!(
+        parts.iter().map(|p| p.chunk).collect::<Vec<_>>(),
+        [7, 6, 5, 4, 3, 2, 1],
+        "the helper from the last down"
+    );
     drop(split);
     assert!(state(&t) == before, "a dropped split step");
-    let (mut split, jobs) = t.split_step(2, 0).unwrap();
-    t.train_own_part(&mut split);
-    let again: Vec<_> = jobs.iter().map(|j| replica.run(j).unwrap()).collect();
+    let (mut split, jobs) = t.split_step(2).unwrap();
+    t.train_chunk(&mut split, 0);
+    let again: Vec<_> = jobs.iter().flat_map(|j| replica.run(j).unwrap()).collect();
     assert_eq!(again, parts, "the same parts again, dropout seeds and all");
     let pending = t.finish_split(split, again);
     let words = pollster::block_on(pending.read()).unwrap();
@@ -261,8 +269,9 @@ fn an_evaluation_in_parts_gives_the_figures_of_one() {
         let replica = layerlab::train::Replica::new(&spec).unwrap();
         let mut logits = layerlab::train::eval_logits(&t.model, t.test_set(), own);
         for job in &jobs {
-            let part = replica.run(job).unwrap();
+            let [part] = &replica.run(job).unwrap()[..] else { panic!("{preset}: an evaluation part in one chunk") };
             assert!(part.reached.is_empty(), "{preset}: an evaluation part has no gradients");
+            let part = part.clone();
             logits.extend(part.values);
         }
         let parts = layerlab::train::eval_metrics(&t.model, t.test_set(), 250, &logits);

@@ -583,28 +583,76 @@ fn a_run_that_learns_is_left_alone() {
 }
 
 /// Helpers in this process for `train_slice` (the page's are Web Workers):
-/// each a `Replica` answering at once, the `fail_job`-th job (counting from
-/// 1) answered with a failure.
+/// each a `Replica` that, as if it ran beside the training worker, begins
+/// the next chunk of its job at each of that worker's `settle`s (unless
+/// claimed: then it stops), and computes the rest of them when its answer is
+/// awaited. The `fail_job`-th job (counting from 1) is answered with a
+/// failure. A `deaf` helper ignores claims, as one whose word crossed the
+/// training worker's would: the chunks both computed count once.
 struct InProcess {
     replicas: Vec<std::cell::RefCell<Option<(layerlab::nn::ModelSpec, layerlab::train::Replica)>>>,
-    answers: std::cell::RefCell<Vec<Option<Result<layerlab::train::PartResult, String>>>>,
+    out: std::cell::RefCell<Vec<Option<Out>>>,
     jobs: std::cell::Cell<usize>,
     /// Of the jobs, the parts of evaluations.
     evaluations: std::cell::Cell<usize>,
+    /// Chunks the training worker computed, and the helpers, in all.
+    own_chunks: std::cell::Cell<usize>,
+    helper_chunks: std::cell::Cell<usize>,
     fail_job: Option<usize>,
     failed: std::cell::Cell<bool>,
+    deaf: bool,
+    /// The training worker's `settle`s a helper takes to begin a chunk (1:
+    /// as fast as that worker; 0: never, until its answer is awaited).
+    pace: usize,
+    settles: std::cell::Cell<usize>,
+}
+
+/// A helper's job out: the chunks it went through, the results, the chunks
+/// the training worker claimed, whether it stopped (a claimed chunk next),
+/// and whether it is to fail.
+struct Out {
+    job: layerlab::train::PartJob,
+    next: usize,
+    results: Vec<layerlab::train::PartResult>,
+    claimed: u64,
+    stopped: bool,
+    fails: bool,
 }
 
 impl InProcess {
     fn new(helpers: usize, fail_job: Option<usize>) -> InProcess {
         InProcess {
             replicas: (0..helpers).map(|_| Default::default()).collect(),
-            answers: std::cell::RefCell::new(vec![None; helpers]),
+            out: std::cell::RefCell::new((0..helpers).map(|_| None).collect()),
             jobs: Default::default(),
             evaluations: Default::default(),
+            own_chunks: Default::default(),
+            helper_chunks: Default::default(),
             fail_job,
             failed: Default::default(),
+            deaf: false,
+            pace: 1,
+            settles: Default::default(),
         }
+    }
+
+    /// Helper `k` begins (and computes) the next chunk of its job, if any is
+    /// left that the training worker did not claim.
+    fn advance(&self, k: usize) -> bool {
+        let mut out = self.out.borrow_mut();
+        let Some(o) = out[k].as_mut().filter(|o| !o.stopped && !o.fails && o.next < o.job.chunks.len()) else {
+            return false;
+        };
+        let index = o.job.chunks[o.next].index;
+        if !self.deaf && o.claimed >> index & 1 == 1 {
+            o.stopped = true;
+            return false;
+        }
+        let replica = self.replicas[k].borrow();
+        o.results.push(replica.as_ref().unwrap().1.chunk(&o.job, o.next));
+        o.next += 1;
+        self.helper_chunks.set(self.helper_chunks.get() + 1);
+        true
     }
 }
 
@@ -623,14 +671,35 @@ impl layerlab::worker::Helpers for InProcess {
         }
         self.jobs.set(self.jobs.get() + 1);
         self.evaluations.set(self.evaluations.get() + usize::from(job.evaluate));
-        let answer = match Some(self.jobs.get()) == self.fail_job {
-            true => Err("a simulated failure".to_string()),
-            false => replica.as_ref().unwrap().1.run(&job).map_err(|e| e.to_string()),
-        };
-        self.answers.borrow_mut()[k] = Some(answer);
+        replica.as_ref().unwrap().1.start(&job).unwrap();
+        let fails = Some(self.jobs.get()) == self.fail_job;
+        self.out.borrow_mut()[k] = Some(Out { job, next: 0, results: Vec::new(), claimed: 0, stopped: false, fails });
     }
-    async fn receive(&self, k: usize) -> Result<layerlab::train::PartResult, String> {
-        let answer = self.answers.borrow_mut()[k].take().expect("a job was sent");
+    fn started(&self, index: usize) -> bool {
+        let out = self.out.borrow();
+        out.iter().flatten().any(|o| o.job.chunks[..o.next].iter().any(|c| c.index == index))
+    }
+    fn claim(&self, index: usize) {
+        self.own_chunks.set(self.own_chunks.get() + 1);
+        for o in self.out.borrow_mut().iter_mut().flatten() {
+            o.claimed |= 1 << index;
+        }
+    }
+    async fn settle(&self) {
+        self.settles.set(self.settles.get() + 1);
+        if self.pace > 0 && self.settles.get() % self.pace == 0 {
+            for k in 0..self.replicas.len() {
+                self.advance(k);
+            }
+        }
+    }
+    async fn receive(&self, k: usize) -> Result<Vec<layerlab::train::PartResult>, String> {
+        while self.advance(k) {}
+        let out = self.out.borrow_mut()[k].take().expect("a job was sent");
+        let answer = match out.fails {
+            true => Err("a simulated failure".to_string()),
+            false => Ok(out.results),
+        };
         self.failed.set(self.failed.get() || answer.is_err());
         answer
     }
@@ -709,6 +778,32 @@ fn workers_split_each_step_and_train_as_one_does() {
         assert!(close(&parts, &one, 1e-4), "{preset}, {} workers: {parts:?} against {one:?}", helpers + 1);
         assert!(close(&w, &w1, 1e-3), "{preset}, {} workers: the weights differ", helpers + 1);
         assert!(parts[7] < parts[0], "{parts:?}");
+        // The chunks were shared out: 4 a worker, of 4 steps.
+        assert_eq!((h.own_chunks.get(), h.helper_chunks.get()), (16, 16 * helpers), "{preset}");
+    }
+}
+
+#[test]
+fn a_worker_done_first_takes_the_others_chunks() {
+    // A split step's chunks go to whoever is free: a helper three times as
+    // slow leaves most to the training worker, one that does nothing until
+    // its answer is awaited leaves it all but what it had begun, one deaf
+    // to the training worker's claims computes chunks twice (counted once).
+    // Every way, the run is one worker's to float tolerance, and the same
+    // whoever computed which chunk (each chunk's gradient is the same, summed
+    // in the chunks' order).
+    let spec = layerlab::preset("seed-cnn").unwrap();
+    let (one, w1) = train_with_helpers(&spec, 8, &layerlab::worker::NoHelpers);
+    let even = InProcess::new(1, None);
+    let (split, ws) = train_with_helpers(&spec, 8, &even);
+    for (pace, deaf, own, theirs) in [(3, false, 4 * 6, 4 * 2), (0, false, 4 * 8, 0), (1, true, 4 * 4, 4 * 7)] {
+        let h = InProcess { pace, deaf, ..InProcess::new(1, None) };
+        let (parts, w) = train_with_helpers(&spec, 8, &h);
+        assert_eq!((h.own_chunks.get(), h.helper_chunks.get()), (own, theirs), "pace {pace}, deaf {deaf}");
+        assert!(close(&parts, &one, 1e-4), "pace {pace}: {parts:?} against {one:?}");
+        assert!(close(&w, &w1, 1e-3), "pace {pace}: the weights differ");
+        assert_eq!(parts, split, "pace {pace}, deaf {deaf}: another share of the chunks, another result");
+        assert!(w == ws, "pace {pace}, deaf {deaf}: another share of the chunks, other weights");
     }
 }
 
@@ -838,7 +933,16 @@ impl layerlab::worker::Helpers for HandlingAt<'_, '_> {
     fn send(&self, k: usize, spec: &layerlab::nn::ModelSpec, job: layerlab::train::PartJob) {
         self.inner.send(k, spec, job)
     }
-    async fn receive(&self, k: usize) -> Result<layerlab::train::PartResult, String> {
+    fn started(&self, index: usize) -> bool {
+        self.inner.started(index)
+    }
+    fn claim(&self, index: usize) {
+        self.inner.claim(index)
+    }
+    async fn settle(&self) {
+        self.inner.settle().await
+    }
+    async fn receive(&self, k: usize) -> Result<Vec<layerlab::train::PartResult>, String> {
         if self.inner.jobs.get() == self.at {
             for cmd in self.commands.take() {
                 let events = self.cell.borrow_mut().handle(cmd);

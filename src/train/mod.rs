@@ -22,7 +22,7 @@ use crate::tensor::{Array, Tensor};
 mod checkpoint;
 pub mod measure;
 mod parallel;
-pub use parallel::{PartJob, PartResult, Replica};
+pub use parallel::{Chunk, Claims, PartJob, PartResult, Replica, CHUNKS_PER_WORKER};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -147,23 +147,43 @@ struct StepStart {
     counters: StepCounters,
 }
 
-/// A step whose batch is split across workers (`Trainer::split_step`).
+/// A step whose batch is split across workers (`Trainer::split_step`), in
+/// chunks (`parallel::Chunk`).
 pub struct SplitStep {
     begun: StepStart,
-    /// Rows of the batch per part; the first is the trainer's own.
-    parts: Vec<std::ops::Range<usize>>,
-    own: Option<PartResult>,
-    /// The dropout generator as the step leaves it (the helpers' seeds and
-    /// the own part's masks drawn): the trainer's becomes it in
-    /// `finish_split`, so that until then (a checkpoint taken while the parts
-    /// are out, a dropped step) the trainer is as before the step.
+    /// The chunks' rows of the batch, and their dropout seeds.
+    chunks: Vec<std::ops::Range<usize>>,
+    seeds: Vec<u64>,
+    /// Chunks the trainer took (`next_own`), and the results of those it
+    /// computed (`Trainer::train_chunk`).
+    taken: Vec<bool>,
+    own: Vec<Option<PartResult>>,
+    /// The dropout generator as the step leaves it (every chunk's seed
+    /// drawn): the trainer's becomes it in `finish_split`, so that until then
+    /// (a checkpoint taken while the parts are out, a dropped step) the
+    /// trainer is as before the step.
     rng: ChaCha8Rng,
 }
 
 impl SplitStep {
-    /// Examples in the step's batch, and in the trainer's own part of it.
+    /// Examples in the step's batch, and in the chunks the trainer computed.
     pub fn rows(&self) -> (usize, usize) {
-        (self.begun.batch.shape[0], self.parts.first().map_or(0, |r| r.len()))
+        let own = self.chunks.iter().zip(&self.own).filter(|(_, r)| r.is_some()).map(|(c, _)| c.len()).sum();
+        (self.begun.batch.shape[0], own)
+    }
+
+    /// The chunks of the step.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The next chunk for the trainer: the first it has not taken for which
+    /// `claim` says yes (it asks, from the first chunk up, until one does;
+    /// a chunk that a helper has begun says no), `None` when none is left.
+    pub fn next_own(&mut self, mut claim: impl FnMut(usize) -> bool) -> Option<usize> {
+        let next = (0..self.chunks.len()).find(|&c| !self.taken[c] && claim(c))?;
+        self.taken[next] = true;
+        Some(next)
     }
 }
 
@@ -382,12 +402,19 @@ impl Trainer {
     /// threads (`set_threads`) the batch is split across them.
     pub fn begin_step(&mut self) -> PendingStep {
         #[cfg(not(target_arch = "wasm32"))]
-        if let Some((mut split, jobs)) = self.split_step(self.threads(), 0) {
+        if let Some((mut split, jobs)) = self.split_step(self.threads()) {
             let pool = self.pool.as_ref().expect("threads() > 1 has a pool");
-            jobs.into_iter().enumerate().for_each(|(k, job)| pool.send(k, job));
-            self.train_own_part(&mut split);
+            let claims = std::sync::Arc::new(parallel::Claims::default());
+            let sent = jobs.len();
+            for (k, mut job) in jobs.into_iter().enumerate() {
+                job.claims = Some(claims.clone());
+                pool.send(k, job);
+            }
+            while let Some(index) = split.next_own(|c| claims.take(c)) {
+                self.train_chunk(&mut split, index);
+            }
             let pool = self.pool.as_ref().expect("threads() > 1 has a pool");
-            let parts = (0..split.parts.len() - 1).map(|k| pool.receive(k)).collect();
+            let parts = (0..sent).flat_map(|k| pool.receive(k)).collect();
             return self.finish_split(split, parts);
         }
         let mut begun = self.step_start();
@@ -455,40 +482,53 @@ impl Trainer {
         return 1;
     }
 
-    /// Begins the next step split into `parts` contiguous parts of its batch
-    /// (as even as can be, or the first `own_extra` rows longer or shorter
-    /// than that, `parallel::split_with_first`; fewer when the batch has
-    /// fewer examples): the
-    /// trainer computes the first (`train_own_part`), and the returned jobs,
-    /// parts 2 onwards, go to `Replica`s elsewhere, whose results complete the
-    /// step (`finish_split`). Each helper's dropout seed is drawn from the
-    /// trainer's generator. `None`, with nothing changed, when there is
+    /// Begins the next step split across `parts` workers: the batch cut into
+    /// chunks (`parallel::chunk_rows`, each with a dropout seed drawn from the
+    /// trainer's generator), and one job per helper (`parts - 1`) with the
+    /// chunks it goes through (`parallel::helper_queues`). The trainer takes
+    /// chunks with `SplitStep::next_own` and computes them with
+    /// `train_chunk` while the helpers compute theirs; their results complete
+    /// the step (`finish_split`). `None`, with nothing changed, when there is
     /// nothing to split: fewer than 2 parts or examples, or a model on the GPU.
-    pub fn split_step(&mut self, parts: usize, own_extra: i64) -> Option<(SplitStep, Vec<PartJob>)> {
+    pub fn split_step(&mut self, parts: usize) -> Option<(SplitStep, Vec<PartJob>)> {
         let rows = (self.cursor + self.batch_size).min(self.order.len()) - self.cursor;
         if parts < 2 || rows < 2 || self.device().is_gpu() {
             return None;
         }
         let begun = self.step_start();
-        let ranges = parallel::split_with_first(rows, parts.min(rows), own_extra);
-        let weights = std::sync::Arc::new(self.weight_values());
+        let parts = parts.min(rows);
+        let chunks = parallel::chunk_rows(rows, parts);
         let mut rng = self.dropout_rng.clone();
-        let jobs = ranges[1..]
-            .iter()
-            .map(|r| {
-                let part = begun.batch.rows(r.clone());
-                let seed = rand::Rng::random::<u64>(&mut rng);
+        let seeds: Vec<u64> = chunks.iter().map(|_| rand::Rng::random::<u64>(&mut rng)).collect();
+        let weights = std::sync::Arc::new(self.weight_values());
+        let jobs = parallel::helper_queues(chunks.len(), parts)
+            .into_iter()
+            .map(|queue| {
+                // The rows the job's chunks cover, from its lowest chunk's first.
+                let low = queue.iter().map(|&c| chunks[c].start).min().unwrap_or(0);
+                let high = queue.iter().map(|&c| chunks[c].end).max().unwrap_or(0);
+                let part = begun.batch.rows(low..high);
+                let chunks = queue
+                    .iter()
+                    .map(|&c| parallel::Chunk {
+                        index: c,
+                        rows: chunks[c].start - low..chunks[c].end - low,
+                        seed: seeds[c],
+                    })
+                    .collect();
                 PartJob {
                     weights: weights.clone(),
                     x: part.x,
                     shape: part.shape,
                     labels: part.labels,
-                    seed,
+                    chunks,
+                    claims: None,
                     evaluate: false,
                 }
             })
             .collect();
-        Some((SplitStep { begun, parts: ranges, own: None, rng }, jobs))
+        let n = chunks.len();
+        Some((SplitStep { begun, chunks, seeds, taken: vec![false; n], own: vec![None; n], rng }, jobs))
     }
 
     /// An evaluation of the first `limit` test examples split into `parts`
@@ -514,7 +554,8 @@ impl Trainer {
                     x: part.x,
                     shape: part.shape,
                     labels: Vec::new(),
-                    seed: 0,
+                    chunks: vec![parallel::Chunk { index: 0, rows: 0..r.len(), seed: 0 }],
+                    claims: None,
                     evaluate: true,
                 }
             })
@@ -531,36 +572,50 @@ impl Trainer {
         weights
     }
 
-    /// The forward and backward pass of a split step's first part, on this
-    /// trainer's model (run it while the helpers run theirs).
-    pub fn train_own_part(&mut self, split: &mut SplitStep) {
-        let part = split.begun.batch.rows(split.parts[0].clone());
+    /// The forward and backward pass of chunk `index` of a split step, on
+    /// this trainer's model (run it while the helpers run theirs).
+    pub fn train_chunk(&mut self, split: &mut SplitStep, index: usize) {
+        let part = split.begun.batch.rows(split.chunks[index].clone());
         let x = Tensor::from_vec(&part.shape, part.x);
-        split.own = Some(parallel::part_gradients(&self.model, &self.params, &x, &part.labels, &mut split.rng));
+        let mut rng = ChaCha8Rng::seed_from_u64(split.seeds[index]);
+        let result = parallel::part_gradients(&self.model, &self.params, &x, &part.labels, &mut rng, index);
+        split.taken[index] = true;
+        split.own[index] = Some(result);
     }
 
-    /// Completes a split step with the helpers' results (parts 2 onwards, in
-    /// order): the gradients summed, each weighed by its part's share of the
-    /// batch (each part's loss is a mean), then the update as for a whole
-    /// step. Finish it with `finish_step`. A split step dropped instead (its
-    /// helpers failed) leaves nothing to undo: the data order, the dropout
-    /// generator and the weights move only here, so the next step takes the
-    /// same batch and masks.
+    /// Completes a split step with the helpers' results (any order): every
+    /// chunk's gradients summed in the chunks' order, each weighed by its
+    /// share of the batch (each chunk's loss is a mean), then the update as
+    /// for a whole step. A chunk the trainer computed too (it took it as a
+    /// helper began it) counts once; one nobody computed (a helper's answer
+    /// that left it out) the trainer computes here. Finish it with
+    /// `finish_step`. A split step dropped instead (its helpers failed)
+    /// leaves nothing to undo: the data order, the dropout generator and the
+    /// weights move only here, so the next step takes the same batch and
+    /// masks.
     ///
     /// # Panics
-    /// When `train_own_part` has not run or `parts` is not one result per job.
-    pub fn finish_split(&mut self, split: SplitStep, parts: Vec<PartResult>) -> PendingStep {
-        let SplitStep { begun, parts: ranges, own, rng } = split;
-        assert_eq!(parts.len() + 1, ranges.len(), "one result per part of the batch");
+    /// When a result is of another model (its gradients' length differs).
+    pub fn finish_split(&mut self, mut split: SplitStep, parts: Vec<PartResult>) -> PendingStep {
+        for part in parts {
+            if let Some(slot) = split.own.get_mut(part.chunk).filter(|s| s.is_none()) {
+                *slot = Some(part);
+            }
+        }
+        for index in 0..split.chunks.len() {
+            if split.own[index].is_none() {
+                self.train_chunk(&mut split, index);
+            }
+        }
+        let SplitStep { begun, chunks, own, rng, .. } = split;
         self.dropout_rng = rng;
         // Every example has as many predictions (a digit, or a sequence's
-        // positions): a part's share is its share of the examples.
+        // positions): a chunk's share is its share of the examples.
         let rows = begun.batch.shape[0] as f32;
-        let all = std::iter::once(own.expect("the trainer's own part ran")).chain(parts);
         let mut grads = vec![0.0f32; self.params.iter().map(|(_, p)| p.len()).sum()];
         let mut reached = vec![false; self.params.len()];
         let (mut loss, mut correct) = (0.0f32, 0);
-        for (part, r) in all.zip(&ranges) {
+        for (part, r) in own.into_iter().flatten().zip(&chunks) {
             assert!(part.values.len() == grads.len() && part.reached.len() == reached.len(), "a part of another model");
             let share = r.len() as f32 / rows;
             grads.iter_mut().zip(&part.values).for_each(|(s, g)| *s += g * share);
@@ -568,7 +623,7 @@ impl Trainer {
             loss += part.loss * share;
             correct += part.correct;
         }
-        // A parameter the loss reaches in no part keeps no gradient, as with
+        // A parameter the loss reaches in no chunk keeps no gradient, as with
         // one thread (the optimizer leaves it alone).
         let mut at = 0;
         for ((_, p), reached) in self.params.iter().zip(reached) {

@@ -11,17 +11,27 @@
 //! The result equals one thread's up to the order of floating-point sums.
 //! Layers with per-batch state would see their part of the batch only
 //! (BatchNormalization, when it comes, needs its statistics summed too, as
-//! PyTorch's `SyncBatchNorm`). Each helper's dropout masks come from a seed
-//! the trainer's generator draws for it every step (the main thread's part
-//! uses that generator itself), so a model with dropout trains differently,
+//! PyTorch's `SyncBatchNorm`). Each chunk's dropout masks come from a seed
+//! the trainer's generator draws for it every step, so a model with dropout
+//! trains differently,
 //! though as validly, with N threads, and a checkpoint or an undone step
 //! still repeats exactly.
 //!
-//! The split is the trainer's (`Trainer::split_step`, `train_own_part`,
-//! `finish_split`); where the parts run is the caller's: these threads
-//! natively, the page's helper Web Workers in the browser (`worker::web`),
-//! each running a `Replica` on the `PartJob`s it is sent.
+//! The batch is cut into chunks (`CHUNKS_PER_WORKER` per worker): the trainer
+//! takes them from the first up, each helper its own from the last down, and
+//! a chunk someone has taken is not taken again, so whoever is done first
+//! goes on with the other's (`Claims`). Every chunk's gradient is the same
+//! whoever computes it (its own dropout seed, the same weights), and they
+//! are summed in the chunks' order: a split step's result does not depend
+//! on who was faster.
+//!
+//! The split is the trainer's (`Trainer::split_step`, `SplitStep::next_own`,
+//! `Trainer::train_chunk`, `finish_split`); where the parts run is the
+//! caller's: these threads natively, the page's helper Web Workers in the
+//! browser (`worker::helpers`), each running a `Replica` on the `PartJob`s it
+//! is sent.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(not(target_arch = "wasm32"))]
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -35,10 +45,39 @@ use crate::error::Result;
 use crate::nn::{Model, ModelSpec};
 use crate::tensor::Tensor;
 
-/// One part of a batch for a replica: the weights to use, the part's
-/// examples and labels, and the seed of its dropout masks (drawn from the
-/// trainer's generator, so that checkpoints and undone steps cover every
-/// part's masks).
+/// One chunk of a split step's batch: its index in the step (gradients are
+/// summed in this order, whoever computed them), its rows within its job's
+/// examples, and the seed of its dropout masks (drawn from the trainer's
+/// generator, so that checkpoints and undone steps cover every chunk's masks,
+/// and a chunk's gradient is the same whichever worker computes it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chunk {
+    pub index: usize,
+    pub rows: std::ops::Range<usize>,
+    pub seed: u64,
+}
+
+/// Which chunks of a split step are taken, shared by the threads of a native
+/// step (at most 64 chunks: `CHUNKS_PER_WORKER` times `MAX_THREADS`). The page's
+/// workers share no memory: they tell each other by messages instead
+/// (`worker::helpers`).
+#[derive(Debug, Default)]
+pub struct Claims(AtomicU64);
+
+impl Claims {
+    /// Takes chunk `index` for the caller: false when someone took it first.
+    pub fn take(&self, index: usize) -> bool {
+        let bit = 1u64 << index;
+        self.0.fetch_or(bit, Ordering::AcqRel) & bit == 0
+    }
+}
+
+/// Work for a replica: the weights to use, examples and labels, and the
+/// chunks of them to compute, in that order. A part of a step stops at the
+/// first chunk someone else took (`claims` natively; in the page, the
+/// training worker's messages): the training worker takes the chunks in
+/// ascending order, a helper its own from the last down, so that whoever is
+/// done first goes on with the other's.
 #[derive(Clone, Debug)]
 pub struct PartJob {
     /// Every parameter's values, row-major, one after another in
@@ -49,25 +88,65 @@ pub struct PartJob {
     pub shape: Vec<usize>,
     /// One class per example, or per position for a sequence task.
     pub labels: Vec<usize>,
-    pub seed: u64,
+    /// The chunks to compute, in order (rows within `x`).
+    pub chunks: Vec<Chunk>,
+    /// Natively, the step's claims (none: every chunk is computed).
+    pub claims: Option<Arc<Claims>>,
     /// A part of an evaluation, not of a step: the replica sends back the
     /// logits of `x` (`PartResult::values`, `[rows, ..output]` row-major),
-    /// computed as `train::eval_logits` does; `labels` and `seed` are unused.
+    /// computed as `train::eval_logits` does, as one chunk; `labels` and the
+    /// seed are unused.
     pub evaluate: bool,
 }
 
-/// What a replica sends back for its part: the gradients of its mean loss
+/// What a replica sends back for a chunk: the gradients of its mean loss
 /// (`values`: every parameter's, row-major, one after another as in
 /// `PartJob::weights`), which parameters the loss reached (the others'
-/// stretch is zeros, and the optimizer leaves a parameter no part reaches
-/// alone), its mean loss and correct predictions. For an evaluation part
+/// stretch is zeros, and the optimizer leaves a parameter no chunk reaches
+/// alone), its mean loss and correct predictions. For an evaluation
 /// (`PartJob::evaluate`), `values` are the logits and the rest is empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartResult {
+    /// `Chunk::index`.
+    pub chunk: usize,
     pub values: Vec<f32>,
     pub reached: Vec<bool>,
     pub loss: f32,
     pub correct: u32,
+}
+
+/// Chunks of a split step per worker: a worker done with its own takes the
+/// others' a chunk at a time (on two cores shared with the browser, one
+/// part of an evenly split step was often late, and the step waited for
+/// it). Smaller chunks balance better and cost a forward and backward pass
+/// of fewer rows each.
+pub const CHUNKS_PER_WORKER: usize = 4;
+/// Workers (threads) a step is split across at most (64 chunks in all, as
+/// many as `Claims` holds).
+pub const MAX_THREADS: usize = 16;
+
+/// The chunks of a batch of `rows` split across `parts` workers
+/// (`CHUNKS_PER_WORKER` each, fewer when the batch has fewer rows): their
+/// rows, contiguous and as even as can be.
+pub(crate) fn chunk_rows(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    split(rows, (parts.min(MAX_THREADS) * CHUNKS_PER_WORKER).min(rows).max(1))
+}
+
+/// Which chunks the helpers of a split step into `parts` parts go through,
+/// helper by helper, each in the order it takes them: with one helper every
+/// chunk but the first, from the last down (the training worker comes up
+/// from the first; they meet where they meet); with more, helper k its k-th
+/// even share of the chunks (after the training worker's own), from the
+/// last down, the training worker taking from the front of each once done
+/// with its own.
+pub(crate) fn helper_queues(chunks: usize, parts: usize) -> Vec<Vec<usize>> {
+    if parts < 2 {
+        return Vec::new();
+    }
+    if parts == 2 {
+        return vec![(1..chunks).rev().collect()];
+    }
+    split(chunks, parts)[1..].iter().map(|r| r.clone().rev().collect()).collect()
 }
 
 /// A model that computes the gradients of parts of batches for a trainer
@@ -93,31 +172,43 @@ impl Replica {
         self.params.iter().map(|(_, p)| p.len()).sum()
     }
 
-    /// The forward and backward pass of `job`'s part with its weights.
+    /// Every chunk of `job` with its weights, in order, up to the first one
+    /// someone else took (`PartJob::claims`): the results, in that order.
     ///
     /// # Errors
-    /// `Error::Input` when the job's weights, examples or labels do not fit
-    /// the model (a job meant for another model).
-    pub fn run(&self, job: &PartJob) -> Result<PartResult> {
-        self.load(job)?;
-        let x = Tensor::from_vec(&job.shape, job.x.clone());
-        if job.evaluate {
-            let values = super::eval_logits_of(&self.model, x);
-            return Ok(PartResult { values, reached: Vec::new(), loss: 0.0, correct: 0 });
+    /// `Error::Input` when the job's weights, examples, labels or chunks do
+    /// not fit the model (a job meant for another model).
+    pub fn run(&self, job: &PartJob) -> Result<Vec<PartResult>> {
+        self.start(job)?;
+        let mut results = Vec::with_capacity(job.chunks.len());
+        for k in 0..job.chunks.len() {
+            if job.claims.as_ref().is_some_and(|c| !c.take(job.chunks[k].index)) {
+                break;
+            }
+            results.push(self.chunk(job, k));
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
-        Ok(part_gradients(&self.model, &self.params, &x, &job.labels, &mut rng))
+        Ok(results)
     }
 
-    /// Checks `job` against the model and loads its weights.
-    fn load(&self, job: &PartJob) -> Result<()> {
+    /// Checks `job` against the model and loads its weights, for `chunk`.
+    ///
+    /// # Errors
+    /// As `run`.
+    pub fn start(&self, job: &PartJob) -> Result<()> {
         let bad =
             |what: String| crate::error::Error::Input(format!("a part of a batch does not fit the model: {what}"));
         if job.weights.len() != self.weight_count() {
             return Err(bad(format!("{} weights for {}", job.weights.len(), self.weight_count())));
         }
-        if job.shape.iter().product::<usize>() != job.x.len() || job.shape.first().is_none_or(|&rows| rows == 0) {
+        let rows = job.shape.first().copied().unwrap_or(0);
+        if job.shape.iter().product::<usize>() != job.x.len() || rows == 0 {
             return Err(bad(format!("{} values for the shape {:?}", job.x.len(), job.shape)));
+        }
+        if !job.evaluate && (job.labels.is_empty() || job.labels.len() % rows != 0) {
+            return Err(bad(format!("{} labels for {rows} examples", job.labels.len())));
+        }
+        if let Some(c) = job.chunks.iter().find(|c| c.rows.is_empty() || c.rows.end > rows || c.index >= 64) {
+            return Err(bad(format!("chunk {} has rows {:?} of {rows}", c.index, c.rows)));
         }
         let mut at = 0;
         for (_, p) in &self.params {
@@ -131,6 +222,27 @@ impl Replica {
         }
         Ok(())
     }
+
+    /// The forward and backward pass of `job`'s `k`-th chunk (or, for an
+    /// evaluation, its logits), with the weights `start` loaded.
+    ///
+    /// # Panics
+    /// When `start` did not accept `job`, or `k` is past its chunks.
+    pub fn chunk(&self, job: &PartJob, k: usize) -> PartResult {
+        let chunk = &job.chunks[k];
+        let rows = job.shape[0];
+        let (per_row, labels_per_row) = (job.x.len() / rows, job.labels.len() / rows);
+        let mut shape = job.shape.clone();
+        shape[0] = chunk.rows.len();
+        let x = Tensor::from_vec(&shape, job.x[chunk.rows.start * per_row..chunk.rows.end * per_row].to_vec());
+        if job.evaluate {
+            let values = super::eval_logits_of(&self.model, x);
+            return PartResult { chunk: chunk.index, values, reached: Vec::new(), loss: 0.0, correct: 0 };
+        }
+        let labels = &job.labels[chunk.rows.start * labels_per_row..chunk.rows.end * labels_per_row];
+        let mut rng = ChaCha8Rng::seed_from_u64(chunk.seed);
+        part_gradients(&self.model, &self.params, &x, labels, &mut rng, chunk.index)
+    }
 }
 
 /// The forward and backward pass of one part on `model`: its loss, correct
@@ -141,6 +253,7 @@ pub(crate) fn part_gradients(
     x: &Tensor,
     labels: &[usize],
     rng: &mut ChaCha8Rng,
+    chunk: usize,
 ) -> PartResult {
     let (logits, loss) = super::forward_backward(model, params, x, labels, rng);
     let correct = crate::backend::cpu::count_correct(&logits.value(), labels);
@@ -153,13 +266,13 @@ pub(crate) fn part_gradients(
         }
         reached.push(p.grad().is_some());
     }
-    PartResult { values, reached, loss: loss.item(), correct }
+    PartResult { chunk, values, reached, loss: loss.item(), correct }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 struct Helper {
     jobs: Sender<PartJob>,
-    results: Receiver<Result<PartResult>>,
+    results: Receiver<Result<Vec<PartResult>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -212,8 +325,8 @@ impl Pool {
         self.helpers[k].jobs.send(job).expect("a training thread stopped");
     }
 
-    /// Helper `k`'s result.
-    pub(crate) fn receive(&self, k: usize) -> PartResult {
+    /// Helper `k`'s results (the chunks it computed).
+    pub(crate) fn receive(&self, k: usize) -> Vec<PartResult> {
         match self.helpers[k].results.recv() {
             Ok(Ok(part)) => part,
             Ok(Err(e)) => panic!("a training thread failed: {e}"),
@@ -236,21 +349,6 @@ impl Drop for Pool {
     }
 }
 
-/// `rows` split into `parts` contiguous ranges, the first `extra` rows
-/// longer than an even share (`rows / parts`, rounded up; `extra` kept within
-/// half an even share either way, and every part keeps a row) and the others
-/// as even as can be. With `extra` 0, `split`'s ranges.
-pub(crate) fn split_with_first(rows: usize, parts: usize, extra: i64) -> Vec<std::ops::Range<usize>> {
-    if extra == 0 || parts < 2 || rows < parts {
-        return split(rows, parts);
-    }
-    let half = (rows / parts / 2) as i64;
-    let first = (rows.div_ceil(parts) as i64 + extra.clamp(-half, half)).clamp(1, (rows - (parts - 1)) as i64) as usize;
-    std::iter::once(0..first)
-        .chain(split(rows - first, parts - 1).into_iter().map(|r| r.start + first..r.end + first))
-        .collect()
-}
-
 /// `rows` split into `parts` contiguous ranges as even as can be (the first
 /// ones one longer).
 pub(crate) fn split(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
@@ -268,22 +366,29 @@ pub(crate) fn split(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{split, split_with_first};
+    use super::{chunk_rows, helper_queues, split, Claims};
 
     #[test]
-    fn a_batch_splits_evenly_or_with_the_first_part_given() {
+    fn a_batch_splits_into_chunks_that_the_workers_take_from_either_end() {
         assert_eq!(split(7, 3), [0..3, 3..5, 5..7]);
-        assert_eq!(split_with_first(7, 3, 0), split(7, 3));
-        assert_eq!(split_with_first(64, 2, 2), [0..34, 34..64]);
-        assert_eq!(split_with_first(64, 3, -2), [0..20, 20..42, 42..64]);
-        // Within half an even share: the last, short batch of an epoch (32
-        // rows) gives its first part 16 + 8 at most, leaving the helper 8.
-        assert_eq!(split_with_first(32, 2, 10), [0..24, 24..32]);
-        assert_eq!(split_with_first(64, 2, -40), [0..16, 16..64]);
-        // Parts of a row or two have no room to move.
-        assert_eq!(split_with_first(4, 3, -1), split(4, 3));
-        assert_eq!(split_with_first(5, 4, 9), split(5, 4));
-        // Too few rows for the parts: as `split` does.
-        assert_eq!(split_with_first(2, 3, 1), split(2, 3));
+        // Four chunks a worker: a batch of 64 across 2 workers, 8 of 8 rows.
+        assert_eq!(chunk_rows(64, 2), (0..8).map(|k| 8 * k..8 * k + 8).collect::<Vec<_>>());
+        // Fewer rows than chunks: a row each; the epoch's last, short batch.
+        assert_eq!(chunk_rows(3, 2), [0..1, 1..2, 2..3]);
+        assert_eq!(chunk_rows(10, 2).iter().map(|r| r.len()).collect::<Vec<_>>(), [2, 2, 1, 1, 1, 1, 1, 1]);
+        // At most 64 chunks, however many workers.
+        assert_eq!(chunk_rows(1000, 40).len(), 64);
+        // One helper comes down from the last chunk to the second; more
+        // helpers each take their share from its last down.
+        assert_eq!(helper_queues(8, 2), [vec![7, 6, 5, 4, 3, 2, 1]]);
+        assert_eq!(helper_queues(12, 3), [vec![7, 6, 5, 4], vec![11, 10, 9, 8]]);
+        assert!(helper_queues(4, 1).is_empty());
+    }
+
+    #[test]
+    fn a_chunk_is_taken_once() {
+        let claims = Claims::default();
+        assert!(claims.take(0) && claims.take(63) && claims.take(5));
+        assert!(!claims.take(5) && !claims.take(63));
     }
 }

@@ -1,17 +1,24 @@
 //! Data-parallel training in the page: the training worker starts helper Web
 //! Workers (the same script, named `HELPER_NAME`), and each step on the CPU
-//! sends every helper a part of the batch with the weights (`PartJob`); the
-//! helper's `Replica` sends back the part's gradients (`PartResult`), which
-//! the trainer sums with its own part's (`Trainer::finish_split`), as the
-//! CLI's `--threads` does with threads.
+//! sends every helper its chunks of the batch with the weights (`PartJob`);
+//! the helper's `Replica` sends back the gradients of those it computed
+//! (`PartResult`), which the trainer sums with its own chunks'
+//! (`Trainer::finish_split`), as the CLI's `--threads` does with threads.
+//! The workers share no memory, so they share the chunks out by messages: a
+//! helper says which chunk it begins, the training worker which it takes,
+//! and each looks at the other's word between two chunks (a turn of its
+//! event loop, `Turns`); a chunk both began at once is computed twice and
+//! counted once.
 //!
 //! Messages are JS objects: the numbers travel as `Float32Array`s whose
 //! buffers are transferred, not copied; the rest as JSON text.
 //! - to a helper: `{spec}` when its model changes, `{job, weights, x}` per
-//!   step (and per evaluation, when `job` says `evaluate`);
-//! - from a helper: `"ready"` once started, `{result, values}` per job
-//!   (`PartResult::values`: the gradients of a step's part, the logits of an
-//!   evaluation's), or `{error}` when a job does not fit its model.
+//!   step (and per evaluation, when `job` says `evaluate`), `{claim}` for a
+//!   chunk of its job the training worker takes;
+//! - from a helper: `"ready"` once started, `{started}` as it begins a chunk,
+//!   `{result, values}` per job (`PartResult::values` of each chunk computed,
+//!   one after another: the gradients of a step's chunks, the logits of an
+//!   evaluation's part), or `{error}` when a job does not fit its model.
 //!
 //! A helper that fails (an error event, a job it cannot run) stops them all:
 //! the step is taken again in the training worker alone, and `Workers` says
@@ -30,26 +37,75 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Worker};
 use super::protocol::{spawn_worker, Event, HELPER_NAME, MAX_WORKERS};
 use super::slice::Helpers;
 use crate::nn::ModelSpec;
-use crate::train::{PartJob, PartResult, Replica};
+use crate::train::{Chunk, PartJob, PartResult, Replica};
 
 /// A job's small fields (its numbers travel as arrays).
 #[derive(Serialize, Deserialize)]
 struct JobMeta {
     shape: Vec<usize>,
     labels: Vec<usize>,
-    seed: u64,
+    /// `Chunk`s as `[index, first row, end row, seed]`.
+    chunks: Vec<(usize, usize, usize, u64)>,
     /// A part of an evaluation (`PartJob::evaluate`).
     #[serde(default)]
     evaluate: bool,
 }
 
-/// A result's small fields; the loss as its bits, since a diverging part's
-/// NaN has no JSON form.
+/// A chunk's result's small fields; the loss as its bits, since a diverging
+/// chunk's NaN has no JSON form.
 #[derive(Serialize, Deserialize)]
-struct ResultMeta {
+struct PartMeta {
+    chunk: usize,
     reached: Vec<bool>,
     loss_bits: u32,
     correct: u32,
+}
+
+/// A job's results' small fields (their values travel together as one array).
+#[derive(Serialize, Deserialize)]
+struct ResultMeta {
+    parts: Vec<PartMeta>,
+}
+
+/// Turns of this worker's event loop: `next` returns once the messages that
+/// came before it are handled. A message to itself through a
+/// `MessageChannel`, not a timer (a timer set from a timer's task, five
+/// deep, waits at least 4 ms: HTML's timer nesting clamp).
+pub(super) struct Turns {
+    channel: Option<web_sys::MessageChannel>,
+    resolve: Rc<RefCell<Option<Function>>>,
+    scope: DedicatedWorkerGlobalScope,
+}
+
+impl Turns {
+    pub(super) fn new(scope: DedicatedWorkerGlobalScope) -> Turns {
+        let resolve: Rc<RefCell<Option<Function>>> = Rc::default();
+        let channel = web_sys::MessageChannel::new().ok();
+        if let Some(channel) = &channel {
+            let waiting = resolve.clone();
+            let on_turn = Closure::<dyn Fn(MessageEvent)>::new(move |_: MessageEvent| {
+                if let Some(resolve) = waiting.borrow_mut().take() {
+                    let _ = resolve.call0(&JsValue::NULL);
+                }
+            });
+            channel.port1().set_onmessage(Some(on_turn.as_ref().unchecked_ref()));
+            on_turn.forget();
+        }
+        Turns { channel, resolve, scope }
+    }
+
+    /// The next turn (one at a time).
+    pub(super) async fn next(&self) {
+        let (channel, waiting, scope) = (&self.channel, &self.resolve, &self.scope);
+        let turn = Promise::new(&mut |resolve, _| {
+            let posted = channel.as_ref().is_some_and(|c| c.port2().post_message(&JsValue::NULL).is_ok());
+            match posted {
+                true => *waiting.borrow_mut() = Some(resolve),
+                false => drop(scope.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0)),
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(turn).await;
+    }
 }
 
 fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
@@ -79,6 +135,10 @@ struct Helper {
     /// message handler takes to answer it.
     answer: RefCell<Option<Promise>>,
     resolve: RefCell<Option<Function>>,
+    /// The chunks of the job out (bits by `Chunk::index`), and those of them
+    /// it said it began.
+    queue: Cell<u64>,
+    started: Cell<u64>,
 }
 
 impl Drop for Helper {
@@ -113,12 +173,13 @@ pub(super) struct WebHelpers {
     /// For tests (`SetWorkers` `simulate` `fail:N`): the helper given the
     /// N-th part from now fails (an uncaught error in it) as it gets it.
     fail_at: Cell<Option<usize>>,
+    turns: Turns,
 }
 
 impl WebHelpers {
     pub(super) fn new(scope: DedicatedWorkerGlobalScope) -> Rc<WebHelpers> {
         Rc::new_cyclic(|me| WebHelpers {
-            scope,
+            scope: scope.clone(),
             me: me.clone(),
             base: RefCell::new(None),
             wanted: Cell::new(1),
@@ -129,6 +190,7 @@ impl WebHelpers {
             deadline: Cell::new(0.0),
             reported: RefCell::new(None),
             fail_at: Cell::new(None),
+            turns: Turns::new(scope.clone()),
         })
     }
 
@@ -191,11 +253,16 @@ impl WebHelpers {
             let (me_msg, me_err, pool_msg, pool_err) = (me.clone(), me.clone(), self.me.clone(), self.me.clone());
             let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |msg: MessageEvent| {
                 let (Some(helper), Some(pool)) = (me_msg.upgrade(), pool_msg.upgrade()) else { return };
-                if msg.data().as_string().as_deref() == Some("ready") {
+                let data = msg.data();
+                if data.as_string().as_deref() == Some("ready") {
                     helper.ready.set(true);
                     pool.report();
+                } else if let Some(index) = get(&data, "started").and_then(|i| i.as_f64()) {
+                    if (0.0..64.0).contains(&index) {
+                        helper.started.set(helper.started.get() | 1 << index as u32);
+                    }
                 } else if let Some(resolve) = helper.resolve.borrow_mut().take() {
-                    let _ = resolve.call1(&JsValue::NULL, &msg.data());
+                    let _ = resolve.call1(&JsValue::NULL, &data);
                 }
             });
             let on_error = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
@@ -230,6 +297,8 @@ impl WebHelpers {
                 spec: RefCell::new(None),
                 answer: RefCell::new(None),
                 resolve: RefCell::new(None),
+                queue: Cell::new(0),
+                started: Cell::new(0),
             }
         });
         Ok(helper)
@@ -299,7 +368,13 @@ impl Helpers for WebHelpers {
                 let _ = helper.worker.post_message(&object(&[("fail", &JsValue::TRUE)]));
             }
         }
-        let meta = JobMeta { shape: job.shape, labels: job.labels, seed: job.seed, evaluate: job.evaluate };
+        let chunks = job.chunks.iter().map(|c| (c.index, c.rows.start, c.rows.end, c.seed)).collect();
+        helper.queue.set(match job.evaluate {
+            true => 0,
+            false => job.chunks.iter().fold(0, |bits, c| bits | 1 << c.index),
+        });
+        helper.started.set(0);
+        let meta = JobMeta { shape: job.shape, labels: job.labels, chunks, evaluate: job.evaluate };
         let (weights, x) = (floats(&job.weights), floats(&job.x));
         let message = object(&[
             ("job", &JsValue::from_str(&serde_json::to_string(&meta).expect("jobs serialize"))),
@@ -324,7 +399,23 @@ impl Helpers for WebHelpers {
         }
     }
 
-    async fn receive(&self, k: usize) -> Result<PartResult, String> {
+    fn started(&self, index: usize) -> bool {
+        self.round.borrow().iter().any(|h| h.started.get() >> index & 1 == 1)
+    }
+
+    fn claim(&self, index: usize) {
+        for helper in self.round.borrow().iter() {
+            if helper.queue.get() >> index & 1 == 1 {
+                let _ = helper.worker.post_message(&object(&[("claim", &JsValue::from(index as u32))]));
+            }
+        }
+    }
+
+    async fn settle(&self) {
+        self.turns.next().await;
+    }
+
+    async fn receive(&self, k: usize) -> Result<Vec<PartResult>, String> {
         let helper = self.round.borrow()[k].clone();
         let promise = helper.answer.borrow_mut().take();
         let answer = match promise {
@@ -367,25 +458,53 @@ impl Helpers for WebHelpers {
     }
 }
 
-fn parse_result(answer: &JsValue) -> Result<PartResult, String> {
+fn parse_result(answer: &JsValue) -> Result<Vec<PartResult>, String> {
     if let Some(error) = get(answer, "error") {
         return Err(error.as_string().unwrap_or_default());
     }
     let meta = get(answer, "result").and_then(|m| m.as_string()).ok_or("an unreadable answer")?;
     let meta: ResultMeta = serde_json::from_str(&meta).map_err(|e| format!("an unreadable answer: {e}"))?;
     let values = get(answer, "values").ok_or("an answer without values")?;
-    Ok(PartResult {
-        values: values.dyn_into::<Float32Array>().map_err(|_| "an answer whose values are not numbers")?.to_vec(),
-        reached: meta.reached,
-        loss: f32::from_bits(meta.loss_bits),
-        correct: meta.correct,
-    })
+    let values = values.dyn_into::<Float32Array>().map_err(|_| "an answer whose values are not numbers")?;
+    let (n, len) = (meta.parts.len() as u32, values.length());
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if len % n != 0 {
+        return Err(format!("an answer of {len} values for {n} chunks"));
+    }
+    let each = len / n;
+    Ok(meta
+        .parts
+        .into_iter()
+        .zip(0..)
+        .map(|(p, k)| PartResult {
+            chunk: p.chunk,
+            values: values.subarray(k * each, (k + 1) * each).to_vec(),
+            reached: p.reached,
+            loss: f32::from_bits(p.loss_bits),
+            correct: p.correct,
+        })
+        .collect())
+}
+
+/// A helper's state: the replica of the model it was sent, and the job it
+/// goes through (counted, so that a chunk loop of an older job stops), with
+/// the chunks the training worker said it takes (bits by `Chunk::index`).
+#[derive(Default)]
+struct HelperState {
+    replica: RefCell<Option<Replica>>,
+    jobs: Cell<u64>,
+    claimed: Cell<u64>,
 }
 
 /// Runs this worker as a helper: a `Replica` of the model it is sent, which
-/// answers every job with its part's gradients (or logits, for an evaluation).
+/// answers every job with its chunks' gradients (or logits, for an
+/// evaluation), taking a turn of its event loop before each chunk to hear
+/// which the training worker takes.
 pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
-    let replica: RefCell<Option<Replica>> = RefCell::new(None);
+    let state = Rc::new(HelperState::default());
+    let turns = Rc::new(Turns::new(scope.clone()));
     let reply_scope = scope.clone();
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |msg: MessageEvent| {
         let data = msg.data();
@@ -393,41 +512,93 @@ pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
             // For tests: an error this worker does not handle, as a bug would be.
             wasm_bindgen::throw_str("a simulated failure of a helper worker");
         }
+        if let Some(index) = get(&data, "claim").and_then(|i| i.as_f64()) {
+            if (0.0..64.0).contains(&index) {
+                state.claimed.set(state.claimed.get() | 1 << index as u32);
+            }
+            return;
+        }
+        // Whatever comes now ends the chunk loop of an older job.
+        state.jobs.set(state.jobs.get() + 1);
         let answer = if let Some(spec) = get(&data, "spec").and_then(|s| s.as_string()) {
             let made = serde_json::from_str::<ModelSpec>(&spec)
                 .map_err(|e| e.to_string())
                 .and_then(|spec| Replica::new(&spec).map_err(|e| e.to_string()));
             match made {
                 Ok(r) => {
-                    *replica.borrow_mut() = Some(r);
+                    *state.replica.borrow_mut() = Some(r);
                     return;
                 }
                 Err(e) => {
-                    *replica.borrow_mut() = None;
+                    *state.replica.borrow_mut() = None;
                     Err(format!("the model could not be built in a helper: {e}"))
                 }
             }
         } else {
-            run_job(&replica.borrow(), &data)
+            start_job(&state.replica.borrow(), &data)
         };
-        let _ = match answer {
-            Ok((meta, values)) => {
-                let meta = JsValue::from_str(&serde_json::to_string(&meta).expect("results serialize"));
-                reply_scope.post_message_with_transfer(
-                    &object(&[("result", &meta), ("values", &values)]),
-                    &Array::of1(&values.buffer()),
-                )
+        match answer {
+            Ok(job) if !job.evaluate => {
+                state.claimed.set(0);
+                let (state, turns, scope) = (state.clone(), turns.clone(), reply_scope.clone());
+                wasm_bindgen_futures::spawn_local(run_chunks(state, turns, scope, job));
             }
-            Err(e) => reply_scope.post_message(&object(&[("error", &JsValue::from_str(&e))])),
-        };
+            Ok(job) => {
+                let part = state.replica.borrow().as_ref().map(|r| r.chunk(&job, 0));
+                answer_with(&reply_scope, part.into_iter().collect());
+            }
+            Err(e) => drop(reply_scope.post_message(&object(&[("error", &JsValue::from_str(&e))]))),
+        }
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
     let _ = scope.post_message(&JsValue::from_str("ready"));
 }
 
-/// One job (`{job, weights, x}`) on the replica.
-fn run_job(replica: &Option<Replica>, data: &JsValue) -> Result<(ResultMeta, Float32Array), String> {
+/// A step's job: its chunks in order, each after a turn of the event loop,
+/// up to the first the training worker took; then the answer.
+async fn run_chunks(state: Rc<HelperState>, turns: Rc<Turns>, scope: DedicatedWorkerGlobalScope, job: PartJob) {
+    let this_job = state.jobs.get();
+    let mut parts = Vec::with_capacity(job.chunks.len());
+    for (k, chunk) in job.chunks.iter().enumerate() {
+        turns.next().await;
+        if state.jobs.get() != this_job {
+            // A newer job came (the training worker gave up on this one).
+            return;
+        }
+        if state.claimed.get() >> chunk.index & 1 == 1 {
+            break;
+        }
+        let _ = scope.post_message(&object(&[("started", &JsValue::from(chunk.index as u32))]));
+        let replica = state.replica.borrow();
+        let Some(replica) = replica.as_ref() else { return };
+        parts.push(replica.chunk(&job, k));
+    }
+    answer_with(&scope, parts);
+}
+
+/// Posts a job's results: `{result, values}`.
+fn answer_with(scope: &DedicatedWorkerGlobalScope, parts: Vec<PartResult>) {
+    let mut values = Vec::with_capacity(parts.iter().map(|p| p.values.len()).sum());
+    let mut meta = ResultMeta { parts: Vec::with_capacity(parts.len()) };
+    for p in parts {
+        values.extend_from_slice(&p.values);
+        meta.parts.push(PartMeta {
+            chunk: p.chunk,
+            reached: p.reached,
+            loss_bits: p.loss.to_bits(),
+            correct: p.correct,
+        });
+    }
+    let meta = JsValue::from_str(&serde_json::to_string(&meta).expect("results serialize"));
+    let values = floats(&values);
+    let _ = scope
+        .post_message_with_transfer(&object(&[("result", &meta), ("values", &values)]), &Array::of1(&values.buffer()));
+}
+
+/// Reads a job (`{job, weights, x}`) and loads its weights into the replica
+/// (`Replica::start`).
+fn start_job(replica: &Option<Replica>, data: &JsValue) -> Result<PartJob, String> {
     let replica = replica.as_ref().ok_or("a part came before its model")?;
     let meta = get(data, "job").and_then(|m| m.as_string()).ok_or("an unreadable message")?;
     let meta: JobMeta = serde_json::from_str(&meta).map_err(|e| format!("an unreadable part: {e}"))?;
@@ -441,10 +612,17 @@ fn run_job(replica: &Option<Replica>, data: &JsValue) -> Result<(ResultMeta, Flo
         x: numbers(x)?,
         shape: meta.shape,
         labels: meta.labels,
-        seed: meta.seed,
+        chunks: meta
+            .chunks
+            .into_iter()
+            .map(|(index, start, end, seed)| Chunk { index, rows: start..end, seed })
+            .collect(),
+        claims: None,
         evaluate: meta.evaluate,
     };
-    let part = replica.run(&job).map_err(|e| e.to_string())?;
-    let meta = ResultMeta { reached: part.reached, loss_bits: part.loss.to_bits(), correct: part.correct };
-    Ok((meta, floats(&part.values)))
+    if job.chunks.is_empty() || (job.evaluate && job.chunks.len() != 1) {
+        return Err(format!("a part of {} chunks", job.chunks.len()));
+    }
+    replica.start(&job).map_err(|e| e.to_string())?;
+    Ok(job)
 }

@@ -53,8 +53,13 @@ impl SessionCell for RefCell<&mut Session> {
 }
 
 /// Where the parts of a split step run besides the session's trainer: the
-/// page's helper Web Workers (`web`), each with a `Replica` of the model.
+/// page's helper Web Workers (`helpers`), each with a `Replica` of the model.
 /// Natively there are none (`NoHelpers`); tests use replicas in process.
+///
+/// A split step's chunks are shared out as they go (`train::parallel`): each
+/// helper goes through its job's chunks saying which it begins (`started`),
+/// and the training worker, coming up from the first, takes those no helper
+/// has begun and says so (`claim`), so that the helpers stop short of them.
 pub trait Helpers {
     /// Helpers to take parts of the next step or evaluation (0: it is not
     /// split), once
@@ -66,9 +71,17 @@ pub trait Helpers {
     /// Sends `job`, a part of a step of `spec`'s model or of an evaluation
     /// (`PartJob::evaluate`), to helper `k`.
     fn send(&self, k: usize, spec: &ModelSpec, job: PartJob);
-    /// Helper `k`'s result for the job sent to it last, or why the helper
-    /// failed (it is not used again).
-    fn receive(&self, k: usize) -> impl std::future::Future<Output = Result<PartResult, String>>;
+    /// Whether a helper has begun chunk `index` of the step out (it will be
+    /// in its results), as far as this worker has heard.
+    fn started(&self, index: usize) -> bool;
+    /// Tells the helpers that this worker takes chunk `index` of the step out.
+    fn claim(&self, index: usize);
+    /// Lets the helpers' word in (in the page, a turn of the worker's event
+    /// loop), between two chunks of this worker's.
+    fn settle(&self) -> impl std::future::Future<Output = ()>;
+    /// Helper `k`'s results for the job sent to it last (a result per chunk
+    /// it computed), or why the helper failed (it is not used again).
+    fn receive(&self, k: usize) -> impl std::future::Future<Output = Result<Vec<PartResult>, String>>;
 }
 
 /// No helpers: every step trains in the session's own thread.
@@ -81,7 +94,12 @@ impl Helpers for NoHelpers {
     fn send(&self, _: usize, _: &ModelSpec, _: PartJob) {
         unreachable!("no helper was ready")
     }
-    async fn receive(&self, _: usize) -> Result<PartResult, String> {
+    fn started(&self, _: usize) -> bool {
+        false
+    }
+    fn claim(&self, _: usize) {}
+    async fn settle(&self) {}
+    async fn receive(&self, _: usize) -> Result<Vec<PartResult>, String> {
         unreachable!("no helper was ready")
     }
 }
@@ -129,14 +147,16 @@ pub async fn train_slice(
                 for (k, job) in jobs.into_iter().enumerate() {
                     helpers.send(k, &spec, job);
                 }
-                let own_started = web_time::Instant::now();
-                cell.with(|s| s.train_own_part(generation, &mut split));
-                let (own, waiting) = (own_started.elapsed(), web_time::Instant::now());
-                let parts = receive_all(helpers, sent).await;
-                let (wait, (rows, own_rows)) = (waiting.elapsed(), split.rows());
-                if parts.is_ok() {
-                    cell.with(|s| s.split.balance(generation, own, wait, own_rows, rows));
+                // This worker's chunks: from the first up, while no helper has
+                // begun the next (the helpers' word comes in between two).
+                while let Some(index) = split.next_own(|c| !helpers.started(c)) {
+                    helpers.claim(index);
+                    if !cell.with(|s| s.train_chunk(generation, &mut split, index)) {
+                        break;
+                    }
+                    helpers.settle().await;
                 }
+                let parts = receive_all(helpers, sent).await;
                 match cell.with(|s| s.finish_split(&mut slice, generation, split, parts)) {
                     Some(pending) => pending,
                     None => continue,
@@ -193,14 +213,14 @@ async fn evaluation_after_step(cell: &impl SessionCell, helpers: &impl Helpers, 
     cell.with(|s| s.finish_split_evaluation(slice, generation, own, parts, started));
 }
 
-/// The answers of the first `sent` helpers, in order, or the first failure.
+/// The results of the first `sent` helpers, in order, or the first failure.
 /// Every answer is awaited, even after a failure, so that none is left out
 /// to be taken for the next job's.
 async fn receive_all(helpers: &impl Helpers, sent: usize) -> Result<Vec<PartResult>, String> {
     let mut parts = Ok(Vec::with_capacity(sent));
     for k in 0..sent {
         match (helpers.receive(k).await, &mut parts) {
-            (Ok(part), Ok(parts)) => parts.push(part),
+            (Ok(part), Ok(parts)) => parts.extend(part),
             (Err(e), Ok(_)) => parts = Err(e),
             (_, Err(_)) => {}
         }
@@ -309,7 +329,7 @@ impl Session {
         let generation = self.generation;
         let parts = if self.split.split_next(generation, helpers) { helpers + 1 } else { 1 };
         let t = self.trainer.as_mut()?;
-        match t.split_step(parts, self.split.own_extra()) {
+        match t.split_step(parts) {
             Some((split, jobs)) => {
                 let spec = t.model.spec.clone();
                 self.split_out = true;
@@ -319,13 +339,16 @@ impl Session {
         }
     }
 
-    /// The trainer's own part of a split step (nothing when the trainer was
-    /// replaced meanwhile: `finish_split` drops the step).
-    fn train_own_part(&mut self, generation: u64, split: &mut SplitStep) {
-        if generation == self.generation {
-            if let Some(t) = self.trainer.as_mut() {
-                t.train_own_part(split);
+    /// Chunk `index` of a split step, in this worker (`Trainer::train_chunk`);
+    /// false, with nothing done, when the trainer was replaced meanwhile
+    /// (`finish_split` drops the step).
+    fn train_chunk(&mut self, generation: u64, split: &mut SplitStep, index: usize) -> bool {
+        match self.trainer.as_mut().filter(|_| generation == self.generation) {
+            Some(t) => {
+                t.train_chunk(split, index);
+                true
             }
+            None => false,
         }
     }
 

@@ -10,12 +10,9 @@
 //! code at first: the browser compiles WebAssembly in tiers). A new run, or
 //! another number of helpers, is measured afresh.
 //!
-//! The parts are balanced, too. A helper's part reaches it by a message and
-//! its gradients come back by another (together a millisecond or two in
-//! Chromium while both cores are busy), so with even parts this worker, done
-//! with its own, waits for them: the Seed CNN's 17 ms split step waited 2 ms.
-//! `balance` watches that wait and moves a row at a time between this
-//! worker's part and the helpers' (`own_extra`) until it is short.
+//! The parts balance themselves: the batch is cut into chunks that the
+//! workers take as they go (`train::parallel`), so a worker held up by
+//! whatever else runs on its core leaves more of them to the others.
 
 use web_time::Duration;
 
@@ -25,13 +22,6 @@ pub const TIMED: usize = 3;
 const MARGIN: f64 = 0.9;
 /// Steps after the first choice when both ways are timed again.
 pub const REMEASURE: usize = 50;
-
-/// Split steps whose waits `balance` looks at together.
-const BALANCE_EVERY: usize = 5;
-/// A wait this short (ms) means the helpers' parts were back before this
-/// worker's own was done (what remains is the message's handling): this
-/// worker's part is the longer, and gives a row away.
-const WAIT_FLOOR_MS: f64 = 0.25;
 
 /// The measurement for one run and number of helpers.
 #[derive(Debug, Default)]
@@ -49,12 +39,6 @@ pub struct SplitTuner {
     /// What `split_next` asked for last (a batch of one example cannot be
     /// split: such a step is not counted).
     asked: bool,
-    /// Rows this worker's part takes beyond an even share (`own_extra`), the
-    /// waits (ms) of the split steps since `balance` last looked, and the
-    /// most rows a step had (a whole batch's).
-    extra: i64,
-    waits: Vec<f64>,
-    full_rows: usize,
     /// For tests (`Session::force_split`): split or not, unmeasured.
     forced: Option<bool>,
 }
@@ -101,8 +85,8 @@ impl SplitTuner {
         self.asked
     }
 
-    /// For tests: whether to split, without measuring (`None`: measure), in
-    /// even parts (no `balance`). Timings on a test machine decide nothing a
+    /// For tests: whether to split, without measuring (`None`: measure).
+    /// Timings on a test machine decide nothing a
     /// test could rely on, and helpers in the test's own thread are never
     /// faster.
     pub fn force(&mut self, split: Option<bool>) {
@@ -112,44 +96,6 @@ impl SplitTuner {
     /// Whether the steps of run `generation` are split, as measured.
     pub fn chosen_split(&self, generation: u64) -> bool {
         self.key.0 == generation && self.key.1 > 0 && self.chosen == Some(true)
-    }
-
-    /// Rows this worker's part of a split step takes beyond an even share
-    /// (`Trainer::split_step`, which keeps it within half an even share).
-    pub fn own_extra(&self) -> i64 {
-        self.extra
-    }
-
-    /// After a split step of run `generation`: this worker's part of
-    /// `own_rows` rows took `own`, then it waited `wait` for the helpers'.
-    /// Every `BALANCE_EVERY` such steps, the median of their waits (not
-    /// swayed by a step where one side was held up by whatever else ran on
-    /// its core) decides: longer than a row of
-    /// this worker's takes, beyond the message's handling, and this worker
-    /// takes a row more; about nothing, and it gives one to the helpers. Its
-    /// part stays within half an even share of even.
-    pub fn balance(&mut self, generation: u64, own: Duration, wait: Duration, own_rows: usize, rows: usize) {
-        let parts = self.key.1 + 1;
-        // An epoch's last, shorter batch says little of the others'.
-        self.full_rows = self.full_rows.max(rows);
-        let ignored = self.key.0 != generation || self.key.1 == 0 || self.forced.is_some();
-        if ignored || own_rows == 0 || rows < 2 * parts || rows < self.full_rows {
-            return;
-        }
-        self.waits.push(wait.as_secs_f64() * 1e3);
-        if self.waits.len() < BALANCE_EVERY {
-            return;
-        }
-        self.waits.sort_by(f64::total_cmp);
-        let typical = self.waits[self.waits.len() / 2];
-        self.waits.clear();
-        let per_row = own.as_secs_f64() * 1e3 / own_rows as f64;
-        let limit = (rows / parts / 2) as i64;
-        if typical > WAIT_FLOOR_MS + per_row {
-            self.extra = (self.extra + 1).min(limit);
-        } else if typical < WAIT_FLOOR_MS {
-            self.extra = (self.extra - 1).max(-limit);
-        }
     }
 
     /// Records a step of run `generation` (`split` or whole) that took
@@ -235,78 +181,6 @@ mod tests {
         let second = first + REMEASURE;
         assert_eq!(pattern[second..second + 2 * (TIMED + 1)], [false, false, false, false, true, true, true, true]);
         assert!(pattern[second + 2 * (TIMED + 1)..].iter().all(|s| *s), "split from the second choice on");
-    }
-
-    /// Split steps where this worker's part takes `per_row_ms` a row and a
-    /// helper's `helper_row_ms` a row plus `latency_ms` for its messages:
-    /// this worker's rows after `steps` balanced steps of 64 rows.
-    fn balanced(per_row_ms: f64, helper_row_ms: f64, latency_ms: f64, steps: usize) -> Vec<usize> {
-        let mut t = SplitTuner::default();
-        // Measured first (and split chosen).
-        for _ in 0..2 * (TIMED + 1) {
-            let s = t.split_next(9, 1);
-            t.record(9, s, ms(if s { 10 } else { 50 }), 64);
-        }
-        let mut own = Vec::new();
-        for _ in 0..steps {
-            assert!(t.split_next(9, 1));
-            // Trainer::split_step's first part of a batch of 64 in 2.
-            let mine = (32 + t.own_extra()) as usize;
-            let (own_ms, theirs_ms) = (per_row_ms * mine as f64, latency_ms + helper_row_ms * (64 - mine) as f64);
-            let wait = (theirs_ms - own_ms).max(0.05);
-            t.balance(9, Duration::from_secs_f64(own_ms / 1e3), Duration::from_secs_f64(wait / 1e3), mine, 64);
-            own.push(mine);
-        }
-        own
-    }
-
-    #[test]
-    fn the_parts_are_balanced_so_that_this_worker_waits_little() {
-        // The Seed CNN in Chromium: 0.45 ms a row each, 1.5 ms of messages.
-        // Balanced, this worker takes 33 or 34 rows (34: 15.3 ms against the
-        // helper's 15.0), and stays there.
-        let own = balanced(0.45, 0.45, 1.5, 60);
-        assert_eq!(own[0], 32, "even at first");
-        assert!(own[40..].iter().all(|&r| (33..=34).contains(&r)), "{own:?}");
-        // No latency and a helper as fast: even parts, or a row off.
-        let own = balanced(0.45, 0.45, 0.0, 60);
-        assert!(own[20..].iter().all(|&r| (31..=32).contains(&r)), "{own:?}");
-        // A helper twice as slow: this worker takes more (43 rows: 17.2 ms
-        // against 0.5 + 16.8).
-        let own = balanced(0.4, 0.8, 0.5, 200);
-        assert!(own[150..].iter().all(|&r| (42..=43).contains(&r)), "{own:?}");
-        // Ten times as slow: at most half an even share more (48 rows).
-        let own = balanced(0.2, 2.0, 0.0, 200);
-        assert_eq!(*own.last().unwrap(), 48, "{own:?}");
-        // A new run starts even again.
-        let mut t = SplitTuner { extra: 5, key: (9, 1), ..Default::default() };
-        assert_eq!(t.own_extra(), 5);
-        t.split_next(10, 1);
-        assert_eq!(t.own_extra(), 0);
-    }
-
-    #[test]
-    fn an_epochs_short_last_batch_and_forced_splits_are_not_balanced() {
-        let long_wait = |t: &mut SplitTuner, rows: usize| {
-            for _ in 0..BALANCE_EVERY {
-                t.balance(4, ms(14), ms(5), rows / 2, rows);
-            }
-        };
-        let mut t = SplitTuner::default();
-        t.split_next(4, 1);
-        long_wait(&mut t, 64);
-        assert_eq!(t.own_extra(), 1, "a long wait: a row more here");
-        // The last batch of an epoch (60,000 = 937 x 64 + 32) is not looked at.
-        long_wait(&mut t, 32);
-        assert_eq!(t.own_extra(), 1);
-        long_wait(&mut t, 64);
-        assert_eq!(t.own_extra(), 2);
-        // Forced (tests): even parts, whatever the waits.
-        let mut t = SplitTuner::default();
-        t.force(Some(true));
-        assert!(t.split_next(4, 1));
-        long_wait(&mut t, 64);
-        assert_eq!(t.own_extra(), 0);
     }
 
     #[test]

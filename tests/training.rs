@@ -218,11 +218,27 @@ fn threads_train_as_one_thread_does() {
     t.train_chunk(&mut split, 0);
     let again: Vec<_> = jobs.iter().flat_map(|j| replica.run(j).unwrap()).collect();
     assert_eq!(again, parts, "the same parts again, dropout seeds and all");
+    // A twin of the run gets a helper's answer that leaves chunks out, or
+    // whose chunks do not fit the model: the trainer computes them itself.
+    let mut twin = fresh();
+    twin.step().unwrap();
+    let (mut twin_split, _) = twin.split_step(2).unwrap();
+    twin.train_chunk(&mut twin_split, 0);
+    let mut partial = again[..3].to_vec();
+    let mut unfit = again[3].clone();
+    unfit.values.pop();
+    let mut elsewhere = again[4].clone();
+    elsewhere.chunk = 99;
+    partial.extend([unfit, elsewhere]);
     let pending = t.finish_split(split, again);
     let words = pollster::block_on(pending.read()).unwrap();
     t.finish_step(pending, words).unwrap();
     assert_eq!(t.steps_done(), 2);
     assert!(state(&t) != before, "finished, the step moved the run on");
+    let pending = twin.finish_split(twin_split, partial);
+    let words = pollster::block_on(pending.read()).unwrap();
+    twin.finish_step(pending, words).unwrap();
+    assert!(state(&twin) == state(&t), "the chunks the helper left out, computed by the trainer");
 
     // A diverging step is undone as with one thread: at the same step, the
     // last good weights kept, and training goes on at a lower rate.

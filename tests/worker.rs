@@ -671,6 +671,10 @@ impl layerlab::worker::Helpers for InProcess {
         }
         self.jobs.set(self.jobs.get() + 1);
         self.evaluations.set(self.evaluations.get() + usize::from(job.evaluate));
+        if k == 0 {
+            // Each step's pace counts from its start.
+            self.settles.set(0);
+        }
         replica.as_ref().unwrap().1.start(&job).unwrap();
         let fails = Some(self.jobs.get()) == self.fail_job;
         self.out.borrow_mut()[k] = Some(Out { job, next: 0, results: Vec::new(), claimed: 0, stopped: false, fails });

@@ -148,7 +148,8 @@ mod cli {
             #[arg(long, conflicts_with = "weights")]
             resume: Option<PathBuf>,
             /// CPU threads to train with, data-parallel: each computes the
-            /// gradient of its part of every batch (1 to 64; the GPU ignores it).
+            /// gradients of chunks of every batch, taking them as it goes (1 to
+            /// 64; the GPU ignores it).
             #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
             threads: u16,
         },
@@ -186,7 +187,8 @@ mod cli {
             #[arg(long, value_enum)]
             tuning: Option<TuningArg>,
             /// CPU threads to train with, data-parallel: each computes the
-            /// gradient of its part of every batch (1 to 64; the GPU ignores it).
+            /// gradients of chunks of every batch, taking them as it goes (1 to
+            /// 64; the GPU ignores it).
             #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
             threads: u16,
         },

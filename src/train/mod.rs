@@ -166,12 +166,6 @@ pub struct SplitStep {
 }
 
 impl SplitStep {
-    /// Examples in the step's batch, and in the chunks the trainer computed.
-    pub fn rows(&self) -> (usize, usize) {
-        let own = self.chunks.iter().zip(&self.own).filter(|(_, r)| r.is_some()).map(|(c, _)| c.len()).sum();
-        (self.begun.batch.shape[0], own)
-    }
-
     /// The chunks of the step.
     pub fn chunks(&self) -> usize {
         self.chunks.len()
@@ -496,7 +490,8 @@ impl Trainer {
             return None;
         }
         let begun = self.step_start();
-        let parts = parts.min(rows);
+        // Every worker with a chunk at least (`Claims` holds 64).
+        let parts = parts.min(rows).min(parallel::CHUNKS_PER_WORKER * parallel::MAX_THREADS);
         let chunks = parallel::chunk_rows(rows, parts);
         let mut rng = self.dropout_rng.clone();
         let seeds: Vec<u64> = chunks.iter().map(|_| rand::Rng::random::<u64>(&mut rng)).collect();
@@ -588,17 +583,17 @@ impl Trainer {
     /// share of the batch (each chunk's loss is a mean), then the update as
     /// for a whole step. A chunk the trainer computed too (it took it as a
     /// helper began it) counts once; one nobody computed (a helper's answer
-    /// that left it out) the trainer computes here. Finish it with
+    /// that left it out, or whose result does not fit the model) the
+    /// trainer computes here. Finish it with
     /// `finish_step`. A split step dropped instead (its helpers failed)
     /// leaves nothing to undo: the data order, the dropout generator and the
     /// weights move only here, so the next step takes the same batch and
     /// masks.
-    ///
-    /// # Panics
-    /// When a result is of another model (its gradients' length differs).
     pub fn finish_split(&mut self, mut split: SplitStep, parts: Vec<PartResult>) -> PendingStep {
+        let (weights, params) = (self.params.iter().map(|(_, p)| p.len()).sum::<usize>(), self.params.len());
         for part in parts {
-            if let Some(slot) = split.own.get_mut(part.chunk).filter(|s| s.is_none()) {
+            let fits = part.values.len() == weights && part.reached.len() == params;
+            if let Some(slot) = split.own.get_mut(part.chunk).filter(|s| s.is_none() && fits) {
                 *slot = Some(part);
             }
         }
@@ -612,11 +607,10 @@ impl Trainer {
         // Every example has as many predictions (a digit, or a sequence's
         // positions): a chunk's share is its share of the examples.
         let rows = begun.batch.shape[0] as f32;
-        let mut grads = vec![0.0f32; self.params.iter().map(|(_, p)| p.len()).sum()];
-        let mut reached = vec![false; self.params.len()];
+        let mut grads = vec![0.0f32; weights];
+        let mut reached = vec![false; params];
         let (mut loss, mut correct) = (0.0f32, 0);
         for (part, r) in own.into_iter().flatten().zip(&chunks) {
-            assert!(part.values.len() == grads.len() && part.reached.len() == reached.len(), "a part of another model");
             let share = r.len() as f32 / rows;
             grads.iter_mut().zip(&part.values).for_each(|(s, g)| *s += g * share);
             reached.iter_mut().zip(&part.reached).for_each(|(a, b)| *a |= b);

@@ -1,9 +1,9 @@
 //! Data-parallel training on the CPU across threads (`Trainer::set_threads`,
 //! the CLI's `--threads N`), as PyTorch's `DistributedDataParallel` does it
 //! across processes: each thread holds a replica of the model, computes the
-//! gradient of its contiguous part of the batch, and the gradients are summed
-//! (weighted by the part's share of the batch, since each part's loss is a
-//! mean) into the main model's, which the optimizer then updates as for one
+//! gradients of chunks of the batch, and the gradients are summed (weighted
+//! by the chunk's share of the batch, since each chunk's loss is a mean)
+//! into the main model's, which the optimizer then updates as for one
 //! thread. The replicas take the main model's weights at the start of every
 //! step, so they never drift, and a restored checkpoint or an undone
 //! diverging step needs nothing more.
@@ -121,8 +121,9 @@ pub struct PartResult {
 /// it). Smaller chunks balance better and cost a forward and backward pass
 /// of fewer rows each.
 pub const CHUNKS_PER_WORKER: usize = 4;
-/// Workers (threads) a step is split across at most (64 chunks in all, as
-/// many as `Claims` holds).
+/// Workers with `CHUNKS_PER_WORKER` chunks each at most (64 chunks in all,
+/// as many as `Claims` holds): a step split across more has fewer a worker,
+/// and across more than 64, 64 parts (`Trainer::split_step`).
 pub const MAX_THREADS: usize = 16;
 
 /// The chunks of a batch of `rows` split across `parts` workers
@@ -190,7 +191,7 @@ impl Replica {
         Ok(results)
     }
 
-    /// Checks `job` against the model and loads its weights, for `chunk`.
+    /// Checks `job` against the model and loads its weights (before `chunk`).
     ///
     /// # Errors
     /// As `run`.

@@ -67,8 +67,11 @@ struct ResultMeta {
     parts: Vec<PartMeta>,
 }
 
-/// Turns of this worker's event loop: `next` returns once the messages that
-/// came before it are handled. A message to itself through a
+/// Turns of this worker's event loop: `next` returns after a task of its own,
+/// so that the messages that came before it are handled (Chromium runs a
+/// worker's posted messages in the order they came, though HTML does not
+/// promise it across ports: a word read a turn late costs a chunk computed
+/// twice at most). A message to itself through a
 /// `MessageChannel`, not a timer (a timer set from a timer's task, five
 /// deep, waits at least 4 ms: HTML's timer nesting clamp).
 pub(super) struct Turns {
@@ -351,6 +354,12 @@ impl Helpers for WebHelpers {
             false => self.helpers.borrow().iter().filter(|h| h.ready.get()).cloned().collect(),
         };
         let n = round.len();
+        // A helper that gets no job this time (a batch of fewer rows than
+        // workers) has no chunk begun, and takes no claim.
+        for helper in &round {
+            helper.queue.set(0);
+            helper.started.set(0);
+        }
         *self.round.borrow_mut() = round;
         n
     }
@@ -540,8 +549,9 @@ pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
         match answer {
             Ok(job) if !job.evaluate => {
                 state.claimed.set(0);
-                let (state, turns, scope) = (state.clone(), turns.clone(), reply_scope.clone());
-                wasm_bindgen_futures::spawn_local(run_chunks(state, turns, scope, job));
+                let (this_job, state, turns, scope) =
+                    (state.jobs.get(), state.clone(), turns.clone(), reply_scope.clone());
+                wasm_bindgen_futures::spawn_local(run_chunks(state, turns, scope, job, this_job));
             }
             Ok(job) => {
                 let part = state.replica.borrow().as_ref().map(|r| r.chunk(&job, 0));
@@ -555,10 +565,16 @@ pub(super) fn start_helper(scope: DedicatedWorkerGlobalScope) {
     let _ = scope.post_message(&JsValue::from_str("ready"));
 }
 
-/// A step's job: its chunks in order, each after a turn of the event loop,
-/// up to the first the training worker took; then the answer.
-async fn run_chunks(state: Rc<HelperState>, turns: Rc<Turns>, scope: DedicatedWorkerGlobalScope, job: PartJob) {
-    let this_job = state.jobs.get();
+/// A step's job (the `this_job`-th message): its chunks in order, each
+/// after a turn of the event loop, up to the first the training worker took;
+/// then the answer.
+async fn run_chunks(
+    state: Rc<HelperState>,
+    turns: Rc<Turns>,
+    scope: DedicatedWorkerGlobalScope,
+    job: PartJob,
+    this_job: u64,
+) {
     let mut parts = Vec::with_capacity(job.chunks.len());
     for (k, chunk) in job.chunks.iter().enumerate() {
         turns.next().await;

@@ -119,8 +119,8 @@ pub(super) enum Begun {
 /// (ready at once on the CPU) and completed; a GPU run's CPU copy refreshed
 /// when due; then the slice's events. `on_begun` runs after each step is
 /// recorded (the page's tests simulate a lost GPU there). On the CPU, with
-/// `helpers` ready, each step's batch is split across them and this thread,
-/// whose part runs while theirs do.
+/// `helpers` ready, each step's batch is split into chunks that they and this
+/// thread take as they go (`Helpers`).
 pub async fn train_slice(
     cell: &impl SessionCell,
     helpers: &impl Helpers,
